@@ -25,6 +25,9 @@ public sealed class HubCache
         Root = Path.GetFullPath(root);
     }
 
+    /// <summary>Tests force the no-symlink path (copies) with false.</summary>
+    internal bool? SymlinksOverride { get; init; }
+
     /// <summary>The cache root (absolute).</summary>
     public string Root { get; }
 
@@ -149,7 +152,7 @@ public sealed class HubCache
     }
 
     /// <summary>Whether symlinks can be created under the cache root (probed once per root).</summary>
-    public bool SymlinksSupported() => SymlinkSupport.GetOrAdd(Root, static root =>
+    public bool SymlinksSupported() => SymlinksOverride ?? SymlinkSupport.GetOrAdd(Root, static root =>
     {
         Directory.CreateDirectory(root);
         string probe = Path.Combine(root, ".edgetune-symlink-probe-" + Guid.NewGuid().ToString("N"));
