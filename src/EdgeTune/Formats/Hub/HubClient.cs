@@ -41,7 +41,7 @@ public sealed class HubClient : IDisposable
     {
         ThrowIfOffline(repo, null);
         var uri = _http.RepoInfoUri(repo);
-        using var response = await _http.SendMetadataAsync(HttpMethod.Get, uri, followCrossHost: false, ct).ConfigureAwait(false);
+        using var response = await _http.SendMetadataAsync(HttpMethod.Get, uri, followAbsolute: false, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode) throw HubHttp.ErrorFor(response, repo, null);
         byte[] body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
         try
@@ -69,7 +69,7 @@ public sealed class HubClient : IDisposable
     {
         ThrowIfOffline(repo, filename);
         var uri = _http.ResolveUri(repo, filename);
-        using var response = await _http.SendMetadataAsync(HttpMethod.Head, uri, followCrossHost: false, ct).ConfigureAwait(false);
+        using var response = await _http.SendMetadataAsync(HttpMethod.Head, uri, followAbsolute: false, ct).ConfigureAwait(false);
         int status = (int)response.StatusCode;
         if (status is < 200 or > 399)
         {

@@ -193,4 +193,34 @@ public class HubClientDownloadTests
         Assert.Equal(repo.Files["config.json"].Bytes, File.ReadAllBytes(path));
         Assert.Contains("models--old-org--renamed", path);
     }
+
+    [Fact]
+    public async Task ConcurrentDownloadsOfOneFile_FetchTheBlobOnce()
+    {
+        await using var hub = new FakeHub();
+        var repo = hub.AddRepo(HubTestKit.TinyModel());
+        using var cache = new TempDir();
+        using var client = HubTestKit.Client(hub, cache.Path);
+        const string shard = "model-00001-of-00002.safetensors";
+
+        string[] paths = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => client.DownloadFileAsync(HubRepoId.Parse("org/tiny"), shard)));
+
+        Assert.Single(paths.Distinct());
+        Assert.Equal(repo.Files[shard].Bytes, File.ReadAllBytes(paths[0]));
+        Assert.Single(hub.Cdn.Requests, r => r.Method == "GET");
+    }
+
+    [Fact]
+    public async Task Cancellation_StopsTheDownload()
+    {
+        await using var hub = new FakeHub();
+        hub.AddRepo(HubTestKit.TinyModel());
+        using var cache = new TempDir();
+        using var client = HubTestKit.Client(hub, cache.Path);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.DownloadModelAsync(HubRepoId.Parse("org/tiny"), null, cts.Token));
+        Assert.False(Directory.Exists(Path.Combine(cache.Path, "models--org--tiny", "snapshots")));
+    }
 }

@@ -68,7 +68,7 @@ internal static class BlobDownloader
     private static async Task<bool> FetchAsync(HubHttp http, HubOptions options, Uri uri, string incomplete, long have,
         long? expectedSize, string label, IProgress<DownloadProgress>? progress, CancellationToken ct)
     {
-        using var response = await http.SendAsync(HttpMethod.Get, uri, followCrossHost: true, have, ct).ConfigureAwait(false);
+        using var response = await http.SendAsync(HttpMethod.Get, uri, followAbsolute: true, have, ct).ConfigureAwait(false);
         long? total = expectedSize;
         bool append;
         if (response.StatusCode == HttpStatusCode.PartialContent && have > 0)

@@ -47,12 +47,13 @@ internal sealed class HubHttp : IDisposable
     private string Base => _options.Endpoint.AbsoluteUri.TrimEnd('/');
 
     /// <summary>
-    /// Sends a request and follows redirects. Redirects that stay on the endpoint's host are always
-    /// followed; one that leaves it is followed only when <paramref name="followCrossHost"/> (downloads),
-    /// otherwise the 3xx response itself is returned (metadata: its headers describe the LFS file).
-    /// The caller disposes the response.
+    /// Sends a request and follows redirects. A relative <c>Location</c> (a renamed repository) is always
+    /// followed; an absolute one (the LFS/CDN host) only when <paramref name="followAbsolute"/> (downloads),
+    /// otherwise the 3xx response itself is returned, as huggingface_hub does for metadata: its headers
+    /// describe the LFS file. The token goes only to the endpoint's scheme/host/port. The caller disposes
+    /// the response.
     /// </summary>
-    public async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri uri, bool followCrossHost, long rangeFrom,
+    public async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri uri, bool followAbsolute, long rangeFrom,
         CancellationToken ct)
     {
         for (int hop = 0; ; hop++)
@@ -68,9 +69,9 @@ internal sealed class HubHttp : IDisposable
             int status = (int)response.StatusCode;
             if (status is < 300 or > 399 || response.Headers.Location is null) return response;
 
-            var target = response.Headers.Location.IsAbsoluteUri ? response.Headers.Location : new Uri(uri, response.Headers.Location);
-            bool sameHost = SameAuthority(target, uri);
-            if (!sameHost && !followCrossHost) return response;
+            bool absolute = response.Headers.Location.IsAbsoluteUri;
+            if (absolute && !followAbsolute) return response;
+            var target = absolute ? response.Headers.Location : new Uri(uri, response.Headers.Location);
             if (hop >= MaxRedirects)
             {
                 response.Dispose();
@@ -85,13 +86,13 @@ internal sealed class HubHttp : IDisposable
 
     /// <summary>Runs a metadata request under <see cref="HubOptions.MetadataTimeout"/>, mapping
     /// transport failures to <see cref="HubErrorKind.Network"/>.</summary>
-    public async Task<HttpResponseMessage> SendMetadataAsync(HttpMethod method, Uri uri, bool followCrossHost, CancellationToken ct)
+    public async Task<HttpResponseMessage> SendMetadataAsync(HttpMethod method, Uri uri, bool followAbsolute, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_options.MetadataTimeout);
         try
         {
-            var response = await SendAsync(method, uri, followCrossHost, 0, timeout.Token).ConfigureAwait(false);
+            var response = await SendAsync(method, uri, followAbsolute, 0, timeout.Token).ConfigureAwait(false);
             if (method != HttpMethod.Head && response.IsSuccessStatusCode)
                 await response.Content.LoadIntoBufferAsync(timeout.Token).ConfigureAwait(false);
             return response;
