@@ -196,14 +196,21 @@ public sealed class HubClient : IDisposable
             throw new HubException(HubErrorKind.NotFound,
                 $"Hub: {repo} has no config.json and .safetensors weights (files: {string.Join(", ", info.Files.Take(20))}); EdgeTune loads safetensors models");
 
-        foreach (string file in files)
+        await DownloadAllAsync(atCommit, files, progress, ct).ConfigureAwait(false);
+        if (files.Contains(HubModelFiles.SafetensorsIndex))
         {
-            string path = await DownloadFileAsync(atCommit, file, progress, ct).ConfigureAwait(false);
-            if (file == HubModelFiles.SafetensorsIndex)
-                foreach (string shard in HubModelFiles.ShardsFromIndex(path))
-                    await DownloadFileAsync(atCommit, shard, progress, ct).ConfigureAwait(false);
+            string index = Cache.SnapshotFilePath(repo, info.CommitHash, HubModelFiles.SafetensorsIndex);
+            await DownloadAllAsync(atCommit, HubModelFiles.ShardsFromIndex(index), progress, ct).ConfigureAwait(false);
         }
         return Cache.SnapshotFolder(repo, info.CommitHash);
+    }
+
+    private async Task DownloadAllAsync(HubRepoId atCommit, IReadOnlyList<string> files, IProgress<DownloadProgress>? progress,
+        CancellationToken ct)
+    {
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Options.MaxParallelDownloads), CancellationToken = ct };
+        await Parallel.ForEachAsync(files, parallel,
+            async (file, token) => await DownloadFileAsync(atCommit, file, progress, token).ConfigureAwait(false)).ConfigureAwait(false);
     }
 
     private string CachedModelOrThrow(HubRepoId repo, HubException? cause)

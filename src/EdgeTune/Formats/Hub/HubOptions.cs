@@ -39,6 +39,9 @@ public sealed record HubOptions
     /// <summary>How many times a dropped download is resumed (with a Range request) before giving up.</summary>
     public int MaxResumeAttempts { get; init; } = 5;
 
+    /// <summary>How many files of a model are downloaded at once (huggingface_hub uses 8 workers).</summary>
+    public int MaxParallelDownloads { get; init; } = 4;
+
     /// <summary>User-Agent header value.</summary>
     public string UserAgent { get; init; } = "edgetune/0.1; hf_hub/compatible";
 
