@@ -170,8 +170,10 @@ public sealed class HubClient : IDisposable
     /// <summary>
     /// Downloads a model folder (config, weights, tokenizer and generation files, see
     /// <see cref="HubModelFiles"/>) and returns <c>snapshots/{commit}</c>. Offline, or with a commit hash
-    /// whose snapshot is complete, no request is made; when the Hub cannot be reached, a complete cached
-    /// snapshot of the revision is returned.
+    /// whose snapshot is complete, no request is made; when the Hub cannot be reached (or refuses with
+    /// 401/403, as huggingface_hub also tolerates), a complete cached snapshot of the revision is returned.
+    /// Files are fetched <see cref="HubOptions.MaxParallelDownloads"/> at a time, so
+    /// <paramref name="progress"/> may be called from several threads at once.
     /// </summary>
     public async Task<string> DownloadModelAsync(HubRepoId repo, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
     {
