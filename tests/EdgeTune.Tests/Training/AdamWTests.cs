@@ -65,6 +65,28 @@ public class AdamWTests
     }
 
     [Fact]
+    public void ThreadCountDoesNotChangeTheResult()
+    {
+        const int n = 5 * Optimizer.ChunkElements + 123; // several work items, a ragged last one
+        float[] Run(int threads)
+        {
+            var rng = new Rng(11);
+            using var w = new EdgeTune.Autograd.Parameter("w", Tensor.Zeros(DType.F32, [n], "w"));
+            rng.FillUniform(w.Value.Span<float>(), -1, 1);
+            using var pool = new WorkerPool(threads);
+            using var opt = new AdamW([w], Options) { Pool = pool };
+            for (int step = 0; step < 2; step++)
+            {
+                rng.FillUniform(w.Grad!.Span<float>(), -1, 1);
+                opt.Step();
+            }
+            return w.Value.ToFloatArray();
+        }
+        float[] one = Run(1), three = Run(3);
+        Assert.Equal(one, three);
+    }
+
+    [Fact]
     public void InvalidOptionsAreRejected()
     {
         using var p = Param("w", DType.F32, [1]);

@@ -61,18 +61,20 @@ public sealed class AdamW : Optimizer
         _invSqrtBias2 = 1 / Math.Sqrt(bias2);
     }
 
-    protected override void Update(int index, Parameter parameter, Tensor grad, Tensor[] slots)
+    protected override void Update(int index, Parameter parameter, Tensor grad, Tensor[] slots, int start, int count)
     {
         double decay = _decays[index] ? 1 - LearningRate * _options.WeightDecay : 1.0;
         if (parameter.Value.DType == DType.F64)
         {
             var s = Scalars<double>(decay);
-            OptimizerReference.AdamW(parameter.Value.Span<double>(), grad.ReadOnlySpan<double>(), slots[0].Span<double>(), slots[1].Span<double>(), s);
+            OptimizerReference.AdamW(parameter.Value.Span<double>().Slice(start, count), grad.ReadOnlySpan<double>().Slice(start, count),
+                slots[0].Span<double>().Slice(start, count), slots[1].Span<double>().Slice(start, count), s);
         }
         else
         {
             var s = Scalars<float>(decay);
-            OptimizerKernels.AdamW(parameter.Value.Span<float>(), grad.ReadOnlySpan<float>(), slots[0].Span<float>(), slots[1].Span<float>(), s);
+            OptimizerKernels.AdamW(parameter.Value.Span<float>().Slice(start, count), grad.ReadOnlySpan<float>().Slice(start, count),
+                slots[0].Span<float>().Slice(start, count), slots[1].Span<float>().Slice(start, count), s);
         }
     }
 

@@ -78,15 +78,40 @@ public abstract class Optimizer : IOptimizer
     /// <summary>Name of a slot in tensor names ("m", "v", "momentum").</summary>
     protected virtual string SlotName(int slot) => $"slot{slot}";
 
+    /// <summary>Elements per work item when a step is spread over the <see cref="WorkerPool"/>.</summary>
+    public const int ChunkElements = 1 << 16;
+
+    /// <summary>The pool a step runs on (null: <see cref="WorkerPool.Shared"/>). Updates are elementwise,
+    /// so the result is bit-identical for any thread count.</summary>
+    public WorkerPool? Pool { get; set; }
+
     public void Step()
     {
         StepCount++;
         BeginStep(StepCount);
+        var items = new List<(int Index, int Start, int Count)>();
+        long total = 0;
         for (int i = 0; i < _parameters.Length; i++)
         {
+            if (_parameters[i].Grad is null) continue; // frozen since the optimizer was made
+            int n = checked((int)_parameters[i].ElementCount);
+            total += n;
+            for (int start = 0; start < n; start += ChunkElements) items.Add((i, start, Math.Min(ChunkElements, n - start)));
+        }
+        var pool = Pool ?? WorkerPool.Shared;
+        if (items.Count <= 1 || total < 2 * ChunkElements || pool.Threads == 1)
+        {
+            foreach (var (i, start, count) in items) Run(i, start, count);
+        }
+        else
+        {
+            pool.Run(items.Count, k => Run(items[k].Index, items[k].Start, items[k].Count));
+        }
+
+        void Run(int i, int start, int count)
+        {
             var p = _parameters[i];
-            if (p.Grad is null) continue; // frozen since the optimizer was made
-            Update(i, p, p.Grad, _slots[i]);
+            Update(i, p, p.Grad!, _slots[i], start, count);
         }
     }
 
@@ -94,8 +119,9 @@ public abstract class Optimizer : IOptimizer
     /// <param name="step">1 for the first step.</param>
     protected virtual void BeginStep(long step) { }
 
-    /// <summary>Updates parameter <paramref name="index"/> (F32 or F64) from its gradient and its slots.</summary>
-    protected abstract void Update(int index, Parameter parameter, Tensor grad, Tensor[] slots);
+    /// <summary>Updates elements [start, start + count) of parameter <paramref name="index"/> (F32 or F64)
+    /// from its gradient and its slots. Called concurrently for disjoint ranges.</summary>
+    protected abstract void Update(int index, Parameter parameter, Tensor grad, Tensor[] slots, int start, int count);
 
     public void ZeroGrad()
     {

@@ -53,17 +53,17 @@ public sealed class Sgd : Optimizer
 
     protected override void BeginStep(long step) => _first = step == 1;
 
-    protected override void Update(int index, Parameter parameter, Tensor grad, Tensor[] slots)
+    protected override void Update(int index, Parameter parameter, Tensor grad, Tensor[] slots, int start, int count)
     {
         if (parameter.Value.DType == DType.F64)
         {
-            var buf = slots.Length > 0 ? slots[0].Span<double>() : default;
-            OptimizerReference.Sgd(parameter.Value.Span<double>(), grad.ReadOnlySpan<double>(), buf, Scalars<double>());
+            var buf = slots.Length > 0 ? slots[0].Span<double>().Slice(start, count) : default;
+            OptimizerReference.Sgd(parameter.Value.Span<double>().Slice(start, count), grad.ReadOnlySpan<double>().Slice(start, count), buf, Scalars<double>());
         }
         else
         {
-            var buf = slots.Length > 0 ? slots[0].Span<float>() : default;
-            OptimizerKernels.Sgd(parameter.Value.Span<float>(), grad.ReadOnlySpan<float>(), buf, Scalars<float>());
+            var buf = slots.Length > 0 ? slots[0].Span<float>().Slice(start, count) : default;
+            OptimizerKernels.Sgd(parameter.Value.Span<float>().Slice(start, count), grad.ReadOnlySpan<float>().Slice(start, count), buf, Scalars<float>());
         }
     }
 
