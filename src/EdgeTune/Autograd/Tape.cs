@@ -19,6 +19,7 @@ public sealed class Tape : IDisposable
 {
     private readonly List<TapeOp> _ops = [];
     private readonly List<Variable> _owned = [];
+    private readonly HashSet<Variable> _ownedSet = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>When false, no op is recorded (inference); outputs require no gradient.</summary>
     public bool IsRecording { get; set; } = true;
@@ -64,8 +65,6 @@ public sealed class Tape : IDisposable
             throw new InvalidOperationException($"{op.Name}: has {outputs.Count} outputs; use ApplyAll");
         return outputs[0];
     }
-
-    private readonly HashSet<Variable> _ownedSet = new(ReferenceEqualityComparer.Instance);
 
     internal void Own(Variable v)
     {

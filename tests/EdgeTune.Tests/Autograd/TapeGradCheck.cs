@@ -30,6 +30,8 @@ public static class TapeGradCheck
         foreach (var p in ps) p.ZeroGrad();
 
         using (var tape = new Tape()) tape.Backward(build(tape));
+        foreach (var p in ps.Where(p => !p.Trainable))
+            if (p.Grad is not null) throw new Xunit.Sdk.XunitException($"frozen parameter '{p.Name}' has a gradient tensor");
 
         int compared = 0;
         var failures = new List<string>();

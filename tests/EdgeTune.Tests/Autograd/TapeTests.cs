@@ -79,6 +79,46 @@ public class TapeTests
     }
 
     [Fact]
+    public void IntermediateGradientsAreFreedAsSoonAsTheirProducerRan()
+    {
+        using var a = P("a", [1, 2], [2]);
+        using var tape = new Tape();
+        var probe = new ProbeOp(a.Variable);
+        var p = tape.Apply(probe);
+        var y1 = tape.Scale(p, 2);
+        var y2 = tape.Scale(y1, 3);
+        probe.Watch = [y1, y2];
+        tape.Backward(tape.Sum(y2));
+        Assert.Equal([false, false], probe.SeenAlive); // both freed before the probe's backward ran
+        Assert.True(probe.OwnGradSeen);
+        Assert.Equal([6f, 6f], a.Grad!.ToFloatArray());
+    }
+
+    /// <summary>Identity op that records, during its backward, which watched gradients still exist.</summary>
+    private sealed class ProbeOp(Variable x) : TapeOp("Probe", x)
+    {
+        private readonly Variable _x = x;
+        private Variable _y = null!;
+        public Variable[] Watch = [];
+        public bool[] SeenAlive = [];
+        public bool OwnGradSeen;
+
+        protected internal override void Forward(Tape tape)
+        {
+            _y = NewOutput(tape, _x.DType, _x.Shape, "probe");
+            _x.Value.ReadOnlySpan<float>().CopyTo(_y.Value.Span<float>());
+        }
+
+        protected internal override void Backward()
+        {
+            SeenAlive = Watch.Select(w => w.Grad is not null).ToArray();
+            OwnGradSeen = _y.Grad is not null;
+            if (GradOf(_x) is { } dx)
+                System.Numerics.Tensors.TensorPrimitives.Add(dx.Span<float>(), _y.Grad!.ReadOnlySpan<float>(), dx.Span<float>());
+        }
+    }
+
+    [Fact]
     public void LeafVariableReceivesGradient()
     {
         using var xt = Tensor.From<float>([3, 4], [2], "x");
