@@ -34,6 +34,8 @@ internal static class OptimizerKernels
         }
     }
 
+    // optimized at first call: a step runs once per training step, too rarely for tiered JIT to catch up soon
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double SumOfSquares(ReadOnlySpan<float> x)
     {
         // widen to double lanes: Σ x² is accumulated in double, as the clipping contract says
@@ -54,6 +56,8 @@ internal static class OptimizerKernels
         return total + OptimizerReference.SumOfSquares(x[i..]);
     }
 
+    // optimized at first call: a step runs once per training step, too rarely for tiered JIT to catch up soon
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AdamW<TV>(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, in AdamWScalars<float> s)
         where TV : struct, IVec<TV>
     {
@@ -84,6 +88,8 @@ internal static class OptimizerKernels
         if (i < n) OptimizerReference.AdamW(w[i..], g[i..], m[i..], v[i..], s);
     }
 
+    // optimized at first call: a step runs once per training step, too rarely for tiered JIT to catch up soon
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Sgd<TV>(Span<float> w, ReadOnlySpan<float> g, Span<float> buf, in SgdScalars<float> s)
         where TV : struct, IVec<TV>
     {
