@@ -78,6 +78,18 @@ public abstract class TapeOp : IDisposable
         return v;
     }
 
+    /// <summary>Adopts <paramref name="value"/> (a tensor the op made, or a view of an input's value) as an
+    /// output owned by <paramref name="tape"/>: the tape disposes it at reset (a view frees no storage).
+    /// The output's gradient is still a separate, lazily allocated buffer.</summary>
+    protected Variable NewOutput(Tape tape, Tensor value, string name)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        var v = new Variable(value, name, NeedsBackward, this);
+        tape.Own(v);
+        _outputs.Add(v);
+        return v;
+    }
+
     /// <summary>The gradient buffer of <paramref name="input"/> to accumulate into (allocated zeroed on
     /// first use), or null when it requires no gradient — then skip the work for it.</summary>
     protected static Tensor? GradOf(Variable? input) => input is { RequiresGrad: true } ? input.EnsureGrad() : null;

@@ -62,6 +62,33 @@ public class OpGradTests
     }
 
     [Fact]
+    public void ReshapeIntoLinearWithFrozenWeight()
+    {
+        var rng = new Rng(10);
+        using var x = TapeGradCheck.Param("x", [2, 6], rng);
+        using var w = TapeGradCheck.Param("w", [2, 3], rng, trainable: false);
+        using var r = TapeGradCheck.Param("r", [4, 2], rng, trainable: false);
+        Assert.Equal(12, TapeGradCheck.Check([x, w, r], t =>
+            t.Sum(t.Mul(t.Linear(t.Reshape(x.Variable, 4, 3), w.Variable), r.Variable))));
+    }
+
+    [Fact]
+    public void ReshapeIsAViewAndChecksCount()
+    {
+        using var x = new Parameter("x", Tensor.From<float>([1, 2, 3, 4, 5, 6], [2, 3], "x"));
+        using var tape = new Tape();
+        var y = tape.Reshape(x.Variable, 3, 2);
+        Assert.Equal([3, 2], y.Shape.ToArray());
+        x.Value.Span<float>()[0] = 9;
+        Assert.Equal(9f, y.Value.ToFloatArray()[0]);
+        var e = Assert.Throws<ShapeException>(() => tape.Reshape(x.Variable, 4, 2));
+        Assert.Contains("Reshape", e.Message);
+        Assert.Contains("'x'", e.Message);
+        tape.Reset();
+        Assert.Equal(9f, x.Value.ToFloatArray()[0]); // disposing the view left x's storage alone
+    }
+
+    [Fact]
     public void ComposedLinearMulLinearSum()
     {
         var rng = new Rng(6);
