@@ -11,7 +11,8 @@ namespace EdgeTune.Autograd;
 /// </summary>
 /// <remarks>
 /// The tape owns every op output (value and gradient). An intermediate gradient is allocated when
-/// first accumulated into and freed as soon as its producer's backward has run; everything else
+/// first accumulated into; it and the output's value are freed as soon as the producer's backward
+/// has run (all consumers ran before it), so memory falls as backward proceeds. Everything else
 /// the tape owns is freed by <see cref="Reset"/>, which <see cref="Backward"/> calls at its end.
 /// Read values (e.g. the loss) before backward, or use the value <see cref="Backward"/> returns.
 /// </remarks>
@@ -34,6 +35,8 @@ public sealed class Tape : IDisposable
     public IReadOnlyList<Variable> ApplyAll(TapeOp op)
     {
         ArgumentNullException.ThrowIfNull(op);
+        if (op.Applied) throw new InvalidOperationException($"{op.Name}: this op instance was already applied; make a new one per use");
+        op.Applied = true;
         bool needs = false;
         foreach (var input in op.Inputs)
         {
@@ -105,7 +108,8 @@ public sealed class Tape : IDisposable
                 bool any = false;
                 foreach (var o in op.Outputs) any |= o.Grad is not null;
                 if (any) op.Backward();
-                foreach (var o in op.Outputs) o.ReleaseGrad();
+                // every consumer of these outputs ran before their producer: value and gradient are dead
+                foreach (var o in op.Outputs) o.DisposeOwned();
                 op.Dispose();
                 _ops.RemoveAt(i);
             }

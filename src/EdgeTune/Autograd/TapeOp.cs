@@ -61,6 +61,8 @@ public abstract class TapeOp : IDisposable
     /// skip saving state when false.</summary>
     public bool NeedsBackward { get; internal set; }
 
+    internal bool Applied { get; set; }
+
     /// <summary>Computes the outputs (made with <see cref="NewOutput"/>).</summary>
     protected internal abstract void Forward(Tape tape);
 

@@ -90,6 +90,7 @@ public class TapeTests
         probe.Watch = [y1, y2];
         tape.Backward(tape.Sum(y2));
         Assert.Equal([false, false], probe.SeenAlive); // both freed before the probe's backward ran
+        Assert.Equal([true, true], probe.ValueFreed);   // and so were their values
         Assert.True(probe.OwnGradSeen);
         Assert.Equal([6f, 6f], a.Grad!.ToFloatArray());
     }
@@ -101,6 +102,7 @@ public class TapeTests
         private Variable _y = null!;
         public Variable[] Watch = [];
         public bool[] SeenAlive = [];
+        public bool[] ValueFreed = [];
         public bool OwnGradSeen;
 
         protected internal override void Forward(Tape tape)
@@ -112,10 +114,21 @@ public class TapeTests
         protected internal override void Backward()
         {
             SeenAlive = Watch.Select(w => w.Grad is not null).ToArray();
+            ValueFreed = Watch.Select(w => w.Value.Storage.IsDisposed).ToArray();
             OwnGradSeen = _y.Grad is not null;
             if (GradOf(_x) is { } dx)
                 System.Numerics.Tensors.TensorPrimitives.Add(dx.Span<float>(), _y.Grad!.ReadOnlySpan<float>(), dx.Span<float>());
         }
+    }
+
+    [Fact]
+    public void AnOpInstanceIsAppliedOnce()
+    {
+        using var a = P("a", [1, 2], [2]);
+        using var tape = new Tape();
+        var op = new SumOp(a.Variable);
+        tape.Apply(op);
+        Assert.Throws<InvalidOperationException>(() => tape.Apply(op));
     }
 
     [Fact]
