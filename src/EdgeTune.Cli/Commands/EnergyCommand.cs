@@ -143,7 +143,7 @@ public static class EnergyCommand
         foreach (var s in r.Meters)
         {
             var m = s.Meter.Meter;
-            sb.Append(ci, $"  {m.Id,-24} {m.Scope.Label}{(m.IsEstimate ? " (ESTIMATE)" : "")}{(s.Meter.InTotal ? " [in total]" : "")}");
+            sb.Append(ci, $"  {m.Id,-24} {m.Scope.Label}{(m.IsEstimate && !m.Scope.Label.Contains("ESTIMATE", StringComparison.Ordinal) ? " (ESTIMATE)" : "")}{(s.Meter.InTotal ? " [in total]" : "")}");
             sb.AppendLine();
             sb.AppendLine($"  {"",-24} {m.Scope.Kind}, from {m.Scope.Source}");
             if (!m.Availability.IsAvailable) sb.AppendLine($"  {"",-24} UNAVAILABLE: {m.Availability.Reason}");
@@ -163,7 +163,7 @@ public static class EnergyCommand
     private static string ToJson(SampleResult r)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("sysfs_root", r.SysfsRoot);

@@ -29,7 +29,7 @@ public sealed record DeviceProfile(string Name, double TdpWatts, int Cores)
 
     /// <summary>The profile used when nothing better is known: 10 W per logical processor (a modern
     /// desktop/laptop core under full load), for this machine's processor count.</summary>
-    public static DeviceProfile Default { get; } = new("default (10 W per logical processor)",
+    public static DeviceProfile Default { get; } = new("default",
         10.0 * Environment.ProcessorCount, Environment.ProcessorCount);
 
     /// <summary>A built-in profile by name (case-insensitive), or null.</summary>
