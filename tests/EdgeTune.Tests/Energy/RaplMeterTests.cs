@@ -114,6 +114,22 @@ public class RaplMeterTests
     }
 
     [SkippableFact]
+    public void Zones_behind_symbolic_links_are_found_as_on_real_sysfs()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "symbolic links to folders need privileges on Windows");
+        using var fs = new FakeSysfs();
+        // Real sysfs: /sys/class/powercap/intel-rapl:0 -> ../../devices/virtual/powercap/intel-rapl/intel-rapl:0
+        var device = Path.Combine(fs.Root, "sys/devices/virtual/powercap/intel-rapl/intel-rapl:0");
+        Directory.CreateDirectory(device);
+        File.WriteAllText(Path.Combine(device, "name"), "package-0\n");
+        File.WriteAllText(Path.Combine(device, "energy_uj"), "42\n");
+        Directory.CreateSymbolicLink(fs.Powercap("intel-rapl:0"), "../../devices/virtual/powercap/intel-rapl/intel-rapl:0");
+        var zone = Assert.Single(RaplMeter.Discover(fs.Sysfs()));
+        Assert.Equal("package-0", zone.ZoneName);
+        Assert.True(zone.Availability.IsAvailable);
+    }
+
+    [SkippableFact]
     public void Chmod_000_on_energy_uj_is_reported_unavailable()
     {
         Skip.If(OperatingSystem.IsWindows(), "Unix file modes only");

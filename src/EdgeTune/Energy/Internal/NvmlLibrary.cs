@@ -10,7 +10,6 @@ namespace EdgeTune.Energy.Internal;
 internal sealed unsafe class NvmlLibrary
 {
     private const int Success = 0;
-    private const int NotSupported = 3;
     private const int TemperatureGpu = 0;
 
     private readonly delegate* unmanaged[Cdecl]<uint*, int> _getCount;
@@ -99,6 +98,4 @@ internal sealed unsafe class NvmlLibrary
         while (len < 96 && buf[len] != 0) len++;
         return Encoding.UTF8.GetString(buf, len);
     }
-
-    public static bool IsNotSupported(int rc) => rc == NotSupported;
 }
