@@ -1,0 +1,142 @@
+using System.Buffers;
+using EdgeTune.Tensors.Internal;
+
+namespace EdgeTune.Tensors;
+
+/// <summary>
+/// Causal scaled-dot-product self-attention with grouped-query heads (GQA), tiled like
+/// FlashAttention: forward walks blocks of queries × blocks of keys with a running max and sum,
+/// so no T×T matrix exists, and saves only each row's log-sum-exp; backward recomputes the
+/// probabilities block by block (FlashAttention-2). Query head h reads kv head h / (Hq/Hkv).
+/// An optional sliding window (Mistral) lets position i see keys (i − window, i]; 0 = unlimited.
+/// </summary>
+/// <remarks>
+/// Layouts are row-major as the projections produce them: q, output, dOut: (B,T,Hq,D);
+/// k, v: (B,T,Hkv,D); logSumExp: (B,Hq,T). <c>scale</c> defaults to 1/√D. Work is spread over
+/// <see cref="WorkerPool.Shared"/>: forward over (batch, query head), backward over
+/// (batch, kv head) so the gradients of query heads that share a kv head are summed in a fixed
+/// order; results are bit-identical for any thread count.
+/// </remarks>
+public static unsafe class Attention
+{
+    /// <summary>Queries per tile.</summary>
+    public const int BlockQ = 32;
+
+    /// <summary>Keys per tile.</summary>
+    public const int BlockK = 64;
+
+    /// <summary>q: (B,T,Hq,D) k,v: (B,T,Hkv,D) → output: (B,T,Hq,D) (overwritten), logSumExp: (B,Hq,T) (overwritten; empty to skip).</summary>
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> output, Span<float> logSumExp,
+        int batch, int time, int headsQ, int headsKv, int headDim, float? scale = null, int window = 0) =>
+        Run("Attention.Forward", q, k, v, output, logSumExp, batch, time, 0, time, headsQ, headsKv, headDim, scale, window);
+
+    /// <summary>
+    /// Generation with a KV cache: <paramref name="newTokens"/> queries at positions
+    /// [start, start+newTokens) attend causally to cached keys/values [0, start+newTokens).
+    /// q, output: (B,Tq,Hq,D); kCache, vCache: (B,capacity,Hkv,D), of which the first
+    /// start+newTokens positions are used (capacity is the per-batch stride);
+    /// logSumExp: (B,Hq,Tq) or empty.
+    /// </summary>
+    public static void Decode(ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> output, Span<float> logSumExp,
+        int batch, int newTokens, int start, int capacity, int headsQ, int headsKv, int headDim, float? scale = null, int window = 0) =>
+        Run("Attention.Decode", q, kCache, vCache, output, logSumExp, batch, newTokens, start, capacity, headsQ, headsKv, headDim, scale, window);
+
+    private static void Run(string op, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> output, Span<float> logSumExp,
+        int batch, int newTokens, int start, int capacity, int headsQ, int headsKv, int headDim, float? scale, int window)
+    {
+        AttentionChecks.Decode(op, q.Length, kCache.Length, vCache.Length, output.Length, logSumExp.Length,
+            batch, newTokens, start, capacity, headsQ, headsKv, headDim, window);
+        float sc = scale ?? 1f / MathF.Sqrt(headDim);
+        switch (Simd.Width)
+        {
+            case SimdWidth.V512: DecodeCore<V512>(q, kCache, vCache, output, logSumExp, batch, newTokens, start, capacity, headsQ, headsKv, headDim, sc, window, BlockQ, BlockK); break;
+            case SimdWidth.V256: DecodeCore<V256>(q, kCache, vCache, output, logSumExp, batch, newTokens, start, capacity, headsQ, headsKv, headDim, sc, window, BlockQ, BlockK); break;
+            case SimdWidth.V128: DecodeCore<V128>(q, kCache, vCache, output, logSumExp, batch, newTokens, start, capacity, headsQ, headsKv, headDim, sc, window, BlockQ, BlockK); break;
+            default: AttentionReference.Decode(q, kCache, vCache, output, logSumExp, batch, newTokens, start, capacity, headsQ, headsKv, headDim, sc, window); break;
+        }
+    }
+
+    /// <summary>
+    /// Backward. q: (B,T,Hq,D) k,v: (B,T,Hkv,D), output and logSumExp as saved by <see cref="Forward"/>,
+    /// dOut: (B,T,Hq,D). Accumulates (+=) dq: (B,T,Hq,D), dk, dv: (B,T,Hkv,D).
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> output,
+        ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dOut, Span<float> dq, Span<float> dk, Span<float> dv,
+        int batch, int time, int headsQ, int headsKv, int headDim, float? scale = null, int window = 0)
+    {
+        const string op = "Attention.Backward";
+        AttentionChecks.Decode(op, q.Length, k.Length, v.Length, output.Length, logSumExp.Length,
+            batch, time, 0, time, headsQ, headsKv, headDim, window);
+        ShapeException.RequireLength(op, "logSumExp", logSumExp.Length, (long)batch * headsQ * time);
+        ShapeException.RequireLength(op, "dOut", dOut.Length, (long)batch * time * headsQ * headDim);
+        AttentionChecks.Gradients(op, dq.Length, dk.Length, dv.Length, batch, time, headsQ, headsKv, headDim);
+        float sc = scale ?? 1f / MathF.Sqrt(headDim);
+        switch (Simd.Width)
+        {
+            case SimdWidth.V512: BackwardCore<V512>(q, k, v, output, logSumExp, dOut, dq, dk, dv, batch, time, headsQ, headsKv, headDim, sc, window, BlockQ, BlockK); break;
+            case SimdWidth.V256: BackwardCore<V256>(q, k, v, output, logSumExp, dOut, dq, dk, dv, batch, time, headsQ, headsKv, headDim, sc, window, BlockQ, BlockK); break;
+            case SimdWidth.V128: BackwardCore<V128>(q, k, v, output, logSumExp, dOut, dq, dk, dv, batch, time, headsQ, headsKv, headDim, sc, window, BlockQ, BlockK); break;
+            default: AttentionReference.Backward(q, k, v, dOut, dq, dk, dv, batch, time, headsQ, headsKv, headDim, sc, window); break;
+        }
+    }
+
+    /// <summary>The width-generic forward/decode (arguments checked by the caller); tile sizes are parameters so tests can straddle them.</summary>
+    internal static void DecodeCore<TV>(ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> output, Span<float> logSumExp,
+        int batch, int newTokens, int start, int capacity, int headsQ, int headsKv, int headDim, float scale, int window, int bq, int bk)
+        where TV : struct, IVec<TV>
+    {
+        if (batch == 0 || newTokens == 0) return;
+        int group = headsQ / headsKv, d = headDim, nKeys = start + newTokens;
+        int scratchLen = checked((int)AttentionKernel.ForwardScratch(nKeys, d, bq, bk));
+        bool saveLse = !logSumExp.IsEmpty;
+        fixed (float* pq = q, pk = kCache, pv = vCache, po = output, pl = logSumExp)
+        {
+            float* q0 = pq, k0 = pk, v0 = pv, o0 = po, l0 = pl;
+            WorkerPool.Shared.Run(batch * headsQ, task =>
+            {
+                int b = task / headsQ, h = task % headsQ, kvh = h / group;
+                float[] buf = ArrayPool<float>.Shared.Rent(scratchLen);
+                try
+                {
+                    fixed (float* s = buf)
+                        AttentionKernel.ForwardHead<TV>(
+                            q0 + ((long)b * newTokens * headsQ + h) * d, headsQ * d, newTokens, start,
+                            k0 + ((long)b * capacity * headsKv + kvh) * d, v0 + ((long)b * capacity * headsKv + kvh) * d, headsKv * d, nKeys,
+                            o0 + ((long)b * newTokens * headsQ + h) * d, headsQ * d,
+                            saveLse ? l0 + ((long)b * headsQ + h) * newTokens : null,
+                            d, scale, window, bq, bk, s);
+                }
+                finally { ArrayPool<float>.Shared.Return(buf); }
+            });
+        }
+    }
+
+    /// <summary>The width-generic backward (arguments checked by the caller).</summary>
+    internal static void BackwardCore<TV>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> output,
+        ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dOut, Span<float> dq, Span<float> dk, Span<float> dv,
+        int batch, int time, int headsQ, int headsKv, int headDim, float scale, int window, int bq, int bk)
+        where TV : struct, IVec<TV>
+    {
+        if (batch == 0 || time == 0) return;
+        int group = headsQ / headsKv, d = headDim;
+        int scratchLen = checked((int)AttentionKernel.BackwardScratch(time, d, bq, bk));
+        fixed (float* pq = q, pk = k, pv = v, po = output, pl = logSumExp, pdo = dOut, pdq = dq, pdk = dk, pdv = dv)
+        {
+            float* q0 = pq, k0 = pk, v0 = pv, o0 = po, l0 = pl, do0 = pdo, dq0 = pdq, dk0 = pdk, dv0 = pdv;
+            WorkerPool.Shared.Run(batch * headsKv, task =>
+            {
+                int b = task / headsKv, kvh = task % headsKv, h0 = kvh * group;
+                long qOff = ((long)b * time * headsQ + h0) * d, kvOff = ((long)b * time * headsKv + kvh) * d;
+                float[] buf = ArrayPool<float>.Shared.Rent(scratchLen);
+                try
+                {
+                    fixed (float* s = buf)
+                        AttentionKernel.BackwardGroup<TV>(q0 + qOff, o0 + qOff, do0 + qOff, dq0 + qOff, headsQ * d,
+                            l0 + ((long)b * headsQ + h0) * time, group,
+                            k0 + kvOff, v0 + kvOff, dk0 + kvOff, dv0 + kvOff, headsKv * d, time, d, scale, window, bq, bk, s);
+                }
+                finally { ArrayPool<float>.Shared.Return(buf); }
+            });
+        }
+    }
+}
