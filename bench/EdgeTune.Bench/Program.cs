@@ -4,7 +4,11 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>");
+        switch (args.Length > 0 ? args[0] : "")
+        {
+            case "attention": return Suites.AttentionSuite.Run(args[1..]);
+        }
+        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>   (suites: attention)");
         return 2;
     }
 }

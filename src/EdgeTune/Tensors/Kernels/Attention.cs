@@ -87,7 +87,7 @@ public static unsafe class Attention
     {
         if (batch == 0 || newTokens == 0) return;
         int group = headsQ / headsKv, d = headDim, nKeys = start + newTokens;
-        int scratchLen = checked((int)AttentionKernel.ForwardScratch(nKeys, d, bq, bk));
+        int scratchLen = checked((int)AttentionKernel.ForwardScratch(newTokens, nKeys, d, bq, bk));
         bool saveLse = !logSumExp.IsEmpty;
         fixed (float* pq = q, pk = kCache, pv = vCache, po = output, pl = logSumExp)
         {

@@ -157,6 +157,36 @@ public class AttentionTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(3, 0)]
+    [InlineData(6, 0)]
+    [InlineData(2, 4)]
+    [InlineData(9, 4)]
+    public void DecodeMatchesReferenceAtEveryWidth(int newTokens, int window)
+    {
+        int b = 2, start = 29, capacity = 48, hq = 6, hkv = 2, d = 8, used = start + newTokens;
+        double[] q = Gaussian(51, b * newTokens * hq * d), kc = Gaussian(52, b * capacity * hkv * d), vc = Gaussian(53, kc.Length);
+        double scale = 1 / Math.Sqrt(d);
+        var refOut = new double[q.Length]; var refLse = new double[b * hq * newTokens];
+        AttentionReference.Decode<double>(q, kc, vc, refOut, refLse, b, newTokens, start, capacity, hq, hkv, d, scale, window);
+        float[] qf = ToFloat(q), kf = ToFloat(kc), vf = ToFloat(vc);
+        for (int bb = 0; bb < b; bb++) // positions past the used part must never be read
+            for (int i = used * hkv * d; i < capacity * hkv * d; i++) { kf[bb * capacity * hkv * d + i] = float.NaN; vf[bb * capacity * hkv * d + i] = float.NaN; }
+        var runs = new List<(string, Action<float[], float[], int, int>)>();
+        if (V512.IsAccelerated) runs.Add(("V512", (o, l, bq, bk) => Attention.DecodeCore<V512>(qf, kf, vf, o, l, b, newTokens, start, capacity, hq, hkv, d, (float)scale, window, bq, bk)));
+        if (V256.IsAccelerated) runs.Add(("V256", (o, l, bq, bk) => Attention.DecodeCore<V256>(qf, kf, vf, o, l, b, newTokens, start, capacity, hq, hkv, d, (float)scale, window, bq, bk)));
+        runs.Add(("V128", (o, l, bq, bk) => Attention.DecodeCore<V128>(qf, kf, vf, o, l, b, newTokens, start, capacity, hq, hkv, d, (float)scale, window, bq, bk)));
+        foreach (var (name, run) in runs)
+            foreach (var (bq, bk) in Tiles)
+            {
+                var o = new float[q.Length]; var l = new float[refLse.Length];
+                run(o, l, bq, bk);
+                AssertClose(refOut, o, 1e-4, 1e-5, $"{name} {bq}x{bk} out");
+                AssertClose(refLse, l, 1e-5, 1e-5, $"{name} {bq}x{bk} lse");
+            }
+    }
+
     [Fact]
     public void BackwardIsDeterministic()
     {

@@ -9,8 +9,11 @@ namespace EdgeTune.Tensors.Internal;
 /// </summary>
 internal static unsafe class AttentionKernel
 {
-    public static long ForwardScratch(int keys, int d, int bq, int bk) =>
-        2L * keys * d + 2L * bq * d + (long)bq * bk + 2L * bq;
+    /// <summary>Below this many queries (token-by-token decoding) the forward reads keys in place instead of tiling.</summary>
+    public const int DirectQueries = 4;
+
+    public static long ForwardScratch(int nq, int keys, int d, int bq, int bk) =>
+        nq < DirectQueries ? 2L * d + bk : 2L * keys * d + 2L * bq * d + (long)bq * bk + 2L * bq;
 
     public static long BackwardScratch(int time, int d, int bq, int bk) =>
         5L * time * d + time + 3L * bq * d + 2L * bq * bk;
@@ -28,6 +31,13 @@ internal static unsafe class AttentionKernel
         where TV : struct, IVec<TV>
     {
         if (nq == 0) return;
+        if (nq < DirectQueries)
+        {
+            for (int i = 0; i < nq; i++)
+                ForwardRowDirect<TV>(q + (long)i * qStride, qPos0 + i, k, v, kvStride, o + (long)i * oStride,
+                    lse == null ? null : lse + i, d, scale, window, bk, scratch);
+            return;
+        }
         int kBase = FirstKey(qPos0, window);
         int nk = nKeys - kBase;
         float* kt = scratch;            // [d, nk]  keys transposed
@@ -85,6 +95,33 @@ internal static unsafe class AttentionKernel
                 if (lse != null) lse[i0 + r] = rowMax[r] + MathF.Log(rowSum[r]);
             }
         }
+    }
+
+    /// <summary>
+    /// One query row at position <paramref name="pos"/> against keys/values read in place (rows of
+    /// kvStride): scores by dot products, bk keys at a time with the same online softmax. Used for
+    /// decoding, where transposing the whole cache for one query would cost as much as the attention.
+    /// </summary>
+    private static void ForwardRowDirect<TV>(float* q, int pos, float* k, float* v, int kvStride, float* o, float* lse,
+        int d, float scale, int window, int bk, float* scratch) where TV : struct, IVec<TV>
+    {
+        float* qs = scratch, acc = qs + d, s = acc + d;
+        for (int c = 0; c < d; c++) { qs[c] = q[c] * scale; acc[c] = 0f; }
+        float rowMax = float.NegativeInfinity, rowSum = 0f;
+        for (int j0 = FirstKey(pos, window); j0 <= pos; j0 += bk)
+        {
+            int nb = Math.Min(bk, pos + 1 - j0);
+            for (int j = 0; j < nb; j++) s[j] = BlockMath.Dot<TV>(qs, k + (long)(j0 + j) * kvStride, d);
+            float mNew = MathF.Max(rowMax, BlockMath.Max<TV>(s, nb));
+            float alpha = MathF.Exp(rowMax - mNew);
+            rowSum = rowSum * alpha + BlockMath.ExpShiftSum<TV>(s, nb, mNew);
+            rowMax = mNew;
+            if (alpha != 1f) BlockMath.Scale<TV>(acc, d, alpha);
+            for (int j = 0; j < nb; j++) BlockMath.Axpy<TV>(s[j], v + (long)(j0 + j) * kvStride, acc, d);
+        }
+        float inv = 1f / rowSum;
+        for (int c = 0; c < d; c++) o[c] = acc[c] * inv;
+        if (lse != null) *lse = rowMax + MathF.Log(rowSum);
     }
 
     /// <summary>

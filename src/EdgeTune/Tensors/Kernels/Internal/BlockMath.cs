@@ -23,41 +23,74 @@ internal static unsafe class BlockMath
     public static void MulAcc<TV>(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc,
         int m, int depth, int w, bool accumulate) where TV : struct, IVec<TV>
     {
-        int vw = TV.Count;
-        for (int r = 0; r < m; r++)
+        int vw = TV.Count, r = 0;
+        // 4 rows × 2 vectors at a time: each step loads 2 vectors of B and broadcasts 4 elements of A for 8 FMAs
+        for (; r + 4 <= m && w >= 2 * vw; r += 4)
         {
-            float* ar = a + (long)r * ars;
-            float* cr = c + (long)r * ldc;
+            float* a0 = a + (long)r * ars, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
+            float* c0 = c + (long)r * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
             int x = 0;
             for (; x + 2 * vw <= w; x += 2 * vw)
             {
-                TV c0 = accumulate ? Ld<TV>(cr + x) : TV.Zero;
-                TV c1 = accumulate ? Ld<TV>(cr + x + vw) : TV.Zero;
+                TV s00 = TV.Zero, s01 = TV.Zero, s10 = TV.Zero, s11 = TV.Zero;
+                TV s20 = TV.Zero, s21 = TV.Zero, s30 = TV.Zero, s31 = TV.Zero;
                 float* bp = b + x;
-                for (int p = 0; p < depth; p++, bp += ldb)
+                long ap = 0;
+                for (int p = 0; p < depth; p++, bp += ldb, ap += acs)
                 {
-                    TV s = TV.Broadcast(ar[(long)p * acs]);
-                    c0 = TV.Fma(s, Ld<TV>(bp), c0);
-                    c1 = TV.Fma(s, Ld<TV>(bp + vw), c1);
+                    TV b0 = Ld<TV>(bp), b1 = Ld<TV>(bp + vw);
+                    TV e = TV.Broadcast(a0[ap]); s00 = TV.Fma(e, b0, s00); s01 = TV.Fma(e, b1, s01);
+                    e = TV.Broadcast(a1[ap]); s10 = TV.Fma(e, b0, s10); s11 = TV.Fma(e, b1, s11);
+                    e = TV.Broadcast(a2[ap]); s20 = TV.Fma(e, b0, s20); s21 = TV.Fma(e, b1, s21);
+                    e = TV.Broadcast(a3[ap]); s30 = TV.Fma(e, b0, s30); s31 = TV.Fma(e, b1, s31);
                 }
-                St(c0, cr + x);
-                St(c1, cr + x + vw);
+                Put(s00, c0 + x, accumulate); Put(s01, c0 + x + vw, accumulate);
+                Put(s10, c1 + x, accumulate); Put(s11, c1 + x + vw, accumulate);
+                Put(s20, c2 + x, accumulate); Put(s21, c2 + x + vw, accumulate);
+                Put(s30, c3 + x, accumulate); Put(s31, c3 + x + vw, accumulate);
             }
-            for (; x + vw <= w; x += vw)
+            if (x < w)
+                for (int rr = 0; rr < 4; rr++) RowTail<TV>(a0 + (long)rr * ars, acs, b, ldb, c0 + (long)rr * ldc, depth, x, w, accumulate);
+        }
+        for (; r < m; r++) RowTail<TV>(a + (long)r * ars, acs, b, ldb, c + (long)r * ldc, depth, 0, w, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put<TV>(TV v, float* p, bool accumulate) where TV : struct, IVec<TV> =>
+        St(accumulate ? TV.Add(v, Ld<TV>(p)) : v, p);
+
+    /// <summary>One row of <see cref="MulAcc{TV}"/> for output columns [x0, w).</summary>
+    private static void RowTail<TV>(float* ar, int acs, float* b, int ldb, float* cr, int depth, int x0, int w, bool accumulate)
+        where TV : struct, IVec<TV>
+    {
+        int vw = TV.Count, x = x0;
+        for (; x + 2 * vw <= w; x += 2 * vw)
+        {
+            TV c0 = TV.Zero, c1 = TV.Zero;
+            float* bp = b + x;
+            for (int p = 0; p < depth; p++, bp += ldb)
             {
-                TV c0 = accumulate ? Ld<TV>(cr + x) : TV.Zero;
-                float* bp = b + x;
-                for (int p = 0; p < depth; p++, bp += ldb)
-                    c0 = TV.Fma(TV.Broadcast(ar[(long)p * acs]), Ld<TV>(bp), c0);
-                St(c0, cr + x);
+                TV s = TV.Broadcast(ar[(long)p * acs]);
+                c0 = TV.Fma(s, Ld<TV>(bp), c0);
+                c1 = TV.Fma(s, Ld<TV>(bp + vw), c1);
             }
-            for (; x < w; x++)
-            {
-                float s = accumulate ? cr[x] : 0f;
-                float* bp = b + x;
-                for (int p = 0; p < depth; p++, bp += ldb) s = MathF.FusedMultiplyAdd(ar[(long)p * acs], *bp, s);
-                cr[x] = s;
-            }
+            Put(c0, cr + x, accumulate);
+            Put(c1, cr + x + vw, accumulate);
+        }
+        for (; x + vw <= w; x += vw)
+        {
+            TV c0 = TV.Zero;
+            float* bp = b + x;
+            for (int p = 0; p < depth; p++, bp += ldb)
+                c0 = TV.Fma(TV.Broadcast(ar[(long)p * acs]), Ld<TV>(bp), c0);
+            Put(c0, cr + x, accumulate);
+        }
+        for (; x < w; x++)
+        {
+            float s = 0f;
+            float* bp = b + x;
+            for (int p = 0; p < depth; p++, bp += ldb) s = MathF.FusedMultiplyAdd(ar[(long)p * acs], *bp, s);
+            cr[x] = accumulate ? cr[x] + s : s;
         }
     }
 
