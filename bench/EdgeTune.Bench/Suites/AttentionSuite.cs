@@ -28,14 +28,14 @@ public static class AttentionSuite
         Console.WriteLine($"  forward  {fwd * 1e3,8:F2} ms  {fwdFlops / fwd / 1e9,6:F2} GFLOP/s   reference {refFwd * 1e3,8:F2} ms ({fwdFlops / refFwd / 1e9:F2} GFLOP/s)");
         Console.WriteLine($"  backward {bwd * 1e3,8:F2} ms  {bwdFlops / bwd / 1e9,6:F2} GFLOP/s");
 
-        int n = 256, c = 256, vocab = 8192;
+        int n = 128, c = 128, vocab = 8192;
         float[] x = new float[n * c], w = new float[vocab * c], dx = new float[x.Length], dw = new float[w.Length];
         rng.FillGaussian(x, 0, 1); rng.FillGaussian(w, 0, 0.05f);
         int[] targets = new int[n];
         for (int i = 0; i < n; i++) targets[i] = rng.NextInt(vocab);
         float[] rowLse = new float[n];
-        double ceFwd = Time(() => CrossEntropy.LmHeadForward<float>(x, w, targets, rowLse, n, c, vocab, 2048));
-        double ceBwd = Time(() => CrossEntropy.LmHeadBackward<float>(x, w, targets, rowLse, dx, dw, n, c, vocab, 1f / n, 2048));
+        double ceFwd = Time(() => CrossEntropy.LmHeadForward<float>(x, w, targets, rowLse, n, c, vocab, 2048), 3);
+        double ceBwd = Time(() => CrossEntropy.LmHeadBackward<float>(x, w, targets, rowLse, dx, dw, n, c, vocab, 1f / n, 2048), 3);
         double ceFlops = 2.0 * n * c * vocab;
         Console.WriteLine($"lm-head CE N={n} C={c} V={vocab} chunk=2048 (Gemm bound)");
         Console.WriteLine($"  forward  {ceFwd * 1e3,8:F2} ms  {ceFlops / ceFwd / 1e9,6:F2} GFLOP/s");

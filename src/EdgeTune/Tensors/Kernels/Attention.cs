@@ -111,32 +111,98 @@ public static unsafe class Attention
         }
     }
 
-    /// <summary>The width-generic backward (arguments checked by the caller).</summary>
+    /// <summary>
+    /// The width-generic backward (arguments checked by the caller). With enough (batch, kv head)
+    /// pairs to fill the pool each task does one kv head and its query heads; otherwise
+    /// (<paramref name="perHead"/>) tasks do one query head each, keep their dk/dv shares in
+    /// scratch, and a second pass adds them per kv head. Both add the shares in the same order,
+    /// so the result is bit-identical either way.
+    /// </summary>
     internal static void BackwardCore<TV>(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> output,
         ReadOnlySpan<float> logSumExp, ReadOnlySpan<float> dOut, Span<float> dq, Span<float> dk, Span<float> dv,
-        int batch, int time, int headsQ, int headsKv, int headDim, float scale, int window, int bq, int bk)
+        int batch, int time, int headsQ, int headsKv, int headDim, float scale, int window, int bq, int bk, bool? perHead = null)
         where TV : struct, IVec<TV>
     {
         if (batch == 0 || time == 0) return;
         int group = headsQ / headsKv, d = headDim;
-        int scratchLen = checked((int)AttentionKernel.BackwardScratch(time, d, bq, bk));
+        var pool = WorkerPool.Shared;
+        bool split = perHead ?? (group > 1 && batch * headsKv < pool.Threads);
+        long gather = AttentionBackwardKernel.GatherScratch(time, d), share = (long)time * d;
+        long work = AttentionBackwardKernel.HeadScratch(time, d, bq, bk);
         fixed (float* pq = q, pk = k, pv = v, po = output, pl = logSumExp, pdo = dOut, pdq = dq, pdk = dk, pdv = dv)
         {
             float* q0 = pq, k0 = pk, v0 = pv, o0 = po, l0 = pl, do0 = pdo, dq0 = pdq, dk0 = pdk, dv0 = pdv;
-            WorkerPool.Shared.Run(batch * headsKv, task =>
+            int qStride = headsQ * d, kvStride = headsKv * d;
+            long QOff(int b, int h) => ((long)b * time * headsQ + h) * d;
+            long KvOff(int b, int kvh) => ((long)b * time * headsKv + kvh) * d;
+            // one query head, its kv head already gathered into s; its dk/dv shares go to dkc/dvc
+            void Head(int b, int h, float* s, float* dkc, float* dvc) =>
+                AttentionBackwardKernel.Head<TV>(q0 + QOff(b, h), o0 + QOff(b, h), do0 + QOff(b, h), dq0 + QOff(b, h), qStride,
+                    l0 + ((long)b * headsQ + h) * time, s, s + share, s + 2 * share, dkc, dvc, time, d, scale, window, bq, bk, s + gather);
+            void Gather(int b, int kvh, float* s) =>
+                AttentionBackwardKernel.Gather(k0 + KvOff(b, kvh), v0 + KvOff(b, kvh), kvStride, time, d, s, s + share, s + 2 * share);
+            void Add(int b, int kvh, float* dkc, float* dvc)
             {
-                int b = task / headsKv, kvh = task % headsKv, h0 = kvh * group;
-                long qOff = ((long)b * time * headsQ + h0) * d, kvOff = ((long)b * time * headsKv + kvh) * d;
-                float[] buf = ArrayPool<float>.Shared.Rent(scratchLen);
-                try
+                AttentionBackwardKernel.AddRows<TV>(dkc, dk0 + KvOff(b, kvh), kvStride, time, d);
+                AttentionBackwardKernel.AddRows<TV>(dvc, dv0 + KvOff(b, kvh), kvStride, time, d);
+            }
+            if (!split)
+            {
+                int len = checked((int)(gather + work + 2 * share));
+                pool.Run(batch * headsKv, task =>
                 {
-                    fixed (float* s = buf)
-                        AttentionKernel.BackwardGroup<TV>(q0 + qOff, o0 + qOff, do0 + qOff, dq0 + qOff, headsQ * d,
-                            l0 + ((long)b * headsQ + h0) * time, group,
-                            k0 + kvOff, v0 + kvOff, dk0 + kvOff, dv0 + kvOff, headsKv * d, time, d, scale, window, bq, bk, s);
+                    int b = task / headsKv, kvh = task % headsKv;
+                    float[] buf = ArrayPool<float>.Shared.Rent(len);
+                    try
+                    {
+                        fixed (float* s = buf)
+                        {
+                            float* dkc = s + gather + work, dvc = dkc + share;
+                            Gather(b, kvh, s);
+                            for (int g = 0; g < group; g++)
+                            {
+                                Head(b, kvh * group + g, s, dkc, dvc);
+                                Add(b, kvh, dkc, dvc);
+                            }
+                        }
+                    }
+                    finally { ArrayPool<float>.Shared.Return(buf); }
+                });
+                return;
+            }
+            float[] shares = ArrayPool<float>.Shared.Rent(checked((int)(2 * share * batch * headsQ)));
+            try
+            {
+                fixed (float* sh = shares)
+                {
+                    float* sh0 = sh;
+                    int len = checked((int)(gather + work));
+                    pool.Run(batch * headsQ, task =>
+                    {
+                        int b = task / headsQ, h = task % headsQ;
+                        float[] buf = ArrayPool<float>.Shared.Rent(len);
+                        try
+                        {
+                            fixed (float* s = buf)
+                            {
+                                Gather(b, h / group, s);
+                                Head(b, h, s, sh0 + 2 * share * task, sh0 + 2 * share * task + share);
+                            }
+                        }
+                        finally { ArrayPool<float>.Shared.Return(buf); }
+                    });
+                    pool.Run(batch * headsKv, task =>
+                    {
+                        int b = task / headsKv, kvh = task % headsKv;
+                        for (int g = 0; g < group; g++)
+                        {
+                            float* part = sh0 + 2 * share * ((long)b * headsQ + kvh * group + g);
+                            Add(b, kvh, part, part + share);
+                        }
+                    });
                 }
-                finally { ArrayPool<float>.Shared.Return(buf); }
-            });
+            }
+            finally { ArrayPool<float>.Shared.Return(shares); }
         }
     }
 }

@@ -187,6 +187,29 @@ public class AttentionTests
             }
     }
 
+    [Theory]
+    [InlineData(2, 33, 4, 2, 6, 0)]
+    [InlineData(1, 20, 4, 1, 5, 6)]
+    public void BackwardSplitPerQueryHeadIsBitIdenticalToSplitPerKvHead(int b, int t, int hq, int hkv, int d, int window)
+    {
+        var (q, k, v) = Inputs(61, b, t, hq, hkv, d);
+        float[] qf = ToFloat(q), kf = ToFloat(k), vf = ToFloat(v), dO = ToFloat(Gaussian(62, q.Length));
+        float scale = 1 / MathF.Sqrt(d);
+        var o = new float[qf.Length]; var lse = new float[b * hq * t];
+        Attention.DecodeCore<V128>(qf, kf, vf, o, lse, b, t, 0, t, hq, hkv, d, scale, window, 8, 8);
+        float[][] Run(bool perHead)
+        {
+            var dq = Filled(qf.Length, 0.25f); var dk = Filled(kf.Length, 0.25f); var dv = Filled(vf.Length, 0.25f);
+            Attention.BackwardCore<V128>(qf, kf, vf, o, lse, dO, dq, dk, dv, b, t, hq, hkv, d, scale, window, 8, 8, perHead);
+            return [dq, dk, dv];
+        }
+        float[][] byKv = Run(false), byHead = Run(true);
+        for (int i = 0; i < 3; i++) Assert.Equal(byKv[i], byHead[i]);
+        var rdk = new double[k.Length];
+        AttentionReference.Backward<double>(q, k, v, ToDouble(dO), new double[q.Length], rdk, new double[v.Length], b, t, hq, hkv, d, scale, window);
+        AssertClose(rdk, Array.ConvertAll(byHead[1], x => x - 0.25), 2e-4, 2e-4, "dk");
+    }
+
     [Fact]
     public void BackwardIsDeterministic()
     {

@@ -1,11 +1,9 @@
 namespace EdgeTune.Tensors.Internal;
 
 /// <summary>
-/// The tiled (flash-attention style) float kernels behind <see cref="Attention"/>, written once
-/// over <c>TV : IVec&lt;TV&gt;</c>. One call handles one (batch, query head) in forward, or one
-/// (batch, kv head) with all its query heads in backward; the caller hands over scratch memory of
-/// <see cref="ForwardScratch"/> / <see cref="BackwardScratch"/> floats. Only one block of
-/// bq × bk scores exists at a time.
+/// The tiled (flash-attention style) float forward behind <see cref="Attention"/>, written once
+/// over <c>TV : IVec&lt;TV&gt;</c>. One call handles one (batch, query head); the caller hands over
+/// <see cref="ForwardScratch"/> floats of scratch. Only one block of bq × bk scores exists at a time.
 /// </summary>
 internal static unsafe class AttentionKernel
 {
@@ -15,11 +13,8 @@ internal static unsafe class AttentionKernel
     public static long ForwardScratch(int nq, int keys, int d, int bq, int bk) =>
         nq < DirectQueries ? 2L * d + bk : 2L * keys * d + 2L * bq * d + (long)bq * bk + 2L * bq;
 
-    public static long BackwardScratch(int time, int d, int bq, int bk) =>
-        5L * time * d + time + 3L * bq * d + 2L * bq * bk;
-
     /// <summary>Lowest key position visible from query position <paramref name="pos"/>.</summary>
-    private static int FirstKey(int pos, int window) => window > 0 ? Math.Max(0, pos - window + 1) : 0;
+    internal static int FirstKey(int pos, int window) => window > 0 ? Math.Max(0, pos - window + 1) : 0;
 
     /// <summary>
     /// One head's forward. Query row i (position qPos0 + i) is q[i·qStride ..+d]; key/value j is
@@ -122,85 +117,5 @@ internal static unsafe class AttentionKernel
         float inv = 1f / rowSum;
         for (int c = 0; c < d; c++) o[c] = acc[c] * inv;
         if (lse != null) *lse = rowMax + MathF.Log(rowSum);
-    }
-
-    /// <summary>
-    /// Backward for one kv head and the <paramref name="group"/> query heads that share it (the
-    /// FlashAttention-2 recomputation). Query head g's rows are q/dOut/o/dq + g·d with row stride
-    /// qStride; its log-sum-exp is lse + g·time. Accumulates into dq, and into dk, dv (rows with kvStride).
-    /// </summary>
-    public static void BackwardGroup<TV>(float* q, float* o, float* dOut, float* dq, int qStride, float* lse, int group,
-        float* k, float* v, float* dk, float* dv, int kvStride, int time, int d, float scale, int window, int bq, int bk, float* scratch)
-        where TV : struct, IVec<TV>
-    {
-        if (time == 0) return;
-        float* kt = scratch;                 // [d, T] keys transposed
-        float* kc = kt + (long)d * time;     // [T, d] keys
-        float* vt = kc + (long)time * d;     // [d, T] values transposed
-        float* dkc = vt + (long)d * time;    // [T, d] dk accumulator
-        float* dvc = dkc + (long)time * d;   // [T, d] dv accumulator
-        float* di = dvc + (long)time * d;    // [T]    rowsum(dO ⊙ O)
-        float* qs = di + time;               // [bq, d] scaled queries
-        float* dob = qs + bq * d;            // [bq, d] output gradient block
-        float* dqb = dob + bq * d;           // [bq, d] dq block
-        float* p = dqb + bq * d;             // [bq, bk] probabilities
-        float* ds = p + bq * bk;             // [bq, bk] dP, then dS
-        for (int j = 0; j < time; j++)
-        {
-            float* kr = k + (long)j * kvStride, vr = v + (long)j * kvStride;
-            for (int c = 0; c < d; c++)
-            {
-                kt[(long)c * time + j] = kr[c];
-                kc[(long)j * d + c] = kr[c];
-                vt[(long)c * time + j] = vr[c];
-            }
-        }
-        new Span<float>(dkc, checked(2 * time * d)).Clear();
-        for (int g = 0; g < group; g++)
-        {
-            float* qg = q + g * d, og = o + g * d, dog = dOut + g * d, dqg = dq + g * d, lseg = lse + (long)g * time;
-            for (int i = 0; i < time; i++)
-                di[i] = BlockMath.Dot<TV>(dog + (long)i * qStride, og + (long)i * qStride, d);
-            for (int i0 = 0; i0 < time; i0 += bq)
-            {
-                int mq = Math.Min(bq, time - i0);
-                for (int r = 0; r < mq; r++)
-                {
-                    float* qr = qg + (long)(i0 + r) * qStride, dor = dog + (long)(i0 + r) * qStride;
-                    for (int c = 0; c < d; c++) { qs[r * d + c] = qr[c] * scale; dob[r * d + c] = dor[c]; }
-                }
-                new Span<float>(dqb, mq * d).Clear();
-                int jEnd = i0 + mq;
-                for (int j0 = FirstKey(i0, window); j0 < jEnd; j0 += bk)
-                {
-                    int nb = Math.Min(bk, jEnd - j0);
-                    // P = exp(Qs·Kᵀ − lse), masked to the causal window
-                    BlockMath.MulAcc<TV>(qs, d, 1, kt + j0, time, p, bk, mq, d, nb, accumulate: false);
-                    for (int r = 0; r < mq; r++)
-                    {
-                        float* pr = p + r * bk;
-                        int pos = i0 + r;
-                        int lo = Math.Max(j0, FirstKey(pos, window)) - j0, hi = Math.Min(j0 + nb - 1, pos) - j0;
-                        if (hi < lo) { new Span<float>(pr, nb).Clear(); continue; }
-                        BlockMath.ExpShiftScale<TV>(pr + lo, pr + lo, hi - lo + 1, lseg[pos], 1f, accumulate: false);
-                        new Span<float>(pr, lo).Clear();
-                        new Span<float>(pr + hi + 1, nb - hi - 1).Clear();
-                    }
-                    // dV_j += Pᵀ dO ; dP = dO Vᵀ ; dS = P ⊙ (dP − D_i) ; dQ += dS K ; dK_j += dSᵀ Qs
-                    BlockMath.MulAcc<TV>(p, 1, bk, dob, d, dvc + (long)j0 * d, d, nb, mq, d, accumulate: true);
-                    BlockMath.MulAcc<TV>(dob, d, 1, vt + j0, time, ds, bk, mq, d, nb, accumulate: false);
-                    for (int r = 0; r < mq; r++) BlockMath.SoftmaxBackward<TV>(p + r * bk, ds + r * bk, nb, di[i0 + r]);
-                    BlockMath.MulAcc<TV>(ds, bk, 1, kc + (long)j0 * d, d, dqb, d, mq, nb, d, accumulate: true);
-                    BlockMath.MulAcc<TV>(ds, 1, bk, qs, d, dkc + (long)j0 * d, d, nb, mq, d, accumulate: true);
-                }
-                for (int r = 0; r < mq; r++)
-                    BlockMath.Axpy<TV>(scale, dqb + r * d, dqg + (long)(i0 + r) * qStride, d);
-            }
-        }
-        for (int j = 0; j < time; j++)
-        {
-            BlockMath.Axpy<TV>(1f, dkc + (long)j * d, dk + (long)j * kvStride, d);
-            BlockMath.Axpy<TV>(1f, dvc + (long)j * d, dv + (long)j * kvStride, d);
-        }
     }
 }
