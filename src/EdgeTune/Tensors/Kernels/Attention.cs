@@ -80,31 +80,43 @@ public static unsafe class Attention
         }
     }
 
-    /// <summary>The width-generic forward/decode (arguments checked by the caller); tile sizes are parameters so tests can straddle them.</summary>
+    /// <summary>
+    /// The width-generic forward/decode (arguments checked by the caller); tile sizes are parameters
+    /// so tests can straddle them. Tasks are (batch, query head, range of query tiles), the ranges
+    /// made just long enough to give every thread work; a row's arithmetic does not depend on its
+    /// range, so the output is the same for any thread count.
+    /// </summary>
     internal static void DecodeCore<TV>(ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, Span<float> output, Span<float> logSumExp,
-        int batch, int newTokens, int start, int capacity, int headsQ, int headsKv, int headDim, float scale, int window, int bq, int bk)
-        where TV : struct, IVec<TV>
+        int batch, int newTokens, int start, int capacity, int headsQ, int headsKv, int headDim, float scale, int window, int bq, int bk,
+        int? rangeCount = null) where TV : struct, IVec<TV>
     {
         if (batch == 0 || newTokens == 0) return;
-        int group = headsQ / headsKv, d = headDim, nKeys = start + newTokens;
-        int scratchLen = checked((int)AttentionKernel.ForwardScratch(newTokens, nKeys, d, bq, bk));
+        int group = headsQ / headsKv, d = headDim, heads = batch * headsQ;
+        bool direct = newTokens < AttentionKernel.DirectQueries;
+        int tiles = (newTokens + bq - 1) / bq;
+        // ranges of at least two tiles, enough of them for about two tasks per thread
+        int ranges = direct ? 1 : rangeCount ?? Math.Clamp((2 * WorkerPool.Shared.Threads + heads - 1) / heads, 1, Math.Max(1, tiles / 2));
+        int rangeRows = (tiles + ranges - 1) / ranges * bq;
+        ranges = (newTokens + rangeRows - 1) / rangeRows;
+        int scratchLen = checked((int)AttentionKernel.ForwardScratch(direct, start + newTokens, d, bq, bk));
         bool saveLse = !logSumExp.IsEmpty;
         fixed (float* pq = q, pk = kCache, pv = vCache, po = output, pl = logSumExp)
         {
             float* q0 = pq, k0 = pk, v0 = pv, o0 = po, l0 = pl;
-            WorkerPool.Shared.Run(batch * headsQ, task =>
+            WorkerPool.Shared.Run(heads * ranges, task =>
             {
-                int b = task / headsQ, h = task % headsQ, kvh = h / group;
+                int bh = task / ranges, b = bh / headsQ, h = bh % headsQ, kvh = h / group;
+                int i0 = task % ranges * rangeRows, nq = Math.Min(rangeRows, newTokens - i0);
                 float[] buf = ArrayPool<float>.Shared.Rent(scratchLen);
                 try
                 {
                     fixed (float* s = buf)
                         AttentionKernel.ForwardHead<TV>(
-                            q0 + ((long)b * newTokens * headsQ + h) * d, headsQ * d, newTokens, start,
-                            k0 + ((long)b * capacity * headsKv + kvh) * d, v0 + ((long)b * capacity * headsKv + kvh) * d, headsKv * d, nKeys,
-                            o0 + ((long)b * newTokens * headsQ + h) * d, headsQ * d,
-                            saveLse ? l0 + ((long)b * headsQ + h) * newTokens : null,
-                            d, scale, window, bq, bk, s);
+                            q0 + (((long)b * newTokens + i0) * headsQ + h) * d, headsQ * d, nq, start + i0,
+                            k0 + ((long)b * capacity * headsKv + kvh) * d, v0 + ((long)b * capacity * headsKv + kvh) * d, headsKv * d, start + i0 + nq,
+                            o0 + (((long)b * newTokens + i0) * headsQ + h) * d, headsQ * d,
+                            saveLse ? l0 + ((long)b * headsQ + h) * newTokens + i0 : null,
+                            d, scale, window, bq, bk, direct, s);
                 }
                 finally { ArrayPool<float>.Shared.Return(buf); }
             });

@@ -210,6 +210,33 @@ public class AttentionTests
         AssertClose(rdk, Array.ConvertAll(byHead[1], x => x - 0.25), 2e-4, 2e-4, "dk");
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(5)]
+    public void ForwardIsBitIdenticalHoweverQueriesAreSplitIntoTasks(int window)
+    {
+        int b = 1, t = 45, hq = 2, hkv = 1, d = 8;
+        var (q, k, v) = Inputs(71, b, t, hq, hkv, d);
+        float[] qf = ToFloat(q), kf = ToFloat(k), vf = ToFloat(v);
+        float[] Run(int ranges, float[] lse)
+        {
+            var o = new float[qf.Length];
+            Attention.DecodeCore<V128>(qf, kf, vf, o, lse, b, t, 0, t, hq, hkv, d, 0.3f, window, 4, 8, ranges);
+            return o;
+        }
+        var lse1 = new float[b * hq * t];
+        float[] whole = Run(1, lse1);
+        foreach (int ranges in new[] { 2, 3, 12 })
+        {
+            var lse = new float[lse1.Length];
+            Assert.Equal(whole, Run(ranges, lse));
+            Assert.Equal(lse1, lse);
+        }
+        var refOut = new double[q.Length];
+        AttentionReference.Forward<double>(q, k, v, refOut, default, b, t, hq, hkv, d, 0.3f, window);
+        AssertClose(refOut, whole, 1e-4, 1e-5, "out");
+    }
+
     [Fact]
     public void BackwardIsDeterministic()
     {

@@ -10,8 +10,8 @@ internal static unsafe class AttentionKernel
     /// <summary>Below this many queries (token-by-token decoding) the forward reads keys in place instead of tiling.</summary>
     public const int DirectQueries = 4;
 
-    public static long ForwardScratch(int nq, int keys, int d, int bq, int bk) =>
-        nq < DirectQueries ? 2L * d + bk : 2L * keys * d + 2L * bq * d + (long)bq * bk + 2L * bq;
+    public static long ForwardScratch(bool direct, int keys, int d, int bq, int bk) =>
+        direct ? 2L * d + bk : 2L * keys * d + 2L * bq * d + (long)bq * bk + 2L * bq;
 
     /// <summary>Lowest key position visible from query position <paramref name="pos"/>.</summary>
     internal static int FirstKey(int pos, int window) => window > 0 ? Math.Max(0, pos - window + 1) : 0;
@@ -22,11 +22,11 @@ internal static unsafe class AttentionKernel
     /// lse[i] = the log-sum-exp of the row's scaled scores.
     /// </summary>
     public static void ForwardHead<TV>(float* q, int qStride, int nq, int qPos0, float* k, float* v, int kvStride,
-        int nKeys, float* o, int oStride, float* lse, int d, float scale, int window, int bq, int bk, float* scratch)
+        int nKeys, float* o, int oStride, float* lse, int d, float scale, int window, int bq, int bk, bool direct, float* scratch)
         where TV : struct, IVec<TV>
     {
         if (nq == 0) return;
-        if (nq < DirectQueries)
+        if (direct)
         {
             for (int i = 0; i < nq; i++)
                 ForwardRowDirect<TV>(q + (long)i * qStride, qPos0 + i, k, v, kvStride, o + (long)i * oStride,
