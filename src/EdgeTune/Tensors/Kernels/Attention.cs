@@ -15,7 +15,10 @@ namespace EdgeTune.Tensors;
 /// k, v: (B,T,Hkv,D); logSumExp: (B,Hq,T). <c>scale</c> defaults to 1/√D. Work is spread over
 /// <see cref="WorkerPool.Shared"/>: forward over (batch, query head), backward over
 /// (batch, kv head) so the gradients of query heads that share a kv head are summed in a fixed
-/// order; results are bit-identical for any thread count.
+/// order; results are bit-identical for any thread count. logSumExp holds log Σ_j exp(scale·q·k_j)
+/// per query row, exactly what <see cref="Backward"/> wants back. The block products are done
+/// in-kernel (not through <see cref="Gemm"/>), so no worker task ever starts nested pool work; like
+/// every pooled kernel, these must not be called from inside a <see cref="WorkerPool"/> task.
 /// </remarks>
 public static unsafe class Attention
 {

@@ -19,7 +19,9 @@ public readonly record struct CrossEntropyResult(double LossSum, int Count)
 /// the gradients (its logSumExp and rowLoss are 0). A target outside [0, V) raises a
 /// <see cref="ShapeException"/> naming the row, the id and V; NaN or Inf logits raise an
 /// <see cref="ArithmeticException"/> naming the op and the row. Backward takes <c>scale</c>, the
-/// upstream gradient of the summed loss (for the mean: dLoss / Count).
+/// upstream gradient of the summed loss (for the mean: dLoss / Count). Rows are spread over
+/// <see cref="WorkerPool.Shared"/> (not to be called from inside a pool task); the loss sum is
+/// added in row order, so results are bit-identical for any thread count.
 /// </remarks>
 public static unsafe partial class CrossEntropy
 {
