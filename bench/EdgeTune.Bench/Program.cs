@@ -4,8 +4,12 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "optimizer") return OptimizerBench.Run(args[1..]);
-        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>");
+        switch (args.Length > 0 ? args[0] : "")
+        {
+            case "attention": return Suites.AttentionSuite.Run(args[1..]);
+            case "optimizer": return OptimizerBench.Run(args[1..]);
+        }
+        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>   (suites: attention, optimizer)");
         return 2;
     }
 }

@@ -1,0 +1,143 @@
+using System.Buffers;
+using EdgeTune.Tensors.Internal;
+
+namespace EdgeTune.Tensors;
+
+public static unsafe partial class CrossEntropy
+{
+    /// <summary>
+    /// The LM head fused with cross-entropy. x: (N,C) weight: (V,C) (F32 float, F16 Half or BF16
+    /// ushort, as <see cref="Gemm"/> reads them) targets: (N) → logSumExp: (N) (overwritten),
+    /// rowLoss: (N) (overwritten; empty to skip). The logits are made <paramref name="chunk"/>
+    /// vocabulary rows at a time (N × chunk floats of scratch) and folded into a running max and
+    /// sum of exponentials per row, so (N,V) logits never exist. Returns the summed loss and count.
+    /// </summary>
+    public static CrossEntropyResult LmHeadForward<TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets,
+        Span<float> logSumExp, int rows, int channels, int vocab, int chunk = DefaultChunk, Span<float> rowLoss = default)
+        where TW : unmanaged
+    {
+        const string op = "CrossEntropy.LmHeadForward";
+        CheckWeightType<TW>(op);
+        CrossEntropyChecks.Targets(op, targets, rows, vocab);
+        CrossEntropyChecks.LmHead(op, x.Length, weight.Length, logSumExp.Length, rowLoss.Length, rows, channels, vocab, chunk);
+        var losses = rowLoss.IsEmpty ? new float[rows] : rowLoss;
+        switch (Simd.Width)
+        {
+            case SimdWidth.V512: LmHeadForwardCore<V512, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk); break;
+            case SimdWidth.V256: LmHeadForwardCore<V256, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk); break;
+            // V128 is emulated where not accelerated: the chunked path is kept so memory stays bounded.
+            default: LmHeadForwardCore<V128, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk); break;
+        }
+        return Total(losses, targets, rows);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="LmHeadForward{TW}"/>, recomputing each chunk's logits:
+    /// dlogits = (softmax − onehot)·scale; dx: (N,C) += dlogits·W; dWeight: (V,C) += dlogitsᵀ·x
+    /// unless empty (a frozen head). Both gradients accumulate.
+    /// </summary>
+    public static void LmHeadBackward<TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets, ReadOnlySpan<float> logSumExp,
+        Span<float> dx, Span<float> dWeight, int rows, int channels, int vocab, float scale, int chunk = DefaultChunk)
+        where TW : unmanaged
+    {
+        const string op = "CrossEntropy.LmHeadBackward";
+        CheckWeightType<TW>(op);
+        CrossEntropyChecks.Targets(op, targets, rows, vocab);
+        CrossEntropyChecks.LmHead(op, x.Length, weight.Length, logSumExp.Length, 0, rows, channels, vocab, chunk);
+        ShapeException.RequireLength(op, "dx", dx.Length, (long)rows * channels);
+        if (!dWeight.IsEmpty) ShapeException.RequireLength(op, "dWeight", dWeight.Length, (long)vocab * channels);
+        switch (Simd.Width)
+        {
+            case SimdWidth.V512: LmHeadBackwardCore<V512, TW>(x, weight, targets, logSumExp, dx, dWeight, rows, channels, vocab, scale, chunk); break;
+            case SimdWidth.V256: LmHeadBackwardCore<V256, TW>(x, weight, targets, logSumExp, dx, dWeight, rows, channels, vocab, scale, chunk); break;
+            default: LmHeadBackwardCore<V128, TW>(x, weight, targets, logSumExp, dx, dWeight, rows, channels, vocab, scale, chunk); break;
+        }
+    }
+
+    internal static void LmHeadForwardCore<TV, TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets,
+        Span<float> logSumExp, Span<float> rowLoss, int rows, int channels, int vocab, int chunk)
+        where TV : struct, IVec<TV> where TW : unmanaged
+    {
+        if (rows == 0) return;
+        int width = Math.Min(chunk, vocab);
+        float[] buf = ArrayPool<float>.Shared.Rent(checked(rows * width));
+        var runMax = new float[rows];
+        var runSum = new float[rows];
+        var target = new float[rows];
+        Array.Fill(runMax, float.NegativeInfinity);
+        try
+        {
+            for (int v0 = 0; v0 < vocab; v0 += width)
+            {
+                int cv = Math.Min(width, vocab - v0);
+                Gemm.ABt(x, weight.Slice(v0 * channels, cv * channels), buf, rows, channels, cv);
+                fixed (float* pb = buf)
+                fixed (int* pt = targets)
+                {
+                    float* b0 = pb;
+                    int* t0 = pt;
+                    int bad = CrossEntropyRows.ForRows(rows, r =>
+                    {
+                        int t = t0[r];
+                        if (t == IgnoreIndex) return true;
+                        float* row = b0 + (long)r * cv;
+                        if (!CrossEntropyRows.Fold<TV>(row, cv, ref runMax[r], ref runSum[r])) return false;
+                        if (t >= v0 && t < v0 + cv) target[r] = row[t - v0];
+                        return true;
+                    });
+                    if (bad >= 0)
+                        throw new ArithmeticException($"CrossEntropy.LmHeadForward: the logits of row {bad} (vocabulary rows [{v0}, {v0 + cv})) hold NaN or Inf; check x and the weight");
+                }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(buf); }
+        for (int r = 0; r < rows; r++)
+        {
+            bool counted = targets[r] != IgnoreIndex;
+            logSumExp[r] = counted ? runMax[r] + MathF.Log(runSum[r]) : 0f;
+            rowLoss[r] = counted ? logSumExp[r] - target[r] : 0f;
+        }
+    }
+
+    internal static void LmHeadBackwardCore<TV, TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets, ReadOnlySpan<float> logSumExp,
+        Span<float> dx, Span<float> dWeight, int rows, int channels, int vocab, float scale, int chunk)
+        where TV : struct, IVec<TV> where TW : unmanaged
+    {
+        if (rows == 0) return;
+        int width = Math.Min(chunk, vocab);
+        float[] buf = ArrayPool<float>.Shared.Rent(checked(rows * width));
+        try
+        {
+            for (int v0 = 0; v0 < vocab; v0 += width)
+            {
+                int cv = Math.Min(width, vocab - v0);
+                var w = weight.Slice(v0 * channels, cv * channels);
+                Gemm.ABt(x, w, buf, rows, channels, cv);
+                fixed (float* pb = buf, plse = logSumExp)
+                fixed (int* pt = targets)
+                {
+                    float* b0 = pb, lse0 = plse;
+                    int* t0 = pt;
+                    CrossEntropyRows.ForRows(rows, r =>
+                    {
+                        int t = t0[r];
+                        float* row = b0 + (long)r * cv;
+                        if (t == IgnoreIndex) new Span<float>(row, cv).Clear();
+                        else CrossEntropyRows.Gradient<TV>(row, row, cv, lse0[r], scale, t - v0, accumulate: false);
+                        return true;
+                    });
+                }
+                Gemm.AB(buf, w, dx, rows, cv, channels, accumulate: true);
+                if (!dWeight.IsEmpty)
+                    Gemm.AtB<float>(buf, x, dWeight.Slice(v0 * channels, cv * channels), cv, rows, channels, accumulate: true);
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(buf); }
+    }
+
+    private static void CheckWeightType<TW>(string op) where TW : unmanaged
+    {
+        if (typeof(TW) != typeof(float) && typeof(TW) != typeof(Half) && typeof(TW) != typeof(ushort))
+            throw new ShapeException($"{op}: weight elements of type {typeof(TW).Name} are not supported (F32 float, F16 Half, BF16 ushort)");
+    }
+}
