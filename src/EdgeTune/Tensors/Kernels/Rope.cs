@@ -118,7 +118,7 @@ public static class Rope
                             nuint o1 = (nuint)(b + i), o2 = (nuint)(b + half + i);
                             TV c = TV.Load(in rc, (nuint)i), s = TV.Mul(vsign, TV.Load(in rs, (nuint)i));
                             TV x1 = TV.Load(in ps, o1), x2 = TV.Load(in ps, o2);
-                            TV y1 = TV.Sub(TV.Mul(x1, c), TV.Mul(x2, s));
+                            TV y1 = TV.Fma(x2, TV.Neg(s), TV.Mul(x1, c));
                             TV y2 = TV.Fma(x1, s, TV.Mul(x2, c));
                             if (backward) { y1 = TV.Add(y1, TV.Load(in pd, o1)); y2 = TV.Add(y2, TV.Load(in pd, o2)); }
                             TV.Store(y1, ref pd, o1);
@@ -160,7 +160,7 @@ public static class Rope
     private static void Pair(ref float ps, ref float pd, int ia, int ib, float c, float s, bool accumulate)
     {
         float a = Unsafe.Add(ref ps, ia), b = Unsafe.Add(ref ps, ib);
-        float ya = a * c - b * s, yb = MathF.FusedMultiplyAdd(a, s, b * c);
+        float ya = MathF.FusedMultiplyAdd(b, -s, a * c), yb = MathF.FusedMultiplyAdd(a, s, b * c);
         if (accumulate) { Unsafe.Add(ref pd, ia) += ya; Unsafe.Add(ref pd, ib) += yb; }
         else { Unsafe.Add(ref pd, ia) = ya; Unsafe.Add(ref pd, ib) = yb; }
     }
