@@ -65,6 +65,7 @@ internal static class Map
     }
 
     /// <summary>y[i] = op(x[i]) for i &lt; x.Length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Unary<TV, TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op)
         where TV : struct, IVec<TV> where TOp : struct, IUnaryOp
     {
@@ -79,6 +80,7 @@ internal static class Map
     }
 
     /// <summary>y[i] = op(a[i], b[i]) for i &lt; a.Length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Binary<TV, TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, TOp op)
         where TV : struct, IVec<TV> where TOp : struct, IBinaryOp
     {
@@ -95,6 +97,7 @@ internal static class Map
     }
 
     /// <summary>y[i] = op(a[i], b[i], c[i]) for i &lt; a.Length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Ternary<TV, TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> y, TOp op)
         where TV : struct, IVec<TV> where TOp : struct, ITernaryOp
     {

@@ -89,9 +89,10 @@ public static class Rope
         bool vector = useVectors;
         ref float ps = ref MemoryMarshal.GetReference(src);
         ref float pd = ref MemoryMarshal.GetReference(dst);
-        float[] expanded = new float[2 * rot]; // interleaved: cos, then signed sin, per channel
-        ref float pc = ref expanded[0];
-        ref float psn = ref expanded[rot];
+        // interleaved: cos, then signed sin, per channel of the current position
+        Span<float> expanded = rot <= 512 ? stackalloc float[2 * rot] : new float[2 * rot];
+        ref float pc = ref MemoryMarshal.GetReference(expanded);
+        ref float psn = ref Unsafe.Add(ref pc, rot);
         TV even = TV.Load(in EvenMask[0], 0);
         for (int ti = 0; ti < t; ti++)
         {
