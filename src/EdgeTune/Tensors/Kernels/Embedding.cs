@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using EdgeTune.Tensors.Internal;
 
 namespace EdgeTune.Tensors;
@@ -17,6 +19,23 @@ public static class Embedding
         Check("Embedding.Forward", "table", table.Length, "output", output.Length, ids, vocab, channels);
         for (int t = 0; t < ids.Length; t++)
             table.Slice(ids[t] * channels, channels).CopyTo(output.Slice(t * channels, channels));
+    }
+
+    /// <summary>output[T, C] = table[ids[T], C] from a table kept as stored: F16 (<see cref="Half"/>)
+    /// or BF16 (raw <see cref="ushort"/> bits), widened to float; float tables take the other overload.</summary>
+    public static void Forward<TB>(ReadOnlySpan<TB> table, ReadOnlySpan<int> ids, Span<float> output, int vocab, int channels)
+        where TB : unmanaged
+    {
+        Check("Embedding.Forward", "table", table.Length, "output", output.Length, ids, vocab, channels);
+        for (int t = 0; t < ids.Length; t++)
+        {
+            ReadOnlySpan<TB> row = table.Slice(ids[t] * channels, channels);
+            Span<float> dst = output.Slice(t * channels, channels);
+            if (typeof(TB) == typeof(ushort)) BFloat16.ToSingle(MemoryMarshal.Cast<TB, ushort>(row), dst);
+            else if (typeof(TB) == typeof(Half)) TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<TB, Half>(row), dst);
+            else if (typeof(TB) == typeof(float)) MemoryMarshal.Cast<TB, float>(row).CopyTo(dst);
+            else throw new NotSupportedException($"Embedding.Forward: a table of {typeof(TB).Name} is not supported (F32, F16, BF16)");
+        }
     }
 
     /// <summary>dTable[ids[t], :] += dOutput[t, :]; dTable [V, C], dOutput [T, C].</summary>

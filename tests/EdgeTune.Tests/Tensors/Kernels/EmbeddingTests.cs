@@ -29,6 +29,28 @@ public class EmbeddingTests
     }
 
     [Fact]
+    public void HalfAndBFloat16TablesAreWidened()
+    {
+        var rng = new Rng(72);
+        const int vocab = 6, channels = 13;
+        float[] table = Rand(rng, vocab * channels);
+        Half[] half = table.Select(v => (Half)v).ToArray();
+        var bf = new ushort[table.Length];
+        BFloat16.FromSingle(table, bf);
+        int[] ids = [5, 0, 3, 3];
+        float[] fromHalf = new float[ids.Length * channels], fromBf = new float[ids.Length * channels];
+        Embedding.Forward<Half>(half, ids, fromHalf, vocab, channels);
+        Embedding.Forward<ushort>(bf, ids, fromBf, vocab, channels);
+        for (int t = 0; t < ids.Length; t++)
+            for (int c = 0; c < channels; c++)
+            {
+                Assert.Equal((float)half[ids[t] * channels + c], fromHalf[t * channels + c]);
+                Assert.Equal(BFloat16.ToSingle(bf[ids[t] * channels + c]), fromBf[t * channels + c]);
+            }
+        Assert.Throws<ArgumentOutOfRangeException>(() => Embedding.Forward<Half>(half, [6], new float[channels], vocab, channels));
+    }
+
+    [Fact]
     public void BackwardMatchesFiniteDifferences()
     {
         var rng = new Rng(71);
