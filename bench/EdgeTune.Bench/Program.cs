@@ -8,8 +8,9 @@ public static class Program
         {
             case "attention": return Suites.AttentionSuite.Run(args[1..]);
             case "optimizer": return OptimizerBench.Run(args[1..]);
+            case "pointwise": return PointwiseSuite.Run();
         }
-        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>   (suites: attention, optimizer)");
+        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>   (suites: attention, optimizer, pointwise)");
         return 2;
     }
 }
