@@ -9,6 +9,22 @@ namespace EdgeTune.Formats;
 /// </summary>
 public static class GgufLlama
 {
+    // Architectures that llama.cpp runs with NEOX (half-split) rope; its converter leaves their q/k rows as HF has them.
+    private static readonly HashSet<string> HalfSplitArchitectures = new(StringComparer.Ordinal)
+    {
+        "qwen", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi2", "phi3", "gemma", "gemma2", "gemma3",
+        "stablelm", "starcoder2", "gptneox", "falcon",
+    };
+
+    /// <summary>
+    /// The RoPE layout of q/k rows in a GGUF file of <paramref name="architecture"/>: llama.cpp's
+    /// converter permutes Llama (and Mistral, converted as "llama") to interleaved, but keeps the HF
+    /// half-split rows of NEOX-rope architectures such as qwen2, phi3 and gemma. Unknown
+    /// architectures are assumed interleaved.
+    /// </summary>
+    public static RopeLayout RopeLayoutOf(string? architecture) =>
+        architecture is not null && HalfSplitArchitectures.Contains(architecture) ? RopeLayout.HalfSplit : RopeLayout.Interleaved;
+
     /// <summary>The HF config equivalent to a GGUF file's <c>{arch}.*</c> metadata.</summary>
     /// <remarks>Vocab size comes from <c>{arch}.vocab_size</c>, else the token list, else token_embd;
     /// the embedding is tied when there is no <c>output.weight</c>.</remarks>
@@ -90,7 +106,7 @@ public static class GgufLlama
 
     /// <summary>
     /// A tensor of a GGUF file under its HF name, as a new owning tensor; q/k projections are
-    /// permuted into <paramref name="layout"/> (GGUF stores them interleaved).
+    /// permuted from the file's layout (<see cref="GgufFile.RopeLayout"/>) into <paramref name="layout"/>.
     /// </summary>
     public static Tensor GetHfTensor(GgufFile g, HfConfig cfg, string hfName, RopeLayout layout)
     {
@@ -103,20 +119,22 @@ public static class GgufLlama
             copy.Name = hfName;
             return copy;
         }
-        var p = RopePermutation.Convert(t, isKey ? cfg.NumKeyValueHeads : cfg.NumAttentionHeads, RopeLayout.Interleaved, layout);
+        var p = RopePermutation.Convert(t, isKey ? cfg.NumKeyValueHeads : cfg.NumAttentionHeads, g.RopeLayout, layout);
         p.Name = hfName;
         return p;
     }
 
     /// <summary>
     /// Writes a GGUF file that llama.cpp can load from HF-named tensors whose q/k rows follow
-    /// <paramref name="sourceLayout"/>: names mapped to llama.cpp's, q/k permuted to interleaved,
+    /// <paramref name="sourceLayout"/>: names mapped to llama.cpp's, q/k permuted to the layout llama.cpp
+    /// expects for the architecture (<see cref="RopeLayoutOf"/>: interleaved for llama),
     /// metadata from <paramref name="cfg"/> plus <paramref name="extraMetadata"/> (e.g. tokenizer keys).
     /// Tensors without a llama.cpp name are refused by name.
     /// </summary>
     public static void Write(string path, HfConfig cfg, IEnumerable<KeyValuePair<string, Tensor>> hfTensors, RopeLayout sourceLayout,
         IEnumerable<KeyValuePair<string, GgufValue>>? extraMetadata = null)
     {
+        RopeLayout target = RopeLayoutOf(cfg.ModelType);
         var converted = new List<KeyValuePair<string, Tensor>>();
         var owned = new List<Tensor>();
         try
@@ -126,9 +144,9 @@ public static class GgufLlama
                 string g = GgufTensorNames.ToGguf(name)
                     ?? throw new CheckpointFormatException(path, "has no llama.cpp name (see GgufTensorNames)", name);
                 Tensor w = t;
-                if (sourceLayout == RopeLayout.HalfSplit && GgufTensorNames.IsRopeProjection(name, out bool isKey))
+                if (sourceLayout != target && GgufTensorNames.IsRopeProjection(name, out bool isKey))
                 {
-                    w = RopePermutation.HfToGguf(t, isKey ? cfg.NumKeyValueHeads : cfg.NumAttentionHeads);
+                    w = RopePermutation.Convert(t, isKey ? cfg.NumKeyValueHeads : cfg.NumAttentionHeads, sourceLayout, target);
                     owned.Add(w);
                 }
                 converted.Add(new(g, w));

@@ -7,7 +7,7 @@ namespace EdgeTune.Formats;
 /// </summary>
 /// <remarks>
 /// Within each head of D rows, the half-split layout (HF) rotates row i with row i + D/2, the
-/// interleaved layout (GGUF, Meta, llama2.c) rotates rows 2i and 2i+1. llama.cpp's converter maps
+/// interleaved layout (GGUF llama, Meta, llama2.c) rotates rows 2i and 2i+1. llama.cpp's converter maps
 /// HF to GGUF by sending HF row (h·D + half·D/2 + i) to GGUF row (h·D + 2i + half), for half ∈ {0,1},
 /// i &lt; D/2. It uses the attention head count for q_proj and the KV head count for k_proj.
 /// Whole rows move (any dtype, even block-quantized, since a block never spans two rows); a bias

@@ -38,11 +38,13 @@ public sealed class GgufLlamaTests : IDisposable
         }
     }
 
-    [Fact]
-    public void HalfSplitSourceIsPermutedOnWriteAndBackOnRead()
+    [Theory]
+    [InlineData("llama", true)]
+    [InlineData("qwen2", false)] // llama.cpp runs qwen2 with NEOX rope: q/k stay half-split in GGUF
+    public void HalfSplitSourceIsPermutedOnWriteAndBackOnRead(string arch, bool permuted)
     {
-        var cfg = HfConfig.Parse("""
-            {"model_type":"qwen2","hidden_size":32,"intermediate_size":64,"num_hidden_layers":1,
+        var cfg = HfConfig.Parse($$"""
+            {"model_type":"{{arch}}","hidden_size":32,"intermediate_size":64,"num_hidden_layers":1,"attention_bias":true,
              "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":10,"tie_word_embeddings":true}
             """);
         var rng = new Rng(5);
@@ -70,8 +72,12 @@ public sealed class GgufLlamaTests : IDisposable
             Assert.True(back.TieWordEmbeddings);
             Assert.True(back.AttentionBias);
             Assert.Equal(2, back.NumKeyValueHeads);
+            Assert.Equal(permuted ? RopeLayout.Interleaved : RopeLayout.HalfSplit, g.RopeLayout);
             using var qGguf = g.GetTensor("blk.0.attn_q.weight").Clone();
-            using var qExpected = RopePermutation.HfToGguf(ts[1], 4);
+            using var kbGguf = g.GetTensor("blk.0.attn_k.bias").Clone();
+            using var qExpected = permuted ? RopePermutation.HfToGguf(ts[1], 4) : ts[1].Clone();
+            using var kbExpected = permuted ? RopePermutation.HfToGguf(ts[4], 2) : ts[4].Clone();
+            Assert.Equal(kbExpected.ToFloatArray(), kbGguf.ToFloatArray());
             Assert.Equal(qExpected.ToFloatArray(), qGguf.ToFloatArray());
             foreach (var t in ts)
             {

@@ -123,6 +123,7 @@ public sealed class GgufTests : IDisposable
         Assert.Empty(g.TensorInfos);
         Assert.Equal(16, g.Metadata.Count);
         Assert.Equal("gpt2", g.Architecture);
+        Assert.Empty(g.Tensors);
         Assert.Equal("gpt2", g.GetMetadata("tokenizer.ggml.model").AsString());
         var tokens = g.GetMetadata("tokenizer.ggml.tokens").AsStringArray();
         Assert.Equal(50257, tokens.Length);
@@ -140,6 +141,7 @@ public sealed class GgufTests : IDisposable
         string src = TestAssets.Require("llamacpp-vocab/ggml-vocab-phi-3.gguf");
         using var g = GgufFile.Open(src);
         Assert.Equal("phi3", g.Architecture);
+        Assert.Equal(RopeLayout.HalfSplit, g.RopeLayout); // NEOX rope in llama.cpp
         Assert.Equal("llama", g.GetMetadata("tokenizer.ggml.model").AsString());
         Assert.Equal(32064, g.GetMetadata("tokenizer.ggml.tokens").ArrayLength);
         Assert.Equal("<s>", g.GetMetadata("tokenizer.ggml.tokens").AsStringArray()[1]);
