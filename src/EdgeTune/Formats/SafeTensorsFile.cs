@@ -63,7 +63,7 @@ public sealed class SafeTensorsFile : ICheckpointReader
             long fileLength = storage.ByteLength;
             if (fileLength < 8)
                 throw new CheckpointFormatException(path, $"file is {fileLength} bytes, too short for the 8-byte header length");
-            ulong n = BitConverter.IsLittleEndian ? *(ulong*)storage.Pointer : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(*(ulong*)storage.Pointer);
+            ulong n = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(storage.Pointer, 8));
             if (n > (ulong)(fileLength - 8))
                 throw new CheckpointFormatException(path, $"header length {n} goes beyond the end of the file ({fileLength} bytes)");
             if (n > MaxHeaderBytes)

@@ -6,9 +6,11 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Formats;
 
 /// <summary>
-/// Writes <c>.safetensors</c> files: the header JSON (<c>__metadata__</c> first, then tensors in the
-/// order given, contiguous data offsets) padded with spaces so that the data section starts at a
-/// multiple of 8 bytes, then the raw little-endian tensor bytes. The file appears atomically
+/// Writes <c>.safetensors</c> files: the header JSON (<c>__metadata__</c> first, then the tensors
+/// with contiguous data offsets) padded with spaces so that the data section starts at a multiple of
+/// 8 bytes, then the raw little-endian tensor bytes. Tensors are laid out by element size, largest
+/// first (the given order kept among equals), so that every tensor starts at a multiple of its element
+/// size, as the format has no room for padding between tensors. The file appears atomically
 /// (written to a temporary sibling, flushed, then renamed over the target).
 /// </summary>
 public static class SafeTensorsWriter
@@ -20,7 +22,12 @@ public static class SafeTensorsWriter
     /// <summary>Writes the tensors under the given names, with optional <c>__metadata__</c>.</summary>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var list = tensors.ToList();
+        var list = tensors
+            .Select((kv, i) => (kv, i))
+            .OrderByDescending(x => x.kv.Value.DType.BlockBytes())
+            .ThenBy(x => x.i)
+            .Select(x => x.kv)
+            .ToList();
         byte[] header = BuildHeader(path, list, metadata);
         AtomicFile.Write(path, fs =>
         {

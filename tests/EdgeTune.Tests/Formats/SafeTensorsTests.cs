@@ -40,7 +40,13 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir.Path, "*.tmp"));
 
         using var st = SafeTensorsFile.Open(path);
-        Assert.Equal(named.Keys, st.Tensors.Select(t => t.Name));
+        // Laid out by element size, largest first, so each tensor is aligned to its element size.
+        Assert.Equal(["d.f64", "l", "a.f32", "i", "empty", "b.f16", "c.bf16", "u"], st.Tensors.Select(t => t.Name));
+        unsafe
+        {
+            foreach (var info in st.Tensors)
+                Assert.Equal(0, ((long)st.GetTensor(info.Name).Pointer - (long)st.GetTensor("d.f64").Pointer) % info.DType.BlockBytes());
+        }
         Assert.Equal("pt", st.Metadata["format"]);
         Assert.Equal("héllo", st.Metadata["note"]);
         Assert.Equal(RopeLayout.HalfSplit, st.RopeLayout);
