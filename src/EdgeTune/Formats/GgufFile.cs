@@ -177,7 +177,12 @@ public sealed class GgufFile : ICheckpointReader
         if (ne.Length > 0 && ne[0] % layout.BlockSize != 0)
             throw new CheckpointFormatException(c.File, $"row length ne[0] = {ne[0]} is not a multiple of the {type} block size {layout.BlockSize}", name);
         long elements = 1;
-        foreach (long d in ne) elements = checked(elements * d);
+        foreach (long d in ne)
+        {
+            if (d != 0 && elements > long.MaxValue / 16 / d)
+                throw new CheckpointFormatException(c.File, $"dimensions [{string.Join(", ", ne)}] are too large", name);
+            elements *= d;
+        }
         long bytes = elements / layout.BlockSize * layout.BlockBytes;
         if (offset > long.MaxValue / 2)
             throw new CheckpointFormatException(c.File, $"data offset {offset} is out of range", name);

@@ -112,8 +112,11 @@ public sealed class SafeTensorsCheckpoint : ICheckpointReader
 
     private static Dictionary<string, string> ReadWeightMap(string indexPath)
     {
+        byte[] bytes = File.ReadAllBytes(indexPath);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new CheckpointFormatException(indexPath, "index is not valid UTF-8");
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(indexPath)); }
+        try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException e) { throw new CheckpointFormatException(indexPath, $"index is not valid JSON: {e.Message}", inner: e); }
         using (doc)
         {

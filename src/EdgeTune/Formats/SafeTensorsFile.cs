@@ -72,6 +72,8 @@ public sealed class SafeTensorsFile : ICheckpointReader
             long dataLength = fileLength - dataStart;
             var header = new ReadOnlySpan<byte>(storage.Pointer + 8, (int)n);
 
+            if (!System.Text.Unicode.Utf8.IsValid(header))
+                throw new CheckpointFormatException(path, "header is not valid UTF-8");
             JsonDocument doc;
             try { doc = JsonDocument.Parse(header.ToArray()); }
             catch (JsonException e) { throw new CheckpointFormatException(path, $"header is not valid JSON: {e.Message}", inner: e); }
