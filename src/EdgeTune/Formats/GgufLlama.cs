@@ -55,7 +55,7 @@ public static class GgufLlama
             NumHiddenLayers = Req("block_count"),
             NumAttentionHeads = heads,
             NumKeyValueHeads = Opt("attention.head_count_kv") ?? heads,
-            HeadDim = Opt("attention.key_length") ?? Opt("rope.dimension_count") ?? hidden / heads,
+            HeadDim = Opt("attention.key_length") ?? hidden / heads, // rope.dimension_count can be smaller (partial rotary)
             VocabSize = vocab,
             RmsNormEps = OptD("attention.layer_norm_rms_epsilon") ?? 1e-5,
             RopeTheta = OptD("rope.freq_base") ?? 10000.0,
