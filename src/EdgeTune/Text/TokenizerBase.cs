@@ -79,6 +79,8 @@ public abstract class TokenizerBase : ITokenizer
 
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecial = false) => StreamingDecoder.DecodeAll(this, ids, skipSpecial);
 
+    public StreamingDecoder CreateStreamingDecoder(bool skipSpecial = false) => new(this, skipSpecial);
+
     public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var t) ? t.Special : IsModelControl(id);
 
     public byte[] TokenBytes(int id, bool atStart)
