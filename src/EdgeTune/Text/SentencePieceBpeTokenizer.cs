@@ -32,13 +32,17 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
     private readonly int[] _byteIds; // -1 where <0xNN> is absent
     private readonly bool _byteFallback;
     private readonly PrependScheme _prepend;
+    private readonly bool _metaspace;
     private readonly int _vocabSize;
 
     /// <param name="vocab">piece to id.</param>
     /// <param name="merges">pairs in rank order (rank = index).</param>
+    /// <param name="metaspace">Metaspace pre-tokenizer semantics: spaces are replaced first and the "▁" prefix is
+    /// only added when the segment does not already start with one (the Prepend normalizer always adds it).</param>
     public SentencePieceBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<(string Left, string Right)> merges,
         IEnumerable<AddedToken> addedTokens, PrependScheme prepend = PrependScheme.Always, bool byteFallback = true,
-        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = true)
+        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = true,
+        bool metaspace = false)
         : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
     {
         ArgumentNullException.ThrowIfNull(vocab);
@@ -67,6 +71,7 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
         for (int i = 0; i < 256; i++) _byteIds[i] = _vocab.TryGetValue($"<0x{i:X2}>", out int id) ? id : -1;
         _byteFallback = byteFallback;
         _prepend = prepend;
+        _metaspace = metaspace;
     }
 
     public override int VocabSize => _vocabSize;
@@ -84,7 +89,8 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
     protected override void EncodeSegment(string text, int offset, List<int> ids)
     {
         bool prepend = _prepend == PrependScheme.Always || (_prepend == PrependScheme.First && offset == 0);
-        string normalized = (prepend ? SpaceMarker + text : text).Replace(' ', SpaceMarker);
+        string normalized = text.Replace(' ', SpaceMarker);
+        if (prepend && !(_metaspace && normalized.StartsWith(SpaceMarker))) normalized = SpaceMarker + normalized;
         var symbols = new List<int>(normalized.Length);
         for (int i = 0; i < normalized.Length;)
         {

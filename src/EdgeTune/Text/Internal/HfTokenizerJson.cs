@@ -90,7 +90,8 @@ internal static class HfTokenizerJson
                 };
             }
             else if (!prepend) scheme = PrependScheme.Never;
-            return new SentencePieceBpeTokenizer(vocab, merges, added, scheme, byteFallback, bos, eos, pad, unkId, addBos);
+            return new SentencePieceBpeTokenizer(vocab, merges, added, scheme, byteFallback, bos, eos, pad, unkId, addBos,
+                metaspace: meta.ValueKind == JsonValueKind.Object);
         }
         throw new NotSupportedException($"{path}: BPE model with neither a ByteLevel pre-tokenizer/decoder nor SentencePiece markers (byte_fallback, Metaspace, Prepend '▁') is not supported");
     }
