@@ -48,12 +48,12 @@ public class LlamaCppVocabTests
 
     [SkippableFact]
     public void Gpt2_VocabMerges_AllVectorsExact() =>
-        CheckAll(TokenizerLoader.Load(TestAssets.Require("tokenizers/gpt2")), "ggml-vocab-gpt-2.gguf", roundTrip: true);
+        CheckAll(TestTokenizers.Get("tokenizers/gpt2"), "ggml-vocab-gpt-2.gguf", roundTrip: true);
 
     [SkippableFact]
     public void Qwen2_VocabMerges_AllVectorsExact()
     {
-        var tok = TokenizerLoader.Load(TestAssets.Require("tokenizers/qwen2.5-0.5b"));
+        var tok = TestTokenizers.Get("tokenizers/qwen2.5-0.5b");
         Assert.Equal(151665, tok.VocabSize);
         Assert.Equal(151643, tok.EosId); // base model: <|endoftext|>
         // Qwen2 normalizes to NFC, so only texts already in NFC round-trip; all 46 are.
@@ -62,17 +62,17 @@ public class LlamaCppVocabTests
 
     [SkippableFact]
     public void Phi3_TokenizerJson_AllVectorsExact() =>
-        CheckAll(TokenizerLoader.Load(TestAssets.Require("tokenizers/phi-3-mini-4k-instruct")), "ggml-vocab-phi-3.gguf", roundTrip: false);
+        CheckAll(TestTokenizers.Get("tokenizers/phi-3-mini-4k-instruct"), "ggml-vocab-phi-3.gguf", roundTrip: false);
 
     [SkippableFact]
     public void LlamaSpm_TinyLlamaTokenizerJson_AllVectorsExact() =>
-        CheckAll(TokenizerLoader.Load(TestAssets.Require("tokenizers/tinyllama-1.1b-chat-v1.0/tokenizer.json")), "ggml-vocab-llama-spm.gguf", roundTrip: false);
+        CheckAll(TestTokenizers.Get("tokenizers/tinyllama-1.1b-chat-v1.0/tokenizer.json"), "ggml-vocab-llama-spm.gguf", roundTrip: false);
 
     /// <summary>Microsoft.ML.Tokenizers 2.0.1's SentencePieceTokenizer encodes "▁!!!!!!" as ▁! !! !!! where
     /// SentencePiece (and HF) give ▁! !!! !!; the 2 inputs that contain "!!!!!!" are pinned as known deviations,
     /// the other 44 are exact.</summary>
     [SkippableFact]
     public void LlamaSpm_TinyLlamaTokenizerModel_44Exact_2KnownDeviations() =>
-        CheckAll(TokenizerLoader.Load(TestAssets.Require("tokenizers/tinyllama-1.1b-chat-v1.0/tokenizer.model")), "ggml-vocab-llama-spm.gguf",
+        CheckAll(TestTokenizers.Get("tokenizers/tinyllama-1.1b-chat-v1.0/tokenizer.model"), "ggml-vocab-llama-spm.gguf",
             roundTrip: false, knownDeviation: t => t.Contains("!!!!!!", StringComparison.Ordinal));
 }

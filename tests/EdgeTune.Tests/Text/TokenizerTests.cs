@@ -12,7 +12,7 @@ public class TokenizerTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "llama2c_test_encode_vectors.json")));
         foreach (string file in new[] { "tokenizer.json", "tokenizer.model" })
         {
-            var tok = TokenizerLoader.Load(Path.Combine(dir, file));
+            var tok = TestTokenizers.Get($"tokenizers/tinyllama-1.1b-chat-v1.0/{file}");
             Assert.True(tok.AddBosByDefault);
             Assert.Equal(1, tok.BosId);
             Assert.Equal(2, tok.EosId);
@@ -29,7 +29,7 @@ public class TokenizerTests
     [SkippableFact]
     public void Qwen_SpecialTokens_SplitOut_And_ParseSpecialOff()
     {
-        var tok = TokenizerLoader.Load(TestAssets.Require("tokenizers/qwen2.5-0.5b"));
+        var tok = TestTokenizers.Get("tokenizers/qwen2.5-0.5b");
         int imStart = tok.SpecialTokens["<|im_start|>"], imEnd = tok.SpecialTokens["<|im_end|>"];
         Assert.Equal(151644, imStart);
         Assert.Equal(151645, imEnd);
@@ -46,7 +46,7 @@ public class TokenizerTests
     [SkippableFact]
     public void Phi3_ChatMarkers_AreAddedTokens_RStripEatsNewline()
     {
-        var tok = TokenizerLoader.Load(TestAssets.Require("tokenizers/phi-3-mini-4k-instruct"));
+        var tok = TestTokenizers.Get("tokenizers/phi-3-mini-4k-instruct");
         Assert.Equal(32011, tok.VocabSize); // 32000 pieces + added tokens up to id 32010 (the model pads its embedding to 32064)
         Assert.False(tok.AddBosByDefault); // tokenizer_config add_bos_token=false in this copy
         int user = tok.TokenToId("<|user|>")!.Value, end = tok.TokenToId("<|end|>")!.Value;
@@ -60,7 +60,7 @@ public class TokenizerTests
     [SkippableFact]
     public void Mistral_MetaspaceFirst_ControlTokens()
     {
-        var tok = TokenizerLoader.Load(TestAssets.Require("tokenizers/mistral-7b-instruct-v0.3"));
+        var tok = TestTokenizers.Get("tokenizers/mistral-7b-instruct-v0.3");
         Assert.Equal(32768, tok.VocabSize);
         int inst = tok.SpecialTokens["[INST]"], instEnd = tok.SpecialTokens["[/INST]"];
         int[] ids = tok.Encode("[INST] Hello[/INST]", addBos: true);
@@ -77,7 +77,7 @@ public class TokenizerTests
     {
         foreach (string dir in new[] { "tokenizers/tinyllama-1.1b-chat-v1.0", "tokenizers/gpt2", "tokenizers/qwen2.5-0.5b" })
         {
-            var tok = TokenizerLoader.Load(TestAssets.Require(dir));
+            var tok = TestTokenizers.Get(dir);
             const string text = "Grüße 🚀🦙 我想 naïve\n\ttabs  and 12345";
             int[] ids = tok.Encode(text);
             var stream = tok.CreateStreamingDecoder();
