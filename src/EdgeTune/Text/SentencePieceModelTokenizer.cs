@@ -13,8 +13,8 @@ public sealed class SentencePieceModelTokenizer : TokenizerBase
     private readonly string?[] _pieces;
     private readonly Dictionary<string, int> _vocab;
 
-    private SentencePieceModelTokenizer(SentencePieceTokenizer sp, IEnumerable<AddedToken> added, int? padId, bool addBos)
-        : base(added, sp.BeginningOfSentenceId, sp.EndOfSentenceId, padId, sp.UnknownId, addBos)
+    private SentencePieceModelTokenizer(SentencePieceTokenizer sp, IEnumerable<AddedToken> added, int? bosId, int? eosId, int? padId, bool addBos)
+        : base(added, bosId ?? sp.BeginningOfSentenceId, eosId ?? sp.EndOfSentenceId, padId, sp.UnknownId, addBos)
     {
         _sp = sp;
         _vocab = new Dictionary<string, int>(sp.Vocabulary, StringComparer.Ordinal);
@@ -26,8 +26,9 @@ public sealed class SentencePieceModelTokenizer : TokenizerBase
     }
 
     /// <summary>Reads a SentencePiece model file. <paramref name="addedTokens"/>: extra tokens matched on the text
-    /// (e.g. chat markers from tokenizer_config.json).</summary>
-    public static SentencePieceModelTokenizer Load(string path, IEnumerable<AddedToken>? addedTokens = null, int? padId = null, bool addBosByDefault = true)
+    /// (e.g. chat markers from tokenizer_config.json). BOS/EOS default to the model's own ids.</summary>
+    public static SentencePieceModelTokenizer Load(string path, IEnumerable<AddedToken>? addedTokens = null, int? padId = null,
+        bool addBosByDefault = true, int? bosId = null, int? eosId = null)
     {
         using var stream = File.OpenRead(path);
         SentencePieceTokenizer sp;
@@ -39,7 +40,7 @@ public sealed class SentencePieceModelTokenizer : TokenizerBase
         {
             throw new InvalidDataException($"{path}: not a readable SentencePiece model ({e.Message})", e);
         }
-        return new SentencePieceModelTokenizer(sp, addedTokens ?? [], padId, addBosByDefault);
+        return new SentencePieceModelTokenizer(sp, addedTokens ?? [], bosId, eosId, padId, addBosByDefault);
     }
 
     /// <summary>The underlying Microsoft.ML.Tokenizers model.</summary>

@@ -54,11 +54,12 @@ public static class TokenizerLoader
     private static ITokenizer LoadSentencePiece(string path, TokenizerConfig? config)
     {
         var added = config?.AddedTokens ?? [];
-        var probe = SentencePieceModelTokenizer.Load(path, added);
-        // Take PAD from the config; BOS/EOS come from the model proto.
-        int? pad = config?.PadToken is string p ? probe.TokenToId(p) : null;
-        return pad is null && config?.AddBosToken is null ? probe
-            : SentencePieceModelTokenizer.Load(path, added, pad, config?.AddBosToken ?? true);
+        var plain = SentencePieceModelTokenizer.Load(path, added);
+        if (config is null) return plain;
+        // BOS/EOS/PAD named in tokenizer_config.json win over the model proto's ids (e.g. Phi-3's <|endoftext|>).
+        int? Id(string? token) => token is null ? null : plain.TokenToId(token);
+        return SentencePieceModelTokenizer.Load(path, added, Id(config.PadToken), config.AddBosToken ?? true,
+            Id(config.BosToken), Id(config.EosToken));
     }
 
     /// <summary>Byte-level BPE from vocab.json + merges.txt (GPT-2 layout). Qwen2's regex and NFC are used when

@@ -75,4 +75,27 @@ public class Llama2cTokenizerTests
         Assert.Equal(["", "", "", "😀"], parts[^4..]);
         Assert.Equal("a 😀", string.Concat(parts) + stream.Flush());
     }
+
+    [SkippableFact]
+    public void Loader_PicksTok512Bin_InStories260KFolder()
+    {
+        var tok = TokenizerLoader.Load(TestAssets.Require("stories260K"));
+        Assert.IsType<Llama2cTokenizer>(tok);
+        Assert.Equal([1, 403, 407, 261, 378], tok.Encode("Once upon a time", addBos: true));
+    }
+
+    /// <summary>tok512.model read by Microsoft.ML.Tokenizers' SentencePiece agrees on plain text; it differs from
+    /// llama2.c on whitespace runs, tabs and newlines (SentencePiece's remove_extra_whitespaces normalization,
+    /// which llama2.c's encoder does not do), so stories260K uses tok512.bin.</summary>
+    [SkippableFact]
+    public void Tok512Model_ViaMlTokenizers_PlainTextAgrees()
+    {
+        var sp = SentencePieceModelTokenizer.Load(TestAssets.Require("stories260K/tok512.model"));
+        Assert.Equal(512, sp.VocabSize);
+        Assert.Equal([1, 403, 407, 261, 378], sp.Encode("Once upon a time", addBos: true));
+        var bin = Load();
+        foreach (string text in new[] { "Hello world", "The cat sat on the mat.", "Lily and Ben went to the park" })
+            Assert.Equal(bin.Encode(text, addBos: true), sp.Encode(text, addBos: true));
+        Assert.NotEqual(bin.Encode("a  b", addBos: true), sp.Encode("a  b", addBos: true));
+    }
 }

@@ -72,6 +72,20 @@ public class TokenizerTests
         Assert.Equal([tok.TokenToId("▁Hello")!.Value], tok.Encode("Hello"));
     }
 
+    /// <summary>Mistral's tokenizer.model.v3 through Microsoft.ML.Tokenizers' SentencePiece: same ids as tokenizer.json
+    /// on ordinary text, but a leading space follows SentencePiece (dummy "▁" + "▁Hello") where HF's Metaspace
+    /// (prepend_scheme "first") does not add a second marker.</summary>
+    [SkippableFact]
+    public void Mistral_ModelV3_ViaMlTokenizers_LeadingSpaceFollowsSentencePiece()
+    {
+        var sp = TestTokenizers.Get("tokenizers/mistral-7b-instruct-v0.3/tokenizer.model.v3");
+        var json = TestTokenizers.Get("tokenizers/mistral-7b-instruct-v0.3/tokenizer.json");
+        Assert.Equal(32768, sp.VocabSize);
+        Assert.Equal(json.Encode("Hello world, how are you?", addBos: true), sp.Encode("Hello world, how are you?", addBos: true));
+        Assert.Equal([29473, 23325], sp.Encode(" Hello"));
+        Assert.Equal([23325], json.Encode(" Hello"));
+    }
+
     [SkippableFact]
     public void StreamingDecoder_SplitsNoUtf8Char_AndEqualsDecode()
     {

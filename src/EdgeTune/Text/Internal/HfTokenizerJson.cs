@@ -54,8 +54,10 @@ internal static class HfTokenizerJson
 
         int? Lookup(string? token) => token is null ? null
             : added.FirstOrDefault(a => a.Content == token)?.Id ?? (vocab.TryGetValue(token, out int id) ? id : null);
-        string? bosText = config?.BosToken ?? FirstTemplateSpecial(root);
-        int? bos = Lookup(bosText), eos = Lookup(config?.EosToken), pad = Lookup(config?.PadToken), unkId = Lookup(config?.UnkToken ?? unk);
+        // Without tokenizer_config.json: BOS from the post-processor template, else the usual names.
+        string? bosText = config is null ? FirstTemplateSpecial(root) ?? "<s>" : config.BosToken;
+        string? eosText = config is null ? (Lookup("</s>") is not null ? "</s>" : "<|endoftext|>") : config.EosToken;
+        int? bos = Lookup(bosText), eos = Lookup(eosText), pad = Lookup(config?.PadToken), unkId = Lookup(config?.UnkToken ?? unk);
         bool addBos = config?.AddBosToken ?? FirstTemplateSpecial(root) is not null;
 
         var byteLevel = FindAll(pre, "ByteLevel").Concat(FindAll(decoder, "ByteLevel")).FirstOrDefault();
