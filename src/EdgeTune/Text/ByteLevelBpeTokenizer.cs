@@ -22,6 +22,7 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     private readonly BpeTokenizer _bpe;
     private readonly Dictionary<string, int> _vocab;
     private readonly string?[] _tokens;
+    private readonly byte[]?[] _bytes; // filled on first use
     private readonly bool _nfc;
     private readonly bool _addPrefixSpace;
     private readonly int _vocabSize;
@@ -51,10 +52,18 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
         foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
         _vocabSize = max + 1;
         _tokens = new string?[_vocabSize];
+        _bytes = new byte[]?[_vocabSize];
         foreach (var (tok, id) in _vocab) _tokens[id] = tok;
         _nfc = nfc;
         _addPrefixSpace = addPrefixSpace;
     }
+
+    /// <summary>
+    /// False when the runtime cannot normalize Unicode (InvariantGlobalization: string.Normalize then leaves
+    /// non-ASCII text unchanged). NFC tokenizers (Qwen2) then encode decomposed input (e.g. "e"+U+0301) differently
+    /// from Hugging Face; run with DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=0 (and ICU) to get NFC.
+    /// </summary>
+    public static bool NfcAvailable { get; } = "e\u0301".Normalize(NormalizationForm.FormC) == "\u00e9";
 
     /// <summary>The underlying Microsoft.ML.Tokenizers model.</summary>
     public BpeTokenizer Model => _bpe;
@@ -79,9 +88,10 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
 
     protected override byte[] ModelTokenBytes(int id, bool atStart)
     {
+        if (_bytes[id] is { } cached) return cached;
         string? tok = _tokens[id];
         if (tok is null) return [];
-        return ByteLevelAlphabet.TryGetBytes(tok, out var bytes) ? bytes : Encoding.UTF8.GetBytes(tok);
+        return _bytes[id] = ByteLevelAlphabet.TryGetBytes(tok, out var bytes) ? bytes : Encoding.UTF8.GetBytes(tok);
     }
 
     protected override bool IsModelControl(int id) => false;

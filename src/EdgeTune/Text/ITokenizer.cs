@@ -29,7 +29,7 @@ public interface ITokenizer
 
     /// <summary>The raw bytes that <paramref name="id"/> stands for. <paramref name="atStart"/>: no text token
     /// came before it, so SentencePiece-style tokenizers drop the dummy-prefix space.</summary>
-    byte[] TokenBytes(int id, bool atStart);
+    ReadOnlySpan<byte> TokenBytes(int id, bool atStart);
 
     /// <summary>True for control/special ids (BOS, EOS, added special tokens).</summary>
     bool IsSpecial(int id);

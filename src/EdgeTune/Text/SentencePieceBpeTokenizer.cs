@@ -28,7 +28,8 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
 
     private readonly Dictionary<string, int> _vocab;
     private readonly string[] _pieces;
-    private readonly Dictionary<(int, int), (int Rank, int Merged)> _merges;
+    private readonly Dictionary<long, (int Rank, int Merged)> _merges; // key: left << 32 | right
+    private readonly Dictionary<int, int> _codepointIds; // single-code-point pieces
     private readonly int[] _byteIds; // -1 where <0xNN> is absent
     private readonly bool _byteFallback;
     private readonly PrependScheme _prepend;
@@ -59,14 +60,18 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
             if (id < 0) throw new ArgumentException($"SentencePieceBpeTokenizer: negative id {id} for piece '{piece}'", nameof(vocab));
             _pieces[id] = piece;
         }
-        _merges = new Dictionary<(int, int), (int, int)>();
+        _merges = new Dictionary<long, (int, int)>();
         int rank = 0;
         foreach (var (l, r) in merges)
         {
             if (_vocab.TryGetValue(l, out int a) && _vocab.TryGetValue(r, out int b) && _vocab.TryGetValue(l + r, out int m))
-                _merges.TryAdd((a, b), (rank, m));
+                _merges.TryAdd(PairKey(a, b), (rank, m));
             rank++;
         }
+        _codepointIds = new Dictionary<int, int>();
+        foreach (var (piece, id) in _vocab)
+            if (piece.Length == 1 || (piece.Length == 2 && char.IsSurrogatePair(piece[0], piece[1])))
+                _codepointIds[char.ConvertToUtf32(piece, 0)] = id;
         _byteIds = new int[256];
         for (int i = 0; i < 256; i++) _byteIds[i] = _vocab.TryGetValue($"<0x{i:X2}>", out int id) ? id : -1;
         _byteFallback = byteFallback;
@@ -95,9 +100,9 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
         for (int i = 0; i < normalized.Length;)
         {
             int len = char.IsHighSurrogate(normalized[i]) && i + 1 < normalized.Length && char.IsLowSurrogate(normalized[i + 1]) ? 2 : 1;
-            string ch = normalized.Substring(i, len);
-            if (_vocab.TryGetValue(ch, out int id)) symbols.Add(id);
-            else AddUnknown(ch, symbols);
+            int cp = len == 2 ? char.ConvertToUtf32(normalized[i], normalized[i + 1]) : normalized[i];
+            if (_codepointIds.TryGetValue(cp, out int id)) symbols.Add(id);
+            else AddUnknown(normalized.Substring(i, len), symbols);
             i += len;
         }
         PairMerger.Merge(symbols, TryMerge);
@@ -124,10 +129,12 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
 
     private bool TryMerge(int left, int right, out double priority, out int merged)
     {
-        if (_merges.TryGetValue((left, right), out var m)) { priority = m.Rank; merged = m.Merged; return true; }
+        if (_merges.TryGetValue(PairKey(left, right), out var m)) { priority = m.Rank; merged = m.Merged; return true; }
         priority = 0; merged = -1;
         return false;
     }
+
+    private static long PairKey(int left, int right) => (long)left << 32 | (uint)right;
 
     protected override bool IsModelControl(int id) => id == BosId || id == EosId || id == UnkId;
 

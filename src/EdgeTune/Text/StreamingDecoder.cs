@@ -27,7 +27,7 @@ public sealed class StreamingDecoder
     {
         bool special = _tokenizer.IsSpecial(id);
         if (special && _skipSpecial) return string.Empty;
-        byte[] bytes = _tokenizer.TokenBytes(id, _atStart);
+        var bytes = _tokenizer.TokenBytes(id, _atStart);
         if (!special) _atStart = false;
         return Convert(bytes, flush: false);
     }
@@ -42,11 +42,11 @@ public sealed class StreamingDecoder
         _atStart = true;
     }
 
-    private string Convert(byte[] bytes, bool flush)
+    private string Convert(ReadOnlySpan<byte> bytes, bool flush)
     {
         int needed = bytes.Length + 8; // each byte yields at most one char, plus held-back bytes
         char[] buffer = needed <= _chars.Length ? _chars : new char[needed];
-        int n = _utf8.GetChars(bytes, 0, bytes.Length, buffer, 0, flush);
+        int n = _utf8.GetChars(bytes, buffer, flush);
         return n == 0 ? string.Empty : new string(buffer, 0, n);
     }
 

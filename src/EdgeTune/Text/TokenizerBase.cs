@@ -83,7 +83,7 @@ public abstract class TokenizerBase : ITokenizer
 
     public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var t) ? t.Special : IsModelControl(id);
 
-    public byte[] TokenBytes(int id, bool atStart)
+    public ReadOnlySpan<byte> TokenBytes(int id, bool atStart)
     {
         if ((uint)id >= (uint)VocabSize)
             throw new ArgumentOutOfRangeException(nameof(id), id, $"{GetType().Name}: token id out of range [0, {VocabSize})");

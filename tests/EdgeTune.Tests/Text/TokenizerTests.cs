@@ -44,6 +44,14 @@ public class TokenizerTests
     }
 
     [SkippableFact]
+    public void Qwen_NormalizesToNfc()
+    {
+        var tok = TestTokenizers.Get("tokenizers/qwen2.5-0.5b");
+        Skip.IfNot(ByteLevelBpeTokenizer.NfcAvailable, "runtime in invariant-globalization mode: string.Normalize is a no-op (set DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=0)");
+        Assert.Equal(tok.Encode("caf\u00e9"), tok.Encode("cafe\u0301"));
+    }
+
+    [SkippableFact]
     public void Phi3_ChatMarkers_AreAddedTokens_RStripEatsNewline()
     {
         var tok = TestTokenizers.Get("tokenizers/phi-3-mini-4k-instruct");
