@@ -59,4 +59,13 @@ public sealed class ChatTemplate
             foreach (var (k, v) in variables) globals[k] = JinjaValues.FromClr(v);
         return new JinjaInterpreter(globals).Render(_nodes);
     }
+
+    /// <summary>Renders and tokenizes a conversation as Hugging Face apply_chat_template(tokenize=True) does: the
+    /// template writes BOS and the chat markers itself, so no BOS is added and special-token text becomes ids.</summary>
+    public int[] Encode(ITokenizer tokenizer, IEnumerable<ChatMessage> messages, bool addGenerationPrompt = false,
+        IReadOnlyDictionary<string, object?>? variables = null)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        return tokenizer.Encode(Render(messages, addGenerationPrompt, variables), addBos: false, parseSpecial: true);
+    }
 }

@@ -100,7 +100,8 @@ public class ChatTemplateTests
         string dir = TestAssets.Require("tokenizers/qwen2.5-0.5b-instruct");
         var tok = TestTokenizers.Get("tokenizers/qwen2.5-0.5b");
         string prompt = ChatTemplate.Load(dir).Render(Prompt, addGenerationPrompt: true);
-        int[] ids = tok.Encode(prompt);
+        int[] ids = ChatTemplate.Load(dir).Encode(tok, Prompt, addGenerationPrompt: true);
+        Assert.Equal(tok.Encode(prompt), ids);
         Assert.Equal(3, ids.Count(i => i == 151644)); // <|im_start|> x3
         Assert.Equal(2, ids.Count(i => i == 151645)); // <|im_end|> x2
         Assert.Equal(prompt, tok.Decode(ids));

@@ -94,4 +94,35 @@ public class JinjaTests
         Assert.Contains("line 2", u.Message);
         Assert.Throws<ChatTemplateException>(() => new ChatTemplate("{{ 'open }}"));
     }
+
+    /// <summary>A Llama-3-style template (header markers, trim inside concatenation, date, dictsort).</summary>
+    [Fact]
+    public void Llama3Style_Template()
+    {
+        const string src = """
+            {{- bos_token }}
+            {%- if messages[0]['role'] == 'system' %}
+                {%- set system_message = messages[0]['content']|trim %}
+                {%- set messages = messages[1:] %}
+            {%- else %}
+                {%- set system_message = "" %}
+            {%- endif %}
+            {{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+            {{- "Today Date: " + strftime_now("%Y") | length | string + "\n\n" }}
+            {{- system_message }}
+            {{- "<|eot_id|>" }}
+            {%- for message in messages %}
+                {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+            {%- endfor %}
+            {%- if add_generation_prompt %}
+                {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+            {%- endif %}
+            {%- for k, v in {'b': 2, 'a': 1} | dictsort %}{{ k }}{{ v }}{% endfor %}
+            """;
+        var t = new ChatTemplate(src, "<|begin_of_text|>", "<|eot_id|>");
+        Assert.Equal(
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nToday Date: 4\n\nBe brief.<|eot_id|>" +
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\na1b2",
+            t.Render([ChatMessage.System(" Be brief. "), ChatMessage.User("  Hi\n")], addGenerationPrompt: true));
+    }
 }

@@ -259,6 +259,10 @@ internal static class JinjaBuiltins
             case "float": return v is string sf ? (double.TryParse(sf.Trim(), CultureInfo.InvariantCulture, out double q) ? q : 0.0) : IsNumber(v) ? AsDouble(v) : 0.0;
             case "abs": return v is long la ? (object)Math.Abs(la) : Math.Abs(AsDouble(v));
             case "safe" or "escape" or "e": return v;
+            case "dictsort":
+                return v is IDictionary<string, object?> ds
+                    ? ds.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList()
+                    : throw new ChatTemplateException($"chat template line {line}: dictsort needs a mapping, got {TypeName(v)}");
             case "items": return v is IDictionary<string, object?> di ? DictMethod(di, "items")!([], []) : Undefined.Instance;
             case "reverse": return v is string rs ? new string(rs.Reverse().ToArray()) : Iterate(v, line).AsEnumerable().Reverse().ToList();
             case "unique": return Iterate(v, line).Aggregate(new List<object?>(), (acc, x) => { if (!acc.Any(y => Equal(x, y))) acc.Add(x); return acc; });
