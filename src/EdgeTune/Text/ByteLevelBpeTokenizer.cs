@@ -1,0 +1,98 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using EdgeTune.Text.Internal;
+using Microsoft.ML.Tokenizers;
+
+namespace EdgeTune.Text;
+
+/// <summary>
+/// Byte-level BPE (GPT-2, Qwen2, Llama 3, SmolLM): the text is split by a pre-tokenizer regex, each piece is
+/// turned into UTF-8 bytes written in GPT-2's byte alphabet ('Ġ' for a space) and merged by rank. The model
+/// step is Microsoft.ML.Tokenizers' <see cref="BpeTokenizer"/> (ByteLevel = true, a <see cref="RegexPreTokenizer"/>);
+/// added tokens are split out here first, and decoding maps the byte alphabet back to raw bytes.
+/// </summary>
+public sealed class ByteLevelBpeTokenizer : TokenizerBase
+{
+    /// <summary>GPT-2's pre-tokenizer pattern (tokenizers ByteLevel use_regex=true).</summary>
+    public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+    /// <summary>Qwen2's pre-tokenizer pattern (tokenizer.json Split regex; single digits).</summary>
+    public const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+    private readonly BpeTokenizer _bpe;
+    private readonly Dictionary<string, int> _vocab;
+    private readonly string?[] _tokens;
+    private readonly byte[]?[] _bytes; // filled on first use
+    private readonly bool _nfc;
+    private readonly bool _addPrefixSpace;
+    private readonly int _vocabSize;
+
+    /// <param name="vocab">byte-alphabet token to id.</param>
+    /// <param name="merges">merges in rank order, each "left right".</param>
+    /// <param name="pattern">the pre-tokenizer regex (.NET syntax).</param>
+    /// <param name="nfc">apply Unicode NFC before encoding (Qwen2's normalizer).</param>
+    public ByteLevelBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<string> merges, string pattern,
+        IEnumerable<AddedToken> addedTokens, bool nfc = false, bool addPrefixSpace = false,
+        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = false)
+        : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
+    {
+        ArgumentNullException.ThrowIfNull(vocab);
+        ArgumentNullException.ThrowIfNull(merges);
+        ArgumentNullException.ThrowIfNull(pattern);
+        _vocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        var regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        _bpe = BpeTokenizer.Create(new BpeOptions(_vocab)
+        {
+            Merges = merges,
+            PreTokenizer = new RegexPreTokenizer(regex, null),
+            ByteLevel = true,
+        });
+        int max = -1;
+        foreach (int id in _vocab.Values) max = Math.Max(max, id);
+        foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
+        _vocabSize = max + 1;
+        _tokens = new string?[_vocabSize];
+        _bytes = new byte[]?[_vocabSize];
+        foreach (var (tok, id) in _vocab) _tokens[id] = tok;
+        _nfc = nfc;
+        _addPrefixSpace = addPrefixSpace;
+    }
+
+    /// <summary>
+    /// False when the runtime cannot normalize Unicode (InvariantGlobalization: string.Normalize then leaves
+    /// non-ASCII text unchanged). NFC tokenizers (Qwen2) then encode decomposed input (e.g. "e"+U+0301) differently
+    /// from Hugging Face; run with DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=0 (and ICU) to get NFC.
+    /// </summary>
+    public static bool NfcAvailable { get; } = "e\u0301".Normalize(NormalizationForm.FormC) == "\u00e9";
+
+    /// <summary>The underlying Microsoft.ML.Tokenizers model.</summary>
+    public BpeTokenizer Model => _bpe;
+
+    public override int VocabSize => _vocabSize;
+
+    public override string? IdToToken(int id)
+    {
+        if ((uint)id >= (uint)_vocabSize) return null;
+        return TryGetAdded(id, out var t) ? t.Content : _tokens[id];
+    }
+
+    public override int? TokenToId(string token) =>
+        SpecialTokens.TryGetValue(token, out int s) ? s : _vocab.TryGetValue(token, out int id) ? id : null;
+
+    protected override void EncodeSegment(string text, int offset, List<int> ids)
+    {
+        if (_nfc) text = text.Normalize(NormalizationForm.FormC);
+        if (_addPrefixSpace && offset == 0 && !text.StartsWith(' ')) text = " " + text;
+        ids.AddRange(_bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false));
+    }
+
+    protected override byte[] ModelTokenBytes(int id, bool atStart)
+    {
+        if (_bytes[id] is { } cached) return cached;
+        string? tok = _tokens[id];
+        if (tok is null) return [];
+        return _bytes[id] = ByteLevelAlphabet.TryGetBytes(tok, out var bytes) ? bytes : Encoding.UTF8.GetBytes(tok);
+    }
+
+    protected override bool IsModelControl(int id) => false;
+}

@@ -1,0 +1,155 @@
+using System.Globalization;
+using System.Text;
+using EdgeTune.Text.Internal;
+
+namespace EdgeTune.Text;
+
+/// <summary>Where the "▁" dummy prefix goes (tokenizer.json Prepend normalizer / Metaspace prepend_scheme).</summary>
+public enum PrependScheme
+{
+    /// <summary>Before every plain segment (Prepend normalizer; Metaspace "always").</summary>
+    Always,
+    /// <summary>Only before the segment at the very start of the input (Metaspace "first").</summary>
+    First,
+    /// <summary>Never.</summary>
+    Never,
+}
+
+/// <summary>
+/// SentencePiece-style BPE as Hugging Face tokenizer.json writes it (Llama 2, TinyLlama, Mistral, Phi-3):
+/// spaces become "▁", a "▁" dummy prefix is prepended, the whole segment (no pre-tokenizer split) is merged by
+/// merge rank, and characters missing from the vocabulary fall back to &lt;0xNN&gt; byte tokens.
+/// Microsoft.ML.Tokenizers' BpeTokenizer has no byte fallback and its SentencePieceTokenizer only reads a
+/// SentencePiece ModelProto, so this merge step is our own (<see cref="PairMerger"/>).
+/// </summary>
+public sealed class SentencePieceBpeTokenizer : TokenizerBase
+{
+    public const char SpaceMarker = '\u2581';
+
+    private readonly Dictionary<string, int> _vocab;
+    private readonly string[] _pieces;
+    private readonly Dictionary<long, (int Rank, int Merged)> _merges; // key: left << 32 | right
+    private readonly Dictionary<int, int> _codepointIds; // single-code-point pieces
+    private readonly int[] _byteIds; // -1 where <0xNN> is absent
+    private readonly bool _byteFallback;
+    private readonly PrependScheme _prepend;
+    private readonly bool _metaspace;
+    private readonly int _vocabSize;
+
+    /// <param name="vocab">piece to id.</param>
+    /// <param name="merges">pairs in rank order (rank = index).</param>
+    /// <param name="metaspace">Metaspace pre-tokenizer semantics: spaces are replaced first and the "▁" prefix is
+    /// only added when the segment does not already start with one (the Prepend normalizer always adds it).</param>
+    public SentencePieceBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<(string Left, string Right)> merges,
+        IEnumerable<AddedToken> addedTokens, PrependScheme prepend = PrependScheme.Always, bool byteFallback = true,
+        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = true,
+        bool metaspace = false)
+        : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
+    {
+        ArgumentNullException.ThrowIfNull(vocab);
+        ArgumentNullException.ThrowIfNull(merges);
+        ArgumentNullException.ThrowIfNull(addedTokens);
+        _vocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        int max = -1;
+        foreach (var id in _vocab.Values) max = Math.Max(max, id);
+        foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
+        _vocabSize = max + 1;
+        _pieces = new string[_vocabSize];
+        foreach (var (piece, id) in _vocab)
+        {
+            if (id < 0) throw new ArgumentException($"SentencePieceBpeTokenizer: negative id {id} for piece '{piece}'", nameof(vocab));
+            _pieces[id] = piece;
+        }
+        _merges = new Dictionary<long, (int, int)>();
+        int rank = 0;
+        foreach (var (l, r) in merges)
+        {
+            if (_vocab.TryGetValue(l, out int a) && _vocab.TryGetValue(r, out int b) && _vocab.TryGetValue(l + r, out int m))
+                _merges.TryAdd(PairKey(a, b), (rank, m));
+            rank++;
+        }
+        _codepointIds = new Dictionary<int, int>();
+        foreach (var (piece, id) in _vocab)
+            if (piece.Length == 1 || (piece.Length == 2 && char.IsSurrogatePair(piece[0], piece[1])))
+                _codepointIds[char.ConvertToUtf32(piece, 0)] = id;
+        _byteIds = new int[256];
+        for (int i = 0; i < 256; i++) _byteIds[i] = _vocab.TryGetValue($"<0x{i:X2}>", out int id) ? id : -1;
+        _byteFallback = byteFallback;
+        _prepend = prepend;
+        _metaspace = metaspace;
+    }
+
+    public override int VocabSize => _vocabSize;
+
+    public override string? IdToToken(int id)
+    {
+        if ((uint)id >= (uint)_vocabSize) return null;
+        if (TryGetAdded(id, out var t)) return t.Content;
+        return _pieces[id];
+    }
+
+    public override int? TokenToId(string token) =>
+        SpecialTokens.TryGetValue(token, out int s) ? s : _vocab.TryGetValue(token, out int id) ? id : null;
+
+    protected override void EncodeSegment(string text, int offset, List<int> ids)
+    {
+        bool prepend = _prepend == PrependScheme.Always || (_prepend == PrependScheme.First && offset == 0);
+        string normalized = text.Replace(' ', SpaceMarker);
+        if (prepend && !(_metaspace && normalized.StartsWith(SpaceMarker))) normalized = SpaceMarker + normalized;
+        var symbols = new List<int>(normalized.Length);
+        for (int i = 0; i < normalized.Length;)
+        {
+            int len = char.IsHighSurrogate(normalized[i]) && i + 1 < normalized.Length && char.IsLowSurrogate(normalized[i + 1]) ? 2 : 1;
+            int cp = len == 2 ? char.ConvertToUtf32(normalized[i], normalized[i + 1]) : normalized[i];
+            if (_codepointIds.TryGetValue(cp, out int id)) symbols.Add(id);
+            else AddUnknown(normalized.Substring(i, len), symbols);
+            i += len;
+        }
+        PairMerger.Merge(symbols, TryMerge);
+        ids.AddRange(symbols);
+    }
+
+    private void AddUnknown(string ch, List<int> symbols)
+    {
+        if (_byteFallback)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(ch);
+            bool all = true;
+            foreach (byte b in bytes) all &= _byteIds[b] >= 0;
+            if (all)
+            {
+                foreach (byte b in bytes) symbols.Add(_byteIds[b]);
+                return;
+            }
+        }
+        if (UnkId is null) throw new InvalidOperationException($"SentencePieceBpeTokenizer: character U+{char.ConvertToUtf32(ch, 0):X4} is not in the vocabulary and there is no byte fallback or unk token");
+        // fuse_unk: consecutive unknowns become one <unk>
+        if (symbols.Count == 0 || symbols[^1] != UnkId.Value) symbols.Add(UnkId.Value);
+    }
+
+    private bool TryMerge(int left, int right, out double priority, out int merged)
+    {
+        if (_merges.TryGetValue(PairKey(left, right), out var m)) { priority = m.Rank; merged = m.Merged; return true; }
+        priority = 0; merged = -1;
+        return false;
+    }
+
+    private static long PairKey(int left, int right) => (long)left << 32 | (uint)right;
+
+    protected override bool IsModelControl(int id) => id == BosId || id == EosId || id == UnkId;
+
+    protected override byte[] ModelTokenBytes(int id, bool atStart) => PieceBytes(_pieces[id], atStart);
+
+    /// <summary>Bytes of a SentencePiece piece: &lt;0xNN&gt; is the raw byte, "▁" is a space; at the start of
+    /// the text the dummy-prefix space is dropped.</summary>
+    internal static byte[] PieceBytes(string? piece, bool atStart)
+    {
+        if (piece is null) return [];
+        if (piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>' &&
+            byte.TryParse(piece.AsSpan(3, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out byte b))
+            return [b];
+        string text = piece.Replace(SpaceMarker, ' ');
+        if (atStart && text.Length > 0 && text[0] == ' ') text = text[1..];
+        return Encoding.UTF8.GetBytes(text);
+    }
+}

@@ -1,0 +1,68 @@
+using Microsoft.ML.Tokenizers;
+
+namespace EdgeTune.Text;
+
+/// <summary>
+/// A SentencePiece <c>tokenizer.model</c> (ModelProto: BPE or Unigram) run by Microsoft.ML.Tokenizers'
+/// <see cref="SentencePieceTokenizer"/>. Added tokens are split out here first; decoding maps pieces back
+/// to bytes ourselves so streaming can hold incomplete UTF-8.
+/// </summary>
+public sealed class SentencePieceModelTokenizer : TokenizerBase
+{
+    private readonly SentencePieceTokenizer _sp;
+    private readonly string?[] _pieces;
+    private readonly Dictionary<string, int> _vocab;
+
+    private SentencePieceModelTokenizer(SentencePieceTokenizer sp, IEnumerable<AddedToken> added, int? bosId, int? eosId, int? padId, bool addBos)
+        : base(added, bosId ?? sp.BeginningOfSentenceId, eosId ?? sp.EndOfSentenceId, padId, sp.UnknownId, addBos)
+    {
+        _sp = sp;
+        _vocab = new Dictionary<string, int>(sp.Vocabulary, StringComparer.Ordinal);
+        int max = -1;
+        foreach (int id in _vocab.Values) max = Math.Max(max, id);
+        foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
+        _pieces = new string?[max + 1];
+        foreach (var (p, id) in _vocab) _pieces[id] = p;
+    }
+
+    /// <summary>Reads a SentencePiece model file. <paramref name="addedTokens"/>: extra tokens matched on the text
+    /// (e.g. chat markers from tokenizer_config.json). BOS/EOS default to the model's own ids.</summary>
+    public static SentencePieceModelTokenizer Load(string path, IEnumerable<AddedToken>? addedTokens = null, int? padId = null,
+        bool addBosByDefault = true, int? bosId = null, int? eosId = null)
+    {
+        using var stream = File.OpenRead(path);
+        SentencePieceTokenizer sp;
+        try
+        {
+            sp = SentencePieceTokenizer.Create(stream, false, false);
+        }
+        catch (Exception e) when (e is not IOException)
+        {
+            throw new InvalidDataException($"{path}: not a readable SentencePiece model ({e.Message})", e);
+        }
+        return new SentencePieceModelTokenizer(sp, addedTokens ?? [], bosId, eosId, padId, addBosByDefault);
+    }
+
+    /// <summary>The underlying Microsoft.ML.Tokenizers model.</summary>
+    public SentencePieceTokenizer Model => _sp;
+
+    public override int VocabSize => _pieces.Length;
+
+    public override string? IdToToken(int id)
+    {
+        if ((uint)id >= (uint)_pieces.Length) return null;
+        return TryGetAdded(id, out var t) ? t.Content : _pieces[id];
+    }
+
+    public override int? TokenToId(string token) =>
+        SpecialTokens.TryGetValue(token, out int s) ? s : _vocab.TryGetValue(token, out int id) ? id : null;
+
+    protected override void EncodeSegment(string text, int offset, List<int> ids) =>
+        ids.AddRange(_sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false,
+            considerPreTokenization: true, considerNormalization: true));
+
+    protected override bool IsModelControl(int id) => id == BosId || id == EosId || id == UnkId;
+
+    protected override byte[] ModelTokenBytes(int id, bool atStart) =>
+        SentencePieceBpeTokenizer.PieceBytes(_pieces[id], atStart);
+}
