@@ -4,8 +4,11 @@ namespace EdgeTune.Tensors;
 /// <remarks>
 /// F32 is the compute type. F16 and BF16 are storage types, widened to F32 inside kernels
 /// (BF16 is kept as its raw 16-bit pattern). F64 exists for gradient checks and scalar
-/// references. Block-quantized types (Q8_0, Q4_0, NF4 ...) are appended by the compression
-/// work; they describe a block of elements rather than one element.
+/// references. Block-quantized types describe a block of elements rather than one element:
+/// Q8_0 (GGML): 32 elements in 34 bytes (f16 scale d, then 32 int8 q; value = q·d);
+/// Q4_0 (GGML): 32 elements in 18 bytes (f16 scale d, then 16 bytes of nibbles: low nibbles are
+/// elements 0..15, high nibbles 16..31; value = (q − 8)·d). More (NF4 ...) are appended by the
+/// compression work.
 /// </remarks>
 public enum DType : byte
 {
@@ -16,13 +19,22 @@ public enum DType : byte
     I32 = 4,
     I64 = 5,
     U8 = 6,
+    Q8_0 = 7,
+    Q4_0 = 8,
 }
 
 /// <summary>Sizes and names of each <see cref="DType"/>.</summary>
 public static class DTypeInfo
 {
     /// <summary>Elements in one storage block (1 for plain types).</summary>
-    public static int BlockSize(this DType t) => 1;
+    public static int BlockSize(this DType t) => t switch
+    {
+        DType.Q8_0 or DType.Q4_0 => 32,
+        _ => 1,
+    };
+
+    /// <summary>True for block-quantized types (more than one element per block).</summary>
+    public static bool IsBlockQuantized(this DType t) => t.BlockSize() > 1;
 
     /// <summary>Bytes in one storage block.</summary>
     public static int BlockBytes(this DType t) => t switch
@@ -34,6 +46,8 @@ public static class DTypeInfo
         DType.I32 => 4,
         DType.I64 => 8,
         DType.U8 => 1,
+        DType.Q8_0 => 34,
+        DType.Q4_0 => 18,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
     };
 

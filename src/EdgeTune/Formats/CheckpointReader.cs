@@ -1,0 +1,37 @@
+using System.Buffers.Binary;
+
+namespace EdgeTune.Formats;
+
+/// <summary>Opens any supported checkpoint by looking at it, and finds its config.</summary>
+public static class CheckpointReader
+{
+    /// <summary>
+    /// A folder or <c>.index.json</c> opens as a (sharded) safetensors checkpoint; a file starting with
+    /// "GGUF" as GGUF; a file whose first 8 bytes are a plausible header length followed by '{' as
+    /// safetensors; anything else as a legacy llama2.c checkpoint.
+    /// </summary>
+    public static ICheckpointReader Open(string path)
+    {
+        if (Directory.Exists(path) || path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            return SafeTensorsCheckpoint.Open(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist", path);
+        Span<byte> head = stackalloc byte[9];
+        int n;
+        using (var fs = File.OpenRead(path)) n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        if (n >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == GgufFile.Magic) return GgufFile.Open(path);
+        if (n == 9 && head[8] == (byte)'{' && BinaryPrimitives.ReadUInt64LittleEndian(head) <= SafeTensorsFile.MaxHeaderBytes)
+            return SafeTensorsCheckpoint.Open(path);
+        return Llama2cCheckpoint.Open(path);
+    }
+
+    /// <summary>
+    /// The model config of an opened checkpoint: llama2.c's header, GGUF metadata, or for
+    /// safetensors the <c>config.json</c> beside the file (an error naming the path when absent).
+    /// </summary>
+    public static HfConfig ConfigFor(ICheckpointReader checkpoint) => checkpoint switch
+    {
+        Llama2cCheckpoint l => l.Config,
+        GgufFile g => GgufLlama.ToHfConfig(g),
+        _ => HfConfig.Load(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint.Source)) ?? ".", "config.json")),
+    };
+}

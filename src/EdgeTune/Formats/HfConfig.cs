@@ -1,0 +1,189 @@
+using System.Text;
+using System.Text.Json;
+using EdgeTune.Formats.Internal;
+
+namespace EdgeTune.Formats;
+
+/// <summary>
+/// A decoder-only transformer's hyperparameters as a Hugging Face <c>config.json</c> states them
+/// (Llama, Mistral, Qwen2 and relatives). Field names follow HF; unknown keys are ignored.
+/// </summary>
+/// <remarks>
+/// Required: <c>model_type</c>, <c>hidden_size</c>, <c>intermediate_size</c>, <c>num_hidden_layers</c>,
+/// <c>num_attention_heads</c>, <c>vocab_size</c>. Defaults (as transformers' LlamaConfig):
+/// <c>num_key_value_heads</c> = heads, <c>head_dim</c> = hidden/heads, <c>rms_norm_eps</c> 1e-6,
+/// <c>rope_theta</c> 10000, <c>max_position_embeddings</c> 2048, <c>tie_word_embeddings</c> false,
+/// <c>hidden_act</c> "silu", <c>attention_bias</c> false except for <c>model_type</c> "qwen2" (bias on q/k/v).
+/// </remarks>
+public sealed record HfConfig
+{
+    public required string ModelType { get; init; }
+    public IReadOnlyList<string> Architectures { get; init; } = [];
+    public required int HiddenSize { get; init; }
+    public required int IntermediateSize { get; init; }
+    public required int NumHiddenLayers { get; init; }
+    public required int NumAttentionHeads { get; init; }
+    public required int NumKeyValueHeads { get; init; }
+    /// <summary>Size of one attention head (<c>head_dim</c>, or hidden_size / heads).</summary>
+    public required int HeadDim { get; init; }
+    public required int VocabSize { get; init; }
+    public double RmsNormEps { get; init; } = 1e-6;
+    public double RopeTheta { get; init; } = 10000.0;
+    public RopeScaling? RopeScaling { get; init; }
+    public int MaxPositionEmbeddings { get; init; } = 2048;
+    public bool TieWordEmbeddings { get; init; }
+    /// <summary>Bias on the q/k/v projections (HF <c>attention_bias</c>; true for qwen2).</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary>Bias on o_proj. HF Llama's <c>attention_bias</c> covers o_proj as well; Qwen2 has none there.</summary>
+    public bool OutputBias { get; init; }
+    public bool MlpBias { get; init; }
+    public string HiddenAct { get; init; } = "silu";
+    public int? BosTokenId { get; init; }
+    /// <summary><c>eos_token_id</c> (an int or a list in config.json; empty when absent).</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    public int? PadTokenId { get; init; }
+    /// <summary><c>torch_dtype</c> (or the newer <c>dtype</c>): "float32", "bfloat16", "float16" ...</summary>
+    public string? TorchDtype { get; init; }
+    public int? SlidingWindow { get; init; }
+    /// <summary>Qwen2's <c>use_sliding_window</c>; null when the config does not say.</summary>
+    public bool? UseSlidingWindow { get; init; }
+
+    /// <summary>Rows of k_proj / v_proj: kv heads × head size.</summary>
+    public int KeyValueDim => NumKeyValueHeads * HeadDim;
+
+    /// <summary>Rows of q_proj: heads × head size (equals hidden_size except when head_dim is set otherwise).</summary>
+    public int QueryDim => NumAttentionHeads * HeadDim;
+
+    /// <summary>Reads and validates a config.json file.</summary>
+    public static HfConfig Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path, Encoding.UTF8); }
+        catch (FileNotFoundException) { throw new FileNotFoundException($"config file '{path}' does not exist", path); }
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses config.json text; <paramref name="source"/> names the file in errors.</summary>
+    public static HfConfig Parse(string json, string source = "config.json")
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip }); }
+        catch (JsonException e) { throw new CheckpointFormatException(source, $"not valid JSON: {e.Message}", inner: e); }
+        using (doc)
+        {
+            var r = new JsonFields(doc.RootElement, source);
+            string modelType = r.String("model_type") ?? throw r.Missing("model_type");
+            int hidden = r.Int("hidden_size") ?? throw r.Missing("hidden_size");
+            int heads = r.Int("num_attention_heads") ?? throw r.Missing("num_attention_heads");
+            bool qwen2 = modelType is "qwen2";
+            bool attnBias = r.Bool("attention_bias") ?? qwen2;
+            var cfg = new HfConfig
+            {
+                ModelType = modelType,
+                Architectures = r.StringList("architectures"),
+                HiddenSize = hidden,
+                IntermediateSize = r.Int("intermediate_size") ?? throw r.Missing("intermediate_size"),
+                NumHiddenLayers = r.Int("num_hidden_layers") ?? throw r.Missing("num_hidden_layers"),
+                NumAttentionHeads = heads,
+                NumKeyValueHeads = r.Int("num_key_value_heads") ?? heads,
+                HeadDim = r.Int("head_dim") ?? (heads > 0 ? hidden / heads : 0),
+                VocabSize = r.Int("vocab_size") ?? throw r.Missing("vocab_size"),
+                RmsNormEps = r.Double("rms_norm_eps") ?? 1e-6,
+                RopeTheta = r.Double("rope_theta") ?? 10000.0,
+                RopeScaling = r.RopeScaling("rope_scaling"),
+                MaxPositionEmbeddings = r.Int("max_position_embeddings") ?? 2048,
+                TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? false,
+                AttentionBias = attnBias,
+                OutputBias = !qwen2 && attnBias,
+                MlpBias = r.Bool("mlp_bias") ?? false,
+                HiddenAct = r.String("hidden_act") ?? "silu",
+                BosTokenId = r.Int("bos_token_id"),
+                EosTokenIds = r.IntOrIntList("eos_token_id"),
+                PadTokenId = r.Int("pad_token_id"),
+                TorchDtype = r.String("torch_dtype") ?? r.String("dtype"),
+                SlidingWindow = r.Int("sliding_window"),
+                UseSlidingWindow = r.Bool("use_sliding_window"),
+            };
+            cfg.Validate(source);
+            return cfg;
+        }
+    }
+
+    /// <summary>Checks that sizes are positive and consistent; errors name the field and <paramref name="source"/>.</summary>
+    public void Validate(string source = "config")
+    {
+        void Positive(string field, int v)
+        {
+            if (v <= 0) throw new CheckpointFormatException(source, $"field '{field}' must be positive, got {v}", field);
+        }
+        Positive("hidden_size", HiddenSize);
+        Positive("intermediate_size", IntermediateSize);
+        Positive("num_hidden_layers", NumHiddenLayers);
+        Positive("num_attention_heads", NumAttentionHeads);
+        Positive("num_key_value_heads", NumKeyValueHeads);
+        Positive("head_dim", HeadDim);
+        Positive("vocab_size", VocabSize);
+        Positive("max_position_embeddings", MaxPositionEmbeddings);
+        if (NumAttentionHeads % NumKeyValueHeads != 0)
+            throw new CheckpointFormatException(source, $"field 'num_key_value_heads' = {NumKeyValueHeads} must divide num_attention_heads = {NumAttentionHeads}", "num_key_value_heads");
+        if (HeadDim % 2 != 0)
+            throw new CheckpointFormatException(source, $"field 'head_dim' = {HeadDim} must be even for RoPE (hidden_size {HiddenSize} / heads {NumAttentionHeads})", "head_dim");
+        if (!(RmsNormEps > 0) || !double.IsFinite(RmsNormEps))
+            throw new CheckpointFormatException(source, $"field 'rms_norm_eps' must be a positive number, got {RmsNormEps}", "rms_norm_eps");
+        if (!(RopeTheta > 0) || !double.IsFinite(RopeTheta))
+            throw new CheckpointFormatException(source, $"field 'rope_theta' must be a positive number, got {RopeTheta}", "rope_theta");
+    }
+
+    /// <summary>The config as config.json text with HF field names (what <see cref="Parse"/> reads back).</summary>
+    public string ToJson()
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("architectures");
+            foreach (var a in Architectures) w.WriteStringValue(a);
+            w.WriteEndArray();
+            w.WriteString("model_type", ModelType);
+            w.WriteNumber("hidden_size", HiddenSize);
+            w.WriteNumber("intermediate_size", IntermediateSize);
+            w.WriteNumber("num_hidden_layers", NumHiddenLayers);
+            w.WriteNumber("num_attention_heads", NumAttentionHeads);
+            w.WriteNumber("num_key_value_heads", NumKeyValueHeads);
+            w.WriteNumber("head_dim", HeadDim);
+            w.WriteNumber("vocab_size", VocabSize);
+            w.WriteNumber("rms_norm_eps", RmsNormEps);
+            w.WriteNumber("rope_theta", RopeTheta);
+            if (RopeScaling is { } rs)
+            {
+                w.WriteStartObject("rope_scaling");
+                w.WriteString("rope_type", rs.RopeType);
+                w.WriteNumber("factor", rs.Factor);
+                if (rs.LowFreqFactor is { } lf) w.WriteNumber("low_freq_factor", lf);
+                if (rs.HighFreqFactor is { } hf) w.WriteNumber("high_freq_factor", hf);
+                if (rs.OriginalMaxPositionEmbeddings is { } om) w.WriteNumber("original_max_position_embeddings", om);
+                w.WriteEndObject();
+            }
+            else w.WriteNull("rope_scaling");
+            w.WriteNumber("max_position_embeddings", MaxPositionEmbeddings);
+            w.WriteBoolean("tie_word_embeddings", TieWordEmbeddings);
+            w.WriteBoolean("attention_bias", AttentionBias);
+            w.WriteBoolean("mlp_bias", MlpBias);
+            w.WriteString("hidden_act", HiddenAct);
+            if (BosTokenId is { } bos) w.WriteNumber("bos_token_id", bos);
+            if (EosTokenIds.Count == 1) w.WriteNumber("eos_token_id", EosTokenIds[0]);
+            else if (EosTokenIds.Count > 1)
+            {
+                w.WriteStartArray("eos_token_id");
+                foreach (int e in EosTokenIds) w.WriteNumberValue(e);
+                w.WriteEndArray();
+            }
+            if (PadTokenId is { } pad) w.WriteNumber("pad_token_id", pad);
+            if (TorchDtype is not null) w.WriteString("torch_dtype", TorchDtype);
+            if (SlidingWindow is { } sw) w.WriteNumber("sliding_window", sw);
+            if (UseSlidingWindow is { } usw) w.WriteBoolean("use_sliding_window", usw);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+}
