@@ -62,7 +62,7 @@ public sealed class GgufFile : ICheckpointReader
     /// <summary>The q/k row pairing for this file's architecture: interleaved for llama (llama.cpp's
     /// converter permutes it), half-split for NEOX-rope architectures such as qwen2 and phi3
     /// (see <see cref="GgufLlama.RopeLayoutOf"/>).</summary>
-    public RopeLayout RopeLayout => GgufLlama.RopeLayoutOf(Architecture);
+    public RopeStyle RopeLayout => GgufLlama.RopeLayoutOf(Architecture);
 
     /// <summary>The tensors EdgeTune can hold (F32, F16, BF16, F64, I32, I64, Q8_0, Q4_0), row-major shapes.</summary>
     public IReadOnlyList<TensorInfo> Tensors => _tensors;

@@ -22,8 +22,8 @@ public static class GgufLlama
     /// half-split rows of NEOX-rope architectures such as qwen2, phi3 and gemma. Unknown
     /// architectures are assumed interleaved.
     /// </summary>
-    public static RopeLayout RopeLayoutOf(string? architecture) =>
-        architecture is not null && HalfSplitArchitectures.Contains(architecture) ? RopeLayout.HalfSplit : RopeLayout.Interleaved;
+    public static RopeStyle RopeLayoutOf(string? architecture) =>
+        architecture is not null && HalfSplitArchitectures.Contains(architecture) ? RopeStyle.HalfSplit : RopeStyle.Interleaved;
 
     /// <summary>The HF config equivalent to a GGUF file's <c>{arch}.*</c> metadata.</summary>
     /// <remarks>Vocab size comes from <c>{arch}.vocab_size</c>, else the token list, else token_embd;
@@ -108,7 +108,7 @@ public static class GgufLlama
     /// A tensor of a GGUF file under its HF name, as a new owning tensor; q/k projections are
     /// permuted from the file's layout (<see cref="GgufFile.RopeLayout"/>) into <paramref name="layout"/>.
     /// </summary>
-    public static Tensor GetHfTensor(GgufFile g, HfConfig cfg, string hfName, RopeLayout layout)
+    public static Tensor GetHfTensor(GgufFile g, HfConfig cfg, string hfName, RopeStyle layout)
     {
         string ggufName = GgufTensorNames.ToGguf(hfName)
             ?? throw new KeyNotFoundException($"{g.Source}: '{hfName}' has no llama.cpp name");
@@ -131,10 +131,10 @@ public static class GgufLlama
     /// metadata from <paramref name="cfg"/> plus <paramref name="extraMetadata"/> (e.g. tokenizer keys).
     /// Tensors without a llama.cpp name are refused by name.
     /// </summary>
-    public static void Write(string path, HfConfig cfg, IEnumerable<KeyValuePair<string, Tensor>> hfTensors, RopeLayout sourceLayout,
+    public static void Write(string path, HfConfig cfg, IEnumerable<KeyValuePair<string, Tensor>> hfTensors, RopeStyle sourceLayout,
         IEnumerable<KeyValuePair<string, GgufValue>>? extraMetadata = null)
     {
-        RopeLayout target = RopeLayoutOf(cfg.ModelType);
+        RopeStyle target = RopeLayoutOf(cfg.ModelType);
         var converted = new List<KeyValuePair<string, Tensor>>();
         var owned = new List<Tensor>();
         try

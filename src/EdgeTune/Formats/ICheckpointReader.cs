@@ -12,7 +12,7 @@ public interface ICheckpointReader : IDisposable
     string Source { get; }
 
     /// <summary>The RoPE pairing that the q/k projection rows of this checkpoint follow.</summary>
-    RopeLayout RopeLayout { get; }
+    RopeStyle RopeLayout { get; }
 
     /// <summary>Every tensor, in file order.</summary>
     IReadOnlyList<TensorInfo> Tensors { get; }

@@ -24,7 +24,7 @@ public readonly record struct Llama2cHeader(int Dim, int HiddenDim, int NLayers,
 /// <remarks>
 /// Tensors are exposed per layer under Hugging Face Llama names (w1 → mlp.gate_proj, w2 → down_proj,
 /// w3 → up_proj; <c>lm_head.weight</c> only when unshared) as read-only views. llama2.c's q/k rows
-/// follow Meta's <see cref="RopeLayout.Interleaved"/> pairing. <see cref="Config"/> is the equivalent
+/// follow Meta's <see cref="RopeStyle.Interleaved"/> pairing. <see cref="Config"/> is the equivalent
 /// HF config (llama, rms_norm_eps 1e-5, rope_theta 10000, max_position_embeddings = seq_len).
 /// </remarks>
 public sealed class Llama2cCheckpoint : ICheckpointReader
@@ -71,7 +71,7 @@ public sealed class Llama2cCheckpoint : ICheckpointReader
     public HfConfig Config { get; }
 
     /// <summary>llama2.c rotates interleaved pairs (v[2i], v[2i+1]) of each head.</summary>
-    public RopeLayout RopeLayout => RopeLayout.Interleaved;
+    public RopeStyle RopeLayout => RopeStyle.Interleaved;
 
     public IReadOnlyList<TensorInfo> Tensors => _tensors;
 

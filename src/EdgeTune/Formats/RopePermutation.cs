@@ -36,8 +36,8 @@ public static class RopePermutation
     public static Tensor GgufToHf(Tensor w, int heads) => Permute(w, heads, toGguf: false);
 
     /// <summary>Converts between layouts; returns a copy when <paramref name="from"/> equals <paramref name="to"/>.</summary>
-    public static Tensor Convert(Tensor w, int heads, RopeLayout from, RopeLayout to) =>
-        from == to ? w.Clone() : Permute(w, heads, toGguf: to == RopeLayout.Interleaved);
+    public static Tensor Convert(Tensor w, int heads, RopeStyle from, RopeStyle to) =>
+        from == to ? w.Clone() : Permute(w, heads, toGguf: to == RopeStyle.Interleaved);
 
     /// <summary>Moves rows of <paramref name="rowBytes"/> bytes from <paramref name="src"/> to <paramref name="dst"/> (same length).</summary>
     public static void PermuteRows(ReadOnlySpan<byte> src, Span<byte> dst, int rows, int heads, bool toGguf)

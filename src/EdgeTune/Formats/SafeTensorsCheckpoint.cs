@@ -26,7 +26,7 @@ public sealed class SafeTensorsCheckpoint : ICheckpointReader
     }
 
     public string Source { get; }
-    public RopeLayout RopeLayout => RopeLayout.HalfSplit;
+    public RopeStyle RopeLayout => RopeStyle.HalfSplit;
     public IReadOnlyList<TensorInfo> Tensors => _tensors;
 
     /// <summary>The opened shard files (one for a single-file checkpoint).</summary>

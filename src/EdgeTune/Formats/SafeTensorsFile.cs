@@ -36,7 +36,7 @@ public sealed class SafeTensorsFile : ICheckpointReader
     public string Source { get; }
 
     /// <summary>Hugging Face safetensors hold Llama q/k rows in the half-split RoPE layout.</summary>
-    public RopeLayout RopeLayout => RopeLayout.HalfSplit;
+    public RopeStyle RopeLayout => RopeStyle.HalfSplit;
 
     public IReadOnlyList<TensorInfo> Tensors => _tensors;
 

@@ -28,9 +28,9 @@ public sealed class GgufLlamaTests : IDisposable
         // Same layout back: identical bytes. Half-split: the q/k rows permuted, everything else identical.
         foreach (var info in ck.Tensors)
         {
-            using var same = GgufLlama.GetHfTensor(g, cfg, info.Name, RopeLayout.Interleaved);
+            using var same = GgufLlama.GetHfTensor(g, cfg, info.Name, RopeStyle.Interleaved);
             Assert.Equal(ck.GetTensor(info.Name).ToFloatArray(), same.ToFloatArray());
-            using var hf = GgufLlama.GetHfTensor(g, cfg, info.Name, RopeLayout.HalfSplit);
+            using var hf = GgufLlama.GetHfTensor(g, cfg, info.Name, RopeStyle.HalfSplit);
             bool rope = GgufTensorNames.IsRopeProjection(info.Name, out bool isKey);
             using var expected = rope ? RopePermutation.GgufToHf(ck.GetTensor(info.Name), isKey ? 4 : 8) : ck.GetTensor(info.Name).Clone();
             Assert.Equal(expected.ToFloatArray(), hf.ToFloatArray());
@@ -66,13 +66,13 @@ public sealed class GgufLlamaTests : IDisposable
         try
         {
             string path = _dir.File("q.gguf");
-            GgufLlama.Write(path, cfg, ts.Select(t => new KeyValuePair<string, Tensor>(t.Name, t)), RopeLayout.HalfSplit);
+            GgufLlama.Write(path, cfg, ts.Select(t => new KeyValuePair<string, Tensor>(t.Name, t)), RopeStyle.HalfSplit);
             using var g = GgufFile.Open(path);
             var back = GgufLlama.ToHfConfig(g);
             Assert.True(back.TieWordEmbeddings);
             Assert.True(back.AttentionBias);
             Assert.Equal(2, back.NumKeyValueHeads);
-            Assert.Equal(permuted ? RopeLayout.Interleaved : RopeLayout.HalfSplit, g.RopeLayout);
+            Assert.Equal(permuted ? RopeStyle.Interleaved : RopeStyle.HalfSplit, g.RopeLayout);
             using var qGguf = g.GetTensor("blk.0.attn_q.weight").Clone();
             using var kbGguf = g.GetTensor("blk.0.attn_k.bias").Clone();
             using var qExpected = permuted ? RopePermutation.HfToGguf(ts[1], 4) : ts[1].Clone();
@@ -81,12 +81,12 @@ public sealed class GgufLlamaTests : IDisposable
             Assert.Equal(qExpected.ToFloatArray(), qGguf.ToFloatArray());
             foreach (var t in ts)
             {
-                using var r = GgufLlama.GetHfTensor(g, back, t.Name, RopeLayout.HalfSplit);
+                using var r = GgufLlama.GetHfTensor(g, back, t.Name, RopeStyle.HalfSplit);
                 Assert.Equal(t.ToFloatArray(), r.ToFloatArray());
             }
             using var bad = Tensor.Zeros(DType.F32, [2], "model.layers.0.self_attn.rotary_emb.inv_freq");
             Assert.Contains("no llama.cpp name", Assert.Throws<CheckpointFormatException>(() =>
-                GgufLlama.Write(_dir.File("bad.gguf"), cfg, [new(bad.Name, bad)], RopeLayout.HalfSplit)).Message);
+                GgufLlama.Write(_dir.File("bad.gguf"), cfg, [new(bad.Name, bad)], RopeStyle.HalfSplit)).Message);
         }
         finally
         {
@@ -110,7 +110,7 @@ public sealed class GgufLlamaTests : IDisposable
         using (var s = CheckpointReader.Open(st))
         {
             Assert.IsType<SafeTensorsCheckpoint>(s);
-            Assert.Equal(RopeLayout.HalfSplit, s.RopeLayout);
+            Assert.Equal(RopeStyle.HalfSplit, s.RopeLayout);
             Assert.Equal(8, CheckpointReader.ConfigFor(s).HiddenSize);
         }
         using (var d = CheckpointReader.Open(_dir.Path)) Assert.True(d.Contains("w"));

@@ -77,7 +77,7 @@ public sealed class GgufTests : IDisposable
             Assert.Equal(v, g.Metadata[k]);
             Assert.Equal(v.Type, g.Metadata[k].Type);
         }
-        Assert.Equal(RopeLayout.Interleaved, g.RopeLayout);
+        Assert.Equal(RopeStyle.Interleaved, g.RopeLayout);
         Assert.Equal(tensors.Select(t => t.Key), g.Tensors.Select(t => t.Name));
         foreach (var (name, t) in tensors)
         {
@@ -141,7 +141,7 @@ public sealed class GgufTests : IDisposable
         string src = TestAssets.Require("llamacpp-vocab/ggml-vocab-phi-3.gguf");
         using var g = GgufFile.Open(src);
         Assert.Equal("phi3", g.Architecture);
-        Assert.Equal(RopeLayout.HalfSplit, g.RopeLayout); // NEOX rope in llama.cpp
+        Assert.Equal(RopeStyle.HalfSplit, g.RopeLayout); // NEOX rope in llama.cpp
         Assert.Equal("llama", g.GetMetadata("tokenizer.ggml.model").AsString());
         Assert.Equal(32064, g.GetMetadata("tokenizer.ggml.tokens").ArrayLength);
         Assert.Equal("<s>", g.GetMetadata("tokenizer.ggml.tokens").AsStringArray()[1]);

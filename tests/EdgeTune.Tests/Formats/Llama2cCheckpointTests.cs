@@ -19,7 +19,7 @@ public sealed class Llama2cCheckpointTests : IDisposable
         Assert.Equal(new Llama2cHeader(64, 172, 5, 8, 4, 512, 512), ck.Header);
         Assert.Equal(1_056_540, Llama2cCheckpoint.ExpectedFileSize(ck.Header));
         Assert.Equal(260_032, ck.ParameterCount);
-        Assert.Equal(RopeLayout.Interleaved, ck.RopeLayout);
+        Assert.Equal(RopeStyle.Interleaved, ck.RopeLayout);
         Assert.Equal(1 + 5 * 9 + 1, ck.Tensors.Count);
         Assert.False(ck.Contains("lm_head.weight"));
 

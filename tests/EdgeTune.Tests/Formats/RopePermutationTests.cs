@@ -108,7 +108,7 @@ public class RopePermutationTests
         using var w = Tensor.Zeros(DType.F32, [12, 4], "q_proj");
         Assert.Contains("q_proj", Assert.Throws<ShapeException>(() => RopePermutation.HfToGguf(w, 5)).Message);
         Assert.Throws<ShapeException>(() => RopePermutation.HfToGguf(w, 4)); // head size 3 is odd
-        using var c = RopePermutation.Convert(w, 3, RopeLayout.HalfSplit, RopeLayout.HalfSplit);
+        using var c = RopePermutation.Convert(w, 3, RopeStyle.HalfSplit, RopeStyle.HalfSplit);
         Assert.Equal(w.ToFloatArray(), c.ToFloatArray());
     }
 }

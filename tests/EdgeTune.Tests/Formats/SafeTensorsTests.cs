@@ -49,7 +49,7 @@ public sealed class SafeTensorsTests : IDisposable
         }
         Assert.Equal("pt", st.Metadata["format"]);
         Assert.Equal("héllo", st.Metadata["note"]);
-        Assert.Equal(RopeLayout.HalfSplit, st.RopeLayout);
+        Assert.Equal(RopeStyle.HalfSplit, st.RopeLayout);
         foreach (var (name, t) in named)
         {
             var info = st.Tensors.Single(x => x.Name == name);

@@ -1,6 +1,12 @@
 namespace EdgeTune.Tensors;
 
 /// <summary>How the rotated channels of a head are paired.</summary>
+/// <remarks>
+/// Checkpoints store q/k projection rows for one of the two pairings: Meta's originals, llama2.c
+/// and GGUF files of llama-architecture models are interleaved (llama.cpp's converter permutes the
+/// HF rows); Hugging Face checkpoints and GGUF files of NEOX-rope architectures (qwen2, phi3 ...)
+/// are half-split. <c>Formats.RopePermutation</c> converts weights between the two.
+/// </remarks>
 public enum RopeStyle
 {
     /// <summary>Pairs (x[2i], x[2i+1]) — GGUF / llama2.c / original Meta Llama layout.</summary>

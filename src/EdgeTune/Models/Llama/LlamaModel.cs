@@ -1,0 +1,166 @@
+using EdgeTune.Autograd;
+using EdgeTune.Formats;
+using EdgeTune.Generation;
+using EdgeTune.Tensors;
+
+namespace EdgeTune.Models.Llama;
+
+/// <summary>
+/// The Llama-family decoder (Llama 1/2/3, Mistral, Qwen2/2.5, SmolLM, TinyLlama, llama2.c models):
+/// token embedding, pre-norm blocks of grouped-query attention with RoPE and a SwiGLU MLP, final
+/// RMSNorm, tied or separate output head. Parameters carry Hugging Face names.
+/// </summary>
+public sealed partial class LlamaModel : ICausalLM
+{
+    private readonly IDisposable? _owner;
+    private RopeTable? _rope;
+
+    private LlamaModel(HfConfig config, RopeStyle ropeStyle, ParameterCollection parameters, IDisposable? owner)
+    {
+        Config = config;
+        RopeStyle = ropeStyle;
+        Parameters = parameters;
+        _owner = owner;
+        Embed = parameters[LlamaNames.Embed].Value;
+        FinalNorm = parameters[LlamaNames.FinalNorm].Value;
+        LmHead = parameters.TryGet(LlamaNames.LmHead, out var head) ? head!.Value : Embed;
+        var layers = new LlamaLayer[config.NumHiddenLayers];
+        for (int i = 0; i < layers.Length; i++)
+        {
+            Tensor? Opt(string n) => parameters.TryGet(n, out var p) ? p!.Value : null;
+            layers[i] = new LlamaLayer(
+                parameters[LlamaNames.AttnNorm(i)].Value,
+                parameters[LlamaNames.Q(i)].Value, parameters[LlamaNames.K(i)].Value,
+                parameters[LlamaNames.V(i)].Value, parameters[LlamaNames.O(i)].Value,
+                Opt(LlamaNames.QBias(i)), Opt(LlamaNames.KBias(i)), Opt(LlamaNames.VBias(i)),
+                parameters[LlamaNames.FfnNorm(i)].Value,
+                parameters[LlamaNames.Gate(i)].Value, parameters[LlamaNames.Up(i)].Value, parameters[LlamaNames.Down(i)].Value);
+        }
+        Layers = layers;
+    }
+
+    public HfConfig Config { get; }
+
+    /// <summary>How the q/k projection rows pair channels for RoPE (follows the checkpoint's layout).</summary>
+    public RopeStyle RopeStyle { get; }
+
+    public ParameterCollection Parameters { get; }
+    public Tensor Embed { get; }
+    public Tensor FinalNorm { get; }
+    public Tensor LmHead { get; }
+    public IReadOnlyList<LlamaLayer> Layers { get; }
+
+    public int VocabSize => Config.VocabSize;
+    public int MaxPositions => Config.MaxPositionEmbeddings;
+    public bool TiedHead => ReferenceEquals(LmHead, Embed);
+
+    /// <summary>The HF names and shapes a config implies, in a fixed order.</summary>
+    public static IEnumerable<(string Name, int[] Shape)> ExpectedTensors(HfConfig c)
+    {
+        int d = c.HiddenSize, q = c.QueryDim, kv = c.KeyValueDim, h = c.IntermediateSize;
+        yield return (LlamaNames.Embed, [c.VocabSize, d]);
+        for (int i = 0; i < c.NumHiddenLayers; i++)
+        {
+            yield return (LlamaNames.AttnNorm(i), [d]);
+            yield return (LlamaNames.Q(i), [q, d]);
+            yield return (LlamaNames.K(i), [kv, d]);
+            yield return (LlamaNames.V(i), [kv, d]);
+            if (c.AttentionBias)
+            {
+                yield return (LlamaNames.QBias(i), [q]);
+                yield return (LlamaNames.KBias(i), [kv]);
+                yield return (LlamaNames.VBias(i), [kv]);
+            }
+            yield return (LlamaNames.O(i), [d, q]);
+            yield return (LlamaNames.FfnNorm(i), [d]);
+            yield return (LlamaNames.Gate(i), [h, d]);
+            yield return (LlamaNames.Up(i), [h, d]);
+            yield return (LlamaNames.Down(i), [d, h]);
+        }
+        yield return (LlamaNames.FinalNorm, [d]);
+        if (!c.TieWordEmbeddings) yield return (LlamaNames.LmHead, [c.VocabSize, d]);
+    }
+
+    /// <summary>
+    /// Builds the model over an opened checkpoint. Projection weights stay as stored (memory-mapped
+    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF block-quantized
+    /// tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
+    /// </summary>
+    public static LlamaModel Load(ICheckpointReader reader, HfConfig config)
+    {
+        config.Validate(reader.Source);
+        var parameters = new ParameterCollection();
+        try
+        {
+            foreach (var (name, shape) in ExpectedTensors(config))
+            {
+                bool optionalHead = name == LlamaNames.LmHead && !HasTensor(reader, name);
+                if (optionalHead) continue; // some checkpoints omit lm_head and tie implicitly
+                Tensor t = ReadTensor(reader, config, name);
+                if (!t.Shape.SequenceEqual(shape))
+                    throw new CheckpointFormatException(reader.Source, $"shape {t.ShapeString} differs from the {ShapeException.Format(shape)} the config implies", name);
+                bool isVector = shape.Length == 1;
+                if (t.DType is not (DType.F32 or DType.F16 or DType.BF16) || (isVector && t.DType != DType.F32))
+                {
+                    var f = ToF32(t);
+                    t.Dispose(); // frees a converted copy; a view of the mapped file is left alone
+                    t = f;
+                }
+                t.Name = name;
+                // Disposing a view is a no-op, so the parameter may always "own" its tensor.
+                parameters.Add(new Parameter(name, t, trainable: false));
+            }
+            return new LlamaModel(config, reader.RopeLayout, parameters, reader);
+        }
+        catch
+        {
+            parameters.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A model with random weights of the config's real shapes (N(0, std) matrices, unit norms), F32.</summary>
+    public static LlamaModel CreateRandom(HfConfig config, ulong seed, RopeStyle ropeStyle = RopeStyle.HalfSplit, float std = 0.02f, bool trainable = false)
+    {
+        config.Validate("random model config");
+        var rng = new Rng(seed);
+        var parameters = new ParameterCollection();
+        foreach (var (name, shape) in ExpectedTensors(config))
+        {
+            var t = Tensor.Zeros(DType.F32, shape, name);
+            if (shape.Length == 1) t.Span<float>().Fill(name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f);
+            else rng.FillGaussian(t.Span<float>(), 0f, std);
+            parameters.Add(new Parameter(name, t, trainable));
+        }
+        return new LlamaModel(config, ropeStyle, parameters, owner: null);
+    }
+
+    public KvCache CreateCache(int capacity)
+    {
+        if (capacity > MaxPositions)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the model supports at most {MaxPositions} positions");
+        return new KvCache(Config.NumHiddenLayers, capacity, Config.NumKeyValueHeads, Config.HeadDim);
+    }
+
+    private static bool HasTensor(ICheckpointReader reader, string hfName) =>
+        reader is GgufFile ? GgufTensorNames.ToGguf(hfName) is { } g && reader.Contains(g) : reader.Contains(hfName);
+
+    private static Tensor ReadTensor(ICheckpointReader reader, HfConfig config, string name)
+    {
+        if (reader is GgufFile g) return GgufLlama.GetHfTensor(g, config, name, g.RopeLayout);
+        if (!reader.Contains(name)) throw new CheckpointFormatException(reader.Source, "the tensor is missing", name);
+        return reader.GetTensor(name);
+    }
+
+    private static Tensor ToF32(Tensor t) => t.DType switch
+    {
+        DType.F32 or DType.F16 or DType.BF16 or DType.F64 => t.To(DType.F32),
+        _ => GgufQuant.ToFloat32(t),
+    };
+
+    public void Dispose()
+    {
+        Parameters.Dispose();
+        _owner?.Dispose();
+    }
+}
