@@ -1,0 +1,80 @@
+using EdgeTune.Formats;
+using EdgeTune.Formats.Hub;
+using EdgeTune.Text;
+
+namespace EdgeTune.Models;
+
+/// <summary>A model with what it came with: config, tokenizer (when found) and chat template.</summary>
+public sealed class LoadedModel(ICausalLM model, HfConfig config, ITokenizer? tokenizer, ChatTemplate? chatTemplate, string source) : IDisposable
+{
+    public ICausalLM Model { get; } = model;
+    public HfConfig Config { get; } = config;
+    public ITokenizer? Tokenizer { get; } = tokenizer;
+    public ChatTemplate? ChatTemplate { get; } = chatTemplate;
+
+    /// <summary>The local path the model was read from.</summary>
+    public string Source { get; } = source;
+
+    /// <summary>The tokenizer, or an error telling the user to name one.</summary>
+    public ITokenizer RequireTokenizer() => Tokenizer ?? throw new InvalidOperationException(
+        $"no tokenizer found for '{Source}': pass --tokenizer with a tokenizer.json, tokenizer.model or llama2.c tokenizer.bin");
+
+    /// <summary>Ids that end generation: the tokenizer's EOS and the config's eos_token_id(s).</summary>
+    public IReadOnlySet<int> StopIds()
+    {
+        var ids = new HashSet<int>(Config.EosTokenIds);
+        if (Tokenizer?.EosId is int e) ids.Add(e);
+        return ids;
+    }
+
+    public void Dispose() => Model.Dispose();
+}
+
+/// <summary>Opens a model from a local folder (safetensors + config.json), a GGUF or llama2.c file, or a Hub id.</summary>
+public static class ModelLoader
+{
+    /// <param name="reference">A folder, a file, or <c>org/name[@revision]</c> on the Hugging Face Hub.</param>
+    /// <param name="tokenizerPath">A tokenizer file or folder; default: the model's folder.</param>
+    public static async Task<LoadedModel> LoadAsync(string reference, string? tokenizerPath = null, HubOptions? hub = null,
+        IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        string local = await HubModelResolver.ResolveAsync(reference, hub, progress, cancellationToken).ConfigureAwait(false);
+        return Load(local, tokenizerPath);
+    }
+
+    /// <summary>Opens a local model folder or file.</summary>
+    public static LoadedModel Load(string path, string? tokenizerPath = null)
+    {
+        var reader = CheckpointReader.Open(path);
+        ICausalLM model;
+        HfConfig config;
+        try
+        {
+            config = CheckpointReader.ConfigFor(reader);
+            model = ModelRegistry.Create(reader, config);
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+        try
+        {
+            string? tokenizerSource = tokenizerPath ?? (Directory.Exists(path) ? path : null);
+            ITokenizer? tokenizer = tokenizerSource is null ? null : TokenizerLoader.Load(tokenizerSource);
+            ChatTemplate? template = null;
+            if (tokenizerSource is not null)
+            {
+                string folder = Directory.Exists(tokenizerSource) ? tokenizerSource : Path.GetDirectoryName(Path.GetFullPath(tokenizerSource))!;
+                string cfgPath = Path.Combine(folder, "tokenizer_config.json");
+                if (File.Exists(cfgPath)) template = ChatTemplate.Load(cfgPath);
+            }
+            return new LoadedModel(model, config, tokenizer, template, path);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}
