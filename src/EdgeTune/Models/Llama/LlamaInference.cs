@@ -42,58 +42,43 @@ public sealed partial class LlamaModel
         for (int l = 0; l < Layers.Count; l++)
         {
             var L = Layers[l];
-            RmsNorm.Forward(x, L.AttnNorm.ReadOnlySpan<float>(), xn, rstd, t, c, eps);
-            LinearKernel.Forward(xn, L.Wq, q, t);
-            LinearKernel.Forward(xn, L.Wk, k, t);
-            LinearKernel.Forward(xn, L.Wv, val, t);
-            if (L.Bq is { } bq) Elementwise.AddRowBias(q, bq.ReadOnlySpan<float>(), t, qDim);
-            if (L.Bk is { } bk) Elementwise.AddRowBias(k, bk.ReadOnlySpan<float>(), t, kvDim);
-            if (L.Bv is { } bv) Elementwise.AddRowBias(val, bv.ReadOnlySpan<float>(), t, kvDim);
+            RmsNorm.Forward(x, L.AttnNorm.Value.ReadOnlySpan<float>(), xn, rstd, t, c, eps);
+            L.Q.Forward(xn, q, t);
+            L.K.Forward(xn, k, t);
+            L.V.Forward(xn, val, t);
             Rope.Forward(q, t, hq, d, pos0, rope, RopeStyle);
             Rope.Forward(k, t, hkv, d, pos0, rope, RopeStyle);
             k.AsSpan().CopyTo(cache.Keys(l).Slice(pos0 * kvDim, t * kvDim));
             val.AsSpan().CopyTo(cache.Values(l).Slice(pos0 * kvDim, t * kvDim));
             Attention.Decode(q, cache.Keys(l), cache.Values(l), att, default, 1, t, pos0, cache.Capacity, hq, hkv, d, null, window);
-            LinearKernel.Forward(att, L.Wo, x, t, accumulate: true);
+            L.O.Forward(att, x, t, accumulate: true);
 
-            RmsNorm.Forward(x, L.FfnNorm.ReadOnlySpan<float>(), xn, rstd, t, c, eps);
-            LinearKernel.Forward(xn, L.WGate, gate, t);
-            LinearKernel.Forward(xn, L.WUp, up, t);
+            RmsNorm.Forward(x, L.FfnNorm.Value.ReadOnlySpan<float>(), xn, rstd, t, c, eps);
+            L.Gate.Forward(xn, gate, t);
+            L.Up.Forward(xn, up, t);
             Elementwise.SwiGlu(gate, up, gate);
-            LinearKernel.Forward(gate, L.WDown, x, t, accumulate: true);
+            L.Down.Forward(gate, x, t, accumulate: true);
         }
         cache.Advance(t);
 
         int rows = logits.Length / v;
         var last = x.AsSpan((t - rows) * c, rows * c);
         var lastNorm = xn.AsSpan(0, rows * c);
-        RmsNorm.Forward(last, FinalNorm.ReadOnlySpan<float>(), lastNorm, rstd.AsSpan(0, rows), rows, c, eps);
-        LinearKernel.Forward(lastNorm, LmHead, logits, rows);
+        RmsNorm.Forward(last, FinalNorm.Value.ReadOnlySpan<float>(), lastNorm, rstd.AsSpan(0, rows), rows, c, eps);
+        LinearKernel.Forward(lastNorm, LmHead.Value, logits, rows);
     }
 
-    /// <summary>x[T, C] = rows of the embedding table (widened from F16/BF16 when stored so).</summary>
+    /// <summary>x[T, C] = rows of the embedding table, widened from F16/BF16 when stored so.</summary>
     private void EmbedRows(ReadOnlySpan<int> tokens, Span<float> x)
     {
         int c = Config.HiddenSize, v = Config.VocabSize;
-        for (int i = 0; i < tokens.Length; i++)
+        var embed = Embed.Value;
+        switch (embed.DType)
         {
-            int id = tokens[i];
-            if ((uint)id >= (uint)v) throw new ArgumentOutOfRangeException(nameof(tokens), id, $"token id at position {i} is outside the vocabulary [0, {v})");
-        }
-        switch (Embed.DType)
-        {
-            case DType.F32: Embedding.Forward(Embed.ReadOnlySpan<float>(), tokens, x, v, c); break;
-            case DType.F16:
-                var h = Embed.ReadOnlySpan<Half>();
-                for (int i = 0; i < tokens.Length; i++)
-                    for (int j = 0; j < c; j++) x[i * c + j] = (float)h[tokens[i] * c + j];
-                break;
-            case DType.BF16:
-                var b = Embed.ReadOnlySpan<ushort>();
-                for (int i = 0; i < tokens.Length; i++)
-                    BFloat16.ToSingle(b.Slice(tokens[i] * c, c), x.Slice(i * c, c));
-                break;
-            default: throw new ShapeException($"embedding '{Embed.Name}' has dtype {Embed.DType}; F32, F16 or BF16 expected");
+            case DType.F32: Embedding.Forward(embed.ReadOnlySpan<float>(), tokens, x, v, c); break;
+            case DType.F16: Embedding.Forward(embed.ReadOnlySpan<Half>(), tokens, x, v, c); break;
+            case DType.BF16: Embedding.Forward(embed.ReadOnlySpan<ushort>(), tokens, x, v, c); break;
+            default: throw new ShapeException($"embedding '{embed.Name}' has dtype {embed.DType}; F32, F16 or BF16 expected");
         }
     }
 

@@ -1,6 +1,7 @@
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
 using EdgeTune.Generation;
+using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Models.Llama;
@@ -21,20 +22,23 @@ public sealed partial class LlamaModel : ICausalLM
         RopeStyle = ropeStyle;
         Parameters = parameters;
         _owner = owner;
-        Embed = parameters[LlamaNames.Embed].Value;
-        FinalNorm = parameters[LlamaNames.FinalNorm].Value;
-        LmHead = parameters.TryGet(LlamaNames.LmHead, out var head) ? head!.Value : Embed;
+        Embed = parameters[LlamaNames.Embed];
+        FinalNorm = parameters[LlamaNames.FinalNorm];
+        LmHead = parameters.TryGet(LlamaNames.LmHead, out var head) ? head! : Embed;
         var layers = new LlamaLayer[config.NumHiddenLayers];
         for (int i = 0; i < layers.Length; i++)
         {
-            Tensor? Opt(string n) => parameters.TryGet(n, out var p) ? p!.Value : null;
+            ILinear Lin(string weightName, string? biasName = null)
+            {
+                Parameter? bias = biasName is not null && parameters.TryGet(biasName, out var b) ? b : null;
+                return new Linear(weightName[..^".weight".Length], parameters[weightName], bias);
+            }
             layers[i] = new LlamaLayer(
-                parameters[LlamaNames.AttnNorm(i)].Value,
-                parameters[LlamaNames.Q(i)].Value, parameters[LlamaNames.K(i)].Value,
-                parameters[LlamaNames.V(i)].Value, parameters[LlamaNames.O(i)].Value,
-                Opt(LlamaNames.QBias(i)), Opt(LlamaNames.KBias(i)), Opt(LlamaNames.VBias(i)),
-                parameters[LlamaNames.FfnNorm(i)].Value,
-                parameters[LlamaNames.Gate(i)].Value, parameters[LlamaNames.Up(i)].Value, parameters[LlamaNames.Down(i)].Value);
+                parameters[LlamaNames.AttnNorm(i)],
+                Lin(LlamaNames.Q(i), LlamaNames.QBias(i)), Lin(LlamaNames.K(i), LlamaNames.KBias(i)),
+                Lin(LlamaNames.V(i), LlamaNames.VBias(i)), Lin(LlamaNames.O(i)),
+                parameters[LlamaNames.FfnNorm(i)],
+                Lin(LlamaNames.Gate(i)), Lin(LlamaNames.Up(i)), Lin(LlamaNames.Down(i)));
         }
         Layers = layers;
     }
@@ -45,9 +49,10 @@ public sealed partial class LlamaModel : ICausalLM
     public RopeStyle RopeStyle { get; }
 
     public ParameterCollection Parameters { get; }
-    public Tensor Embed { get; }
-    public Tensor FinalNorm { get; }
-    public Tensor LmHead { get; }
+    public Parameter Embed { get; }
+    public Parameter FinalNorm { get; }
+    /// <summary>The output head; the same parameter as <see cref="Embed"/> when tied.</summary>
+    public Parameter LmHead { get; }
     public IReadOnlyList<LlamaLayer> Layers { get; }
 
     public int VocabSize => Config.VocabSize;
