@@ -43,4 +43,32 @@ internal static class OpChecks
         DType.F64 => true,
         _ => throw new ShapeException($"{op}: no kernel for {dtype}; expected F32 or F64"),
     };
+
+    /// <summary>Rows and columns of <paramref name="v"/> seen as [R, C] over its last dimension (rank ≥ 1).</summary>
+    public static (int Rows, int Cols) Matrix(string op, string role, Variable v)
+    {
+        if (v.Value.Rank < 1)
+            throw new ShapeException($"{op}: {role} '{v.Name}' {v.Value.ShapeString} must have at least one dimension");
+        int cols = v.Shape[^1];
+        long rows = 1;
+        for (int i = 0; i < v.Shape.Length - 1; i++) rows *= v.Shape[i];
+        return (checked((int)rows), cols);
+    }
+
+    /// <summary>Throws unless <paramref name="v"/> is a rank-1 [<paramref name="length"/>] vector of <paramref name="like"/>'s dtype.</summary>
+    public static void Vector(string op, string role, Variable v, int length, Variable like)
+    {
+        SameDType(op, like, v);
+        if (v.Value.Rank != 1 || v.Shape[0] != length)
+            throw new ShapeException($"{op}: {role} '{v.Name}' {v.Value.ShapeString} must be [{length}] to match '{like.Name}' {like.Value.ShapeString}");
+    }
+
+    /// <summary>A copy of integer ids (token ids or targets) held in an I32 tensor.</summary>
+    public static int[] Ids(string op, string role, Tensor ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.DType != DType.I32)
+            throw new ShapeException($"{op}: {role} '{ids.Name}' is {ids.DType}{ids.ShapeString}; expected I32");
+        return ids.ReadOnlySpan<int>().ToArray();
+    }
 }
