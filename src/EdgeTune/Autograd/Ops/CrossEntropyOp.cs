@@ -34,20 +34,28 @@ public sealed class CrossEntropyOp : TapeOp
         if (_targets.Length != _rows)
             throw new ShapeException($"{Name}: {_targets.Length} targets for logits '{_logits.Name}' {_logits.Value.ShapeString}; expected N = {_rows}");
         _loss = NewOutput(tape, _logits.DType, [], "cross_entropy");
+        bool f64 = OpChecks.IsDouble(Name, _logits.DType);
         double sum;
-        if (OpChecks.IsDouble(Name, _logits.DType))
+        try
         {
-            _lse64 = new double[_rows];
-            (sum, _count) = CrossEntropyReference.Forward(_logits.Value.ReadOnlySpan<double>(), _targets, _lse64, _rows, _vocab);
+            if (f64)
+            {
+                _lse64 = new double[_rows];
+                (sum, _count) = CrossEntropyReference.Forward(_logits.Value.ReadOnlySpan<double>(), _targets, _lse64, _rows, _vocab);
+            }
+            else
+            {
+                _lse32 = new float[_rows];
+                (sum, _count) = CrossEntropy.Forward(_logits.Value.ReadOnlySpan<float>(), _targets, _lse32, _rows, _vocab);
+            }
         }
-        else
+        catch (ArithmeticException e) when (e is not NonFiniteException)
         {
-            _lse32 = new float[_rows];
-            try { (sum, _count) = CrossEntropy.Forward(_logits.Value.ReadOnlySpan<float>(), _targets, _lse32, _rows, _vocab); }
-            catch (ArithmeticException e) when (e is not NonFiniteException) { throw new NonFiniteException(Name, _logits.Name, double.NaN); }
+            // the kernels refuse NaN/Inf logits: report it as the non-finite loss it would be
+            throw new NonFiniteException(Name, _logits.Name, double.NaN);
         }
         double mean = _count == 0 ? 0 : sum / _count;
-        if (_logits.DType == DType.F64) _loss.Value.Span<double>()[0] = mean; else _loss.Value.Span<float>()[0] = (float)mean;
+        if (f64) _loss.Value.Span<double>()[0] = mean; else _loss.Value.Span<float>()[0] = (float)mean;
         OpChecks.FiniteLoss(Name, _loss, mean);
     }
 

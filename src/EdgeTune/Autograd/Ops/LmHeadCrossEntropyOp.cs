@@ -50,19 +50,18 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
             throw new ShapeException($"{Name}: weight '{_w.Name}' is {_w.DType} and requires a gradient; only F32/F64 weights can be trained");
         _loss = NewOutput(tape, _x.DType, [], "lm_head_cross_entropy");
         double sum;
-        if (f64)
+        try
         {
-            _lse64 = new double[_rows];
-            (sum, _count) = CrossEntropyReference.LmHeadForward(_x.Value.ReadOnlySpan<double>(), _w.Value.ReadOnlySpan<double>(), _targets, _lse64,
-                _rows, _channels, _vocab);
-            _loss.Value.Span<double>()[0] = _count == 0 ? 0 : sum / _count;
-        }
-        else
-        {
-            _lse32 = new float[_rows];
-            var x = _x.Value.ReadOnlySpan<float>();
-            try
+            if (f64)
             {
+                _lse64 = new double[_rows];
+                (sum, _count) = CrossEntropyReference.LmHeadForward(_x.Value.ReadOnlySpan<double>(), _w.Value.ReadOnlySpan<double>(), _targets, _lse64,
+                    _rows, _channels, _vocab);
+            }
+            else
+            {
+                _lse32 = new float[_rows];
+                var x = _x.Value.ReadOnlySpan<float>();
                 (sum, _count) = _w.DType switch
                 {
                     DType.F32 => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<float>(), _targets, _lse32, _rows, _channels, _vocab, _chunk),
@@ -70,10 +69,15 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
                     _ => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<ushort>(), _targets, _lse32, _rows, _channels, _vocab, _chunk),
                 };
             }
-            catch (ArithmeticException e) when (e is not NonFiniteException) { throw new NonFiniteException(Name, _x.Name, double.NaN); }
-            _loss.Value.Span<float>()[0] = _count == 0 ? 0f : (float)(sum / _count);
         }
-        OpChecks.FiniteLoss(Name, _loss, _count == 0 ? 0 : sum / _count);
+        catch (ArithmeticException e) when (e is not NonFiniteException)
+        {
+            // the kernels refuse NaN/Inf logits: report it as the non-finite loss it would be
+            throw new NonFiniteException(Name, _x.Name, double.NaN);
+        }
+        double mean = _count == 0 ? 0 : sum / _count;
+        if (f64) _loss.Value.Span<double>()[0] = mean; else _loss.Value.Span<float>()[0] = (float)mean;
+        OpChecks.FiniteLoss(Name, _loss, mean);
     }
 
     protected internal override void Backward()
