@@ -36,6 +36,21 @@ internal static class OpChecks
         if (!double.IsFinite(value)) throw new NonFiniteException(op, loss.Name, value);
     }
 
+    /// <summary>Writes the mean <paramref name="sum"/>/<paramref name="count"/> (0 when nothing was
+    /// counted) into the scalar <paramref name="loss"/> in its dtype; throws
+    /// <see cref="NonFiniteException"/> when it is NaN or infinite.</summary>
+    public static void SetMeanLoss(string op, Variable loss, double sum, int count)
+    {
+        double mean = count == 0 ? 0 : sum / count;
+        if (loss.DType == DType.F64) loss.Value.Span<double>()[0] = mean;
+        else loss.Value.Span<float>()[0] = (float)mean;
+        FiniteLoss(op, loss, mean);
+    }
+
+    /// <summary>The kernels refuse NaN/Inf logits with a plain <see cref="ArithmeticException"/>;
+    /// the tape reports it as the non-finite loss it would have been.</summary>
+    public static NonFiniteException NonFiniteLogits(string op, Variable input) => new(op, input.Name, double.NaN);
+
     /// <summary>Throws unless F32 or F64; returns true for F64.</summary>
     public static bool IsDouble(string op, DType dtype) => dtype switch
     {

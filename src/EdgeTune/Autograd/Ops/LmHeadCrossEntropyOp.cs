@@ -72,12 +72,9 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
         }
         catch (ArithmeticException e) when (e is not NonFiniteException)
         {
-            // the kernels refuse NaN/Inf logits: report it as the non-finite loss it would be
-            throw new NonFiniteException(Name, _x.Name, double.NaN);
+            throw OpChecks.NonFiniteLogits(Name, _x);
         }
-        double mean = _count == 0 ? 0 : sum / _count;
-        if (f64) _loss.Value.Span<double>()[0] = mean; else _loss.Value.Span<float>()[0] = (float)mean;
-        OpChecks.FiniteLoss(Name, _loss, mean);
+        OpChecks.SetMeanLoss(Name, _loss, sum, _count);
     }
 
     protected internal override void Backward()
