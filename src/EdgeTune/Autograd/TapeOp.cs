@@ -34,9 +34,11 @@ namespace EdgeTune.Autograd;
 /// }
 /// </code>
 /// <para>Ops dispatch on the dtype: F32 uses the fast kernels, F64 the generic scalar references
-/// (so the whole tape can run in double for gradient checks). The tape disposes an op after its
-/// backward (or at <see cref="Tape.Reset"/>, or right after forward when nothing needs a gradient):
-/// override <see cref="Dispose"/> to free tensors the op allocated for itself.</para>
+/// (so the whole tape can run in double for gradient checks). An input that needs no gradient gets
+/// none: skip its work, or, where a kernel writes several gradients at once, give it scratch.
+/// The tape disposes an op after its backward (or at <see cref="Tape.Reset"/>, or right after
+/// forward when nothing needs a gradient): override <see cref="Dispose"/> to free tensors the op
+/// allocated for itself.</para>
 /// </remarks>
 public abstract class TapeOp : IDisposable
 {
@@ -102,5 +104,13 @@ public abstract class TapeOp : IDisposable
     public override string ToString() => $"{Name}({string.Join(", ", _inputs.Select(i => i?.ToString() ?? "-"))})";
 }
 
-/// <summary>Extension methods on <see cref="Tape"/>, one per op, each defined in its op's file.</summary>
+/// <summary>
+/// Extension methods on <see cref="Tape"/>, one per op, each defined in its op's file. Linear algebra:
+/// Linear (bias included), MatMul, Add, Mul, Scale, Sum, Mean, Reshape. Transformer pieces:
+/// Embedding, RmsNorm, LayerNorm, Rope (out of place), Attention (causal GQA), SiLU, Gelu, SwiGlu,
+/// Softmax, LogSoftmax. Losses (scalar outputs): MseLoss, CrossEntropy, LmHeadCrossEntropy (the LM
+/// head fused with the loss; logits never materialised).
+/// </summary>
+/// <remarks>Tests of a new op: central differences in F64 on the tape and F32 against F64
+/// (tests/EdgeTune.Tests/GradCheck.cs and Autograd/Ops/OpCheck.cs).</remarks>
 public static partial class TapeOps;

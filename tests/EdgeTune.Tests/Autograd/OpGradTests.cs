@@ -13,11 +13,11 @@ public class OpGradTests
     public void LinearWithBiasOnRank3Input()
     {
         var rng = new Rng(1);
-        using var x = TapeGradCheck.Param("x", [2, 3, 4], rng);
-        using var w = TapeGradCheck.Param("w", [5, 4], rng);
-        using var b = TapeGradCheck.Param("b", [5], rng);
-        using var r = TapeGradCheck.Param("r", [2, 3, 5], rng, trainable: false);
-        int n = TapeGradCheck.Check([x, w, b, r], t => t.Sum(t.Mul(t.Linear(x.Variable, w, b), r.Variable)));
+        using var x = GradCheck.Param("x", [2, 3, 4], rng);
+        using var w = GradCheck.Param("w", [5, 4], rng);
+        using var b = GradCheck.Param("b", [5], rng);
+        using var r = GradCheck.Param("r", [2, 3, 5], rng, trainable: false);
+        int n = GradCheck.Check([x, w, b, r], t => t.Sum(t.Mul(t.Linear(x.Variable, w, b), r.Variable)));
         Assert.Equal(24 + 20 + 5, n);
     }
 
@@ -25,30 +25,30 @@ public class OpGradTests
     public void LinearWithoutBiasOddShapes()
     {
         var rng = new Rng(2);
-        using var x = TapeGradCheck.Param("x", [1, 7], rng, trainable: false);
-        using var w = TapeGradCheck.Param("w", [3, 7], rng);
-        using var target = TapeGradCheck.Param("target", [1, 3], rng, trainable: false);
-        Assert.Equal(21, TapeGradCheck.Check([x, w, target], t => t.MseLoss(t.Linear(x.Variable, w), target.Variable)));
+        using var x = GradCheck.Param("x", [1, 7], rng, trainable: false);
+        using var w = GradCheck.Param("w", [3, 7], rng);
+        using var target = GradCheck.Param("target", [1, 3], rng, trainable: false);
+        Assert.Equal(21, GradCheck.Check([x, w, target], t => t.MseLoss(t.Linear(x.Variable, w), target.Variable)));
     }
 
     [Fact]
     public void MatMul()
     {
         var rng = new Rng(3);
-        using var a = TapeGradCheck.Param("a", [3, 4], rng);
-        using var b = TapeGradCheck.Param("b", [4, 2], rng);
-        using var r = TapeGradCheck.Param("r", [3, 2], rng, trainable: false);
-        Assert.Equal(20, TapeGradCheck.Check([a, b, r], t => t.Sum(t.Mul(t.MatMul(a.Variable, b.Variable), r.Variable))));
+        using var a = GradCheck.Param("a", [3, 4], rng);
+        using var b = GradCheck.Param("b", [4, 2], rng);
+        using var r = GradCheck.Param("r", [3, 2], rng, trainable: false);
+        Assert.Equal(20, GradCheck.Check([a, b, r], t => t.Sum(t.Mul(t.MatMul(a.Variable, b.Variable), r.Variable))));
     }
 
     [Fact]
     public void AddMulScaleMean()
     {
         var rng = new Rng(4);
-        using var a = TapeGradCheck.Param("a", [2, 3], rng);
-        using var b = TapeGradCheck.Param("b", [2, 3], rng);
+        using var a = GradCheck.Param("a", [2, 3], rng);
+        using var b = GradCheck.Param("b", [2, 3], rng);
         // mean(3·(a+b) ⊙ a ⊙ a): a reaches the output three times, so its gradient must accumulate
-        Assert.Equal(12, TapeGradCheck.Check([a, b], t =>
+        Assert.Equal(12, GradCheck.Check([a, b], t =>
             t.Mean(t.Mul(t.Mul(t.Scale(t.Add(a.Variable, b.Variable), 3.0), a.Variable), a.Variable))));
     }
 
@@ -56,19 +56,19 @@ public class OpGradTests
     public void MseLossBothSidesTrainable()
     {
         var rng = new Rng(5);
-        using var p = TapeGradCheck.Param("pred", [7], rng);
-        using var q = TapeGradCheck.Param("target", [7], rng);
-        Assert.Equal(14, TapeGradCheck.Check([p, q], t => t.MseLoss(p.Variable, q.Variable)));
+        using var p = GradCheck.Param("pred", [7], rng);
+        using var q = GradCheck.Param("target", [7], rng);
+        Assert.Equal(14, GradCheck.Check([p, q], t => t.MseLoss(p.Variable, q.Variable)));
     }
 
     [Fact]
     public void ReshapeIntoLinearWithFrozenWeight()
     {
         var rng = new Rng(10);
-        using var x = TapeGradCheck.Param("x", [2, 6], rng);
-        using var w = TapeGradCheck.Param("w", [2, 3], rng, trainable: false);
-        using var r = TapeGradCheck.Param("r", [4, 2], rng, trainable: false);
-        Assert.Equal(12, TapeGradCheck.Check([x, w, r], t =>
+        using var x = GradCheck.Param("x", [2, 6], rng);
+        using var w = GradCheck.Param("w", [2, 3], rng, trainable: false);
+        using var r = GradCheck.Param("r", [4, 2], rng, trainable: false);
+        Assert.Equal(12, GradCheck.Check([x, w, r], t =>
             t.Sum(t.Mul(t.Linear(t.Reshape(x.Variable, 4, 3), w.Variable), r.Variable))));
     }
 
@@ -92,12 +92,12 @@ public class OpGradTests
     public void ComposedLinearMulLinearSum()
     {
         var rng = new Rng(6);
-        using var x = TapeGradCheck.Param("x", [3, 4], rng, trainable: false);
-        using var w1 = TapeGradCheck.Param("w1", [5, 4], rng);
-        using var b1 = TapeGradCheck.Param("b1", [5], rng);
-        using var gate = TapeGradCheck.Param("gate", [3, 5], rng);
-        using var w2 = TapeGradCheck.Param("w2", [2, 5], rng);
-        int n = TapeGradCheck.Check([x, w1, b1, gate, w2], t =>
+        using var x = GradCheck.Param("x", [3, 4], rng, trainable: false);
+        using var w1 = GradCheck.Param("w1", [5, 4], rng);
+        using var b1 = GradCheck.Param("b1", [5], rng);
+        using var gate = GradCheck.Param("gate", [3, 5], rng);
+        using var w2 = GradCheck.Param("w2", [2, 5], rng);
+        int n = GradCheck.Check([x, w1, b1, gate, w2], t =>
         {
             var h = t.Linear(x.Variable, w1, b1);
             var g = t.Mul(h, gate.Variable);
@@ -112,9 +112,9 @@ public class OpGradTests
     {
         // the checker itself must fail when an op's backward is wrong
         var rng = new Rng(7);
-        using var a = TapeGradCheck.Param("a", [4], rng);
+        using var a = GradCheck.Param("a", [4], rng);
         Assert.Throws<Xunit.Sdk.XunitException>(() =>
-            TapeGradCheck.Check([a], t => t.Sum(t.Apply(new WrongSquareOp(a.Variable)))));
+            GradCheck.Check([a], t => t.Sum(t.Apply(new WrongSquareOp(a.Variable)))));
     }
 
     [Fact]

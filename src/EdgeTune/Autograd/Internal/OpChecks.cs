@@ -36,6 +36,21 @@ internal static class OpChecks
         if (!double.IsFinite(value)) throw new NonFiniteException(op, loss.Name, value);
     }
 
+    /// <summary>Writes the mean <paramref name="sum"/>/<paramref name="count"/> (0 when nothing was
+    /// counted) into the scalar <paramref name="loss"/> in its dtype; throws
+    /// <see cref="NonFiniteException"/> when it is NaN or infinite.</summary>
+    public static void SetMeanLoss(string op, Variable loss, double sum, int count)
+    {
+        double mean = count == 0 ? 0 : sum / count;
+        if (loss.DType == DType.F64) loss.Value.Span<double>()[0] = mean;
+        else loss.Value.Span<float>()[0] = (float)mean;
+        FiniteLoss(op, loss, mean);
+    }
+
+    /// <summary>The kernels refuse NaN/Inf logits with a plain <see cref="ArithmeticException"/>;
+    /// the tape reports it as the non-finite loss it would have been.</summary>
+    public static NonFiniteException NonFiniteLogits(string op, Variable input) => new(op, input.Name, double.NaN);
+
     /// <summary>Throws unless F32 or F64; returns true for F64.</summary>
     public static bool IsDouble(string op, DType dtype) => dtype switch
     {
@@ -43,4 +58,32 @@ internal static class OpChecks
         DType.F64 => true,
         _ => throw new ShapeException($"{op}: no kernel for {dtype}; expected F32 or F64"),
     };
+
+    /// <summary>Rows and columns of <paramref name="v"/> seen as [R, C] over its last dimension (rank ≥ 1).</summary>
+    public static (int Rows, int Cols) Matrix(string op, string role, Variable v)
+    {
+        if (v.Value.Rank < 1)
+            throw new ShapeException($"{op}: {role} '{v.Name}' {v.Value.ShapeString} must have at least one dimension");
+        int cols = v.Shape[^1];
+        long rows = 1;
+        for (int i = 0; i < v.Shape.Length - 1; i++) rows *= v.Shape[i];
+        return (checked((int)rows), cols);
+    }
+
+    /// <summary>Throws unless <paramref name="v"/> is a rank-1 [<paramref name="length"/>] vector of <paramref name="like"/>'s dtype.</summary>
+    public static void Vector(string op, string role, Variable v, int length, Variable like)
+    {
+        SameDType(op, like, v);
+        if (v.Value.Rank != 1 || v.Shape[0] != length)
+            throw new ShapeException($"{op}: {role} '{v.Name}' {v.Value.ShapeString} must be [{length}] to match '{like.Name}' {like.Value.ShapeString}");
+    }
+
+    /// <summary>A copy of integer ids (token ids or targets) held in an I32 tensor.</summary>
+    public static int[] Ids(string op, string role, Tensor ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.DType != DType.I32)
+            throw new ShapeException($"{op}: {role} '{ids.Name}' is {ids.DType}{ids.ShapeString}; expected I32");
+        return ids.ReadOnlySpan<int>().ToArray();
+    }
 }

@@ -1,6 +1,6 @@
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
-using static EdgeTune.Tests.Tensors.Kernels.AttentionGradCheck;
+using static EdgeTune.Tests.Tensors.Kernels.KernelTest;
 
 namespace EdgeTune.Tests.Tensors.Kernels;
 
@@ -53,8 +53,8 @@ public class AttentionTests
                 var o = new float[q.Length];
                 var lse = new float[refLse.Length];
                 fwd(ToFloat(q), ToFloat(k), ToFloat(v), o, lse, b, t, hq, hkv, d, (float)scale, window, bq, bk);
-                AssertClose(refOut, o, 1e-4, 1e-5, $"{name} {bq}x{bk} out");
-                AssertClose(refLse, lse, 1e-5, 1e-5, $"{name} {bq}x{bk} lse");
+                Close(refOut, o, 1e-4, 1e-5, $"{name} {bq}x{bk} out");
+                Close(refLse, lse, 1e-5, 1e-5, $"{name} {bq}x{bk} lse");
             }
     }
 
@@ -67,7 +67,7 @@ public class AttentionTests
         AttentionReference.Forward<double>(q, k, v, refOut, default, b, t, hq, hkv, d, 1 / Math.Sqrt(d));
         var o = new float[q.Length];
         Attention.Forward(ToFloat(q), ToFloat(k), ToFloat(v), o, default, b, t, hq, hkv, d);
-        AssertClose(refOut, o, 1e-4, 1e-5, "out");
+        Close(refOut, o, 1e-4, 1e-5, "out");
     }
 
     [Theory]
@@ -89,9 +89,9 @@ public class AttentionTests
                 // gradients accumulate: start from 1 and subtract it afterwards
                 var dq = Filled(q.Length, 1f); var dk = Filled(k.Length, 1f); var dv = Filled(v.Length, 1f);
                 bwd(qf, kf, vf, o, lse, dOf, dq, dk, dv, b, t, hq, hkv, d, (float)scale, window, bq, bk);
-                AssertClose(rdq, Minus1(dq), 2e-4, 2e-4, $"{name} {bq}x{bk} dq");
-                AssertClose(rdk, Minus1(dk), 2e-4, 2e-4, $"{name} {bq}x{bk} dk");
-                AssertClose(rdv, Minus1(dv), 2e-4, 2e-4, $"{name} {bq}x{bk} dv");
+                Close(rdq, Minus1(dq), 2e-4, 2e-4, $"{name} {bq}x{bk} dq");
+                Close(rdk, Minus1(dk), 2e-4, 2e-4, $"{name} {bq}x{bk} dk");
+                Close(rdv, Minus1(dv), 2e-4, 2e-4, $"{name} {bq}x{bk} dv");
             }
     }
 
@@ -114,9 +114,9 @@ public class AttentionTests
         }
         var dq = new double[q.Length]; var dk = new double[k.Length]; var dv = new double[v.Length];
         AttentionReference.Backward<double>(q, k, v, g, dq, dk, dv, b, t, hq, hkv, d, scale, window);
-        AssertClose(Numeric(x => Loss(x, k, v), q), dq, 1e-6, 1e-8, "dq");
-        AssertClose(Numeric(x => Loss(q, x, v), k), dk, 1e-6, 1e-8, "dk");
-        AssertClose(Numeric(x => Loss(q, k, x), v), dv, 1e-6, 1e-8, "dv");
+        GradCheck.Check("dq", x => Loss(x, k, v), q, dq, h: 1e-5, rtol: 1e-6, atol: 1e-8);
+        GradCheck.Check("dk", x => Loss(q, x, v), k, dk, h: 1e-5, rtol: 1e-6, atol: 1e-8);
+        GradCheck.Check("dv", x => Loss(q, k, x), v, dv, h: 1e-5, rtol: 1e-6, atol: 1e-8);
     }
 
     [Theory]
@@ -182,8 +182,8 @@ public class AttentionTests
             {
                 var o = new float[q.Length]; var l = new float[refLse.Length];
                 run(o, l, bq, bk);
-                AssertClose(refOut, o, 1e-4, 1e-5, $"{name} {bq}x{bk} out");
-                AssertClose(refLse, l, 1e-5, 1e-5, $"{name} {bq}x{bk} lse");
+                Close(refOut, o, 1e-4, 1e-5, $"{name} {bq}x{bk} out");
+                Close(refLse, l, 1e-5, 1e-5, $"{name} {bq}x{bk} lse");
             }
     }
 
@@ -207,7 +207,7 @@ public class AttentionTests
         for (int i = 0; i < 3; i++) Assert.Equal(byKv[i], byHead[i]);
         var rdk = new double[k.Length];
         AttentionReference.Backward<double>(q, k, v, ToDouble(dO), new double[q.Length], rdk, new double[v.Length], b, t, hq, hkv, d, scale, window);
-        AssertClose(rdk, Array.ConvertAll(byHead[1], x => x - 0.25), 2e-4, 2e-4, "dk");
+        Close(rdk, Array.ConvertAll(byHead[1], x => x - 0.25), 2e-4, 2e-4, "dk");
     }
 
     [Theory]
@@ -234,7 +234,7 @@ public class AttentionTests
         }
         var refOut = new double[q.Length];
         AttentionReference.Forward<double>(q, k, v, refOut, default, b, t, hq, hkv, d, 0.3f, window);
-        AssertClose(refOut, whole, 1e-4, 1e-5, "out");
+        Close(refOut, whole, 1e-4, 1e-5, "out");
     }
 
     [Fact]

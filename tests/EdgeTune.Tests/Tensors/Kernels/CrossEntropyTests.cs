@@ -1,6 +1,6 @@
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
-using static EdgeTune.Tests.Tensors.Kernels.AttentionGradCheck;
+using static EdgeTune.Tests.Tensors.Kernels.KernelTest;
 
 namespace EdgeTune.Tests.Tensors.Kernels;
 
@@ -47,18 +47,18 @@ public class CrossEntropyTests
         {
             var lse = new float[rows]; var loss = new float[rows];
             f(lf, targets, lse, loss, rows, vocab);
-            AssertClose(rLse, lse, 1e-5, 1e-5, name + " lse");
-            AssertClose(rLoss, loss, 1e-5, 1e-5, name + " loss");
+            Close(rLse, lse, 1e-5, 1e-5, name + " lse");
+            Close(rLoss, loss, 1e-5, 1e-5, name + " loss");
             var g = new float[rows * vocab];
             Array.Fill(g, 0.5f);
             b(lf, targets, lse, g, rows, vocab, (float)scale, true);
             var expected = Array.ConvertAll(rGrad, x => x + 0.5);
             for (int r = 0; r < rows; r++) // ignored rows are left alone when accumulating
                 if (targets[r] == CrossEntropy.IgnoreIndex) Assert.Equal(0.0, rGrad.AsSpan(r * vocab, vocab).ToArray().Sum());
-            AssertClose(expected, g, 1e-5, 1e-6, name + " dlogits (accumulate)");
+            Close(expected, g, 1e-5, 1e-6, name + " dlogits (accumulate)");
             Array.Fill(g, 0.5f);
             b(lf, targets, lse, g, rows, vocab, (float)scale, false);
-            AssertClose(rGrad, g, 1e-5, 1e-6, name + " dlogits (overwrite)");
+            Close(rGrad, g, 1e-5, 1e-6, name + " dlogits (overwrite)");
         }
         var pubLse = new float[rows];
         var result = CrossEntropy.Forward(lf, targets, pubLse, rows, vocab);
@@ -97,7 +97,7 @@ public class CrossEntropyTests
         CrossEntropyReference.Forward<double>(logits, targets, lse, rows, vocab);
         var g = new double[rows * vocab];
         CrossEntropyReference.Backward<double>(logits, targets, lse, g, rows, vocab, 1.0 / 3);
-        AssertClose(Numeric(Loss, logits), g, 1e-6, 1e-9, "dlogits");
+        GradCheck.Check("dlogits", Loss, logits, g, h: 1e-5, rtol: 1e-6, atol: 1e-9);
     }
 
     [Theory]
@@ -122,17 +122,17 @@ public class CrossEntropyTests
         var result = CrossEntropy.LmHeadForward<float>(xf, wf, targets, lse, rows, channels, vocab, chunk, loss);
         Assert.Equal(rCount, result.Count);
         Assert.Equal(rSum, result.LossSum, 1e-4);
-        AssertClose(rLse, lse, 1e-5, 1e-5, "lse");
-        AssertClose(rLoss, loss, 1e-5, 1e-5, "rowLoss");
+        Close(rLse, lse, 1e-5, 1e-5, "lse");
+        Close(rLoss, loss, 1e-5, 1e-5, "rowLoss");
         var dx = new float[x.Length]; var dw = new float[w.Length];
         Array.Fill(dx, 1f); Array.Fill(dw, 1f);
         CrossEntropy.LmHeadBackward<float>(xf, wf, targets, lse, dx, dw, rows, channels, vocab, (float)scale, chunk);
-        AssertClose(rdx, Array.ConvertAll(dx, v => v - 1.0), 1e-4, 1e-6, "dx");
-        AssertClose(rdw, Array.ConvertAll(dw, v => v - 1.0), 1e-4, 1e-6, "dW");
+        Close(rdx, Array.ConvertAll(dx, v => v - 1.0), 1e-4, 1e-6, "dx");
+        Close(rdw, Array.ConvertAll(dw, v => v - 1.0), 1e-4, 1e-6, "dW");
         // a frozen head: no dW
         var dx2 = new float[x.Length];
         CrossEntropy.LmHeadBackward<float>(xf, wf, targets, lse, dx2, default, rows, channels, vocab, (float)scale, chunk);
-        AssertClose(rdx, dx2, 1e-4, 1e-6, "dx (frozen head)");
+        Close(rdx, dx2, 1e-4, 1e-6, "dx (frozen head)");
     }
 
     [Fact]
@@ -186,11 +186,11 @@ public class CrossEntropyTests
         {
             var lse = new float[rows];
             fwd(lse, new float[rows]);
-            AssertClose(rLse, lse, 1e-5, 1e-5, name + " lse");
+            Close(rLse, lse, 1e-5, 1e-5, name + " lse");
             var dx = new float[x.Length]; var dw = new float[w.Length];
             bwd(lse, dx, dw);
-            AssertClose(rdx, dx, 1e-4, 1e-6, name + " dx");
-            AssertClose(rdw, dw, 1e-4, 1e-6, name + " dW");
+            Close(rdx, dx, 1e-4, 1e-6, name + " dx");
+            Close(rdw, dw, 1e-4, 1e-6, name + " dW");
         }
     }
 
@@ -206,8 +206,8 @@ public class CrossEntropyTests
         CrossEntropyReference.LmHeadForward<double>(x, w, targets, lse, rows, channels, vocab);
         var dx = new double[x.Length]; var dw = new double[w.Length];
         CrossEntropyReference.LmHeadBackward<double>(x, w, targets, lse, dx, dw, rows, channels, vocab, 0.5);
-        AssertClose(Numeric(xx => Loss(xx, w), x), dx, 1e-6, 1e-9, "dx");
-        AssertClose(Numeric(ww => Loss(x, ww), w), dw, 1e-6, 1e-9, "dW");
+        GradCheck.Check("dx", xx => Loss(xx, w), x, dx, h: 1e-5, rtol: 1e-6, atol: 1e-9);
+        GradCheck.Check("dW", ww => Loss(x, ww), w, dw, h: 1e-5, rtol: 1e-6, atol: 1e-9);
     }
 
     [Fact]

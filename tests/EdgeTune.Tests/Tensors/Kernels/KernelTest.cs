@@ -43,6 +43,24 @@ internal static class KernelTest
 
     /// <summary>|expected − actual| ≤ rtol·|expected| + atol for every element (NaN only matches NaN).</summary>
     public static void Close(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual, double rtol, double atol, string what)
+        => Close(expected, ToDouble(actual), rtol, atol, what);
+
+    public static void Close(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double rtol, double atol, string what)
+        => Close(ToDouble(expected), actual, rtol, atol, what);
+
+    /// <summary>n seeded normal values times <paramref name="std"/>.</summary>
+    public static double[] Gaussian(ulong seed, int n, double std = 1)
+    {
+        var rng = new Rng(seed);
+        var x = new double[n];
+        for (int i = 0; i < n; i++) x[i] = std * rng.NextGaussian();
+        return x;
+    }
+
+    public static float[] ToFloat(double[] x) => Array.ConvertAll(x, v => (float)v);
+
+    /// <summary>|expected − actual| ≤ rtol·|expected| + atol for every element (NaN only matches NaN).</summary>
+    public static void Close(ReadOnlySpan<double> expected, ReadOnlySpan<double> actual, double rtol, double atol, string what)
     {
         Assert.True(expected.Length <= actual.Length, $"{what}: length {actual.Length} < {expected.Length}");
         for (int i = 0; i < expected.Length; i++)
@@ -54,7 +72,4 @@ internal static class KernelTest
                 Assert.Fail($"{what}: [{i}] expected {e:R}, got {a:R}");
         }
     }
-
-    public static void Close(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double rtol, double atol, string what)
-        => Close(ToDouble(expected), actual, rtol, atol, what);
 }
