@@ -125,7 +125,10 @@ public sealed partial class LlamaModel : ICausalLM
     }
 
     /// <summary>A model with random weights of the config's real shapes (N(0, std) matrices, unit norms), F32.</summary>
-    public static LlamaModel CreateRandom(HfConfig config, ulong seed, RopeStyle ropeStyle = RopeStyle.HalfSplit, float std = 0.02f, bool trainable = false)
+    /// <remarks><paramref name="dtype"/> F64 gives a model whose training forward runs the double-precision
+    /// references (for gradient checks); inference needs F32, F16 or BF16.</remarks>
+    public static LlamaModel CreateRandom(HfConfig config, ulong seed, RopeStyle ropeStyle = RopeStyle.HalfSplit, float std = 0.02f,
+        bool trainable = false, DType dtype = DType.F32)
     {
         config.Validate("random model config");
         var rng = new Rng(seed);
@@ -135,6 +138,7 @@ public sealed partial class LlamaModel : ICausalLM
             var t = Tensor.Zeros(DType.F32, shape, name);
             if (shape.Length == 1) t.Span<float>().Fill(name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f);
             else rng.FillGaussian(t.Span<float>(), 0f, std);
+            if (dtype != DType.F32) { var converted = t.To(dtype); t.Dispose(); t = converted; }
             parameters.Add(new Parameter(name, t, trainable));
         }
         return new LlamaModel(config, ropeStyle, parameters, owner: null);
