@@ -24,6 +24,7 @@ public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
     {
         try
         {
+            NativeLibraryConfig.All.WithLogCallback((level, message) => { }); // keep llama.cpp's log off the test output
             NativeApi.llama_max_devices(); // forces the native library to load
             return null;
         }
@@ -144,5 +145,44 @@ public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
         output.WriteLine($"{dtype}: greedy agreement {agree}/{ids.Length}, max |Δlogit| vs our F32 = {worst:E3}");
         Assert.True(agree >= ids.Length * (dtype == DType.Q4_0 ? 0.6 : 0.8), $"{dtype}: only {agree}/{ids.Length} greedy tokens agree");
         Assert.True(worst > 0, "a lower-precision export should not reproduce F32 bit for bit");
+    }
+
+    public static TheoryData<string, string> VocabCases => new()
+    {
+        { "tokenizers/tinyllama-1.1b-chat-v1.0", "llama" },
+        { "tokenizers/qwen2.5-0.5b", "qwen2" },
+    };
+
+    private static readonly string[] Texts =
+    [
+        "Once upon a time, there was a little girl named Lily.",
+        "Hello world! 1234 tokens   with  spaces\nand new lines.",
+        "héllo wörld — naïve café, 日本語 🙂",
+    ];
+
+    /// <summary>Real tokenizer.json (SentencePiece BPE, scores derived from merge ranks) and vocab.json/merges.txt
+    /// (byte-level BPE) vocabularies exported into a tiny random model: llama.cpp must tokenize as we do.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(VocabCases))]
+    public void ExportedRealVocabulariesTokenizeLikeUs(string folder, string modelType)
+    {
+        var tok = TokenizerLoader.Load(TestAssets.Require(folder));
+        RequireNative();
+        var cfg = ExportTestUtil.Config(modelType, tied: true, bias: modelType == "qwen2", hidden: 32, heads: 4, kvHeads: 2)
+            with { VocabSize = tok.VocabSize, NumHiddenLayers = 1, BosTokenId = tok.BosId, EosTokenIds = tok.EosId is int e ? [e] : [] };
+        using var model = LlamaModel.CreateRandom(cfg, 1);
+        using var dir = new TempDir();
+        string path = dir.File("vocab.gguf");
+        ModelExporter.ExportGguf(model, tok, path, DType.F16);
+        using var weights = LLamaWeights.LoadFromFile(new ModelParams(path) { VocabOnly = true, GpuLayerCount = 0 });
+        int same = 0;
+        foreach (string text in Texts)
+        {
+            int[] ours = tok.Encode(text, addBos: false, parseSpecial: false);
+            int[] theirs = weights.Tokenize(text, false, false, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
+            output.WriteLine($"{folder} '{text}': ours [{string.Join(",", ours)}] llama.cpp [{string.Join(",", theirs)}]");
+            if (ours.SequenceEqual(theirs)) same++;
+        }
+        Assert.Equal(Texts.Length, same);
     }
 }
