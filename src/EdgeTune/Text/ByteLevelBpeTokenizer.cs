@@ -40,6 +40,10 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
         ArgumentNullException.ThrowIfNull(merges);
         ArgumentNullException.ThrowIfNull(pattern);
         _vocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        var mergeList = merges as IReadOnlyList<string> ?? merges.ToList();
+        merges = mergeList;
+        Merges = mergeList;
+        Pattern = pattern;
         var regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
         _bpe = BpeTokenizer.Create(new BpeOptions(_vocab)
         {
@@ -67,6 +71,15 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
 
     /// <summary>The underlying Microsoft.ML.Tokenizers model.</summary>
     public BpeTokenizer Model => _bpe;
+
+    /// <summary>The merges in rank order, each "left right" (as given to the constructor).</summary>
+    public IReadOnlyList<string> Merges { get; }
+
+    /// <summary>The pre-tokenizer regex (.NET syntax).</summary>
+    public string Pattern { get; }
+
+    /// <summary>True when encoding applies Unicode NFC first (Qwen2).</summary>
+    public bool Nfc => _nfc;
 
     public override int VocabSize => _vocabSize;
 

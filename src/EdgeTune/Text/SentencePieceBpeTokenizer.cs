@@ -29,6 +29,7 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
     private readonly Dictionary<string, int> _vocab;
     private readonly string[] _pieces;
     private readonly Dictionary<long, (int Rank, int Merged)> _merges; // key: left << 32 | right
+    private readonly Dictionary<int, int> _mergeRankOf = new(); // merged id -> rank of the first merge producing it
     private readonly Dictionary<int, int> _codepointIds; // single-code-point pieces
     private readonly int[] _byteIds; // -1 where <0xNN> is absent
     private readonly bool _byteFallback;
@@ -65,7 +66,10 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
         foreach (var (l, r) in merges)
         {
             if (_vocab.TryGetValue(l, out int a) && _vocab.TryGetValue(r, out int b) && _vocab.TryGetValue(l + r, out int m))
+            {
                 _merges.TryAdd(PairKey(a, b), (rank, m));
+                _mergeRankOf.TryAdd(m, rank);
+            }
             rank++;
         }
         _codepointIds = new Dictionary<int, int>();
@@ -80,6 +84,21 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
     }
 
     public override int VocabSize => _vocabSize;
+
+    /// <summary>Number of merge rules that apply to this vocabulary.</summary>
+    public int MergeCount => _merges.Count;
+
+    /// <summary>
+    /// A SentencePiece-style score for <paramref name="id"/>, derived from the merge ranks (tokenizer.json has no
+    /// scores): −rank of the first merge that produces the piece, so earlier merges score higher; pieces no merge
+    /// produces (single characters, bytes, added tokens) score −(merge count + id). Merging pairs by this score
+    /// reproduces rank order, which is what llama.cpp's SentencePiece ("llama") tokenizer does with GGUF scores.
+    /// </summary>
+    public float Score(int id)
+    {
+        if ((uint)id >= (uint)_vocabSize) throw new ArgumentOutOfRangeException(nameof(id), id, $"SentencePieceBpeTokenizer: token id out of range [0, {_vocabSize})");
+        return _mergeRankOf.TryGetValue(id, out int r) ? -r : -(float)(_merges.Count + id);
+    }
 
     public override string? IdToToken(int id)
     {
