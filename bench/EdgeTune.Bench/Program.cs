@@ -1,10 +1,29 @@
+using EdgeTune.Bench.Common;
+using EdgeTune.Bench.Suites;
+
 namespace EdgeTune.Bench;
 
+/// <summary>Benchmark entry: <c>EdgeTune.Bench &lt;suite&gt; [options]</c>. Each suite prints its figures
+/// and, as its last line, one JSON object.</summary>
 public static class Program
 {
+    private static readonly IBenchSuite[] s_suites = [new GemmSuite()];
+
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>");
-        return 2;
+        if (args.Length == 0 || s_suites.FirstOrDefault(s => s.Name == args[0]) is not { } suite)
+        {
+            Console.Error.WriteLine("usage: EdgeTune.Bench <suite> [options]");
+            foreach (var s in s_suites) Console.Error.WriteLine($"  {s.Name,-10} {s.Description}");
+            Console.Error.WriteLine("options: --quick (fewer repetitions), --threads N (only that thread count)");
+            return 2;
+        }
+        var options = BenchOptions.Parse(args.AsSpan(1));
+        if (options is null)
+        {
+            Console.Error.WriteLine($"unknown option in: {string.Join(' ', args.Skip(1))}");
+            return 2;
+        }
+        return suite.Run(options);
     }
 }

@@ -1,0 +1,216 @@
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace EdgeTune.Tensors.Internal;
+
+/// <summary>Cache blocking of the packed GEMM: MR x NR register tile, KC steps per packed block,
+/// MC rows of A per packed A block (L2), NC columns of B per packed B block (L3).</summary>
+internal readonly record struct GemmBlocking(int MR, int NR, int KC, int MC, int NC)
+{
+    /// <summary>Optional override "KC,MC,NC" for tuning runs (EDGETUNE_GEMM_BLOCK).</summary>
+    private static readonly int[]? s_override = ParseOverride(Environment.GetEnvironmentVariable("EDGETUNE_GEMM_BLOCK"));
+
+    /// <summary>Blocking for a vector of <paramref name="lanes"/> floats and an MR-row kernel.
+    /// The B micro-panel (KC x NR) takes ~24 KiB of L1, the A block (MC x KC) ~512 KiB of L2,
+    /// the B block (KC x NC) ~2-3 MiB of L3.</summary>
+    public static GemmBlocking For(int lanes, int mr)
+    {
+        int nr = 2 * lanes;
+        int kc = Math.Min(512, 24 * 1024 / (nr * sizeof(float)));
+        int mc = Math.Max(mr, 512 * 1024 / (kc * sizeof(float)) / mr * mr);
+        int nc = Math.Max(nr, 3 * 1024 * 1024 / (kc * sizeof(float)) / nr * nr);
+        if (s_override is { } o)
+        {
+            kc = o[0];
+            mc = Math.Max(mr, o[1] / mr * mr);
+            nc = Math.Max(nr, o[2] / nr * nr);
+        }
+        return new GemmBlocking(mr, nr, kc, mc, nc);
+    }
+
+    private static int[]? ParseOverride(string? s)
+    {
+        if (string.IsNullOrEmpty(s)) return null;
+        var parts = s.Split(',');
+        if (parts.Length != 3) return null;
+        var v = new int[3];
+        for (int i = 0; i < 3; i++)
+            if (!int.TryParse(parts[i], out v[i]) || v[i] <= 0) return null;
+        return v;
+    }
+}
+
+/// <summary>
+/// The packed GEMM driver (GotoBLAS loop order): for each NC-column block of B and KC-step block,
+/// pack B once; for each MC-row block of A pack A; then sweep NR-column micro-panels of B (kept in
+/// L1) against MR-row micro-panels of A (streamed from L2). Threads own disjoint 2-D tiles of C and
+/// every element is summed over the same K blocks in the same order, so C is bit-identical for any
+/// thread count.
+/// </summary>
+internal static unsafe class GemmDriver
+{
+    /// <summary>Rows at or below which the unpacked small-M path runs.</summary>
+    public const int SmallM = 8;
+
+    /// <summary>Below this many FLOPs a product runs on the calling thread only.</summary>
+    private const long ParallelFlops = 1L << 22;
+
+    /// <summary>True where the ISA has 32 vector registers (AVX-512, ARM64), so 12-row tiles fit.</summary>
+    public static readonly bool Has32Registers = Avx512F.VL.IsSupported || AdvSimd.Arm64.IsSupported;
+
+    /// <summary>C[M,N] (+)= A·B with A(i,p) = a[i*rsA + p*csA], B(p,j) = b[p*rsB + j*csB]; C row-major.</summary>
+    public static void Run<TV, TB>(float* a, nint rsA, nint csA, TB* b, nint rsB, nint csB, float* c,
+        int m, int k, int n, bool accumulate, int threads, GemmBlocking? blocking = null)
+        where TV : struct, IVec<TV>
+        where TB : unmanaged
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
+            return;
+        }
+        if (2L * m * n * k < ParallelFlops) threads = 1;
+        if (m <= SmallM)
+            GemmSmall.Run<TV, TB>(a, rsA, csA, b, rsB, csB, c, m, k, n, accumulate, threads);
+        else if (Has32Registers)
+            Packed<TV, Rows12, TB>(a, rsA, csA, b, rsB, csB, c, m, k, n, accumulate, threads, blocking);
+        else
+            Packed<TV, Rows6, TB>(a, rsA, csA, b, rsB, csB, c, m, k, n, accumulate, threads, blocking);
+    }
+
+    /// <summary>The packed path with an explicit kernel shape (tests call every shape).</summary>
+    public static void Packed<TV, TR, TB>(float* a, nint rsA, nint csA, TB* b, nint rsB, nint csB, float* c,
+        int m, int k, int n, bool accumulate, int threads, GemmBlocking? blocking = null)
+        where TV : struct, IVec<TV>
+        where TR : struct, IGemmRows
+        where TB : unmanaged
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
+            return;
+        }
+        // A caller-given blocking (tests: tiny blocks to cross every edge) keeps only KC, MC, NC.
+        var blk = blocking is { } o
+            ? new GemmBlocking(TR.MR, 2 * TV.Count, o.KC, Math.Max(TR.MR, o.MC / TR.MR * TR.MR), Math.Max(2 * TV.Count, o.NC / (2 * TV.Count) * 2 * TV.Count))
+            : GemmBlocking.For(TV.Count, TR.MR);
+        var job = new PackedJob<TV, TR, TB>
+        {
+            A = a, RsA = rsA, CsA = csA, B = b, RsB = rsB, CsB = csB, C = c,
+            M = m, K = k, N = n, Accumulate = accumulate, Blk = blk,
+        };
+        int panelsM = (m + blk.MR - 1) / blk.MR, panelsN = (n + blk.NR - 1) / blk.NR;
+        (job.Tm, job.Tn) = Grid(Math.Max(1, threads), panelsM, panelsN, m, n);
+        int tasks = job.Tm * job.Tn;
+        if (tasks == 1) job.Task(0);
+        else WorkerPool.Shared.Run(tasks, job.Task);
+    }
+
+    /// <summary>Splits C into tm x tn tiles for <paramref name="threads"/> tasks, choosing the split
+    /// that packs the least redundant data (A is packed once per column tile, B once per row tile).</summary>
+    internal static (int Tm, int Tn) Grid(int threads, int panelsM, int panelsN, int m, int n)
+    {
+        for (int t = threads; t > 1; t--)
+        {
+            (int, int) best = (0, 0);
+            double bestCost = double.MaxValue;
+            for (int tn = 1; tn <= t; tn++)
+            {
+                if (t % tn != 0) continue;
+                int tm = t / tn;
+                if (tm > panelsM || tn > panelsN) continue;
+                double cost = (double)tm * n + (double)tn * m;
+                if (cost < bestCost) { bestCost = cost; best = (tm, tn); }
+            }
+            if (best.Item1 > 0) return best;
+        }
+        return (1, 1);
+    }
+
+    private sealed class PackedJob<TV, TR, TB>
+        where TV : struct, IVec<TV>
+        where TR : struct, IGemmRows
+        where TB : unmanaged
+    {
+        public float* A, C;
+        public TB* B;
+        public nint RsA, CsA, RsB, CsB;
+        public int M, K, N, Tm, Tn;
+        public bool Accumulate;
+        public GemmBlocking Blk;
+
+        public void Task(int t)
+        {
+            int mr = Blk.MR, nr = Blk.NR;
+            int panelsM = (M + mr - 1) / mr, panelsN = (N + nr - 1) / nr;
+            int ti = t / Tn, tj = t % Tn;
+            int i0 = Math.Min(M, (int)((long)panelsM * ti / Tm) * mr), i1 = Math.Min(M, (int)((long)panelsM * (ti + 1) / Tm) * mr);
+            int j0 = Math.Min(N, (int)((long)panelsN * tj / Tn) * nr), j1 = Math.Min(N, (int)((long)panelsN * (tj + 1) / Tn) * nr);
+            if (i0 < i1 && j0 < j1) Tile(i0, i1, j0, j1);
+        }
+
+        private void Tile(int i0, int i1, int j0, int j1)
+        {
+            int mr = Blk.MR, nr = Blk.NR;
+            int kBlocks = (K + Blk.KC - 1) / Blk.KC;
+            int kcMax = (K + kBlocks - 1) / kBlocks;                    // balanced K blocks
+            int mBlocks = (i1 - i0 + Blk.MC - 1) / Blk.MC;
+            int mcMax = ((i1 - i0 + mBlocks - 1) / mBlocks + mr - 1) / mr * mr;
+            int nBlocks = (j1 - j0 + Blk.NC - 1) / Blk.NC;
+            int ncMax = ((j1 - j0 + nBlocks - 1) / nBlocks + nr - 1) / nr * nr;
+            var buf = GemmBuffers.Current;
+            float* ap = buf.A((nint)mcMax * kcMax);
+            float* bp = buf.B((nint)ncMax * kcMax);
+            float* scratch = buf.Scratch(Math.Max(ncMax, 8 * kcMax));
+            float* edge = stackalloc float[TR.MR * 2 * TV.Count];
+            nint ldc = N;
+
+            for (int jc = j0; jc < j1; jc += ncMax)
+            {
+                int nc = Math.Min(ncMax, j1 - jc);
+                for (int pc = 0; pc < K; pc += kcMax)
+                {
+                    int kc = Math.Min(kcMax, K - pc);
+                    bool add = Accumulate || pc > 0;
+                    GemmPacking.PackB(B + pc * RsB + jc * CsB, RsB, CsB, kc, nc, nr, bp, scratch);
+                    for (int ic = i0; ic < i1; ic += mcMax)
+                    {
+                        int mc = Math.Min(mcMax, i1 - ic);
+                        GemmPacking.PackA(A + ic * RsA + pc * CsA, RsA, CsA, mc, kc, mr, ap);
+                        for (int jr = 0; jr < nc; jr += nr)
+                        {
+                            int cols = Math.Min(nr, nc - jr);
+                            float* bPanel = bp + (nint)jr * kc;
+                            for (int ir = 0; ir < mc; ir += mr)
+                            {
+                                int rows = Math.Min(mr, mc - ir);
+                                float* aPanel = ap + (nint)ir * kc;
+                                float* ct = C + (ic + ir) * ldc + jc + jr;
+                                if (rows == mr && cols == nr)
+                                    GemmMicroKernel.Tile<TV, TR>(kc, aPanel, bPanel, ct, ldc, add);
+                                else
+                                {
+                                    GemmMicroKernel.Tile<TV, TR>(kc, aPanel, bPanel, edge, nr, false);
+                                    MergeEdge(edge, nr, ct, ldc, rows, cols, add);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void MergeEdge(float* tile, int ldt, float* c, nint ldc, int rows, int cols, bool add)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* s = tile + r * ldt;
+            float* d = c + r * ldc;
+            if (add) for (int j = 0; j < cols; j++) d[j] += s[j];
+            else for (int j = 0; j < cols; j++) d[j] = s[j];
+        }
+    }
+}

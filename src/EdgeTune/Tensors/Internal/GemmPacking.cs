@@ -1,0 +1,196 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace EdgeTune.Tensors.Internal;
+
+/// <summary>
+/// Packs blocks of A and B into the panel layouts the micro-kernel streams through.
+/// A(i,p) = a[i*rsA + p*csA] becomes panels of MR rows: panel[p*MR + r] (rows past the block are 0).
+/// B(p,j) = b[p*rsB + j*csB] becomes panels of NR columns: panel[p*NR + c] (columns past the block
+/// are 0). B is widened from F16/BF16 to F32 here, a row or column at a time, so no converted copy
+/// of the whole of B ever exists. Panel q of a block starts at q*MR*kc (A) or q*NR*kc (B).
+/// </summary>
+internal static unsafe class GemmPacking
+{
+    /// <summary>Packs A rows [0, mc) x steps [0, kc) (pointer already at the block's origin).</summary>
+    public static void PackA(float* a, nint rsA, nint csA, int mc, int kc, int mr, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int rows = Math.Min(mr, mc - ir);
+            float* pd = dst + (nint)ir * kc;
+            float* src = a + ir * rsA;
+            if (csA == 1)
+            {
+                // Rows are contiguous in p: walk four rows together, writing four adjacent lanes.
+                int r = 0;
+                for (; r + 4 <= rows; r += 4)
+                {
+                    float* s0 = src + r * rsA, s1 = s0 + rsA, s2 = s1 + rsA, s3 = s2 + rsA;
+                    float* d = pd + r;
+                    for (int p = 0; p < kc; p++, d += mr)
+                    {
+                        d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p];
+                    }
+                }
+                for (; r < rows; r++)
+                {
+                    float* s = src + r * rsA;
+                    float* d = pd + r;
+                    for (int p = 0; p < kc; p++, d += mr) *d = s[p];
+                }
+                if (rows < mr)
+                    for (int p = 0; p < kc; p++)
+                        new Span<float>(pd + p * mr + rows, mr - rows).Clear();
+            }
+            else
+            {
+                // Rows are adjacent for each p (A stored transposed): copy runs of MR.
+                for (int p = 0; p < kc; p++)
+                {
+                    float* s = src + p * csA;
+                    float* d = pd + p * mr;
+                    Copy(s, d, rows);
+                    if (rows < mr) new Span<float>(d + rows, mr - rows).Clear();
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs B steps [0, kc) x columns [0, nc) (pointer at the block's origin), widening to F32.
+    /// <paramref name="scratch"/> holds at least max(nc, 8*kc) floats.</summary>
+    public static void PackB<TB>(TB* b, nint rsB, nint csB, int kc, int nc, int nr, float* dst, float* scratch)
+        where TB : unmanaged
+    {
+        if (csB == 1) PackBRows(b, rsB, kc, nc, nr, dst, scratch);
+        else PackBColumns(b, csB, kc, nc, nr, dst, scratch);
+    }
+
+    // B(p, j) contiguous in j (B stored [K, N]).
+    private static void PackBRows<TB>(TB* b, nint rsB, int kc, int nc, int nr, float* dst, float* scratch)
+        where TB : unmanaged
+    {
+        int full = nc / nr * nr;
+        if (typeof(TB) == typeof(float))
+        {
+            float* bf = (float*)b;
+            for (int jr = 0; jr < full; jr += nr)
+            {
+                float* d = dst + (nint)jr * kc;
+                float* s = bf + jr;
+                for (int p = 0; p < kc; p++, d += nr, s += rsB) Copy(s, d, nr);
+            }
+            if (full < nc)
+            {
+                int cols = nc - full;
+                float* d = dst + (nint)full * kc;
+                float* s = bf + full;
+                for (int p = 0; p < kc; p++, d += nr, s += rsB)
+                {
+                    Copy(s, d, cols);
+                    new Span<float>(d + cols, nr - cols).Clear();
+                }
+            }
+            return;
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            Widen(b + p * rsB, scratch, nc);
+            for (int jr = 0; jr < nc; jr += nr)
+            {
+                int cols = Math.Min(nr, nc - jr);
+                float* d = dst + (nint)jr * kc + (nint)p * nr;
+                Copy(scratch + jr, d, cols);
+                if (cols < nr) new Span<float>(d + cols, nr - cols).Clear();
+            }
+        }
+    }
+
+    // B(p, j) contiguous in p (B stored [N, K], the ABt layout): a transpose, eight columns at a time.
+    private static void PackBColumns<TB>(TB* b, nint csB, int kc, int nc, int nr, float* dst, float* scratch)
+        where TB : unmanaged
+    {
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            float* pd = dst + (nint)jr * kc;
+            for (int c0 = 0; c0 < nr; c0 += 8)
+            {
+                int n8 = Math.Clamp(cols - c0, 0, 8);
+                float* d = pd + c0;
+                if (n8 == 0)
+                {
+                    for (int p = 0; p < kc; p++) new Span<float>(d + p * nr, 8).Clear();
+                    continue;
+                }
+                float* s0, s1, s2, s3, s4, s5, s6, s7;
+                if (typeof(TB) == typeof(float) && n8 == 8)
+                {
+                    s0 = (float*)(b + (jr + c0) * csB);
+                    s1 = s0 + csB; s2 = s1 + csB; s3 = s2 + csB; s4 = s3 + csB; s5 = s4 + csB; s6 = s5 + csB; s7 = s6 + csB;
+                }
+                else
+                {
+                    // Widen (or copy) each column into scratch; missing columns read as zeros.
+                    for (int c = 0; c < 8; c++)
+                    {
+                        float* sc = scratch + c * kc;
+                        if (c < n8) Widen(b + (jr + c0 + c) * csB, sc, kc);
+                        else new Span<float>(sc, kc).Clear();
+                    }
+                    s0 = scratch; s1 = s0 + kc; s2 = s1 + kc; s3 = s2 + kc; s4 = s3 + kc; s5 = s4 + kc; s6 = s5 + kc; s7 = s6 + kc;
+                }
+                for (int p = 0; p < kc; p++, d += nr)
+                {
+                    d[0] = s0[p]; d[1] = s1[p]; d[2] = s2[p]; d[3] = s3[p];
+                    d[4] = s4[p]; d[5] = s5[p]; d[6] = s6[p]; d[7] = s7[p];
+                }
+            }
+        }
+    }
+
+    /// <summary>dst[0..n) = src[0..n) widened to F32 (F32 copied, F16 and BF16 converted exactly).</summary>
+    public static void Widen<TB>(TB* src, float* dst, int n) where TB : unmanaged
+    {
+        if (typeof(TB) == typeof(float)) Copy((float*)src, dst, n);
+        else if (typeof(TB) == typeof(Half)) TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(src, n), new Span<float>(dst, n));
+        else if (typeof(TB) == typeof(ushort)) WidenBf16((ushort*)src, dst, n);
+        else throw new NotSupportedException($"Gemm: B of type {typeof(TB).Name} is not supported (F32, F16, BF16)");
+    }
+
+    private static void WidenBf16(ushort* s, float* d, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Load(s + i));
+                Vector256.ShiftLeft(lo, 16).AsSingle().Store(d + i);
+                Vector256.ShiftLeft(hi, 16).AsSingle().Store(d + i + 8);
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                var (lo, hi) = Vector128.Widen(Vector128.Load(s + i));
+                Vector128.ShiftLeft(lo, 16).AsSingle().Store(d + i);
+                Vector128.ShiftLeft(hi, 16).AsSingle().Store(d + i + 4);
+            }
+        }
+        for (; i < n; i++) d[i] = BFloat16.ToSingle(s[i]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy(float* s, float* d, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= n - 8; i += 8) Vector256.Store(Vector256.Load(s + i), d + i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i <= n - 4; i += 4) Vector128.Store(Vector128.Load(s + i), d + i);
+        for (; i < n; i++) d[i] = s[i];
+    }
+}
