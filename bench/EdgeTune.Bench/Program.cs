@@ -7,7 +7,7 @@ namespace EdgeTune.Bench;
 /// and, as its last line, one JSON object.</summary>
 public static class Program
 {
-    private static readonly IBenchSuite[] s_suites = [new GemmSuite()];
+    private static readonly IBenchSuite[] s_suites = [new GemmSuite(), new GemmTuneSuite()];
 
     public static int Main(string[] args)
     {

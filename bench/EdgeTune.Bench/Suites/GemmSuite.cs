@@ -48,8 +48,11 @@ public sealed class GemmSuite : IBenchSuite
                 blas?.SetThreads(th);
                 foreach (string layout in s_layouts)
                 {
-                    double ours = Gflops(m, k, n, Time(() => Ours(layout, a, b, c, m, k, n), m, k, n, budget));
-                    double? theirs = blas is null ? null : Gflops(m, k, n, Time(() => blas.Sgemm(layout, a, b, c, m, k, n), m, k, n, budget));
+                    var (t1, t2) = Timing.BestPair(() => Ours(layout, a, b, c, m, k, n),
+                        blas is null ? null : () => blas.Sgemm(layout, a, b, c, m, k, n),
+                        warmup: 2.0 * m * k * n > 5e9 ? 1 : 3, minReps: 3, maxReps: 200, budgetSeconds: 2 * budget);
+                    double ours = Gflops(m, k, n, t1);
+                    double? theirs = t2 is { } s2 ? Gflops(m, k, n, s2) : null;
                     Print(layout, "f32", m, k, n, th, ours, theirs);
                     results.Add(Row(layout, "f32", m, k, n, th, ours, theirs));
                 }
