@@ -29,7 +29,7 @@ public sealed class GemmTuneSuite : IBenchSuite
         double flops = 2.0 * m * k * n;
         var layouts = new[] { (GemmLayout.ABt, "A*B^T"), (GemmLayout.AB, "A*B"), (GemmLayout.AtB, "A^T*B") };
         foreach (var (layout, name) in layouts)
-            foreach (var (w, rows) in (Environment.GetEnvironmentVariable("EDGETUNE_TUNE_ALL") is null ? new[] { (SimdWidth.V512, 12) } : new[] { (SimdWidth.V512, 12), (SimdWidth.V512, 14), (SimdWidth.V256, 12), (SimdWidth.V256, 6) }))
+            foreach (var (w, rows) in (Environment.GetEnvironmentVariable("EDGETUNE_TUNE_ALL") is null ? new[] { (SimdWidth.V512, 0) } : new[] { (SimdWidth.V512, 0), (SimdWidth.V512, 12), (SimdWidth.V512, 14), (SimdWidth.V256, 12), (SimdWidth.V256, 6) }))
             {
                 if ((int)w > (int)Simd.Width) continue;
                 var (t1, t2) = (th == 1 ? (Func<Action, Action?, int, int, int, double, (double, double?)>)Timing.BestPairCpu : Timing.BestPair)(() => Gemm.Compute<float>(layout, a, b, c, m, k, n, false, w, th, rows),

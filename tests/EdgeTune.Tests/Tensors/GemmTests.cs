@@ -86,7 +86,7 @@ public class GemmTests
     private static readonly (int M, int K, int N)[] s_shapes =
     [
         (1, 1, 1), (7, 13, 5), (1, 37, 70), (3, 50, 33), (8, 20, 131), (9, 1, 40), (19, 1, 33),
-        (13, 200, 65), (25, 390, 97), (40, 3, 1), (0, 5, 3), (3, 0, 4), (5, 4, 0),
+        (13, 200, 65), (16, 33, 70), (17, 50, 70), (25, 390, 97), (40, 3, 1), (0, 5, 3), (3, 0, 4), (5, 4, 0),
     ];
 
     [Theory]
@@ -107,16 +107,16 @@ public class GemmTests
     public void DefaultBlockingCrossesKcMcNcEdges(int layoutId, BType bt, bool accumulate)
     {
         var layout = (GemmLayout)layoutId;
-        // M past one MC block (V512: 672 rows), K past one KC block (192) with a ragged tail.
-        var cs = Case.Make(layout, bt, 700, 197, 45, 11);
+        // M past one MC block (V512: 120 rows), K past one KC block (1024) with a ragged tail.
+        var cs = Case.Make(layout, bt, 130, 1030, 45, 11);
         cs.AssertClose(cs.Run(accumulate, threads: 2), accumulate);
     }
 
     [Fact]
     public void NcEdgeWithDefaultBlocking()
     {
-        // N past one NC block (V512: 4096 columns), with a ragged tail.
-        var cs = Case.Make(GemmLayout.AB, BType.F32, 13, 9, 4133, 5);
+        // N past two NC blocks (V512: 2048 columns), with a ragged tail; M above the small-M path.
+        var cs = Case.Make(GemmLayout.AB, BType.F32, 20, 9, 4133, 5);
         cs.AssertClose(cs.Run(false), false);
         cs.AssertClose(cs.Run(true, threads: 2), true);
     }

@@ -2,11 +2,11 @@ namespace EdgeTune.Tensors.Internal;
 
 /// <summary>
 /// GEMM for a few rows of A (M at most <see cref="GemmDriver.SmallM"/>: decode steps, GEMV-like
-/// shapes). Packing B would cost as much as the product itself, so B is read in place: with B
-/// stored [N, K] each output is a dot product of two contiguous rows; with B stored [K, N] up to four
-/// rows of C are accumulated over K with B rows loaded as vectors. F16/BF16 B is widened in small
-/// blocks (at most 4 rows, or KB x W tiles) into per-thread scratch. Threads split N in fixed
-/// chunks, so the result does not depend on which thread computes what.
+/// shapes). Packing B for the 12-row kernel would cost as much as the product itself. With B stored
+/// [N, K] each output is a dot product of two contiguous rows (F16/BF16 rows widened four at a
+/// time); with B stored [K, N] blocks of KB x W are copied (widened) into per-thread scratch along
+/// B's rows, then up to four rows of C at a time are accumulated over them in registers. Threads
+/// split N in fixed chunks, so the result does not depend on which thread computes what.
 /// </summary>
 internal static unsafe class GemmSmall
 {
@@ -98,7 +98,10 @@ internal static unsafe class GemmSmall
             int nr = 2 * TV.Count;
             int full = j0 + (j1 - j0) / nr * nr;
             int w = WPanels * nr;
-            float* scratch = typeof(TB) == typeof(float) ? null : GemmBuffers.Current.Scratch((nint)KB * w);
+            // Each KB x W block of B is first copied (widened) row by row into scratch: reading B
+            // along its rows keeps the hardware prefetcher busy, where walking a 2-vector strip
+            // down K touched a new page every row or two (measured 3.8 -> see bench for M=1).
+            float* scratch = GemmBuffers.Current.Scratch((nint)KB * w);
             for (int jw = j0; jw < full; jw += w)
             {
                 int width = Math.Min(w, full - jw);
@@ -106,19 +109,9 @@ internal static unsafe class GemmSmall
                 {
                     int kc = Math.Min(KB, K - pc);
                     bool add = Accumulate || pc > 0;
-                    float* src;
-                    nint ldb;
-                    if (scratch == null)
-                    {
-                        src = (float*)(B + pc * RsB + jw);
-                        ldb = RsB;
-                    }
-                    else
-                    {
-                        for (int p = 0; p < kc; p++) GemmPacking.Widen(B + (pc + p) * RsB + jw, scratch + (nint)p * width, width);
-                        src = scratch;
-                        ldb = width;
-                    }
+                    for (int p = 0; p < kc; p++) GemmPacking.Widen(B + (pc + p) * RsB + jw, scratch + (nint)p * width, width);
+                    float* src = scratch;
+                    nint ldb = width;
                     for (int jr = 0; jr < width; jr += nr)
                         for (int i = 0; i < M; i += 4)
                             GemmMicroKernel.Rows4<TV>(kc, A + i * RsA + pc * CsA, RsA, CsA, src + jr, ldb,
