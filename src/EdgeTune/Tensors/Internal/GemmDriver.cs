@@ -116,6 +116,7 @@ internal static unsafe class GemmDriver
         // 3x slower than the row copies; widening F16/BF16 adds to B.
         double costA = (csA == 1 ? 1.0 : 0.35) * m, costB = (csB == 1 ? 0.35 : 1.0) * n + (typeof(TB) == typeof(float) ? 0 : 0.5 * n);
         (job.Tm, job.Tn) = Grid(Math.Max(1, threads), panelsM, panelsN, costA, costB);
+        (job.Tm, job.Tn) = OverSplit(job.Tm, job.Tn, m, n, panelsM, panelsN);
         int tasks = job.Tm * job.Tn;
         if (tasks == 1) job.Task(0);
         else WorkerPool.Shared.Run(tasks, job.Task);
@@ -141,6 +142,23 @@ internal static unsafe class GemmDriver
             if (best.Item1 > 0) return best;
         }
         return (1, 1);
+    }
+
+    /// <summary>
+    /// Cuts the split dimension into up to 4x more tiles than threads while each tile stays large
+    /// (at least 1024 columns or 512 rows, so re-packing the other operand per tile costs under ~2%).
+    /// The pool hands tiles out dynamically, so a thread slowed by another process gives work away;
+    /// results are unchanged because no element's summation depends on the tiling.
+    /// </summary>
+    internal static (int Tm, int Tn) OverSplit(int tm, int tn, int m, int n, int panelsM, int panelsN)
+    {
+        if (tm * tn == 1) return (tm, tn);
+        for (int g = 4; g >= 2; g--)
+        {
+            if (tn >= tm && n / (tn * g) >= 1024 && panelsN >= tn * g) return (tm, tn * g);
+            if (tm > tn && m / (tm * g) >= 512 && panelsM >= tm * g) return (tm * g, tn);
+        }
+        return (tm, tn);
     }
 
     private sealed class PackedJob<TV, TR, TB>
