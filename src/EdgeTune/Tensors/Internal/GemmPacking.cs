@@ -24,8 +24,21 @@ internal static unsafe class GemmPacking
             float* src = a + ir * rsA;
             if (csA == 1)
             {
-                // Rows are contiguous in p: walk four rows together, writing four adjacent lanes.
+                // Rows are contiguous in p: 8x8 transposes for eight rows at a time (AVX), then
+                // four rows together, writing four adjacent lanes, then single rows.
                 int r = 0;
+                if (Avx.IsSupported)
+                    for (; r + 8 <= rows; r += 8)
+                    {
+                        float* s0 = src + r * rsA;
+                        float* d = pd + r;
+                        int p = 0;
+                        for (; p + 8 <= kc; p += 8, d += 8 * mr)
+                            Transpose8x8(s0 + p, s0 + rsA + p, s0 + 2 * rsA + p, s0 + 3 * rsA + p,
+                                s0 + 4 * rsA + p, s0 + 5 * rsA + p, s0 + 6 * rsA + p, s0 + 7 * rsA + p, d, mr);
+                        for (; p < kc; p++, d += mr)
+                            for (int q = 0; q < 8; q++) d[q] = s0[q * rsA + p];
+                    }
                 for (; r + 4 <= rows; r += 4)
                 {
                     float* s0 = src + r * rsA, s1 = s0 + rsA, s2 = s1 + rsA, s3 = s2 + rsA;
