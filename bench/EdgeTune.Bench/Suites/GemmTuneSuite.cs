@@ -19,7 +19,7 @@ public sealed class GemmTuneSuite : IBenchSuite
         int[] s = (Environment.GetEnvironmentVariable("EDGETUNE_TUNE_SHAPE") ?? "2048,2048,2048").Split(',').Select(int.Parse).ToArray();
         int m = s[0], k = s[1], n = s[2], th = options.Threads ?? 1;
         double budget = options.Quick ? 0.5 : 1.5;
-        var blas = OpenBlas.TryLoad();
+        var blas = Environment.GetEnvironmentVariable("EDGETUNE_TUNE_NOBLAS") is null ? OpenBlas.TryLoad() : null;
         blas?.SetThreads(th);
         WorkerPool.Configure(th);
         var rng = new Rng(1);

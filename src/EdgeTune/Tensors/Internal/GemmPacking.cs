@@ -17,6 +17,24 @@ internal static unsafe class GemmPacking
     /// <summary>Packs A rows [0, mc) x steps [0, kc) (pointer already at the block's origin).</summary>
     public static void PackA(float* a, nint rsA, nint csA, int mc, int kc, int mr, float* dst)
     {
+        if (csA != 1)
+        {
+            // Rows are adjacent for each p (A stored transposed): walk A along its rows, copying
+            // runs of MR into the panels.
+            int full = mc / mr * mr;
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = a + p * csA;
+                float* d = dst + (nint)p * mr;
+                for (int ir = 0; ir < full; ir += mr, d += (nint)mr * kc) Copy(s + ir, d, mr);
+                if (full < mc)
+                {
+                    Copy(s + full, d, mc - full);
+                    new Span<float>(d + (mc - full), mr - (mc - full)).Clear();
+                }
+            }
+            return;
+        }
         for (int ir = 0; ir < mc; ir += mr)
         {
             int rows = Math.Min(mr, mc - ir);
@@ -58,17 +76,6 @@ internal static unsafe class GemmPacking
                     for (int p = 0; p < kc; p++)
                         new Span<float>(pd + p * mr + rows, mr - rows).Clear();
             }
-            else
-            {
-                // Rows are adjacent for each p (A stored transposed): copy runs of MR.
-                for (int p = 0; p < kc; p++)
-                {
-                    float* s = src + p * csA;
-                    float* d = pd + p * mr;
-                    Copy(s, d, rows);
-                    if (rows < mr) new Span<float>(d + rows, mr - rows).Clear();
-                }
-            }
         }
     }
 
@@ -85,25 +92,21 @@ internal static unsafe class GemmPacking
     private static void PackBRows<TB>(TB* b, nint rsB, int kc, int nc, int nr, float* dst, float* scratch)
         where TB : unmanaged
     {
-        int full = nc / nr * nr;
         if (typeof(TB) == typeof(float))
         {
+            // Walk B along its rows (sequential reads the prefetcher follows), scattering each
+            // row's NR-wide pieces to the panels (measured faster than a strip per panel down K).
             float* bf = (float*)b;
-            for (int jr = 0; jr < full; jr += nr)
+            int full = nc / nr * nr;
+            for (int p = 0; p < kc; p++)
             {
-                float* d = dst + (nint)jr * kc;
-                float* s = bf + jr;
-                for (int p = 0; p < kc; p++, d += nr, s += rsB) Copy(s, d, nr);
-            }
-            if (full < nc)
-            {
-                int cols = nc - full;
-                float* d = dst + (nint)full * kc;
-                float* s = bf + full;
-                for (int p = 0; p < kc; p++, d += nr, s += rsB)
+                float* s = bf + p * rsB;
+                float* d = dst + (nint)p * nr;
+                for (int jr = 0; jr < full; jr += nr, d += (nint)nr * kc) Copy(s + jr, d, nr);
+                if (full < nc)
                 {
-                    Copy(s, d, cols);
-                    new Span<float>(d + cols, nr - cols).Clear();
+                    Copy(s + full, d, nc - full);
+                    new Span<float>(d + (nc - full), nr - (nc - full)).Clear();
                 }
             }
             return;
