@@ -31,11 +31,13 @@ public static class Timing
         for (int i = 0; i < warmup; i++) { first(); second?.Invoke(); }
         Best b1 = new(double.MaxValue, double.MaxValue), b2 = b1;
         var total = Stopwatch.StartNew();
-        for (int r = 0; r < maxReps; r++)
+        // Rounds of three calls each, so that threads one library leaves spinning after its call
+        // (OpenBLAS busy-waits for a while) weigh on at most the first call of the other's round.
+        for (int r = 0; r < maxReps; r += 3)
         {
-            b1 = b1.With(Measure(first));
-            if (second is not null) b2 = b2.With(Measure(second));
-            if (r + 1 >= minReps && total.Elapsed.TotalSeconds > budgetSeconds) break;
+            for (int q = 0; q < 3; q++) b1 = b1.With(Measure(first));
+            if (second is not null) for (int q = 0; q < 3; q++) b2 = b2.With(Measure(second));
+            if (r + 3 >= minReps && total.Elapsed.TotalSeconds > budgetSeconds) break;
         }
         return (b1, second is null ? null : b2);
     }

@@ -70,6 +70,27 @@ public sealed class GemmSuite : IBenchSuite
             }
         }
 
+        // Decode-like products (M = 1 and 8: the unpacked small-M path), at the largest thread count.
+        foreach (int m in new[] { 1, 8 })
+        {
+            int k = 2048, n = 2048, th = threadCounts[^1];
+            WorkerPool.Configure(th);
+            blas?.SetThreads(th);
+            var rng = new Rng(3);
+            float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+            rng.FillUniform(a, -1, 1);
+            rng.FillUniform(b, -1, 1);
+            foreach (string layout in new[] { "A*B^T", "A*B" })
+            {
+                var (t1, t2) = Timing.BestPair(() => Ours(layout, a, b, c, m, k, n),
+                    blas is null ? null : () => blas.Sgemm(layout, a, b, c, m, k, n), 3, 3, 400, budget);
+                double ours = Gflops(m, k, n, t1.Wall);
+                double? theirs = t2 is { } s2 ? Gflops(m, k, n, s2.Wall) : null;
+                Print(layout, "f32", m, k, n, th, ours, theirs, "  (decode)");
+                results.Add(Row(layout, "f32", m, k, n, th, ours, theirs));
+            }
+        }
+
         // Half-precision B (widened inside packing) and the 256- vs 512-bit kernels.
         {
             int m = 512, k = 576, n = 1536, th = threadCounts[^1];
