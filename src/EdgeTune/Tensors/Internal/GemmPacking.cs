@@ -40,7 +40,6 @@ internal static unsafe class GemmPacking
             int rows = Math.Min(mr, mc - ir);
             float* pd = dst + (nint)ir * kc;
             float* src = a + ir * rsA;
-            if (csA == 1)
             {
                 // Rows are contiguous in p: 8x8 transposes for eight rows at a time (AVX), then
                 // four rows together, writing four adjacent lanes, then single rows.
