@@ -1,16 +1,39 @@
+using EdgeTune.Bench.Common;
+using EdgeTune.Bench.Suites;
+
 namespace EdgeTune.Bench;
 
+/// <summary>Benchmark entry: <c>EdgeTune.Bench &lt;suite&gt; [options]</c>. Each suite prints its figures
+/// and, as its last line, one JSON object.</summary>
 public static class Program
 {
+    private static readonly IBenchSuite[] s_suites = [new GemmSuite(), new GemmTuneSuite()];
+
+    /// <summary>Suites with their own argument handling (older entry points).</summary>
+    private static readonly Dictionary<string, Func<string[], int>> s_raw = new()
+    {
+        ["attention"] = AttentionSuite.Run,
+        ["optimizer"] = OptimizerBench.Run,
+        ["pointwise"] = _ => PointwiseSuite.Run(),
+    };
+
     public static int Main(string[] args)
     {
-        switch (args.Length > 0 ? args[0] : "")
+        if (args.Length > 0 && s_raw.TryGetValue(args[0], out var raw)) return raw(args[1..]);
+        if (args.Length == 0 || s_suites.FirstOrDefault(s => s.Name == args[0]) is not { } suite)
         {
-            case "attention": return Suites.AttentionSuite.Run(args[1..]);
-            case "optimizer": return OptimizerBench.Run(args[1..]);
-            case "pointwise": return PointwiseSuite.Run();
+            Console.Error.WriteLine("usage: EdgeTune.Bench <suite> [options]");
+            foreach (var s in s_suites) Console.Error.WriteLine($"  {s.Name,-10} {s.Description}");
+            foreach (var name in s_raw.Keys) Console.Error.WriteLine($"  {name}");
+            Console.Error.WriteLine("options: --quick (fewer repetitions), --threads N (only that thread count)");
+            return 2;
         }
-        Console.Error.WriteLine("usage: EdgeTune.Bench <suite>   (suites: attention, optimizer, pointwise)");
-        return 2;
+        var options = BenchOptions.Parse(args.AsSpan(1));
+        if (options is null)
+        {
+            Console.Error.WriteLine($"unknown option in: {string.Join(' ', args.Skip(1))}");
+            return 2;
+        }
+        return suite.Run(options);
     }
 }

@@ -1,0 +1,30 @@
+namespace EdgeTune.Bench.Common;
+
+/// <summary>One benchmark suite: prints a human table, then exactly one JSON line last.</summary>
+public interface IBenchSuite
+{
+    string Name { get; }
+    string Description { get; }
+    int Run(BenchOptions options);
+}
+
+/// <summary>Options shared by all suites.</summary>
+public sealed record BenchOptions(bool Quick, int? Threads)
+{
+    public static BenchOptions? Parse(ReadOnlySpan<string> args)
+    {
+        bool quick = false;
+        int? threads = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick": quick = true; break;
+                case "--threads" when i + 1 < args.Length && int.TryParse(args[i + 1], out int t) && t > 0:
+                    threads = t; i++; break;
+                default: return null;
+            }
+        }
+        return new BenchOptions(quick, threads);
+    }
+}
