@@ -101,23 +101,52 @@ public sealed class Tape : IDisposable
             Tensor seed = loss.EnsureGrad();
             if (seed.DType == DType.F64) seed.Span<double>()[0] += 1.0;
             else seed.Span<float>()[0] += 1f;
-
-            for (int i = _ops.Count - 1; i >= 0; i--)
-            {
-                TapeOp op = _ops[i];
-                bool any = false;
-                foreach (var o in op.Outputs) any |= o.Grad is not null;
-                if (any) op.Backward();
-                // every consumer of these outputs ran before their producer: value and gradient are dead
-                foreach (var o in op.Outputs) o.DisposeOwned();
-                op.Dispose();
-                _ops.RemoveAt(i);
-            }
+            RunBackward();
             return value;
         }
         finally
         {
             Reset();
+        }
+    }
+
+    /// <summary>
+    /// Back-propagates a given output gradient: <paramref name="output"/>'s gradient += <paramref name="gradient"/>
+    /// (same dtype and element count), then every recorded op runs in reverse and the tape is reset.
+    /// Used by segments recomputed in backward (<see cref="CheckpointOp"/>).
+    /// </summary>
+    internal void BackwardFrom(Variable output, Tensor gradient)
+    {
+        try
+        {
+            if (output.Producer is not null && !_ownedSet.Contains(output))
+                throw new InvalidOperationException($"BackwardFrom: output '{output.Name}' was made by another tape or already freed");
+            if (!output.RequiresGrad) return;
+            Tensor g = output.EnsureGrad();
+            if (g.DType != gradient.DType || g.ElementCount != gradient.ElementCount)
+                throw new ShapeException($"BackwardFrom: gradient '{gradient.Name}' {gradient.DType}{gradient.ShapeString} does not fit output '{output.Name}' {output.DType}{output.Value.ShapeString}");
+            if (g.DType == DType.F64) System.Numerics.Tensors.TensorPrimitives.Add(g.Span<double>(), gradient.ReadOnlySpan<double>(), g.Span<double>());
+            else System.Numerics.Tensors.TensorPrimitives.Add(g.Span<float>(), gradient.ReadOnlySpan<float>(), g.Span<float>());
+            RunBackward();
+        }
+        finally
+        {
+            Reset();
+        }
+    }
+
+    private void RunBackward()
+    {
+        for (int i = _ops.Count - 1; i >= 0; i--)
+        {
+            TapeOp op = _ops[i];
+            bool any = false;
+            foreach (var o in op.Outputs) any |= o.Grad is not null;
+            if (any) op.Backward();
+            // every consumer of these outputs ran before their producer: value and gradient are dead
+            foreach (var o in op.Outputs) o.DisposeOwned();
+            op.Dispose();
+            _ops.RemoveAt(i);
         }
     }
 

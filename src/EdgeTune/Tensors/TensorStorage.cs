@@ -30,6 +30,8 @@ public abstract unsafe class TensorStorage : IDisposable
 
 internal sealed unsafe class NativeStorage : TensorStorage
 {
+    private readonly TensorMemoryScope? _scope;
+
     public NativeStorage(long bytes)
     {
         if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), bytes, "negative allocation");
@@ -37,6 +39,7 @@ internal sealed unsafe class NativeStorage : TensorStorage
         Pointer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), Alignment);
         NativeMemory.Clear(Pointer, (nuint)Math.Max(bytes, 1));
         if (bytes > 0) GC.AddMemoryPressure(bytes);
+        _scope = TensorMemory.Allocated(bytes);
     }
 
     ~NativeStorage() => Free();
@@ -53,6 +56,7 @@ internal sealed unsafe class NativeStorage : TensorStorage
         NativeMemory.AlignedFree(Pointer);
         Pointer = null;
         if (ByteLength > 0) GC.RemoveMemoryPressure(ByteLength);
+        TensorMemory.Freed(ByteLength, _scope);
     }
 }
 

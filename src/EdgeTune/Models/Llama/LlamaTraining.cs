@@ -7,6 +7,11 @@ namespace EdgeTune.Models.Llama;
 /// recorded on a tape, ending in the fused, vocabulary-chunked LM-head cross-entropy.</summary>
 public sealed partial class LlamaModel
 {
+    /// <summary>When true, <see cref="Loss"/> runs each decoder block through <see cref="CheckpointOp"/>:
+    /// the tape keeps only the block inputs and recomputes each block's activations in backward
+    /// (less memory, about one more forward of compute). Gradients are bit-identical either way.</summary>
+    public bool ActivationCheckpointing { get; set; }
+
     /// <summary>
     /// Mean cross-entropy of predicting <paramref name="targets"/> from <paramref name="tokens"/>, both
     /// [B·T] row-major (batch <paramref name="batch"/>, sequence <paramref name="time"/>, positions 0..T−1
@@ -23,7 +28,13 @@ public sealed partial class LlamaModel
         var rope = RopeFor(time);
 
         var x = tape.Embedding(Embed, tokens); // (B·T, C)
-        foreach (var layer in Layers) x = Block(tape, layer, x, batch, time, hq, hkv, d, eps, window, rope);
+        foreach (var layer in Layers)
+        {
+            if (ActivationCheckpointing && tape.IsRecording)
+                x = tape.Checkpoint((t, input) => Block(t, layer, input, batch, time, hq, hkv, d, eps, window, rope), x);
+            else
+                x = Block(tape, layer, x, batch, time, hq, hkv, d, eps, window, rope);
+        }
         var h = tape.RmsNorm(x, FinalNorm, eps);
         return tape.LmHeadCrossEntropy(h, LmHead, targets, vocabChunk);
     }

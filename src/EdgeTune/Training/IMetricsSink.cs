@@ -1,0 +1,79 @@
+using System.Text;
+using System.Text.Json;
+
+namespace EdgeTune.Training;
+
+/// <summary>Receives one record per step and per evaluation (e.g. to write JSONL).</summary>
+public interface IMetricsSink
+{
+    void Write(TrainingStatus status);
+}
+
+/// <summary>
+/// Appends one JSON object per line: <c>{"event":"step","step":12,"total":200,"loss":..,"lr":..,
+/// "grad_norm":..,"tokens_per_s":..,"elapsed_s":..,"rss_bytes":..,"tensor_bytes":..}</c>, with
+/// <c>eval_loss</c>/<c>perplexity</c> for evaluations and <c>message</c> where present. Each line is
+/// flushed as written, so a killed run keeps its metrics.
+/// </summary>
+public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
+{
+    private readonly StreamWriter _writer;
+
+    public JsonlMetricsSink(string path, bool append = true)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        _writer = new StreamWriter(new FileStream(Path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+    }
+
+    public string Path { get; }
+
+    public void Write(TrainingStatus status) => WriteLine(Format(status));
+
+    /// <summary>Writes a raw JSON line (e.g. the resolved options at the start of a run).</summary>
+    public void WriteLine(string json)
+    {
+        lock (_writer)
+        {
+            _writer.Write(json);
+            _writer.Write('\n');
+            _writer.Flush();
+        }
+    }
+
+    /// <summary>One status as a single-line JSON object.</summary>
+    public static string Format(TrainingStatus s)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            w.WriteString("event", s.Event.ToString().ToLowerInvariant());
+            w.WriteNumber("step", s.Step);
+            w.WriteNumber("total", s.TotalSteps);
+            Number(w, "loss", s.Loss);
+            Number(w, "lr", s.LearningRate);
+            Number(w, "grad_norm", s.GradNorm);
+            Number(w, "tokens_per_s", s.TokensPerSecond);
+            w.WriteNumber("elapsed_s", Math.Round(s.Elapsed.TotalSeconds, 3));
+            if (s.Eta is TimeSpan eta) w.WriteNumber("eta_s", Math.Round(eta.TotalSeconds, 1));
+            w.WriteNumber("managed_bytes", s.ManagedBytes);
+            w.WriteNumber("rss_bytes", s.WorkingSetBytes);
+            w.WriteNumber("tensor_bytes", s.TensorBytes);
+            Number(w, "eval_loss", s.EvalLoss);
+            Number(w, "perplexity", s.EvalPerplexity);
+            if (s.Message is not null) w.WriteString("message", s.Message);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    private static void Number(Utf8JsonWriter w, string name, double? value)
+    {
+        if (value is not double v) return;
+        if (double.IsFinite(v)) w.WriteNumber(name, v);
+        else w.WriteString(name, v.ToString(System.Globalization.CultureInfo.InvariantCulture)); // JSON has no NaN
+    }
+
+    public void Dispose() => _writer.Dispose();
+}

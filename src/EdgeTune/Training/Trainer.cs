@@ -1,0 +1,265 @@
+using EdgeTune.Autograd;
+using EdgeTune.Energy;
+using EdgeTune.Tensors;
+
+namespace EdgeTune.Training;
+
+/// <summary>
+/// The training loop. One optimizer step: <see cref="TrainingOptions.GradAccumulation"/> micro-batches,
+/// each a tape forward (loss scaled by 1/accumulation) and backward that accumulate into the trainable
+/// parameters' gradients; global-norm clipping; the scheduled learning rate; an optimizer step; zeroed
+/// gradients. A NaN/∞ loss or gradient skips the step (reported, gradients zeroed) and
+/// <see cref="TrainingOptions.MaxConsecutiveNonFinite"/> skips in a row stop the run. Evaluates every
+/// <see cref="TrainingOptions.EvalEvery"/> steps on the validation source (no recording), stops early
+/// after <see cref="TrainingOptions.EarlyStoppingPatience"/> evaluations without improvement, writes
+/// checkpoints every <see cref="TrainingOptions.CheckpointEvery"/> steps, at the end and on
+/// cancellation, and resumes exactly (<see cref="Resume"/>): same losses, bit for bit.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    /// <summary>Name of the trainer's own generator in checkpoints.</summary>
+    public const string TrainerRngName = "trainer";
+
+    private readonly ITrainableModel _model;
+    private readonly IBatchSource _train;
+    private readonly IBatchSource? _validation;
+    private readonly bool _ownsOptimizer;
+    private readonly Dictionary<string, Rng> _rngs = new(StringComparer.Ordinal);
+    private readonly List<(long, double)> _evals = [];
+    private long _lastCheckpointStep = -1;
+
+    public Trainer(ITrainableModel model, IBatchSource train, TrainingOptions options, IBatchSource? validation = null, IOptimizer? optimizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        _model = model;
+        _train = train;
+        _validation = validation;
+        Options = options.Validate();
+        Trainable = model.Parameters.Trainable.ToList();
+        if (Trainable.Count == 0) throw new ArgumentException("Trainer: the model has no trainable parameter", nameof(model));
+        _ownsOptimizer = optimizer is null;
+        Optimizer = optimizer ?? new AdamW(Trainable, new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = options.WeightDecay });
+        long? perEpoch = options.Epochs is double e ? train.BatchesPerEpoch(options.MicroBatch, options.SeqLen) : null;
+        TotalSteps = perEpoch is long n ? (int)Math.Max(1, Math.Ceiling(options.Epochs!.Value * n / options.GradAccumulation)) : options.Steps;
+        Schedule = LrSchedule.From(options, TotalSteps);
+        Rng = new Rng(options.Seed);
+        _rngs[TrainerRngName] = Rng;
+        State = new TrainingState { TotalSteps = TotalSteps };
+    }
+
+    public TrainingOptions Options { get; }
+    public IOptimizer Optimizer { get; }
+    public LrSchedule Schedule { get; }
+    public int TotalSteps { get; }
+    /// <summary>The parameters trained and checkpointed (trainable when the trainer was made).</summary>
+    public IReadOnlyList<Parameter> Trainable { get; }
+    /// <summary>The trainer's generator (seeded from <see cref="TrainingOptions.Seed"/>; saved in checkpoints):
+    /// give it (or forks registered with <see cref="AddRng"/>) to dropout.</summary>
+    public Rng Rng { get; }
+    /// <summary>Completed steps and bookkeeping; restored by <see cref="Resume"/>.</summary>
+    public TrainingState State { get; private set; }
+
+    public IProgress<TrainingStatus>? Progress { get; init; }
+    public IMetricsSink? Metrics { get; init; }
+    public IClock Clock { get; init; } = SystemClock.Instance;
+    /// <summary>Called before each step with its 1-based number (e.g. power policies, energy accounting).</summary>
+    public Action<long>? BeforeStep { get; init; }
+
+    /// <summary>Where checkpoints go: OutputDir/checkpoints (null without an output folder).</summary>
+    public string? CheckpointDirectory => Options.OutputDir is null ? null : Path.Combine(Options.OutputDir, "checkpoints");
+
+    /// <summary>Saves and restores <paramref name="rng"/> with checkpoints under <paramref name="name"/>.</summary>
+    public void AddRng(string name, Rng rng) => _rngs.Add(name, rng);
+
+    /// <summary>
+    /// Restores the newest checkpoint in <see cref="CheckpointDirectory"/> whose checksums verify; corrupt or
+    /// partial ones are reported (progress message) and passed over. Returns the folder, or null when none is usable.
+    /// </summary>
+    public string? Resume()
+    {
+        if (CheckpointDirectory is null) throw new InvalidOperationException("Trainer.Resume: TrainingOptions.OutputDir is not set");
+        var (folder, rejected) = TrainingCheckpoint.FindLatest(CheckpointDirectory);
+        foreach (var why in rejected) Report(TrainingEvent.Checkpoint, null, null, why + "; using an older checkpoint");
+        if (folder is null) return null;
+        ResumeFrom(folder);
+        return folder;
+    }
+
+    /// <summary>Restores one checkpoint folder (weights, optimizer, schedule position, data position, generators).</summary>
+    public void ResumeFrom(string folder)
+    {
+        var state = TrainingCheckpoint.Load(folder, Trainable, Optimizer);
+        if (state.DataPosition is not null) _train.RestorePosition(state.DataPosition);
+        foreach (var (name, s) in state.Rngs)
+            if (_rngs.TryGetValue(name, out var rng)) rng.State = s;
+        State = state with { TotalSteps = TotalSteps };
+        _lastCheckpointStep = state.Step;
+        Report(TrainingEvent.Resumed, null, null, $"resumed from '{folder}' at step {state.Step}");
+    }
+
+    /// <summary>Writes a checkpoint of the current state now (needs an output folder); returns its folder.</summary>
+    public string WriteCheckpoint()
+    {
+        if (CheckpointDirectory is null) throw new InvalidOperationException("Trainer.WriteCheckpoint: TrainingOptions.OutputDir is not set");
+        var state = State with
+        {
+            DataPosition = _train.SavePosition(),
+            Rngs = _rngs.ToDictionary(kv => kv.Key, kv => kv.Value.State, StringComparer.Ordinal),
+        };
+        string folder = TrainingCheckpoint.Write(CheckpointDirectory, state, Trainable, Optimizer, Options, Options.KeepCheckpoints);
+        _lastCheckpointStep = state.Step;
+        LastCheckpoint = folder;
+        Report(TrainingEvent.Checkpoint, null, null, $"checkpoint written to '{folder}'");
+        return folder;
+    }
+
+    /// <summary>The folder of the last checkpoint written or resumed from.</summary>
+    public string? LastCheckpoint { get; private set; }
+
+    /// <summary>Mean loss over <see cref="TrainingOptions.EvalBatches"/> validation batches (from the start of
+    /// the source, no tape recording) and its perplexity e^loss.</summary>
+    public (double Loss, double Perplexity) Evaluate(IBatchSource? source = null)
+    {
+        var src = source ?? _validation ?? throw new InvalidOperationException("Trainer.Evaluate: no validation source");
+        src.Reset();
+        double sum = 0;
+        for (int i = 0; i < Options.EvalBatches; i++)
+        {
+            var b = src.Next(Options.MicroBatch, Options.SeqLen).Validate("validation source");
+            using var tape = new Tape { IsRecording = false };
+            sum += _model.Loss(tape, b.Tokens, b.Targets, b.Batch, b.Time).Item();
+        }
+        double loss = sum / Options.EvalBatches;
+        return (loss, Math.Exp(loss));
+    }
+
+    /// <summary>Trains from <see cref="State"/>'s step to <see cref="TotalSteps"/>; returns early on cancellation
+    /// (after writing a checkpoint when an output folder is set), early stopping or repeated non-finite steps.</summary>
+    public TrainingResult Run(CancellationToken cancellationToken = default)
+    {
+        long firstStep = State.Step;
+        var losses = new List<double>();
+        _evals.Clear();
+        TimeSpan start = Clock.Elapsed;
+        long runTokens = 0;
+        var reason = TrainingStopReason.Completed;
+        string? message = null;
+        using var memory = TensorMemory.Track();
+        Optimizer.ZeroGrad();
+
+        while (State.Step < TotalSteps)
+        {
+            if (cancellationToken.IsCancellationRequested) { reason = TrainingStopReason.Cancelled; message = $"cancelled after step {State.Step}"; break; }
+            long step = State.Step + 1;
+            BeforeStep?.Invoke(step);
+            double lr = Schedule.At(step - 1);
+            Optimizer.LearningRate = lr;
+            var (loss, norm, skip) = TrainStep();
+            runTokens += Options.TokensPerStep;
+            State = State with { Step = step, Tokens = State.Tokens + Options.TokensPerStep };
+            var elapsed = Clock.Elapsed - start;
+            double tps = elapsed.TotalSeconds > 0 ? runTokens / elapsed.TotalSeconds : 0;
+            TimeSpan? eta = step > firstStep ? elapsed / (step - firstStep) * (TotalSteps - step) : null;
+            if (skip is not null)
+            {
+                losses.Add(double.NaN);
+                State = State with { ConsecutiveNonFinite = State.ConsecutiveNonFinite + 1 };
+                Report(TrainingEvent.Skipped, loss, norm, $"step {step} skipped: {skip}", lr, tps, elapsed, eta);
+                if (State.ConsecutiveNonFinite >= Options.MaxConsecutiveNonFinite)
+                {
+                    reason = TrainingStopReason.NonFinite;
+                    message = $"stopped: {State.ConsecutiveNonFinite} consecutive steps had a non-finite loss or gradient (last: {skip})";
+                    break;
+                }
+            }
+            else
+            {
+                losses.Add(loss!.Value);
+                State = State with { ConsecutiveNonFinite = 0 };
+                Report(TrainingEvent.Step, loss, norm, null, lr, tps, elapsed, eta);
+            }
+
+            bool last = step == TotalSteps;
+            if (_validation is not null && ((Options.EvalEvery > 0 && step % Options.EvalEvery == 0) || (last && (Options.EvalEvery == 0 || step % Options.EvalEvery != 0))))
+            {
+                if (EvaluateAndCheckPatience(step, lr, tps, elapsed, eta))
+                {
+                    reason = TrainingStopReason.EarlyStopped;
+                    message = $"early stop at step {step}: no improvement in {State.EvalsWithoutImprovement} evaluations (best {State.BestEvalLoss:G6})";
+                    break;
+                }
+            }
+            if (CheckpointDirectory is not null && Options.CheckpointEvery > 0 && step % Options.CheckpointEvery == 0) WriteCheckpoint();
+        }
+
+        if (CheckpointDirectory is not null && State.Step != _lastCheckpointStep) WriteCheckpoint();
+        message ??= $"completed {State.Step} of {TotalSteps} steps";
+        Report(TrainingEvent.Stopped, null, null, message);
+        return new TrainingResult(reason, firstStep, State.Step, TotalSteps, losses, _evals.ToList(), State.BestEvalLoss, LastCheckpoint,
+            memory.PeakBytes, ProcessMemory.PeakRssBytes(), message);
+    }
+
+    /// <summary>One optimizer step; returns the mean micro-batch loss, the pre-clip gradient norm, and a skip reason.</summary>
+    private (double? Loss, double? Norm, string? Skip) TrainStep()
+    {
+        int accum = Options.GradAccumulation;
+        double sum = 0;
+        try
+        {
+            for (int a = 0; a < accum; a++)
+            {
+                var b = _train.Next(Options.MicroBatch, Options.SeqLen).Validate("training source");
+                using var tape = new Tape();
+                var loss = _model.Loss(tape, b.Tokens, b.Targets, b.Batch, b.Time);
+                sum += loss.Item();
+                tape.Backward(accum == 1 ? loss : tape.Scale(loss, 1.0 / accum));
+            }
+            double norm = Options.MaxGradNorm > 0 ? GradClip.ClipGlobalNorm(Trainable, Options.MaxGradNorm) : GradClip.GlobalNorm(Trainable);
+            if (!double.IsFinite(norm)) throw new NonFiniteException("Trainer", "global gradient norm", norm);
+            Optimizer.Step();
+            return (sum / accum, norm, null);
+        }
+        catch (NonFiniteException e)
+        {
+            return (double.IsFinite(sum) ? null : sum, null, e.Message);
+        }
+        finally
+        {
+            Optimizer.ZeroGrad();
+        }
+    }
+
+    private bool EvaluateAndCheckPatience(long step, double lr, double tps, TimeSpan elapsed, TimeSpan? eta)
+    {
+        var (loss, ppl) = Evaluate();
+        _evals.Add((step, loss));
+        bool better = State.BestEvalLoss is not double best || loss < best;
+        State = better
+            ? State with { BestEvalLoss = loss, EvalsWithoutImprovement = 0 }
+            : State with { EvalsWithoutImprovement = State.EvalsWithoutImprovement + 1 };
+        var status = Status(TrainingEvent.Eval, null, null, null, lr, tps, elapsed, eta) with { EvalLoss = loss, EvalPerplexity = ppl };
+        Publish(status);
+        return Options.EarlyStoppingPatience > 0 && State.EvalsWithoutImprovement >= Options.EarlyStoppingPatience;
+    }
+
+    private void Report(TrainingEvent e, double? loss, double? norm, string? message, double lr = double.NaN, double tps = 0,
+        TimeSpan elapsed = default, TimeSpan? eta = null) =>
+        Publish(Status(e, loss, norm, message, double.IsNaN(lr) ? Optimizer.LearningRate : lr, tps, elapsed, eta));
+
+    private TrainingStatus Status(TrainingEvent e, double? loss, double? norm, string? message, double lr, double tps, TimeSpan elapsed, TimeSpan? eta) =>
+        new(e, State.Step, TotalSteps, loss, lr, norm, tps, elapsed, eta, GC.GetTotalMemory(false), Environment.WorkingSet, TensorMemory.LiveBytes,
+            Message: message);
+
+    private void Publish(TrainingStatus status)
+    {
+        Progress?.Report(status);
+        if (status.Event is TrainingEvent.Step or TrainingEvent.Eval or TrainingEvent.Skipped or TrainingEvent.Stopped) Metrics?.Write(status);
+    }
+
+    public void Dispose()
+    {
+        if (_ownsOptimizer) Optimizer.Dispose();
+    }
+}

@@ -1,0 +1,265 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using EdgeTune.Autograd;
+using EdgeTune.Formats;
+using EdgeTune.Tensors;
+
+namespace EdgeTune.Training;
+
+/// <summary>
+/// Resumable checkpoints: one folder per step, <c>step-00000012/</c>, under a checkpoints folder,
+/// holding <c>weights.safetensors</c> (trainable parameters by name), <c>optimizer.bin</c>
+/// (<see cref="IOptimizer.SaveState"/>), <c>state.json</c> (<see cref="TrainingState"/>),
+/// <c>options.json</c> and <c>manifest.json</c> (format, step, and each file's byte count and
+/// SHA-256). A folder is written under a temporary name and renamed when complete, so a crash never
+/// leaves a folder that looks finished; <see cref="FindLatest"/> still verifies every checksum and
+/// passes over corrupt or partial folders, newest first.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    public const string Format = "edgetune-training-checkpoint";
+    public const int Version = 1;
+    public const string ManifestFile = "manifest.json";
+    public const string WeightsFile = "weights.safetensors";
+    public const string OptimizerFile = "optimizer.bin";
+    public const string StateFile = "state.json";
+    public const string OptionsFile = "options.json";
+    private const string Prefix = "step-";
+
+    /// <summary>The folder name of step <paramref name="step"/>.</summary>
+    public static string FolderName(long step) => Prefix + step.ToString("D8", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Writes a checkpoint of <paramref name="state"/> into <paramref name="directory"/> and deletes all
+    /// but the newest <paramref name="keep"/>. Returns the new folder.
+    /// </summary>
+    public static string Write(string directory, TrainingState state, IEnumerable<Parameter> trainable, IOptimizer optimizer,
+        TrainingOptions? options = null, int keep = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(trainable);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        Directory.CreateDirectory(directory);
+        string final = Path.Combine(directory, FolderName(state.Step));
+        string tmp = Path.Combine(directory, $".tmp-{FolderName(state.Step)}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile),
+                trainable.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)),
+                new Dictionary<string, string> { ["format"] = Format, ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) });
+            using (var fs = new FileStream(Path.Combine(tmp, OptimizerFile), FileMode.CreateNew))
+            {
+                optimizer.SaveState(fs);
+                fs.Flush(flushToDisk: true);
+            }
+            File.WriteAllText(Path.Combine(tmp, StateFile), StateToJson(state));
+            File.WriteAllText(Path.Combine(tmp, OptionsFile), options?.ToJson() ?? "{}");
+            WriteManifest(tmp, state.Step);
+            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+            Directory.Move(tmp, final);
+        }
+        catch
+        {
+            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        Prune(directory, keep);
+        return final;
+    }
+
+    /// <summary>Null when every file the manifest lists is present with its size and SHA-256; else why not.</summary>
+    public static string? Verify(string folder)
+    {
+        string manifest = Path.Combine(folder, ManifestFile);
+        if (!File.Exists(manifest)) return $"checkpoint '{folder}': {ManifestFile} is missing (partial checkpoint)";
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(manifest));
+            var root = doc.RootElement;
+            if (root.GetProperty("format").GetString() != Format) return $"checkpoint '{folder}': {ManifestFile} is not a {Format}";
+            if (root.GetProperty("version").GetInt32() != Version) return $"checkpoint '{folder}': manifest version {root.GetProperty("version")} is not {Version}";
+            var files = root.GetProperty("files");
+            foreach (string required in new[] { WeightsFile, OptimizerFile, StateFile })
+                if (!files.TryGetProperty(required, out _)) return $"checkpoint '{folder}': the manifest lists no {required}";
+            foreach (var f in files.EnumerateObject())
+            {
+                string path = Path.Combine(folder, f.Name);
+                if (!File.Exists(path)) return $"checkpoint '{folder}': {f.Name} is missing";
+                long bytes = f.Value.GetProperty("bytes").GetInt64();
+                long actual = new FileInfo(path).Length;
+                if (actual != bytes) return $"checkpoint '{folder}': {f.Name} is {actual} bytes, the manifest says {bytes}";
+                string expected = f.Value.GetProperty("sha256").GetString() ?? "";
+                string hash = Sha256(path);
+                if (!string.Equals(hash, expected, StringComparison.OrdinalIgnoreCase))
+                    return $"checkpoint '{folder}': {f.Name} has SHA-256 {hash}, the manifest says {expected} (corrupt)";
+            }
+            return null;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return $"checkpoint '{folder}': {ManifestFile} is unreadable ({e.Message})";
+        }
+    }
+
+    /// <summary>Checkpoint folders in <paramref name="directory"/>, newest step first.</summary>
+    public static IReadOnlyList<(long Step, string Folder)> List(string directory)
+    {
+        if (!Directory.Exists(directory)) return [];
+        var list = new List<(long, string)>();
+        foreach (var d in Directory.GetDirectories(directory, Prefix + "*"))
+            if (long.TryParse(Path.GetFileName(d).AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long step))
+                list.Add((step, d));
+        return list.OrderByDescending(x => x.Item1).ToList();
+    }
+
+    /// <summary>The newest checkpoint that verifies, and the reasons newer ones were passed over.</summary>
+    public static (string? Folder, IReadOnlyList<string> Rejected) FindLatest(string directory)
+    {
+        var rejected = new List<string>();
+        foreach (var (_, folder) in List(directory))
+        {
+            string? why = Verify(folder);
+            if (why is null) return (folder, rejected);
+            rejected.Add(why);
+        }
+        return (null, rejected);
+    }
+
+    /// <summary>
+    /// Loads a verified checkpoint into the trainable <paramref name="parameters"/> (by name; every one must be
+    /// present with its dtype and shape) and <paramref name="optimizer"/>; returns the trainer state.
+    /// </summary>
+    public static TrainingState Load(string folder, IEnumerable<Parameter> parameters, IOptimizer optimizer)
+    {
+        if (Verify(folder) is { } why) throw new InvalidDataException(why);
+        string weights = Path.Combine(folder, WeightsFile);
+        using (var file = SafeTensorsFile.Open(weights))
+        {
+            foreach (var p in parameters)
+            {
+                if (!file.Contains(p.Name)) throw new InvalidDataException($"checkpoint '{weights}': no tensor for trainable parameter '{p.Name}'");
+                var t = file.GetTensor(p.Name);
+                if (t.DType != p.Value.DType || !t.Shape.SequenceEqual(p.Value.Shape))
+                    throw new InvalidDataException($"checkpoint '{weights}': '{p.Name}' is {t.DType}{t.ShapeString}, the parameter is {p.Value.DType}{p.Value.ShapeString}");
+                Copy(t, p.Value);
+            }
+        }
+        using (var fs = File.OpenRead(Path.Combine(folder, OptimizerFile))) optimizer.LoadState(fs);
+        return StateFromJson(File.ReadAllText(Path.Combine(folder, StateFile)), folder);
+    }
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints (and stale temporary folders).</summary>
+    public static void Prune(string directory, int keep)
+    {
+        foreach (var (_, folder) in List(directory).Skip(Math.Max(keep, 1)))
+            Directory.Delete(folder, recursive: true);
+    }
+
+    private static unsafe void Copy(Tensor from, Tensor to) =>
+        from.Bytes.CopyTo(new Span<byte>(to.Pointer, checked((int)to.ByteLength)));
+
+    private static string Sha256(string path)
+    {
+        using var fs = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(fs));
+    }
+
+    private static void WriteManifest(string folder, long step)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("format", Format);
+            w.WriteNumber("version", Version);
+            w.WriteNumber("step", step);
+            w.WriteStartObject("files");
+            foreach (var path in Directory.GetFiles(folder).OrderBy(p => p, StringComparer.Ordinal))
+            {
+                w.WriteStartObject(Path.GetFileName(path));
+                w.WriteNumber("bytes", new FileInfo(path).Length);
+                w.WriteString("sha256", Sha256(path));
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        // the manifest is written last: its presence marks a complete folder
+        using var fs = new FileStream(Path.Combine(folder, ManifestFile), FileMode.CreateNew);
+        fs.Write(ms.ToArray());
+        fs.Flush(flushToDisk: true);
+    }
+
+    internal static string StateToJson(TrainingState s)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("step", s.Step);
+            w.WriteNumber("total_steps", s.TotalSteps);
+            w.WriteNumber("tokens", s.Tokens);
+            if (s.DataPosition is null) w.WriteNull("data_position"); else w.WriteString("data_position", s.DataPosition);
+            // doubles as their exact bits, so a resumed run compares exactly as the original did
+            if (s.BestEvalLoss is double best) w.WriteString("best_eval_loss_bits", Bits(best)); else w.WriteNull("best_eval_loss_bits");
+            w.WriteNumber("evals_without_improvement", s.EvalsWithoutImprovement);
+            w.WriteNumber("consecutive_non_finite", s.ConsecutiveNonFinite);
+            w.WriteStartObject("rngs");
+            foreach (var (name, r) in s.Rngs)
+            {
+                w.WriteStartObject(name);
+                w.WriteString("s0", r.S0.ToString("X16", CultureInfo.InvariantCulture));
+                w.WriteString("s1", r.S1.ToString("X16", CultureInfo.InvariantCulture));
+                w.WriteString("s2", r.S2.ToString("X16", CultureInfo.InvariantCulture));
+                w.WriteString("s3", r.S3.ToString("X16", CultureInfo.InvariantCulture));
+                w.WriteBoolean("has_spare", r.HasSpare);
+                w.WriteString("spare_bits", Bits(r.Spare));
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    internal static TrainingState StateFromJson(string json, string source)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var r = doc.RootElement;
+            var rngs = new Dictionary<string, RngState>(StringComparer.Ordinal);
+            foreach (var p in r.GetProperty("rngs").EnumerateObject())
+            {
+                var v = p.Value;
+                rngs[p.Name] = new RngState(Hex(v, "s0"), Hex(v, "s1"), Hex(v, "s2"), Hex(v, "s3"),
+                    v.GetProperty("has_spare").GetBoolean(), FromBits(v.GetProperty("spare_bits").GetString()!));
+            }
+            var best = r.GetProperty("best_eval_loss_bits");
+            return new TrainingState
+            {
+                Step = r.GetProperty("step").GetInt64(),
+                TotalSteps = r.GetProperty("total_steps").GetInt64(),
+                Tokens = r.GetProperty("tokens").GetInt64(),
+                DataPosition = r.GetProperty("data_position").GetString(),
+                BestEvalLoss = best.ValueKind == JsonValueKind.Null ? null : FromBits(best.GetString()!),
+                EvalsWithoutImprovement = r.GetProperty("evals_without_improvement").GetInt32(),
+                ConsecutiveNonFinite = r.GetProperty("consecutive_non_finite").GetInt32(),
+                Rngs = rngs,
+            };
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"checkpoint '{source}': {StateFile} is unreadable ({e.Message})", e);
+        }
+    }
+
+    private static ulong Hex(JsonElement e, string name) => ulong.Parse(e.GetProperty(name).GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+
+    private static string Bits(double d) => BitConverter.DoubleToInt64Bits(d).ToString("X16", CultureInfo.InvariantCulture);
+
+    private static double FromBits(string s) => BitConverter.Int64BitsToDouble(long.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+}

@@ -1,0 +1,63 @@
+namespace EdgeTune.Training;
+
+/// <summary>What a <see cref="TrainingStatus"/> reports.</summary>
+public enum TrainingEvent
+{
+    /// <summary>An optimizer step finished.</summary>
+    Step,
+    /// <summary>A step was skipped (non-finite loss or gradient); <see cref="TrainingStatus.Message"/> says why.</summary>
+    Skipped,
+    /// <summary>An evaluation finished.</summary>
+    Eval,
+    /// <summary>A checkpoint was written (or a corrupt one passed over on resume).</summary>
+    Checkpoint,
+    /// <summary>Training resumed from a checkpoint.</summary>
+    Resumed,
+    /// <summary>Training ended; <see cref="TrainingStatus.Message"/> says why.</summary>
+    Stopped,
+}
+
+/// <summary>
+/// A progress report. Memory: <see cref="ManagedBytes"/> (GC heap), <see cref="WorkingSetBytes"/>
+/// (process RSS) and <see cref="TensorBytes"/> (native tensor memory alive).
+/// </summary>
+public sealed record TrainingStatus(
+    TrainingEvent Event,
+    long Step,
+    long TotalSteps,
+    double? Loss,
+    double LearningRate,
+    double? GradNorm,
+    double TokensPerSecond,
+    TimeSpan Elapsed,
+    TimeSpan? Eta,
+    long ManagedBytes,
+    long WorkingSetBytes,
+    long TensorBytes,
+    double? EvalLoss = null,
+    double? EvalPerplexity = null,
+    string? Message = null);
+
+/// <summary>Why <see cref="Trainer.Run"/> returned.</summary>
+public enum TrainingStopReason
+{
+    Completed,
+    Cancelled,
+    EarlyStopped,
+    NonFinite,
+}
+
+/// <summary>The outcome of a run: per-step losses of THIS run (NaN for skipped steps), evaluations,
+/// where the last checkpoint is, and measured peaks.</summary>
+public sealed record TrainingResult(
+    TrainingStopReason Reason,
+    long FirstStep,
+    long LastStep,
+    long TotalSteps,
+    IReadOnlyList<double> Losses,
+    IReadOnlyList<(long Step, double Loss)> Evals,
+    double? BestEvalLoss,
+    string? LastCheckpoint,
+    long PeakTensorBytes,
+    long PeakRssBytes,
+    string? Message);

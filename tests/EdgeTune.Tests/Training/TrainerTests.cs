@@ -1,0 +1,209 @@
+using EdgeTune.Autograd;
+using EdgeTune.Models.Llama;
+using EdgeTune.Tensors;
+using EdgeTune.Tests.Models;
+using EdgeTune.Training;
+
+namespace EdgeTune.Tests.Training;
+
+public sealed class TrainerTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "edgetune-trainer-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private sealed class SyncProgress(Action<TrainingStatus> onReport) : IProgress<TrainingStatus>
+    {
+        public void Report(TrainingStatus value) => onReport(value);
+    }
+
+    private static int[] Stream(int n, int vocab)
+    {
+        var rng = new Rng(77);
+        var s = new int[n];
+        for (int i = 0; i < n; i++) s[i] = i % 7 == 0 ? rng.NextInt(vocab) : (s[Math.Max(0, i - 1)] * 3 + 1) % vocab;
+        return s;
+    }
+
+    private TrainingOptions Options(string sub) => new()
+    {
+        Steps = 8, MicroBatch = 2, SeqLen = 8, GradAccumulation = 2, LearningRate = 3e-3, WarmupSteps = 2,
+        EvalEvery = 3, EvalBatches = 2, CheckpointEvery = 2, KeepCheckpoints = 2, OutputDir = Path.Combine(_dir, sub),
+    };
+
+    private static (LlamaModel Model, TokenStreamBatchSource Train, TokenStreamBatchSource Val) Setup()
+    {
+        var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
+        var data = Stream(400, 53);
+        return (model, new TokenStreamBatchSource(data[..300], shuffle: true, seed: 5), new TokenStreamBatchSource(data[300..]));
+    }
+
+    private (List<double> Losses, float[][] Weights) Uninterrupted(string sub)
+    {
+        var (model, train, val) = Setup();
+        using (model)
+        using (var trainer = new Trainer(DelegateTrainableModel.For(model), train, Options(sub), val))
+        {
+            var r = trainer.Run();
+            Assert.Equal(TrainingStopReason.Completed, r.Reason);
+            return (r.Losses.ToList(), model.Parameters.Select(p => p.Value.ToFloatArray()).ToArray());
+        }
+    }
+
+    private (List<double> Losses, float[][] Weights) Interrupted(string sub, int cancelAt, Action? beforeResume = null)
+    {
+        var losses = new List<double>();
+        var (model, train, val) = Setup();
+        using (model)
+        using (var cts = new CancellationTokenSource())
+        using (var trainer = new Trainer(DelegateTrainableModel.For(model), train, Options(sub), val)
+        { Progress = new SyncProgress(s => { if (s.Event == TrainingEvent.Step && s.Step == cancelAt) cts.Cancel(); }) })
+        {
+            var r = trainer.Run(cts.Token);
+            Assert.Equal(TrainingStopReason.Cancelled, r.Reason);
+            Assert.Equal(cancelAt, r.LastStep);
+            Assert.EndsWith(TrainingCheckpoint.FolderName(cancelAt), r.LastCheckpoint);
+            losses.AddRange(r.Losses);
+        }
+        beforeResume?.Invoke();
+        var (model2, train2, val2) = Setup(); // a fresh process: same seeds, weights come from the checkpoint
+        using (model2)
+        using (var trainer = new Trainer(DelegateTrainableModel.For(model2), train2, Options(sub), val2))
+        {
+            string? from = trainer.Resume();
+            Assert.NotNull(from);
+            var r = trainer.Run();
+            Assert.Equal(TrainingStopReason.Completed, r.Reason);
+            Assert.Equal(trainer.State.Step - r.Losses.Count, r.FirstStep);
+            losses.InsertRange(0, Enumerable.Repeat(double.NaN, 0));
+            // steps the resumed run repeated (after a fallback to an older checkpoint) replace the first run's tail
+            losses.RemoveRange((int)r.FirstStep, losses.Count - (int)r.FirstStep);
+            losses.AddRange(r.Losses);
+            return (losses, model2.Parameters.Select(p => p.Value.ToFloatArray()).ToArray());
+        }
+    }
+
+    [Fact]
+    public void InterruptedAndResumedRunGivesTheSameLossCurveBitForBit()
+    {
+        var (expected, weights) = Uninterrupted("a");
+        Assert.Equal(8, expected.Count);
+        Assert.True(expected[^1] < expected[0], $"loss should fall: {string.Join(", ", expected)}");
+        var (actual, weights2) = Interrupted("b", cancelAt: 5);
+        Assert.Equal(expected, actual); // exact double equality
+        for (int i = 0; i < weights.Length; i++) Assert.True(weights[i].AsSpan().SequenceEqual(weights2[i]), $"weights {i} differ");
+    }
+
+    [Fact]
+    public void CorruptNewestCheckpointFallsBackToThePreviousOne()
+    {
+        var (expected, weights) = Uninterrupted("c");
+        string ckpts = Path.Combine(_dir, "d", "checkpoints");
+        var messages = new List<string>();
+        var (actual, weights2) = Interrupted("d", cancelAt: 5, beforeResume: () =>
+        {
+            // newest is step 5 (cancellation), then step 4; flip a byte of step 5's weights
+            var list = TrainingCheckpoint.List(ckpts);
+            Assert.Equal([5L, 4L], list.Select(x => x.Step));
+            string f = Path.Combine(list[0].Folder, TrainingCheckpoint.WeightsFile);
+            var bytes = File.ReadAllBytes(f);
+            bytes[^3] ^= 0x40;
+            File.WriteAllBytes(f, bytes);
+            Assert.Contains("corrupt", TrainingCheckpoint.Verify(list[0].Folder));
+            Assert.Equal(list[1].Folder, TrainingCheckpoint.FindLatest(ckpts).Folder);
+        });
+        Assert.Equal(expected, actual);
+        for (int i = 0; i < weights.Length; i++) Assert.True(weights[i].AsSpan().SequenceEqual(weights2[i]), $"weights {i} differ");
+    }
+
+    [Fact]
+    public void PartialCheckpointWithoutManifestIsSkipped()
+    {
+        var (model, train, val) = Setup();
+        using (model)
+        using (var trainer = new Trainer(DelegateTrainableModel.For(model), train, Options("e") with { Steps = 2 }, val))
+            trainer.Run();
+        string ckpts = Path.Combine(_dir, "e", "checkpoints");
+        string partial = Path.Combine(ckpts, TrainingCheckpoint.FolderName(9));
+        Directory.CreateDirectory(partial);
+        File.WriteAllText(Path.Combine(partial, TrainingCheckpoint.StateFile), "{}");
+        var (folder, rejected) = TrainingCheckpoint.FindLatest(ckpts);
+        Assert.EndsWith(TrainingCheckpoint.FolderName(2), folder);
+        Assert.Contains("manifest.json is missing", Assert.Single(rejected));
+    }
+
+    [Fact]
+    public void NonFiniteLossesSkipStepsThenStop()
+    {
+        var (model, train, _) = Setup();
+        using (model)
+        {
+            int calls = 0;
+            var poisoned = new DelegateTrainableModel(model.Parameters, (tape, x, y, b, t) =>
+            {
+                var loss = model.Loss(tape, x, y, b, t);
+                return ++calls >= 3 ? tape.Scale(loss, double.NaN) : loss;
+            });
+            var statuses = new List<TrainingStatus>();
+            var before = model.Parameters[0].Value.ToFloatArray();
+            using var trainer = new Trainer(poisoned, train, new TrainingOptions { Steps = 20, MicroBatch = 1, SeqLen = 8, MaxConsecutiveNonFinite = 3 })
+            { Progress = new SyncProgress(statuses.Add) };
+            var r = trainer.Run();
+            Assert.Equal(TrainingStopReason.NonFinite, r.Reason);
+            Assert.Equal(5, r.LastStep); // two good steps, three skipped
+            Assert.Equal(3, statuses.Count(s => s.Event == TrainingEvent.Skipped));
+            Assert.Contains("NaN", statuses.First(s => s.Event == TrainingEvent.Skipped).Message);
+            Assert.True(double.IsNaN(r.Losses[^1]) && double.IsFinite(r.Losses[1]));
+            Assert.All(model.Parameters.Trainable, p => Assert.DoesNotContain(p.Grad!.ToFloatArray(), g => g != 0));
+            Assert.False(before.AsSpan().SequenceEqual(model.Parameters[0].Value.ToFloatArray()));
+        }
+    }
+
+    [Fact]
+    public void EarlyStoppingAndMetricsJsonl()
+    {
+        var (model, train, val) = Setup();
+        using (model)
+        {
+            string metrics = Path.Combine(_dir, "m", "metrics.jsonl");
+            using var sink = new JsonlMetricsSink(metrics);
+            // a huge learning rate makes validation loss worse after the first evaluation
+            var opts = new TrainingOptions { Steps = 30, MicroBatch = 2, SeqLen = 8, LearningRate = 5, WarmupSteps = 0, MaxGradNorm = 0,
+                EvalEvery = 1, EvalBatches = 1, EarlyStoppingPatience = 2, Schedule = LrScheduleKind.Constant };
+            using var trainer = new Trainer(DelegateTrainableModel.For(model), train, opts, val) { Metrics = sink };
+            var r = trainer.Run();
+            Assert.Equal(TrainingStopReason.EarlyStopped, r.Reason);
+            Assert.True(r.LastStep < 30);
+            var lines = File.ReadAllLines(metrics);
+            Assert.Contains(lines, l => l.Contains("\"event\":\"eval\"") && l.Contains("\"perplexity\""));
+            Assert.Contains(lines, l => l.Contains("\"event\":\"step\"") && l.Contains("\"grad_norm\""));
+            Assert.All(lines, l => System.Text.Json.JsonDocument.Parse(l).Dispose());
+        }
+    }
+
+    [Fact]
+    public void OptionsValidationNamesTheField()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new TrainingOptions { MicroBatch = 0 }.Validate());
+        Assert.Equal("MicroBatch", e.ParamName);
+        Assert.Contains("MicroBatch = 0", e.Message);
+        Assert.Equal("MinLrRatio", Assert.Throws<ArgumentException>(() => new TrainingOptions { MinLrRatio = 2 }.Validate()).ParamName);
+        Assert.Contains("\"grad_accumulation\": 1", new TrainingOptions().ToJson());
+    }
+
+    [Fact]
+    public void EpochsSetTheStepCount()
+    {
+        var (model, train, _) = Setup();
+        using (model)
+        {
+            // 300 tokens → 37 windows of 8 → 18 micro-batches of 2 per epoch; 2 epochs / accumulation 3 → 12 steps
+            using var trainer = new Trainer(DelegateTrainableModel.For(model), train,
+                new TrainingOptions { Epochs = 2, MicroBatch = 2, SeqLen = 8, GradAccumulation = 3 });
+            Assert.Equal(12, trainer.TotalSteps);
+        }
+    }
+}
