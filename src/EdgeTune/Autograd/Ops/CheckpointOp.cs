@@ -15,7 +15,8 @@ namespace EdgeTune.Autograd;
 /// Gradients are bit-identical to running the segment on the outer tape, since the same kernels run
 /// on the same values in the same order.</para>
 /// <para>The segment must be deterministic: it runs twice. A segment that draws random numbers
-/// (dropout) must restore its generator's state before the second run.</para>
+/// (dropout) passes its generator as <c>rng</c>: its state is saved before the forward run, set back
+/// for the recomputation, and afterwards returned to where the rest of training left it.</para>
 /// <para>Parameters are reached as parameter leaves (<see cref="Parameter.Variable"/>), which any tape
 /// may read; the op is recorded when x requires a gradient or any trainable parameter reaches y.</para>
 /// </remarks>
@@ -23,14 +24,20 @@ public sealed class CheckpointOp : TapeOp
 {
     private readonly Variable _x;
     private readonly Func<Tape, Variable, Variable> _segment;
+    private readonly Rng? _rng;
+    private RngState _rngAtForward;
     private Variable _y = null!;
 
-    public CheckpointOp(Func<Tape, Variable, Variable> segment, Variable x) : base("Checkpoint", x)
+    /// <param name="segment">Builds the segment on the given tape from its input.</param>
+    /// <param name="x">The segment's input.</param>
+    /// <param name="rng">The generator the segment draws from, if any (replayed for the recomputation).</param>
+    public CheckpointOp(Func<Tape, Variable, Variable> segment, Variable x, Rng? rng = null) : base("Checkpoint", x)
     {
         ArgumentNullException.ThrowIfNull(segment);
         ArgumentNullException.ThrowIfNull(x);
         _segment = segment;
         _x = x;
+        _rng = rng;
     }
 
     /// <summary>How many times the segment ran (forward and recomputations), for tests.</summary>
@@ -43,6 +50,7 @@ public sealed class CheckpointOp : TapeOp
         // learn whether a trainable parameter reaches the output.
         using var inner = new Tape { IsRecording = tape.IsRecording && !xGrad };
         var leaf = InnerLeaf(xGrad);
+        if (_rng is not null) _rngAtForward = _rng.State;
         try
         {
             Runs++;
@@ -67,6 +75,8 @@ public sealed class CheckpointOp : TapeOp
         Tensor? dx = GradOf(_x);
         using var inner = new Tape();
         var leaf = InnerLeaf(dx is not null);
+        RngState? later = _rng?.State;
+        if (_rng is not null) _rng.State = _rngAtForward;
         try
         {
             Runs++;
@@ -84,6 +94,7 @@ public sealed class CheckpointOp : TapeOp
         {
             inner.Reset();
             leaf.Dispose();
+            if (later is RngState r) _rng!.State = r;
         }
     }
 
@@ -96,7 +107,8 @@ public sealed class CheckpointOp : TapeOp
 public static partial class TapeOps
 {
     /// <summary>Runs <paramref name="segment"/> on x without keeping its intermediates; backward recomputes
-    /// them (activation checkpointing). The segment must be deterministic.</summary>
-    public static Variable Checkpoint(this Tape tape, Func<Tape, Variable, Variable> segment, Variable x) =>
-        tape.Apply(new CheckpointOp(segment, x));
+    /// them (activation checkpointing). The segment must be deterministic, apart from draws from
+    /// <paramref name="rng"/>, which are replayed.</summary>
+    public static Variable Checkpoint(this Tape tape, Func<Tape, Variable, Variable> segment, Variable x, Rng? rng = null) =>
+        tape.Apply(new CheckpointOp(segment, x, rng));
 }

@@ -12,6 +12,10 @@ public sealed partial class LlamaModel
     /// (less memory, about one more forward of compute). Gradients are bit-identical either way.</summary>
     public bool ActivationCheckpointing { get; set; }
 
+    /// <summary>The generator that randomness inside blocks (adapter dropout) draws from, if any: checkpointed
+    /// blocks replay it when they recompute, so their gradients match the forward that was run.</summary>
+    public Rng? BlockRng { get; set; }
+
     /// <summary>
     /// Mean cross-entropy of predicting <paramref name="targets"/> from <paramref name="tokens"/>, both
     /// [B·T] row-major (batch <paramref name="batch"/>, sequence <paramref name="time"/>, positions 0..T−1
@@ -31,7 +35,7 @@ public sealed partial class LlamaModel
         foreach (var layer in Layers)
         {
             if (ActivationCheckpointing && tape.IsRecording)
-                x = tape.Checkpoint((t, input) => Block(t, layer, input, batch, time, hq, hkv, d, eps, window, rope), x);
+                x = tape.Checkpoint((t, input) => Block(t, layer, input, batch, time, hq, hkv, d, eps, window, rope), x, BlockRng);
             else
                 x = Block(tape, layer, x, batch, time, hq, hkv, d, eps, window, rope);
         }
