@@ -35,6 +35,25 @@ public sealed record MemoryPlanRequest
 
     /// <summary>Sequences per optimizer step.</summary>
     public int EffectiveBatch => MicroBatch * GradAccumulation;
+
+    /// <summary>The request the training options imply.</summary>
+    public static MemoryPlanRequest From(HfConfig model, TrainingOptions options, FineTuneMethod method, int loraRank = 16, IReadOnlyList<string>? loraTargets = null,
+        DType baseDType = DType.F32)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var r = new MemoryPlanRequest
+        {
+            Model = model, Method = method, LoraRank = loraRank, BaseDType = baseDType, SeqLen = options.SeqLen, MicroBatch = options.MicroBatch,
+            GradAccumulation = options.GradAccumulation, ActivationCheckpointing = options.ActivationCheckpointing, VocabChunk = options.VocabChunk,
+        };
+        return loraTargets is null ? r : r with { LoraTargets = loraTargets };
+    }
+
+    /// <summary><paramref name="options"/> with this request's micro-batch, accumulation, checkpointing and vocab chunk.</summary>
+    public TrainingOptions ApplyTo(TrainingOptions options) => options with
+    {
+        MicroBatch = MicroBatch, GradAccumulation = GradAccumulation, ActivationCheckpointing = ActivationCheckpointing, VocabChunk = VocabChunk,
+    };
 }
 
 /// <summary>Predicted peak bytes by component. <see cref="TensorBytes"/> is what native tensors hold

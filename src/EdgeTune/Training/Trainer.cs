@@ -64,6 +64,9 @@ public sealed class Trainer : IDisposable
     public IProgress<TrainingStatus>? Progress { get; init; }
     public IMetricsSink? Metrics { get; init; }
     public IClock Clock { get; init; } = SystemClock.Instance;
+    /// <summary>The planner's prediction for this run, reported against the measured peaks at the end.</summary>
+    public MemoryEstimate? PredictedMemory { get; init; }
+
     /// <summary>Called before each step with its 1-based number (e.g. power policies, energy accounting).</summary>
     public Action<long>? BeforeStep { get; init; }
 
@@ -146,7 +149,6 @@ public sealed class Trainer : IDisposable
         long runTokens = 0;
         var reason = TrainingStopReason.Completed;
         string? message = null;
-        using var memory = TensorMemory.Track();
         Optimizer.ZeroGrad();
 
         while (State.Step < TotalSteps)
@@ -196,9 +198,12 @@ public sealed class Trainer : IDisposable
 
         if (CheckpointDirectory is not null && State.Step != _lastCheckpointStep) WriteCheckpoint();
         message ??= $"completed {State.Step} of {TotalSteps} steps";
+        long rss = ProcessMemory.PeakRssBytes(), tensors = TensorMemory.PeakBytes;
+        message += $"; peak RSS {MemoryPlanner.Format(rss)}" + (PredictedMemory is { } p ? $" (predicted {MemoryPlanner.Format(p.Total)})" : "")
+            + $", peak tensor memory {MemoryPlanner.Format(tensors)}" + (PredictedMemory is { } q ? $" (predicted {MemoryPlanner.Format(q.TensorBytes)})" : "");
         Report(TrainingEvent.Stopped, null, null, message);
         return new TrainingResult(reason, firstStep, State.Step, TotalSteps, losses, _evals.ToList(), State.BestEvalLoss, LastCheckpoint,
-            memory.PeakBytes, ProcessMemory.PeakRssBytes(), message);
+            tensors, rss, message, PredictedMemory?.Total, PredictedMemory?.TensorBytes);
     }
 
     /// <summary>One optimizer step; returns the mean micro-batch loss, the pre-clip gradient norm, and a skip reason.</summary>

@@ -48,7 +48,10 @@ public enum TrainingStopReason
 }
 
 /// <summary>The outcome of a run: per-step losses of THIS run (NaN for skipped steps), evaluations,
-/// where the last checkpoint is, and measured peaks.</summary>
+/// where the last checkpoint is, and measured peaks: <see cref="PeakTensorBytes"/> is the process-wide
+/// high-water mark of native tensor memory (<see cref="Tensors.TensorMemory.PeakBytes"/>; compare with
+/// <see cref="MemoryEstimate.TensorBytes"/>), <see cref="PeakRssBytes"/> the process's peak RSS (compare with
+/// <see cref="MemoryEstimate.Total"/>, given as <see cref="PredictedPeakBytes"/> when the trainer had one).</summary>
 public sealed record TrainingResult(
     TrainingStopReason Reason,
     long FirstStep,
@@ -60,4 +63,6 @@ public sealed record TrainingResult(
     string? LastCheckpoint,
     long PeakTensorBytes,
     long PeakRssBytes,
-    string? Message);
+    string? Message,
+    long? PredictedPeakBytes = null,
+    long? PredictedTensorBytes = null);

@@ -86,6 +86,9 @@ public class MemoryPlannerTests(ITestOutputHelper output)
         Assert.True(plan.Estimate.Total <= mb1ckpt.Total + 1);
         Assert.Contains(plan.Changes, c => c.StartsWith("micro-batch 16 → 8", StringComparison.Ordinal));
 
+        var applied = plan.Request.ApplyTo(new TrainingOptions { MicroBatch = 16 });
+        Assert.Equal((plan.Request.MicroBatch, plan.Request.GradAccumulation, plan.Request.ActivationCheckpointing), (applied.MicroBatch, applied.GradAccumulation, applied.ActivationCheckpointing));
+
         var refused = MemoryPlanner.Plan(r, all.Weights / 2);
         Assert.False(refused.Fits);
         Assert.Contains("the biggest part is", refused.Reason);

@@ -173,9 +173,13 @@ public sealed class TrainerTests : IDisposable
             // a huge learning rate makes validation loss worse after the first evaluation
             var opts = new TrainingOptions { Steps = 30, MicroBatch = 2, SeqLen = 8, LearningRate = 5, WarmupSteps = 0, MaxGradNorm = 0,
                 EvalEvery = 1, EvalBatches = 1, EarlyStoppingPatience = 2, Schedule = LrScheduleKind.Constant };
-            using var trainer = new Trainer(DelegateTrainableModel.For(model), train, opts, val) { Metrics = sink };
+            var predicted = MemoryPlanner.Estimate(MemoryPlanRequest.From(LlamaModelTests.SmallConfig(), opts, FineTuneMethod.Full));
+            using var trainer = new Trainer(DelegateTrainableModel.For(model), train, opts, val) { Metrics = sink, PredictedMemory = predicted };
             var r = trainer.Run();
             Assert.Equal(TrainingStopReason.EarlyStopped, r.Reason);
+            Assert.Equal(predicted.Total, r.PredictedPeakBytes);
+            Assert.Contains("(predicted ", r.Message);
+            Assert.True(r.PeakRssBytes > 0 && r.PeakTensorBytes > 0);
             Assert.True(r.LastStep < 30);
             var lines = File.ReadAllLines(metrics);
             Assert.Contains(lines, l => l.Contains("\"event\":\"eval\"") && l.Contains("\"perplexity\""));
