@@ -155,8 +155,12 @@ public sealed class ExampleEncoder
             }
             return (ids, loss);
         }
+        PiecewiseFallbacks++;
         return TokenizePiecewise(text, spans, parseSpecial);
     }
+
+    /// <summary>How many samples needed the piece-by-piece tokenization (tokens did not spell the text).</summary>
+    internal int PiecewiseFallbacks { get; private set; }
 
     private (int[] Tokens, bool[] Loss) TokenizePiecewise(string text, IReadOnlyList<(int Start, int End)> spans, bool parseSpecial)
     {

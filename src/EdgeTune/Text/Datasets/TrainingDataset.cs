@@ -161,27 +161,39 @@ public sealed class TrainingDataset
 
     private static int PadOf(ITokenizer t) => t.PadId ?? t.EosId ?? 0;
 
-    /// <summary>[BOS] + text + [EOS], tokenized in pieces of whole paragraphs (long texts would be slow for
-    /// tokenizers whose merge loop is quadratic in the piece length).</summary>
+    /// <summary>True when encoding "a" gives a first token whose bytes (not at the start) begin with a space.</summary>
+    internal static bool AddsDummyPrefix(ITokenizer t)
+    {
+        int[] ids = t.Encode("a", parseSpecial: false);
+        return ids.Length > 0 && t.TokenBytes(ids[0], atStart: false) is { Length: > 0 } bytes && bytes[0] == (byte)' ';
+    }
+
+    /// <summary>[BOS] + text + [EOS]. Tokenizers that put a dummy-prefix space in front of each encoded string
+    /// (SentencePiece, llama2.c) get the text in one piece, so no spurious spaces appear inside it; the others get
+    /// it in pieces of whole paragraphs (faster, and the same ids for byte-level BPE).</summary>
     private static int[] TokenizeStream(string text, ITokenizer tokenizer)
     {
         if (text.Length == 0) return [];
         var ids = new List<int>(text.Length / 3 + 2);
         if (tokenizer.AddBosByDefault && tokenizer.BosId is int b) ids.Add(b);
-        const int Target = 4096;
-        int pos = 0;
-        while (pos < text.Length)
+        if (AddsDummyPrefix(tokenizer)) ids.AddRange(tokenizer.Encode(text, parseSpecial: false));
+        else
         {
-            int end = Math.Min(text.Length, pos + Target);
-            if (end < text.Length)
+            const int Target = 4096;
+            int pos = 0;
+            while (pos < text.Length)
             {
-                int para = text.LastIndexOf("\n\n", end, end - pos, StringComparison.Ordinal);
-                int nl = text.LastIndexOf('\n', end - 1, end - pos);
-                if (para > pos) end = para + 2;
-                else if (nl > pos) end = nl + 1;
+                int end = Math.Min(text.Length, pos + Target);
+                if (end < text.Length)
+                {
+                    int para = text.LastIndexOf("\n\n", end, end - pos, StringComparison.Ordinal);
+                    int nl = text.LastIndexOf('\n', end - 1, end - pos);
+                    if (para > pos) end = para + 2;
+                    else if (nl > pos) end = nl + 1;
+                }
+                ids.AddRange(tokenizer.Encode(text[pos..end], parseSpecial: false));
+                pos = end;
             }
-            ids.AddRange(tokenizer.Encode(text[pos..end], parseSpecial: false));
-            pos = end;
         }
         if (tokenizer.EosId is int e) ids.Add(e);
         return ids.ToArray();

@@ -110,3 +110,38 @@ public class ExampleEncoderTests
         Assert.Equal(["Blue<|im_end|>"], TrainedRuns(tok, inst));
     }
 }
+
+public class ExampleEncoderRealDataTests
+{
+    [SkippableFact]
+    public void Qwen_SelfInstructRows_TrainExactlyOnTheirOutputs()
+    {
+        string tplDir = TestAssets.Require("tokenizers/qwen2.5-0.5b-instruct");
+        string path = TestAssets.Require("instruct/self_instruct_seed_tasks.jsonl");
+        var tok = TestTokenizers.Get("tokenizers/qwen2.5-0.5b");
+        var enc = new ExampleEncoder(tok, ChatTemplate.Load(tplDir));
+        var read = JsonlReader.Read(File.ReadLines(path).Take(60), path, DataFormat.Auto, new EdgeTune.Text.Datasets.Internal.RejectionLog(5));
+        Assert.Equal(DataFormat.Instruction, read.Format);
+        foreach (var s in read.Samples)
+        {
+            var ex = enc.Encode(s);
+            Assert.Equal([s.Output + "<|im_end|>"], ExampleEncoderTests.TrainedRuns(tok, ex));
+        }
+        Assert.Equal(0, enc.PiecewiseFallbacks);
+    }
+
+    [SkippableFact]
+    public void Llama2c_Alpaca_AlignsWithDummyPrefix()
+    {
+        var tok = TestTokenizers.Get("stories260K/tok512.bin");
+        var enc = new ExampleEncoder(tok, null);
+        var ex = enc.Encode(DataSample.FromInstruction(1, "Tell a story.", null, "Once upon a time, Lily saw a cat."));
+        Assert.Equal(0, enc.PiecewiseFallbacks);
+        Assert.Equal(tok.BosId, ex.Tokens[0]);
+        Assert.Equal(tok.EosId, ex.Tokens[^1]);
+        int first = Array.IndexOf(ex.Loss, true);
+        Assert.Equal("Once upon a time, Lily saw a cat.", tok.Decode(ex.Tokens.AsSpan(first), skipSpecial: true));
+        Assert.EndsWith("### Response:\n", tok.Decode(ex.Tokens.AsSpan(0, first), skipSpecial: true));
+        Assert.All(ex.Loss.Skip(first), Assert.True);
+    }
+}

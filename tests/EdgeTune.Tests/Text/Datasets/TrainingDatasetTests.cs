@@ -150,4 +150,19 @@ public class TrainingDatasetTests
         Assert.StartsWith("<|bos|>First Citizen:", Tok.Decode(ds.Train[0].Tokens));
         Assert.InRange(ds.Validation.Count, r.TrainSequences / 12, r.TrainSequences / 7);
     }
+
+    [SkippableFact]
+    public void Llama2cTokenizer_PlainText_IsOneStream_WithoutSpuriousSpaces()
+    {
+        var tok = TestTokenizers.Get("stories260K/tok512.bin");
+        Assert.True(TrainingDataset.AddsDummyPrefix(tok));
+        Assert.False(TrainingDataset.AddsDummyPrefix(Tok));
+        string text = string.Join("\n", File.ReadLines(TestAssets.Require("text/tinyshakespeare.txt")).Take(300)) + "\n";
+        var ds = TrainingDataset.FromText(text, tok, new DatasetOptions { SeqLen = 64 });
+        int[] expected = [tok.BosId!.Value, .. tok.Encode(text, parseSpecial: false), tok.EosId!.Value];
+        Assert.Equal(expected.Length, ds.Report.TokensTotal);
+        var inputs = ds.Train.SelectMany(s => s.Tokens.Take(s.TrainedTokens)).ToArray();
+        Assert.Equal(expected[..^1], inputs);
+        Assert.Equal(text, tok.Decode(inputs, skipSpecial: true));
+    }
 }
