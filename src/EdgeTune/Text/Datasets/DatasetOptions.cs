@@ -13,11 +13,13 @@ public sealed record DatasetOptions
     /// Off: one sample per sequence, padded.</summary>
     public bool Pack { get; init; } = true;
 
-    /// <summary>Fraction of rows (JSONL) or of the text's tail (plain text) held out for validation, in [0, 1).
+    /// <summary>Fraction of rows held out for validation, in [0, 1): JSONL rows drawn at random, or the last lines of a
+    /// plain text (its tail). Rounded, at least one row when positive.
     /// Ignored when <see cref="ValidationCount"/> is positive.</summary>
     public double ValidationFraction { get; init; }
 
-    /// <summary>Number of rows (JSONL, by source line) or of tail windows (plain text) held out for validation.</summary>
+    /// <summary>Number of rows held out for validation: JSONL rows (by source line, drawn with <see cref="Seed"/>) or the
+    /// last lines of a plain text. Takes precedence over <see cref="ValidationFraction"/>; at least one row stays for training.</summary>
     public int ValidationCount { get; init; }
 
     /// <summary>Seed of the validation split (JSONL rows are drawn at random with it).</summary>

@@ -117,6 +117,16 @@ public sealed class SequenceBatcher
         return rows;
     }
 
+    /// <summary>All of <paramref name="sequences"/> in order, in micro-batches of <paramref name="batchSize"/> (the last
+    /// one padded): for evaluation passes, which need no shuffle and no state.</summary>
+    public static IEnumerable<MicroBatch> InOrder(IReadOnlyList<TrainingSequence> sequences, int batchSize, int padId = 0)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (sequences.Count == 0) yield break;
+        var b = new SequenceBatcher(sequences, batchSize, seed: 0, shuffle: false, padId);
+        for (int i = 0; i < b.BatchesPerEpoch; i++) yield return b.Next();
+    }
+
     private void StartEpoch(int epoch)
     {
         Epoch = epoch;

@@ -91,6 +91,13 @@ public sealed class TrainingDataset
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(tokenizer);
         options.Validate();
+        if (options.Format is DataFormat.Auto or DataFormat.PlainText)
+            options = options with { Format = samples.FirstOrDefault() switch
+            {
+                { Messages: not null } => DataFormat.Chat,
+                { Instruction: not null } => DataFormat.Instruction,
+                _ => DataFormat.JsonlText,
+            } };
         int padId = PadOf(tokenizer);
         var encoder = new ExampleEncoder(tokenizer, template, options.FallbackChatTemplate);
         var examples = new List<TokenizedExample>(samples.Count);

@@ -71,4 +71,17 @@ public class SequenceBatcherTests
         var ragged = new List<TrainingSequence> { new([1, 2], [2, 3], 1), new([1], [2], 1) };
         Assert.Throws<ArgumentException>(() => new SequenceBatcher(ragged, 2, 1));
     }
+
+    [Fact]
+    public void InOrder_ServesEverySequenceOnce_InOrder()
+    {
+        var seqs = Seqs(5, 2);
+        var batches = SequenceBatcher.InOrder(seqs, 2, padId: 7).ToList();
+        Assert.Equal(3, batches.Count);
+        Assert.Equal([0, 1, 100, 101], batches[0].Tokens);
+        Assert.Equal([400, 401, 7, 7], batches[2].Tokens);
+        Assert.Equal(1, batches[2].Rows);
+        Assert.Equal(5 * 2, batches.Sum(b => b.TrainedTokens));
+        Assert.Empty(SequenceBatcher.InOrder([], 2));
+    }
 }

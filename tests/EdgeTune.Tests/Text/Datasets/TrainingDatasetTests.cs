@@ -105,6 +105,7 @@ public class TrainingDatasetTests
         Assert.NotEqual(Texts(a.Validation), Texts(c.Validation));
         var n = TrainingDataset.FromSamples(samples, Tok, null, Opt(7) with { ValidationCount = 5 });
         Assert.Equal(5, n.Validation.Count);
+        Assert.Equal(DataFormat.Instruction, n.Report.Format);
     }
 
     [Fact]
