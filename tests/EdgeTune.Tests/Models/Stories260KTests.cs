@@ -8,6 +8,13 @@ namespace EdgeTune.Tests.Models;
 /// <summary>The real llama2.c stories260K model against reference numbers from llama2.c's run.c.</summary>
 public class Stories260KTests
 {
+    /// <summary>
+    /// run.c's own float32 logits are up to 1.6e-5 from the exact (double) values and ours up to 7.7e-6
+    /// (<see cref="Stories260KPrecisionTests"/>), so two correct float32 programs that sum in different
+    /// orders can differ by their sum: 2.5e-5. Our accuracy against the exact logits is held to 1e-5 there.
+    /// </summary>
+    private const double RunCTolerance = 2.5e-5;
+
     private static LlamaModel Load()
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
@@ -30,7 +37,7 @@ public class Stories260KTests
             for (int i = 0; i < ids.Length; i++)
             {
                 model.Forward([ids[i]], cache, logits);
-                AssertClose(positions[i].GetProperty("logits"), logits, 1e-5);
+                AssertClose(positions[i].GetProperty("logits"), logits, RunCTolerance);
             }
         }
         // The whole prompt in one batched prefill, logits of every row.
@@ -39,7 +46,7 @@ public class Stories260KTests
             var all = new float[ids.Length * v];
             model.Forward(ids, cache, all);
             for (int i = 0; i < ids.Length; i++)
-                AssertClose(positions[i].GetProperty("logits"), all.AsSpan(i * v, v).ToArray(), 1e-5);
+                AssertClose(positions[i].GetProperty("logits"), all.AsSpan(i * v, v).ToArray(), RunCTolerance);
         }
     }
 
@@ -72,8 +79,8 @@ public class Stories260KTests
     {
         double[] e = expected.EnumerateArray().Select(x => x.GetDouble()).ToArray();
         Assert.Equal(e.Length, actual.Length);
-        double worst = 0;
-        for (int i = 0; i < e.Length; i++) worst = Math.Max(worst, Math.Abs(e[i] - actual[i]));
-        Assert.True(worst <= tol, $"max |Δlogit| = {worst:E3} > {tol:E1}");
+        double worst = 0; int at = 0;
+        for (int i = 0; i < e.Length; i++) if (Math.Abs(e[i] - actual[i]) > worst) { worst = Math.Abs(e[i] - actual[i]); at = i; }
+        Assert.True(worst <= tol, $"max |Δlogit| = {worst:E3} > {tol:E1} at id {at} (expected {e[at]}, got {actual[at]})");
     }
 }
