@@ -156,6 +156,9 @@ public static class TrainingCheckpoint
     {
         foreach (var (_, folder) in List(directory).Skip(Math.Max(keep, 1)))
             Directory.Delete(folder, recursive: true);
+        // temporary folders left by a write that crashed (this writer has renamed its own by now)
+        foreach (var tmp in Directory.GetDirectories(directory, ".tmp-" + Prefix + "*"))
+            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     private static unsafe void Copy(Tensor from, Tensor to) =>

@@ -127,12 +127,16 @@ public sealed class TrainerTests : IDisposable
         using (var trainer = new Trainer(DelegateTrainableModel.For(model), train, Options("e") with { Steps = 2 }, val))
             trainer.Run();
         string ckpts = Path.Combine(_dir, "e", "checkpoints");
+        Directory.CreateDirectory(Path.Combine(ckpts, ".tmp-step-00000003-abc")); // a crashed write
         string partial = Path.Combine(ckpts, TrainingCheckpoint.FolderName(9));
         Directory.CreateDirectory(partial);
         File.WriteAllText(Path.Combine(partial, TrainingCheckpoint.StateFile), "{}");
         var (folder, rejected) = TrainingCheckpoint.FindLatest(ckpts);
         Assert.EndsWith(TrainingCheckpoint.FolderName(2), folder);
         Assert.Contains("manifest.json is missing", Assert.Single(rejected));
+        TrainingCheckpoint.Prune(ckpts, 5);
+        Assert.False(Directory.Exists(Path.Combine(ckpts, ".tmp-step-00000003-abc")));
+        Assert.Equal([9L, 2L], TrainingCheckpoint.List(ckpts).Select(x => x.Step));
     }
 
     [Fact]
@@ -209,5 +213,28 @@ public sealed class TrainerTests : IDisposable
                 new TrainingOptions { Epochs = 2, MicroBatch = 2, SeqLen = 8, GradAccumulation = 3 });
             Assert.Equal(12, trainer.TotalSteps);
         }
+    }
+
+    [Fact]
+    public void SequenceBatcherSourceResumesExactly()
+    {
+        var rng = new Rng(8);
+        var seqs = Enumerable.Range(0, 9).Select(_ =>
+        {
+            var t = Enumerable.Range(0, 8).Select(_ => rng.NextInt(53)).ToArray();
+            return new EdgeTune.Text.Datasets.TrainingSequence(t, [.. t[1..], -100], 1);
+        }).ToList();
+        var src = new SequenceBatcherSource(new EdgeTune.Text.Datasets.SequenceBatcher(seqs, 2, seed: 4));
+        Assert.Equal(5, src.BatchesPerEpoch(2, 8));
+        for (int i = 0; i < 7; i++) src.Next(2, 8);
+        string pos = src.SavePosition();
+        var expected = Enumerable.Range(0, 6).Select(_ => src.Next(2, 8).Tokens).ToList();
+        var other = new SequenceBatcherSource(new EdgeTune.Text.Datasets.SequenceBatcher(seqs, 2, seed: 4));
+        other.RestorePosition(pos);
+        foreach (var e in expected) Assert.Equal(e, other.Next(2, 8).Tokens);
+        var first = new SequenceBatcherSource(new EdgeTune.Text.Datasets.SequenceBatcher(seqs, 2, seed: 4)).Next(2, 8).Tokens;
+        other.Reset();
+        Assert.Equal(first, other.Next(2, 8).Tokens);
+        Assert.Throws<ArgumentException>(() => other.Next(4, 8));
     }
 }
