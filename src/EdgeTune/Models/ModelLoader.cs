@@ -36,14 +36,14 @@ public static class ModelLoader
     /// <param name="reference">A folder, a file, or <c>org/name[@revision]</c> on the Hugging Face Hub.</param>
     /// <param name="tokenizerPath">A tokenizer file or folder; default: the model's folder.</param>
     public static async Task<LoadedModel> LoadAsync(string reference, string? tokenizerPath = null, HubOptions? hub = null,
-        IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default, ModelLoadOptions? options = null)
     {
         string local = await HubModelResolver.ResolveAsync(reference, hub, progress, cancellationToken).ConfigureAwait(false);
-        return Load(local, tokenizerPath);
+        return Load(local, tokenizerPath, options);
     }
 
     /// <summary>Opens a local model folder or file.</summary>
-    public static LoadedModel Load(string path, string? tokenizerPath = null)
+    public static LoadedModel Load(string path, string? tokenizerPath = null, ModelLoadOptions? options = null)
     {
         var reader = CheckpointReader.Open(path);
         ICausalLM model;
@@ -51,7 +51,7 @@ public static class ModelLoader
         try
         {
             config = CheckpointReader.ConfigFor(reader);
-            model = ModelRegistry.Create(reader, config);
+            model = ModelRegistry.Create(reader, config, options);
         }
         catch
         {

@@ -9,7 +9,7 @@ namespace EdgeTune.Models;
 /// </summary>
 public static class ModelRegistry
 {
-    private static readonly Dictionary<string, Func<ICheckpointReader, HfConfig, ICausalLM>> s_families = new(StringComparer.OrdinalIgnoreCase)
+    private static readonly Dictionary<string, Func<ICheckpointReader, HfConfig, ModelLoadOptions, ICausalLM>> s_families = new(StringComparer.OrdinalIgnoreCase)
     {
         // Llama 1/2/3, SmolLM/SmolLM2, TinyLlama and llama2.c checkpoints all say "llama".
         ["llama"] = LlamaModel.Load,
@@ -19,14 +19,14 @@ public static class ModelRegistry
 
     public static IReadOnlyCollection<string> SupportedModelTypes => s_families.Keys;
 
-    public static void Register(string modelType, Func<ICheckpointReader, HfConfig, ICausalLM> factory) => s_families[modelType] = factory;
+    public static void Register(string modelType, Func<ICheckpointReader, HfConfig, ModelLoadOptions, ICausalLM> factory) => s_families[modelType] = factory;
 
     /// <summary>Builds the model for <paramref name="config"/>'s model_type over an opened checkpoint (which it then owns).</summary>
-    public static ICausalLM Create(ICheckpointReader reader, HfConfig config)
+    public static ICausalLM Create(ICheckpointReader reader, HfConfig config, ModelLoadOptions? options = null)
     {
         if (!s_families.TryGetValue(config.ModelType, out var factory))
             throw new NotSupportedException(
                 $"{reader.Source}: model_type '{config.ModelType}' is not supported; supported: {string.Join(", ", s_families.Keys.Order())}");
-        return factory(reader, config);
+        return factory(reader, config, options ?? ModelLoadOptions.Inference);
     }
 }

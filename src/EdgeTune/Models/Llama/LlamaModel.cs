@@ -91,7 +91,11 @@ public sealed partial class LlamaModel : ICausalLM
     /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF block-quantized
     /// tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
     /// </summary>
-    public static LlamaModel Load(ICheckpointReader reader, HfConfig config)
+    public static LlamaModel Load(ICheckpointReader reader, HfConfig config) => Load(reader, config, ModelLoadOptions.Inference);
+
+    /// <summary>As <see cref="Load(ICheckpointReader, HfConfig)"/>; with <see cref="ModelLoadOptions.Trainable"/> every
+    /// tensor becomes an owned, writable F32 copy marked trainable (full fine-tuning).</summary>
+    public static LlamaModel Load(ICheckpointReader reader, HfConfig config, ModelLoadOptions options)
     {
         config.Validate(reader.Source);
         var parameters = new ParameterCollection();
@@ -105,7 +109,8 @@ public sealed partial class LlamaModel : ICausalLM
                 if (!t.Shape.SequenceEqual(shape))
                     throw new CheckpointFormatException(reader.Source, $"shape {t.ShapeString} differs from the {ShapeException.Format(shape)} the config implies", name);
                 bool isVector = shape.Length == 1;
-                if (t.DType is not (DType.F32 or DType.F16 or DType.BF16) || (isVector && t.DType != DType.F32))
+                if (t.DType is not (DType.F32 or DType.F16 or DType.BF16) || (isVector && t.DType != DType.F32)
+                    || (options.Trainable && (t.DType != DType.F32 || t.IsReadOnly)))
                 {
                     var f = ToF32(t);
                     t.Dispose(); // frees a converted copy; a view of the mapped file is left alone
@@ -113,7 +118,7 @@ public sealed partial class LlamaModel : ICausalLM
                 }
                 t.Name = name;
                 // Disposing a view is a no-op, so the parameter may always "own" its tensor.
-                parameters.Add(new Parameter(name, t, trainable: false));
+                parameters.Add(new Parameter(name, t, trainable: options.Trainable));
             }
             return new LlamaModel(config, reader.RopeLayout, parameters, reader);
         }
