@@ -10,6 +10,8 @@ public static class Program
         var root = new RootCommand("EdgeTune: energy-efficient local training of small LLMs");
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(EnergyCommand.Create());
+        root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

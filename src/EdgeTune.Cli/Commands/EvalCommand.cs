@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using EdgeTune.Models.Llama;
+using EdgeTune.Text;
+using EdgeTune.Training.Evaluation;
+
+namespace EdgeTune.Cli.Commands;
+
+/// <summary>
+/// <c>edgetune eval</c>: mean next-token loss and perplexity of a model on a data file. Prints
+/// <c>loss X ppl Y tokens N</c> (or one JSON object with <c>--json</c>) on stdout; progress on stderr.
+/// Data sources are picked by <see cref="LoadWindows"/> from the file's extension (plain text now;
+/// JSONL slots in there), and an adapter is applied to the loaded model before evaluation.
+/// </summary>
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var model = ModelOptions.Model();
+        var tokenizer = ModelOptions.Tokenizer();
+        var data = new Option<string>("--data") { Description = "Evaluation data: a plain-text file (.txt)", Required = true };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Window length in tokens (default: min(256, the model's positions))" };
+        var maxTokens = new Option<long?>("--max-tokens") { Description = "Evaluate at most this many tokens from the start of the data" };
+        var batch = new Option<int>("--batch") { Description = "Windows per forward pass", DefaultValueFactory = _ => 4 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text" };
+
+        var command = new Command("eval", "Mean loss and perplexity of a model on a data file");
+        foreach (var o in new Option[] { model, tokenizer, data, seqLen, maxTokens, batch, json }) command.Options.Add(o);
+        command.SetAction(async (parse, ct) =>
+        {
+            var stdout = parse.InvocationConfiguration.Output;
+            var stderr = parse.InvocationConfiguration.Error;
+            string dataPath = parse.GetValue(data)!;
+            if (!File.Exists(dataPath))
+            {
+                await stderr.WriteLineAsync($"eval: data file '{dataPath}' does not exist").ConfigureAwait(false);
+                return 2;
+            }
+            if (parse.GetValue(seqLen) is int l && l < 1 || parse.GetValue(maxTokens) is long m && m < 2 || parse.GetValue(batch) < 1)
+            {
+                await stderr.WriteLineAsync("eval: --seq-len and --batch must be at least 1, --max-tokens at least 2").ConfigureAwait(false);
+                return 2;
+            }
+            var sw = Stopwatch.StartNew();
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
+            if (loaded.Model is not LlamaModel llama)
+            {
+                await stderr.WriteLineAsync($"eval: {loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a Llama-family decoder").ConfigureAwait(false);
+                return 2;
+            }
+            var tok = loaded.RequireTokenizer();
+            int len = parse.GetValue(seqLen) ?? Math.Min(256, llama.MaxPositions);
+            if (len > llama.MaxPositions)
+            {
+                await stderr.WriteLineAsync($"eval: --seq-len {len} exceeds the model's {llama.MaxPositions} positions").ConfigureAwait(false);
+                return 2;
+            }
+            var windows = LoadWindows(dataPath, tok, len, parse.GetValue(maxTokens));
+            if (windows.Count == 0)
+            {
+                await stderr.WriteLineAsync($"eval: '{dataPath}' holds fewer than 2 tokens; nothing to evaluate").ConfigureAwait(false);
+                return 2;
+            }
+            await stderr.WriteLineAsync($"loaded {loaded.Source} in {sw.Elapsed.TotalSeconds:F2} s; {windows.Count} windows of {len} tokens").ConfigureAwait(false);
+            sw.Restart();
+            var result = LossEvaluator.Evaluate(llama, windows, parse.GetValue(batch), cancellationToken: ct);
+            double secs = sw.Elapsed.TotalSeconds;
+            await stderr.WriteLineAsync($"evaluated {result.Tokens} tokens in {secs:F2} s ({result.Tokens / Math.Max(secs, 1e-9):F0} tokens/s)").ConfigureAwait(false);
+            await stdout.WriteLineAsync(parse.GetValue(json)
+                ? ToJson(result, loaded.Source, dataPath, len, secs)
+                : string.Create(CultureInfo.InvariantCulture, $"loss {result.Loss:F4} ppl {result.Perplexity:F3} tokens {result.Tokens}")).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Evaluation windows of <paramref name="seqLen"/> from a data file. Plain text: the whole file is
+    /// tokenized (BOS in front when the tokenizer wants one) and cut by <see cref="TextWindows"/>.
+    /// </summary>
+    /// <param name="maxTokens">Keep at most this many ids (scored: one fewer).</param>
+    public static IReadOnlyList<EvalWindow> LoadWindows(string path, ITokenizer tokenizer, int seqLen, long? maxTokens)
+    {
+        string ext = Path.GetExtension(path).ToLowerInvariant();
+        if (ext is ".jsonl" or ".json")
+            throw new NotSupportedException($"eval: '{path}' is JSON; this build evaluates plain-text files (.txt)");
+        string text = File.ReadAllText(path, Encoding.UTF8);
+        if (maxTokens is long cap && text.Length > cap * 16) text = text[..(int)Math.Min(int.MaxValue, cap * 16)]; // a token is rarely longer than 16 chars
+        int[] ids = tokenizer.Encode(text, addBos: tokenizer.AddBosByDefault && tokenizer.BosId is not null, parseSpecial: false);
+        if (maxTokens is long m && ids.Length > m) ids = ids[..(int)m];
+        return TextWindows.Create(ids, seqLen, tokenizer.PadId ?? tokenizer.EosId ?? 0);
+    }
+
+    private static string ToJson(EvalResult r, string model, string data, int seqLen, double seconds)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("loss", r.Loss);
+            w.WriteNumber("ppl", r.Perplexity);
+            w.WriteNumber("tokens", r.Tokens);
+            w.WriteNumber("windows", r.Windows);
+            w.WriteNumber("seq_len", seqLen);
+            w.WriteString("model", model);
+            w.WriteString("data", data);
+            w.WriteNumber("seconds", seconds);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+}
