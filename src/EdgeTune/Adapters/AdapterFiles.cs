@@ -210,7 +210,7 @@ public static class AdapterFiles
             throw new CheckpointFormatException(path, $"dtype {t.DType} is not a float type", p.Name);
         using var wide = t.To(p.Value.DType);
         using var permuted = ropeLayer is null ? null : PeftLayout.Convert(model, ropeLayer, wide, RopeStyle.HalfSplit, model.RopeStyle);
-        (permuted ?? wide).Bytes.CopyTo(p.Value.Span<byte>());
+        Autograd.Internal.TensorMath.CopyBytes(permuted ?? wide, p.Value);
     }
 
     private static string? Str(JsonElement root, string path, string key) =>

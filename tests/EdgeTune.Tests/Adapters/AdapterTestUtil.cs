@@ -52,7 +52,7 @@ internal static class AdapterTestUtil
             using var t = GgufTensorNames.IsRopeProjection(p.Name, out bool isKey)
                 ? RopePermutation.Convert(p.Value, isKey ? interleaved.Config.NumKeyValueHeads : interleaved.Config.NumAttentionHeads, RopeStyle.Interleaved, RopeStyle.HalfSplit)
                 : p.Value.Clone();
-            t.Bytes.CopyTo(twin.Parameters[p.Name].Value.Span<byte>());
+            EdgeTune.Autograd.Internal.TensorMath.CopyBytes(t, twin.Parameters[p.Name].Value);
         }
         return twin;
     }
