@@ -66,6 +66,8 @@ public sealed class LoraAdapter : IDisposable
     public IReadOnlyList<ILinear> Merge()
     {
         ThrowIfRemoved();
+        foreach (var e in _entries) // check every layer first, so a refusal leaves nothing half-merged
+            if (!e.Module.Merged) e.Layer.CheckMergeable(e.Module);
         var merged = new List<ILinear>();
         foreach (var e in _entries)
         {

@@ -176,11 +176,8 @@ public sealed class LoraLinear : ILinear
     internal void Merge(LoraModule m, ParameterCollection? owner)
     {
         if (m.Merged) return;
-        if (Base is not Linear lin)
-            throw new InvalidOperationException($"Merge: layer '{Name}' wraps a {Base.GetType().Name}, not a plain Linear with a weight to fold into");
-        if (lin.Weight.Value.DType != DType.F32)
-            throw new InvalidOperationException($"Merge: layer '{Name}' has a {lin.Weight.Value.DType} weight; only an F32 base weight can take the update (load or convert the model to F32)");
-        RequireF32(m);
+        CheckMergeable(m);
+        var lin = (Linear)Base;
         if (lin.Weight.Value.IsReadOnly)
         {
             var copy = new Parameter(lin.Weight.Name, lin.Weight.Value.Clone(), trainable: false);
@@ -198,6 +195,16 @@ public sealed class LoraLinear : ILinear
         }
         else AddDelta(m, w, +1);
         m.Merged = true;
+    }
+
+    /// <summary>Throws unless <paramref name="m"/> can be folded into this layer's base (a plain F32 <see cref="Linear"/>).</summary>
+    internal void CheckMergeable(LoraModule m)
+    {
+        if (Base is not Linear lin)
+            throw new InvalidOperationException($"Merge: layer '{Name}' wraps a {Base.GetType().Name}, not a plain Linear with a weight to fold into");
+        if (lin.Weight.Value.DType != DType.F32)
+            throw new InvalidOperationException($"Merge: layer '{Name}' has a {lin.Weight.Value.DType} weight; only an F32 base weight can take the update (load or convert the model to F32)");
+        RequireF32(m);
     }
 
     /// <summary>Takes <paramref name="m"/>'s update back out of the base weight (equal within float rounding).</summary>

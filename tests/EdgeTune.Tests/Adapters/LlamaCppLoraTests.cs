@@ -21,20 +21,6 @@ namespace EdgeTune.Tests.Adapters;
 public sealed class LlamaCppLoraTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
-    private static readonly Lazy<string?> NativeError = new(() =>
-    {
-        try
-        {
-            NativeLibraryConfig.All.WithLogCallback((level, message) => { });
-            NativeApi.llama_max_devices();
-            return null;
-        }
-        catch (Exception e)
-        {
-            return $"llama.cpp native library did not load: {e.GetType().Name}: {e.Message}";
-        }
-    });
-
     /// <param name="randomHalfSplit">false: stories260K itself (interleaved q/k rows, no permutation needed);
     /// true: a random model of its shapes running half-split RoPE, so q/k lora_b rows must be permuted on export.</param>
     [SkippableTheory]
@@ -47,7 +33,7 @@ public sealed class LlamaCppLoraTests(ITestOutputHelper output)
         var cfg = CheckpointReader.ConfigFor(reader);
         using var model = randomHalfSplit ? LlamaModel.CreateRandom(cfg, 17, RopeStyle.HalfSplit, std: 0.1f) : LlamaModel.Load(reader, cfg);
         if (randomHalfSplit) reader.Dispose();
-        Skip.If(NativeError.Value is not null, NativeError.Value);
+        Skip.If(LlamaCppNative.Error is not null, LlamaCppNative.Error);
 
         using var dir = new TempDir();
         string basePath = dir.File("base-f32.gguf"), loraPath = dir.File("lora-f32.gguf");

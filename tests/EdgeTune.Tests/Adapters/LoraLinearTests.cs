@@ -86,16 +86,21 @@ public class LoraLinearTests
     }
 
     [Fact]
-    public void MergeRefusesANonF32BaseNamingTheLayer()
+    public void MergeRefusesANonF32BaseNamingTheLayerAndMergesNothing()
     {
         using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
-        var q = (Linear)model.Layers[0].Q;
-        var half = new Parameter(q.Weight.Name, q.Weight.Value.To(DType.F16), trainable: false);
-        model.Layers[0].Q = new Linear(q.Name, half);
+        var down = (Linear)model.Layers[1].Down;
+        var half = new Parameter(down.Weight.Name, down.Weight.Value.To(DType.F16), trainable: false);
+        model.Layers[1].Down = new Linear(down.Name, half);
         using var adapter = LoraInjector.Apply(model, All7);
+        AdapterTestUtil.RandomizeB(adapter, 1);
+        float[] before = AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt);
         var e = Assert.Throws<InvalidOperationException>(() => adapter.Merge());
-        Assert.Contains("model.layers.0.self_attn.q_proj", e.Message);
+        Assert.Contains("model.layers.1.mlp.down_proj", e.Message);
         Assert.Contains("F16", e.Message);
+        Assert.IsType<LoraLinear>(model.Layers[0].Q); // the check runs before any layer is touched
+        Assert.False(adapter.Modules[0].Merged);
+        Assert.Equal(before, AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt));
         half.Dispose();
     }
 
