@@ -41,6 +41,18 @@ public sealed class ParameterCollection : IReadOnlyList<Parameter>, IDisposable
         return parameter;
     }
 
+    /// <summary>Puts <paramref name="parameter"/> in the place of the parameter of the same name (same position);
+    /// returns the one replaced, which the caller now owns.</summary>
+    /// <exception cref="KeyNotFoundException">No parameter of that name.</exception>
+    public Parameter Replace(Parameter parameter)
+    {
+        ArgumentNullException.ThrowIfNull(parameter);
+        Parameter old = this[parameter.Name];
+        _items[_items.IndexOf(old)] = parameter;
+        _byName[parameter.Name] = parameter;
+        return old;
+    }
+
     /// <summary>Adds every parameter of <paramref name="parameters"/> in order.</summary>
     public void AddRange(IEnumerable<Parameter> parameters)
     {

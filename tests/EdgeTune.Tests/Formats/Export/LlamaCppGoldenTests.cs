@@ -15,24 +15,11 @@ namespace EdgeTune.Tests.Formats.Export;
 /// test-only dependency). All llama.cpp use lives in this one class, whose tests xunit runs one after another.
 /// Skips with the reason where the native library cannot load.
 /// </summary>
+[Collection("llama.cpp")]
 public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
-    private static readonly Lazy<string?> NativeError = new(ProbeNative);
-
-    private static string? ProbeNative()
-    {
-        try
-        {
-            NativeLibraryConfig.All.WithLogCallback((level, message) => { }); // keep llama.cpp's log off the test output
-            NativeApi.llama_max_devices(); // forces the native library to load
-            return null;
-        }
-        catch (Exception e)
-        {
-            return $"llama.cpp native library did not load: {e.GetType().Name}: {e.Message}";
-        }
-    }
+    private static readonly Lazy<string?> NativeError = new(() => LlamaCppNative.Error);
 
     private static (LlamaModel Model, Llama2cTokenizer Tokenizer) LoadStories()
     {

@@ -1,0 +1,120 @@
+using EdgeTune.Adapters.Internal;
+using EdgeTune.Autograd;
+using EdgeTune.Models.Llama;
+using EdgeTune.Nn;
+
+namespace EdgeTune.Adapters;
+
+/// <summary>
+/// One named LoRA (or DoRA) adapter applied to a <see cref="LlamaModel"/> by <see cref="LoraInjector"/>: its
+/// modules, one per adapted projection, and their parameters under PEFT names (what a trainer optimizes and
+/// <see cref="AdapterFiles"/> saves). Merge folds the update into the base weights and puts plain
+/// <see cref="Linear"/> layers back into the model; Unmerge undoes it; Remove takes the adapter off the model.
+/// </summary>
+public sealed class LoraAdapter : IDisposable
+{
+    private readonly List<Entry> _entries;
+    private bool _removed;
+
+    private sealed record Entry(int LayerIndex, string ShortName, LoraLinear Layer, LoraModule Module);
+
+    internal LoraAdapter(string name, LoraConfig config, LlamaModel model, IEnumerable<(int Layer, string Short, LoraLinear Lora, LoraModule Module)> entries)
+    {
+        Name = name;
+        Config = config;
+        Model = model;
+        _entries = entries.Select(e => new Entry(e.Layer, e.Short, e.Lora, e.Module)).ToList();
+        Parameters = new ParameterCollection(_entries.SelectMany(e => e.Module.Parameters));
+    }
+
+    /// <summary>The adapter name ("default" unless given): several adapters may share a model.</summary>
+    public string Name { get; }
+
+    public LoraConfig Config { get; }
+
+    public LlamaModel Model { get; }
+
+    /// <summary>The wrapped layers, in model order (layer by layer: q, k, v, o, gate, up, down).</summary>
+    public IReadOnlyList<LoraLinear> Layers => _entries.Select(e => e.Layer).ToList();
+
+    /// <summary>This adapter's module on each wrapped layer, in the order of <see cref="Layers"/>.</summary>
+    public IReadOnlyList<LoraModule> Modules => _entries.Select(e => e.Module).ToList();
+
+    /// <summary>A, B (and DoRA m) of every module under PEFT's saved names
+    /// (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c>, …), trainable.</summary>
+    public ParameterCollection Parameters { get; }
+
+    /// <summary>Σ r·(in + out) over the adapted layers (+ out per layer for DoRA).</summary>
+    public long ParameterCount => Parameters.ElementCount;
+
+    /// <summary>Whether the adapter's modules contribute (setting it enables or disables them all).</summary>
+    public bool Enabled
+    {
+        get => _entries.All(e => e.Module.Enabled);
+        set { foreach (var e in _entries) e.Module.Enabled = value; }
+    }
+
+    public bool IsMerged => _entries.Count > 0 && _entries.All(e => e.Module.Merged);
+
+    /// <summary>
+    /// Folds s·B·A (DoRA: m ⊙ (W + s·B·A)/‖·‖_row) into every adapted F32 base weight and, where no other
+    /// unmerged module remains on a layer, puts the plain base <see cref="Linear"/> back into the model; returns
+    /// those base layers. A memory-mapped (read-only) weight is copied first and the copy replaces it in
+    /// <see cref="LlamaModel.Parameters"/>, so exports of the model carry the merged weights.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A base weight is not F32 (the message names the layer).</exception>
+    public IReadOnlyList<ILinear> Merge()
+    {
+        ThrowIfRemoved();
+        foreach (var e in _entries) // check every layer first, so a refusal leaves nothing half-merged
+            if (!e.Module.Merged) e.Layer.CheckMergeable(e.Module);
+        var merged = new List<ILinear>();
+        foreach (var e in _entries)
+        {
+            e.Layer.Merge(e.Module, Model.Parameters);
+            if (e.Layer.Modules.All(m => m.Merged)) LlamaSlots.Set(Model.Layers[e.LayerIndex], e.ShortName, e.Layer.Base);
+            merged.Add(e.Layer.Base);
+        }
+        return merged;
+    }
+
+    /// <summary>Takes the update back out of the base weights (equal to before within float rounding) and puts
+    /// the adapter layers back into the model.</summary>
+    public void Unmerge()
+    {
+        ThrowIfRemoved();
+        foreach (var e in _entries)
+        {
+            LlamaSlots.Set(Model.Layers[e.LayerIndex], e.ShortName, e.Layer);
+            e.Layer.Unmerge(e.Module);
+        }
+    }
+
+    /// <summary>Takes the adapter off the model (unmerging it first when merged): layers left without modules
+    /// get their base back. The adapter's parameters are disposed.</summary>
+    public void Remove()
+    {
+        if (_removed) return;
+        Unmerge();
+        foreach (var e in _entries)
+        {
+            e.Layer.Remove(e.Module.AdapterName);
+            if (e.Layer.Modules.Count == 0) LlamaSlots.Set(Model.Layers[e.LayerIndex], e.ShortName, e.Layer.Base);
+        }
+        _removed = true;
+        Parameters.Dispose();
+    }
+
+    private void ThrowIfRemoved()
+    {
+        if (_removed) throw new InvalidOperationException($"LoRA adapter '{Name}' was removed from its model");
+    }
+
+    /// <summary>Frees the adapter's parameters (without touching the model; call <see cref="Remove"/> for that).</summary>
+    public void Dispose()
+    {
+        if (_removed) return;
+        _removed = true;
+        Parameters.Dispose();
+    }
+}
