@@ -8,6 +8,7 @@ public static class Program
     public static int Main(string[] args)
     {
         var root = new RootCommand("EdgeTune: energy-efficient local training of small LLMs");
+        root.Subcommands.Add(FinetuneCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(EnergyCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());

@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Globalization;
+using EdgeTune.Adapters;
+using EdgeTune.Training;
+using EdgeTune.Training.FineTuning;
+
+namespace EdgeTune.Cli.Commands;
+
+/// <summary><c>edgetune finetune</c>: binds flags to <see cref="FineTuneOptions"/> and shows progress; the work is
+/// <see cref="FineTuneJob"/>'s. With no --model the built-in demo model learns samples/notes.jsonl offline.</summary>
+public static class FinetuneCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Model folder/file or Hugging Face id; default: the built-in demo model" };
+        var tokenizer = ModelOptions.Tokenizer();
+        var data = new Option<string>("--data") { Description = "Training data (.txt, JSONL text/instruction/chat)", DefaultValueFactory = _ => Path.Combine("samples", "notes.jsonl") };
+        var method = new Option<string?>("--method") { Description = "lora or full (default: lora for a pre-trained model, full for the demo)" };
+        method.AcceptOnlyFromAmong("lora", "full");
+        var rank = new Option<int>("--rank") { Description = "LoRA rank", DefaultValueFactory = _ => 16 };
+        var alpha = new Option<double?>("--alpha") { Description = "LoRA alpha (default 2 x rank)" };
+        var steps = new Option<int?>("--steps") { Description = "Optimizer steps" };
+        var epochs = new Option<double?>("--epochs") { Description = "Passes over the data (instead of --steps)" };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per sequence" };
+        var batch = new Option<int?>("--batch") { Description = "Sequences per micro-batch" };
+        var accum = new Option<int?>("--grad-accum") { Description = "Micro-batches per optimizer step" };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate" };
+        var evalEvery = new Option<int?>("--eval-every") { Description = "Evaluate every N steps" };
+        var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "Checkpoint every N steps" };
+        var checkpointing = new Option<bool>("--activation-checkpointing") { Description = "Recompute each block in backward (less memory)" };
+        var seed = new Option<ulong?>("--seed") { Description = "Seed of data order, init and dropout" };
+        var output = new Option<string>("--out") { Description = "Run folder", DefaultValueFactory = _ => Path.Combine("runs", "finetune") };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the newest valid checkpoint in --out" };
+        var maxMemory = new Option<string?>("--max-memory") { Description = "Memory budget, e.g. 2GB: settings are chosen to fit or the run is refused" };
+        var prompt = new Option<string?>("--prompt") { Description = "Prompt to generate from after training" };
+
+        var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt })
+            command.Options.Add(o);
+        command.SetAction(async (parse, ct) =>
+        {
+            var err = parse.InvocationConfiguration.Error;
+            var outp = parse.InvocationConfiguration.Output;
+            string? modelRef = parse.GetValue(model);
+            bool demo = modelRef is null;
+            var t = new TrainingOptions();
+            if (demo) t = t with { Steps = 600, LearningRate = Models.DemoModel.SuggestedLearningRate, WarmupSteps = 30, MinLrRatio = 0, SeqLen = 128, MicroBatch = 4, EvalEvery = 100, CheckpointEvery = 200 };
+            t = t with
+            {
+                Steps = parse.GetValue(steps) ?? t.Steps,
+                Epochs = parse.GetValue(epochs) ?? t.Epochs,
+                SeqLen = parse.GetValue(seqLen) ?? t.SeqLen,
+                MicroBatch = parse.GetValue(batch) ?? t.MicroBatch,
+                GradAccumulation = parse.GetValue(accum) ?? t.GradAccumulation,
+                LearningRate = parse.GetValue(lr) ?? t.LearningRate,
+                EvalEvery = parse.GetValue(evalEvery) ?? t.EvalEvery,
+                CheckpointEvery = parse.GetValue(ckptEvery) ?? t.CheckpointEvery,
+                ActivationCheckpointing = parse.GetValue(checkpointing) || t.ActivationCheckpointing,
+                Seed = parse.GetValue(seed) ?? t.Seed,
+            };
+            int r = parse.GetValue(rank);
+            var options = new FineTuneOptions
+            {
+                Model = modelRef,
+                Tokenizer = parse.GetValue(tokenizer),
+                Data = parse.GetValue(data)!,
+                Method = parse.GetValue(method) switch { "lora" => FineTuneMethod.Lora, "full" => FineTuneMethod.Full, _ => null },
+                Lora = new LoraConfig { Rank = r, Alpha = parse.GetValue(alpha) ?? 2.0 * r, TargetModules = LoraConfig.AllLlamaProjections },
+                Training = t,
+                OutputDir = parse.GetValue(output)!,
+                Resume = parse.GetValue(resume),
+                MaxMemoryBytes = parse.GetValue(maxMemory) is { } m ? MemoryPlanner.ParseBytes(m) : null,
+                SamplePrompt = parse.GetValue(prompt),
+            };
+            var bar = new ProgressLine(err);
+            var log = new Progress<FineTuneMessage>(msg => { bar.Clear(); err.WriteLine(msg.Text); });
+            var progress = new SyncProgress<TrainingStatus>(bar.Show);
+            var result = await FineTuneJob.RunAsync(options, progress, log, ct).ConfigureAwait(false);
+            bar.Clear();
+            var c = CultureInfo.InvariantCulture;
+            if (result.EvalBefore is { } b0) await outp.WriteLineAsync(string.Create(c, $"validation before: loss {b0.Loss:F4} ppl {b0.Perplexity:F2}")).ConfigureAwait(false);
+            if (result.EvalAfter is { } a0) await outp.WriteLineAsync(string.Create(c, $"validation after:  loss {a0.Loss:F4} ppl {a0.Perplexity:F2}")).ConfigureAwait(false);
+            var tr = result.Training;
+            await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
+            await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}\nloss curves: {result.LossPlotPath}").ConfigureAwait(false);
+            if (result.Sample is not null) await outp.WriteLineAsync($"sample — {result.SamplePrompt}\n  {result.Sample}").ConfigureAwait(false);
+            return tr.Reason == TrainingStopReason.NonFinite ? 1 : 0;
+        });
+        return command;
+    }
+
+    /// <summary>Calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
+    /// <summary>A one-line live progress bar on stderr (rewritten in place on a terminal, a line per update otherwise).</summary>
+    private sealed class ProgressLine(TextWriter err)
+    {
+        private readonly bool _live = ReferenceEquals(err, Console.Error) && !Console.IsErrorRedirected;
+        private DateTime _last;
+        private int _width;
+
+        public void Show(TrainingStatus s)
+        {
+            if (s.Event != TrainingEvent.Step) { Clear(); err.WriteLine(Describe(s)); return; }
+            if (!_live && s.Step % 50 != 0 && s.Step != s.TotalSteps) return;
+            if (_live && (DateTime.UtcNow - _last).TotalMilliseconds < 100 && s.Step != s.TotalSteps) return;
+            _last = DateTime.UtcNow;
+            double frac = s.TotalSteps > 0 ? (double)s.Step / s.TotalSteps : 0;
+            int filled = (int)(frac * 24);
+            string line = string.Create(CultureInfo.InvariantCulture,
+                $"[{new string('#', filled)}{new string('-', 24 - filled)}] {s.Step}/{s.TotalSteps} loss {s.Loss:F4} lr {s.LearningRate:E2} {s.TokensPerSecond:F0} tok/s ETA {s.Eta?.ToString(@"mm\:ss") ?? "?"} mem {s.WorkingSetBytes / (1 << 20)} MB");
+            if (_live) { err.Write("\r" + line.PadRight(_width)); _width = line.Length; }
+            else err.WriteLine(line);
+        }
+
+        public void Clear()
+        {
+            if (_live && _width > 0) { err.Write("\r" + new string(' ', _width) + "\r"); _width = 0; }
+        }
+
+        private static string Describe(TrainingStatus s) => s.Event switch
+        {
+            TrainingEvent.Eval => string.Create(CultureInfo.InvariantCulture, $"step {s.Step}: validation loss {s.EvalLoss:F4} ppl {s.EvalPerplexity:F2}"),
+            _ => $"step {s.Step}: {s.Event.ToString().ToLowerInvariant()}{(s.Message is null ? "" : ": " + s.Message)}",
+        };
+    }
+}

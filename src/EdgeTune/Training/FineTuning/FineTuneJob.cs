@@ -1,0 +1,165 @@
+using EdgeTune.Adapters;
+using EdgeTune.Formats.Export;
+using EdgeTune.Generation;
+using EdgeTune.Models;
+using EdgeTune.Models.Llama;
+using EdgeTune.Text;
+using EdgeTune.Text.Datasets;
+using EdgeTune.Tensors;
+
+namespace EdgeTune.Training.FineTuning;
+
+/// <summary>
+/// One fine-tuning run end to end: load the model (or build the demo model), read and report the data,
+/// plan memory, attach LoRA (or train all weights), train with checkpoints and evaluation, then save the
+/// adapter (PEFT layout) or the model (HF safetensors), plot the loss curves and generate a sample.
+/// </summary>
+public static class FineTuneJob
+{
+    /// <summary>The chat template of the demo data: "Q: …\nA: …" with EOS closing each answer.</summary>
+    public const string DemoTemplate =
+        "{% for m in messages %}{% if m['role'] == 'user' %}Q: {{ m['content'] }}\n{% elif m['role'] == 'assistant' %}A: {{ m['content'] }}{{ eos_token }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}A: {% endif %}";
+
+    public static async Task<FineTuneResult> RunAsync(FineTuneOptions options, IProgress<TrainingStatus>? progress = null,
+        IProgress<FineTuneMessage>? log = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Training.Validate();
+        var method = options.ResolvedMethod;
+        if (!File.Exists(options.Data)) throw new FileNotFoundException($"training data '{options.Data}' does not exist", options.Data);
+
+        LoadedModel? loaded = null;
+        LlamaModel model;
+        ITokenizer tokenizer;
+        ChatTemplate? template;
+        string? tokenizerFolder = null;
+        if (options.Model is null)
+        {
+            model = DemoModel.Create(options.Training.Seed is 0 ? DemoModel.DefaultSeed : options.Training.Seed, trainable: method == FineTuneMethod.Full);
+            tokenizer = new ByteTokenizer();
+            template = new ChatTemplate(DemoTemplate, "<|bos|>", "<|eos|>");
+            log?.Report(new($"model: built-in demo Llama ({DemoModel.ParameterCount:N0} parameters, byte tokenizer), random init"));
+        }
+        else
+        {
+            loaded = await ModelLoader.LoadAsync(options.Model, options.Tokenizer, cancellationToken: cancellationToken,
+                options: method == FineTuneMethod.Full ? ModelLoadOptions.FullFineTuning : ModelLoadOptions.Inference).ConfigureAwait(false);
+            model = loaded.Model as LlamaModel ?? throw new NotSupportedException($"fine-tuning supports Llama-family models; '{options.Model}' is {loaded.Config.ModelType}");
+            tokenizer = loaded.RequireTokenizer();
+            template = loaded.ChatTemplate;
+            tokenizerFolder = options.Tokenizer is { } t ? (Directory.Exists(t) ? t : null) : (Directory.Exists(loaded.Source) ? loaded.Source : null);
+            log?.Report(new($"model: {loaded.Source} ({model.Config.ModelType}, {model.Parameters.ElementCount:N0} parameters)"));
+        }
+
+        LoraAdapter? adapter = null;
+        try
+        {
+            var dataset = TrainingDataset.Load(options.Data, tokenizer, template, new DatasetOptions
+            {
+                SeqLen = options.Training.SeqLen,
+                ValidationFraction = options.ValidationFraction,
+                Seed = options.Training.Seed,
+            });
+            log?.Report(new(dataset.Report.Describe()));
+            if (dataset.Train.Count == 0)
+                throw new InvalidDataException($"'{options.Data}': no training sequence left after validation split and rejections (see the data report)");
+
+            var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules, model.Layers[0].Q is Nn.Linear l ? l.Weight.Value.DType : DType.F32);
+            var plan = options.MaxMemoryBytes is long max
+                ? MemoryPlanner.Plan(request, max)
+                : new MemoryPlan(request, MemoryPlanner.Estimate(request), long.MaxValue, true, [], null);
+            if (!plan.Fits) throw new InsufficientMemoryException($"does not fit in {MemoryPlanner.Format(plan.MaxBytes)}: {plan.Reason}");
+            foreach (string change in plan.Changes) log?.Report(new($"memory plan: {change}"));
+            log?.Report(new($"predicted peak memory: {MemoryPlanner.Format(plan.Estimate.Total)}"));
+            var training = plan.Request.ApplyTo(options.Training) with { OutputDir = options.OutputDir };
+
+            if (method == FineTuneMethod.Lora)
+            {
+                adapter = LoraInjector.Apply(model, options.Lora);
+                log?.Report(new($"LoRA r={options.Lora.Rank} alpha={options.Lora.Alpha} on {adapter.Layers.Count} projections: {adapter.ParameterCount:N0} trainable parameters"));
+            }
+            model.ActivationCheckpointing = training.ActivationCheckpointing;
+            var trainable = adapter?.Parameters ?? model.Parameters;
+            var trainableModel = new DelegateTrainableModel(trainable, (tape, tok, tgt, b, t) => model.Loss(tape, tok, tgt, b, t, training.VocabChunk));
+            var trainSource = new SequenceBatcherSource(new SequenceBatcher(dataset.Train, training.MicroBatch, training.Seed, shuffle: true, padId: dataset.PadId));
+            var validation = dataset.Validation.Count > 0
+                ? new SequenceBatcherSource(new SequenceBatcher(dataset.Validation, training.MicroBatch, training.Seed, shuffle: false, padId: dataset.PadId))
+                : null;
+
+            Directory.CreateDirectory(options.OutputDir);
+            File.WriteAllText(Path.Combine(options.OutputDir, "data_report.json"), dataset.Report.ToJson());
+            string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
+            using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume);
+            using var trainer = new Trainer(trainableModel, trainSource, training, validation)
+            {
+                Progress = progress,
+                Metrics = metrics,
+                PredictedMemory = plan.Estimate,
+            };
+            if (options.Resume)
+                log?.Report(new(trainer.Resume() is { } from ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));
+            var before = validation is not null && trainer.State.Step == 0 ? trainer.Evaluate() : ((double, double)?)null;
+            var result = await Task.Run(() => trainer.Run(cancellationToken), CancellationToken.None).ConfigureAwait(false);
+            var after = validation is not null ? trainer.Evaluate() : ((double, double)?)null;
+
+            string savedTo;
+            if (adapter is not null)
+            {
+                savedTo = Path.Combine(options.OutputDir, "adapter");
+                AdapterFiles.Save(adapter, savedTo, options.Model);
+            }
+            else
+            {
+                savedTo = Path.Combine(options.OutputDir, "model");
+                ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder);
+            }
+
+            string plotPath = Path.Combine(options.OutputDir, "loss.png");
+            LossCurves.Save(metricsPath, plotPath);
+
+            string? samplePrompt = options.SamplePrompt ?? FirstQuestion(options.Data);
+            string? sample = null;
+            if (samplePrompt is not null && result.Reason != TrainingStopReason.Cancelled)
+                sample = await Sample(model, tokenizer, template, samplePrompt, options.SampleTokens, cancellationToken).ConfigureAwait(false);
+
+            return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, model.Parameters.ElementCount,
+                before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample);
+        }
+        finally
+        {
+            adapter?.Dispose();
+            if (loaded is not null) loaded.Dispose();
+            else model.Dispose();
+        }
+    }
+
+    /// <summary>Greedy continuation of a prompt, rendered as a user turn when the model has a chat template.</summary>
+    public static Task<string> Sample(LlamaModel model, ITokenizer tokenizer, ChatTemplate? template, string prompt, int maxTokens, CancellationToken ct)
+    {
+        string text = template is null ? prompt : template.Render([new ChatMessage("user", prompt)], addGenerationPrompt: true);
+        var stops = new HashSet<int>();
+        if (tokenizer.EosId is int e) stops.Add(e);
+        foreach (int id in model.Config.EosTokenIds) stops.Add(id);
+        var options = new GenerationOptions(maxTokens, SamplingOptions.Greedy, ["\n"], AddBos: template is null ? null : false, StopIds: stops);
+        return new TextGenerator(model, tokenizer).GenerateAsync(text, options, cancellationToken: ct);
+    }
+
+    /// <summary>The first instruction (or first user message) of a JSONL file, to show what was learned.</summary>
+    private static string? FirstQuestion(string dataPath)
+    {
+        if (!dataPath.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) return null;
+        foreach (string line in File.ReadLines(dataPath))
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(line);
+                if (doc.RootElement.TryGetProperty("instruction", out var ins) && ins.ValueKind == System.Text.Json.JsonValueKind.String) return ins.GetString();
+                if (doc.RootElement.TryGetProperty("messages", out var msgs) && msgs.ValueKind == System.Text.Json.JsonValueKind.Array)
+                    foreach (var m in msgs.EnumerateArray())
+                        if (m.TryGetProperty("role", out var r) && r.GetString() == "user") return m.GetProperty("content").GetString();
+            }
+            catch (System.Text.Json.JsonException) { }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,42 @@
+using EdgeTune.Adapters;
+
+namespace EdgeTune.Training.FineTuning;
+
+/// <summary>Everything a fine-tuning run needs; defaults work. The CLI binds its flags to this record.</summary>
+public sealed record FineTuneOptions
+{
+    /// <summary>A model folder/file or Hub id; null trains the built-in demo model from scratch.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>Tokenizer file or folder; default: the model's own (the byte tokenizer for the demo).</summary>
+    public string? Tokenizer { get; init; }
+
+    /// <summary>Training data: .txt, JSONL with text, instruction JSONL or chat JSONL.</summary>
+    public string Data { get; init; } = Path.Combine("samples", "notes.jsonl");
+
+    /// <summary>LoRA (default for a pre-trained model) or full fine-tuning (default for the demo model).</summary>
+    public FineTuneMethod? Method { get; init; }
+
+    public LoraConfig Lora { get; init; } = new() { Rank = 16, Alpha = 32, TargetModules = LoraConfig.AllLlamaProjections };
+
+    public TrainingOptions Training { get; init; } = new();
+
+    /// <summary>Held-out share of the data for evaluation.</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+
+    /// <summary>Run folder: checkpoints, metrics.jsonl, loss.png, the adapter or model.</summary>
+    public string OutputDir { get; init; } = Path.Combine("runs", "finetune");
+
+    /// <summary>Continue from the newest valid checkpoint in <see cref="OutputDir"/>.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>Memory budget: settings are chosen to fit it, or the run is refused with the reason.</summary>
+    public long? MaxMemoryBytes { get; init; }
+
+    /// <summary>A prompt to generate from after training (a user message when the data is instruction/chat).</summary>
+    public string? SamplePrompt { get; init; }
+
+    public int SampleTokens { get; init; } = 80;
+
+    public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
+}
