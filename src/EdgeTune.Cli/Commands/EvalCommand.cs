@@ -21,6 +21,7 @@ public static class EvalCommand
     {
         var model = ModelOptions.Model();
         var tokenizer = ModelOptions.Tokenizer();
+        var adapter = ModelOptions.Adapter();
         var data = new Option<string>("--data") { Description = "Evaluation data: a plain-text file (.txt)", Required = true };
         var seqLen = new Option<int?>("--seq-len") { Description = "Window length in tokens (default: min(256, the model's positions))" };
         var maxTokens = new Option<long?>("--max-tokens") { Description = "Evaluate at most this many tokens from the start of the data" };
@@ -28,7 +29,7 @@ public static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text" };
 
         var command = new Command("eval", "Mean loss and perplexity of a model on a data file");
-        foreach (var o in new Option[] { model, tokenizer, data, seqLen, maxTokens, batch, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, tokenizer, adapter, data, seqLen, maxTokens, batch, json }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -46,6 +47,7 @@ public static class EvalCommand
             }
             var sw = Stopwatch.StartNew();
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
+            ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr);
             if (loaded.Model is not LlamaModel llama)
             {
                 await stderr.WriteLineAsync($"eval: {loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a Llama-family decoder").ConfigureAwait(false);

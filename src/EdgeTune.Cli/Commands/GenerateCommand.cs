@@ -14,6 +14,7 @@ public static class GenerateCommand
     {
         var model = ModelOptions.Model();
         var tokenizer = ModelOptions.Tokenizer();
+        var adapter = ModelOptions.Adapter();
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", DefaultValueFactory = _ => "" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 128 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.8f };
@@ -26,7 +27,7 @@ public static class GenerateCommand
         var system = new Option<string?>("--system") { Description = "System message for --chat" };
 
         var command = new Command("generate", "Generate text from a model");
-        foreach (var o in new Option[] { model, tokenizer, prompt, maxNew, temperature, topP, topK, repetition, seed, stop, chat, system })
+        foreach (var o in new Option[] { model, tokenizer, adapter, prompt, maxNew, temperature, topP, topK, repetition, seed, stop, chat, system })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -37,6 +38,7 @@ public static class GenerateCommand
             sampling.Validate();
             var sw = Stopwatch.StartNew();
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, error, ct).ConfigureAwait(false);
+            ModelOptions.ApplyAdapter(parse, adapter, loaded, error);
             var tok = loaded.RequireTokenizer();
             string text = parse.GetValue(prompt) ?? "";
             bool? addBos = null;

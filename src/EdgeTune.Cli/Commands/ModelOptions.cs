@@ -18,6 +18,21 @@ public static class ModelOptions
         Description = "Tokenizer file or folder (tokenizer.json, tokenizer.model, llama2.c tokenizer.bin); default: the model's folder",
     };
 
+    public static Option<string?> Adapter() => new("--adapter")
+    {
+        Description = "A LoRA/DoRA adapter folder (PEFT layout: adapter_config.json + adapter_model.safetensors) to apply",
+    };
+
+    /// <summary>Applies the adapter named by <paramref name="adapter"/> (if any) to a loaded Llama-family model.</summary>
+    public static void ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error)
+    {
+        if (parse.GetValue(adapter) is not { } dir) return;
+        if (loaded.Model is not EdgeTune.Models.Llama.LlamaModel llama)
+            throw new NotSupportedException($"--adapter needs a Llama-family model; '{loaded.Source}' is {loaded.Config.ModelType}");
+        var a = EdgeTune.Adapters.AdapterFiles.Load(dir, llama);
+        error.WriteLine($"adapter {dir}: r={a.Config.Rank}, {a.ParameterCount:N0} parameters on {a.Layers.Count} projections");
+    }
+
     /// <summary>Loads the model named by the options, reporting download progress on stderr.</summary>
     public static async Task<LoadedModel> LoadAsync(ParseResult parse, Option<string> model, Option<string?> tokenizer, TextWriter error, CancellationToken ct)
     {
