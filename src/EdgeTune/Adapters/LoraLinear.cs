@@ -164,11 +164,11 @@ public sealed class LoraLinear : ILinear
         return y;
     }
 
-    // s · Linear(Linear(drop(x), A), B): (…, in) → (…, r) → (…, out)
+    // Linear(s · Linear(drop(x), A), B): (…, in) → (…, r) → (…, out); scaling the rank-r activations is the cheap place
     private static Variable Update(Tape tape, LoraModule m, Variable x)
     {
         var h = m.Dropout > 0 && tape.IsRecording ? tape.Dropout(x, m.Dropout, m.DropoutRng) : x;
-        return tape.Scale(tape.Linear(tape.Linear(h, m.A), m.B), m.Scale);
+        return tape.Linear(tape.Scale(tape.Linear(h, m.A), m.Scale), m.B);
     }
 
     /// <summary>Folds <paramref name="m"/> into the base weight (F32 only). A read-only (mapped) weight is first
