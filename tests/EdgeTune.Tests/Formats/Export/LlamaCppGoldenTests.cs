@@ -15,6 +15,7 @@ namespace EdgeTune.Tests.Formats.Export;
 /// test-only dependency). All llama.cpp use lives in this one class, whose tests xunit runs one after another.
 /// Skips with the reason where the native library cannot load.
 /// </summary>
+[Collection(LlamaCppCollection.Name)]
 public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
