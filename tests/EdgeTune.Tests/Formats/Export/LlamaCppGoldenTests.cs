@@ -19,22 +19,6 @@ namespace EdgeTune.Tests.Formats.Export;
 public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
-    private static readonly Lazy<string?> NativeError = new(ProbeNative);
-
-    private static string? ProbeNative()
-    {
-        try
-        {
-            NativeLibraryConfig.All.WithLogCallback((level, message) => { }); // keep llama.cpp's log off the test output
-            NativeApi.llama_max_devices(); // forces the native library to load
-            return null;
-        }
-        catch (Exception e)
-        {
-            return $"llama.cpp native library did not load: {e.GetType().Name}: {e.Message}";
-        }
-    }
-
     private static (LlamaModel Model, Llama2cTokenizer Tokenizer) LoadStories()
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
@@ -42,7 +26,8 @@ public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
         return (LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader)), tok);
     }
 
-    private static void RequireNative() => Skip.If(NativeError.Value is not null, NativeError.Value);
+    // One probe for every llama.cpp test class: the native log callback can only be set before the library loads.
+    private static void RequireNative() => LlamaCpp.RequireNative();
 
     /// <summary>llama.cpp's logits [T, V] for every prompt position of a GGUF file, evaluated in one batch.</summary>
     private static float[] LlamaCppLogits(string gguf, int[] ids, int vocab)
