@@ -17,7 +17,9 @@ namespace EdgeTune.Bench.Suites;
 /// FFN 1536, vocab 49152, tied): prefill tokens/s (one batched pass over the prompt) and decode tokens/s (one
 /// token per step, greedy), EdgeTune with F32 and BF16 weights at 1 and 2 threads, and llama.cpp (LLamaSharp,
 /// CPU backend) on our GGUF export of the same weights in the same run: F32 for F32, F16 for BF16 (llama.cpp's
-/// CPU BF16 path is not what users run; labelled "f16" in llamacpp_dtype). Both use an F32 KV cache.
+/// CPU BF16 path is not what users run; labelled "f16" in llamacpp_dtype). Both use an F32 KV cache. Rounds of the
+/// two engines alternate; single-thread rows also report tokens per CPU-second of the calling thread
+/// (cpu_*_tok_s), which other processes on shared cores do not inflate.
 /// </summary>
 public sealed class GenerateSuite : IBenchSuite
 {
@@ -58,16 +60,37 @@ public sealed class GenerateSuite : IBenchSuite
                 foreach (int threads in threadCounts)
                 {
                     WorkerPool.Configure(threads);
-                    var (prefill, decode) = Ours(model, prompt, decodeLen, reps);
-                    (double Prefill, double Decode)? theirs = llamaError is null ? LlamaCppRunner.Measure(gguf, prompt, decodeLen, reps, threads) : null;
-                    Console.WriteLine($"{label,-5} {threads,3} {prefill,14:F1} {decode,13:F1} {gguflabel,10} {Fmt(theirs?.Prefill),10} {Fmt(theirs?.Decode),10}");
-                    results.Add(new JsonObject
+                    using var llama = llamaError is null ? new LlamaCppRunner(gguf, prompt.Length + decodeLen, threads) : null;
+                    // Rounds alternate between the two engines so that both see the same machine load; the first warms up.
+                    Best ours = Best.None, theirs = Best.None;
+                    for (int r = 0; r <= reps; r++)
+                    {
+                        var o = OursRound(model, prompt, decodeLen);
+                        var t = llama?.Round(prompt, decodeLen);
+                        if (r == 0) continue;
+                        ours = ours.With(o);
+                        if (t is { } tt) theirs = theirs.With(tt);
+                    }
+                    bool cpu = threads == 1; // thread CPU time is meaningful on one thread only (llama.cpp computes on the caller then)
+                    Console.WriteLine($"{label,-5} {threads,3} {ours.Prefill(promptLen),14:F1} {ours.Decode(decodeLen),13:F1} {gguflabel,10} " +
+                                      $"{Fmt(llama is null ? null : theirs.Prefill(promptLen)),10} {Fmt(llama is null ? null : theirs.Decode(decodeLen)),10}" +
+                                      (cpu ? $"   by CPU time: ours {ours.PrefillCpu(promptLen):F1}/{ours.DecodeCpu(decodeLen):F1}, llama.cpp {Fmt(llama is null ? null : theirs.PrefillCpu(promptLen))}/{Fmt(llama is null ? null : theirs.DecodeCpu(decodeLen))}" : ""));
+                    var row = new JsonObject
                     {
                         ["dtype"] = label, ["threads"] = threads,
-                        ["prefill_tok_s"] = Json.Number(prefill), ["decode_tok_s"] = Json.Number(decode),
+                        ["prefill_tok_s"] = Json.Number(ours.Prefill(promptLen)), ["decode_tok_s"] = Json.Number(ours.Decode(decodeLen)),
                         ["llamacpp_dtype"] = gguflabel,
-                        ["llamacpp_prefill_tok_s"] = Json.Number(theirs?.Prefill), ["llamacpp_decode_tok_s"] = Json.Number(theirs?.Decode),
-                    });
+                        ["llamacpp_prefill_tok_s"] = Json.Number(llama is null ? null : theirs.Prefill(promptLen)),
+                        ["llamacpp_decode_tok_s"] = Json.Number(llama is null ? null : theirs.Decode(decodeLen)),
+                    };
+                    if (cpu)
+                    {
+                        row["cpu_prefill_tok_s"] = Json.Number(ours.PrefillCpu(promptLen));
+                        row["cpu_decode_tok_s"] = Json.Number(ours.DecodeCpu(decodeLen));
+                        row["llamacpp_cpu_prefill_tok_s"] = Json.Number(llama is null ? null : theirs.PrefillCpu(promptLen));
+                        row["llamacpp_cpu_decode_tok_s"] = Json.Number(llama is null ? null : theirs.DecodeCpu(decodeLen));
+                    }
+                    results.Add(row);
                 }
                 File.Delete(gguf);
             }
@@ -93,25 +116,33 @@ public sealed class GenerateSuite : IBenchSuite
 
     private static string Fmt(double? v) => v is { } x ? x.ToString("F1") : "-";
 
-    /// <summary>Best prefill and decode tokens/s: a fresh cache per repetition, the prompt in one pass, then greedy steps.</summary>
-    private static (double Prefill, double Decode) Ours(LlamaModel model, int[] prompt, int decodeLen, int reps)
+    /// <summary>Seconds (wall and calling-thread CPU) of one prefill and of the greedy decode steps after it.</summary>
+    private readonly record struct Best(double PrefillWall, double DecodeWall, double PrefillCpuS, double DecodeCpuS)
+    {
+        public static readonly Best None = new(double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue);
+
+        public Best With(Best o) => new(Math.Min(PrefillWall, o.PrefillWall), Math.Min(DecodeWall, o.DecodeWall),
+            Math.Min(PrefillCpuS, o.PrefillCpuS), Math.Min(DecodeCpuS, o.DecodeCpuS));
+
+        public double Prefill(int tokens) => tokens / PrefillWall;
+        public double Decode(int tokens) => tokens / DecodeWall;
+        public double PrefillCpu(int tokens) => tokens / PrefillCpuS;
+        public double DecodeCpu(int tokens) => tokens / DecodeCpuS;
+    }
+
+    /// <summary>A fresh cache, the prompt in one pass, then <paramref name="decodeLen"/> greedy single-token steps.</summary>
+    private static Best OursRound(LlamaModel model, int[] prompt, int decodeLen)
     {
         var logits = new float[model.VocabSize];
-        double bestPrefill = double.MaxValue, bestDecode = double.MaxValue;
-        for (int r = 0; r < reps + 1; r++) // the first round warms up (tiered compilation, page faults)
-        {
-            using var cache = model.CreateCache(prompt.Length + decodeLen);
-            long t0 = Stopwatch.GetTimestamp();
-            model.Forward(prompt, cache, logits);
-            double prefill = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            t0 = Stopwatch.GetTimestamp();
-            for (int i = 0; i < decodeLen; i++) model.Forward([ArgMax(logits)], cache, logits);
-            double decode = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            if (r == 0 && reps > 0) continue;
-            bestPrefill = Math.Min(bestPrefill, prefill);
-            bestDecode = Math.Min(bestDecode, decode);
-        }
-        return (prompt.Length / bestPrefill, decodeLen / bestDecode);
+        using var cache = model.CreateCache(prompt.Length + decodeLen);
+        double c0 = CpuTime.Thread();
+        long t0 = Stopwatch.GetTimestamp();
+        model.Forward(prompt, cache, logits);
+        double prefill = Stopwatch.GetElapsedTime(t0).TotalSeconds, prefillCpu = CpuTime.Thread() - c0;
+        c0 = CpuTime.Thread();
+        t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < decodeLen; i++) model.Forward([ArgMax(logits)], cache, logits);
+        return new Best(prefill, Stopwatch.GetElapsedTime(t0).TotalSeconds, prefillCpu, CpuTime.Thread() - c0);
     }
 
     internal static int ArgMax(ReadOnlySpan<float> x)
@@ -131,7 +162,7 @@ public sealed class GenerateSuite : IBenchSuite
     }
 
     /// <summary>llama.cpp through LLamaSharp, timed the same way as ours.</summary>
-    private static class LlamaCppRunner
+    private sealed class LlamaCppRunner : IDisposable
     {
         public static string? Probe()
         {
@@ -147,42 +178,44 @@ public sealed class GenerateSuite : IBenchSuite
             }
         }
 
-        public static (double Prefill, double Decode) Measure(string gguf, int[] prompt, int decodeLen, int reps, int threads)
+        private readonly ModelParams _params;
+        private readonly LLamaWeights _weights;
+
+        /// <summary>F32 KV cache and no flash attention, like ours; CPU only.</summary>
+        public LlamaCppRunner(string gguf, int context, int threads)
         {
-            uint ctxLen = (uint)(prompt.Length + decodeLen + 8);
-            var p = new ModelParams(gguf)
+            _params = new ModelParams(gguf)
             {
-                ContextSize = ctxLen, BatchSize = (uint)prompt.Length, UBatchSize = (uint)prompt.Length,
+                ContextSize = (uint)(context + 8), BatchSize = (uint)context, UBatchSize = (uint)context,
                 Threads = threads, BatchThreads = threads, GpuLayerCount = 0,
                 TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32, FlashAttention = false,
             };
-            using var weights = LLamaWeights.LoadFromFile(p);
-            double bestPrefill = double.MaxValue, bestDecode = double.MaxValue;
+            _weights = LLamaWeights.LoadFromFile(_params);
+        }
+
+        public void Dispose() => _weights.Dispose();
+
+        /// <summary>A fresh context, the prompt in one batch, then greedy single-token decodes (argmax of its logits).</summary>
+        public Best Round(int[] prompt, int decodeLen)
+        {
+            using var ctx = _weights.CreateContext(_params);
             var batch = new LLamaBatch();
-            for (int r = 0; r < reps + 1; r++)
+            for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
+            double c0 = CpuTime.Thread();
+            long t0 = Stopwatch.GetTimestamp();
+            Check(ctx.Decode(batch));
+            int next = ArgMax(ctx.NativeHandle.GetLogitsIth(prompt.Length - 1));
+            double prefill = Stopwatch.GetElapsedTime(t0).TotalSeconds, prefillCpu = CpuTime.Thread() - c0;
+            c0 = CpuTime.Thread();
+            t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < decodeLen; i++)
             {
-                using var ctx = weights.CreateContext(p);
                 batch.Clear();
-                for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
-                long t0 = Stopwatch.GetTimestamp();
+                batch.Add(next, prompt.Length + i, LLamaSeqId.Zero, true);
                 Check(ctx.Decode(batch));
-                var row = ctx.NativeHandle.GetLogitsIth(prompt.Length - 1);
-                double prefill = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                int next = ArgMax(row);
-                t0 = Stopwatch.GetTimestamp();
-                for (int i = 0; i < decodeLen; i++)
-                {
-                    batch.Clear();
-                    batch.Add(next, prompt.Length + i, LLamaSeqId.Zero, true);
-                    Check(ctx.Decode(batch));
-                    next = ArgMax(ctx.NativeHandle.GetLogitsIth(0));
-                }
-                double decode = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                if (r == 0 && reps > 0) continue;
-                bestPrefill = Math.Min(bestPrefill, prefill);
-                bestDecode = Math.Min(bestDecode, decode);
+                next = ArgMax(ctx.NativeHandle.GetLogitsIth(0));
             }
-            return (prompt.Length / bestPrefill, decodeLen / bestDecode);
+            return new Best(prefill, Stopwatch.GetElapsedTime(t0).TotalSeconds, prefillCpu, CpuTime.Thread() - c0);
         }
 
         private static void Check(DecodeResult r)
