@@ -19,6 +19,8 @@ public sealed class CheckpointFormatException : IOException
     /// <summary>The tensor (or config field) the problem concerns, if any.</summary>
     public string? TensorName { get; }
 
+    // In a JSON file (config.json, an index) the name is a field, not a tensor.
     private static string Compose(string file, string message, string? tensor) =>
-        tensor is null ? $"{file}: {message}" : $"{file}: tensor '{tensor}': {message}";
+        tensor is null ? $"{file}: {message}"
+        : $"{file}: {(file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? "field" : "tensor")} '{tensor}': {message}";
 }

@@ -7,7 +7,7 @@ public static class CheckpointReader
 {
     /// <summary>
     /// A folder or <c>.index.json</c> opens as a (sharded) safetensors checkpoint; a file starting with
-    /// "GGUF" as GGUF; a file whose first 8 bytes are a plausible header length followed by '{' as
+    /// "GGUF" or named <c>*.gguf</c> as GGUF; a file whose first 8 bytes are a plausible header length followed by '{' as
     /// safetensors; anything else as a legacy llama2.c checkpoint.
     /// </summary>
     public static ICheckpointReader Open(string path)
@@ -18,7 +18,9 @@ public static class CheckpointReader
         Span<byte> head = stackalloc byte[9];
         int n;
         using (var fs = File.OpenRead(path)) n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (n >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == GgufFile.Magic) return GgufFile.Open(path);
+        // A .gguf file is read as GGUF whatever its first bytes, so that a bad magic is reported as such.
+        if ((n >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == GgufFile.Magic) || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+            return GgufFile.Open(path);
         if (n == 9 && head[8] == (byte)'{' && BinaryPrimitives.ReadUInt64LittleEndian(head) <= SafeTensorsFile.MaxHeaderBytes)
             return SafeTensorsCheckpoint.Open(path);
         return Llama2cCheckpoint.Open(path);

@@ -17,7 +17,7 @@ namespace EdgeTune.Tests.Adapters;
 /// model, gives the logits of our merged model. Shares the "llama.cpp" collection with the other llama.cpp tests so
 /// they never run at the same time. Skips with the reason where the native library cannot load.
 /// </summary>
-[Collection("llama.cpp")]
+[Collection(Formats.Export.LlamaCppCollection.Name)]
 public sealed class LlamaCppLoraTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
@@ -33,7 +33,7 @@ public sealed class LlamaCppLoraTests(ITestOutputHelper output)
         var cfg = CheckpointReader.ConfigFor(reader);
         using var model = randomHalfSplit ? LlamaModel.CreateRandom(cfg, 17, RopeStyle.HalfSplit, std: 0.1f) : LlamaModel.Load(reader, cfg);
         if (randomHalfSplit) reader.Dispose();
-        Skip.If(LlamaCppNative.Error is not null, LlamaCppNative.Error);
+        Formats.Export.LlamaCpp.RequireNative();
 
         using var dir = new TempDir();
         string basePath = dir.File("base-f32.gguf"), loraPath = dir.File("lora-f32.gguf");

@@ -15,12 +15,10 @@ namespace EdgeTune.Tests.Formats.Export;
 /// test-only dependency). All llama.cpp use lives in this one class, whose tests xunit runs one after another.
 /// Skips with the reason where the native library cannot load.
 /// </summary>
-[Collection("llama.cpp")]
+[Collection(LlamaCppCollection.Name)]
 public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
-    private static readonly Lazy<string?> NativeError = new(() => LlamaCppNative.Error);
-
     private static (LlamaModel Model, Llama2cTokenizer Tokenizer) LoadStories()
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
@@ -28,7 +26,8 @@ public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
         return (LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader)), tok);
     }
 
-    private static void RequireNative() => Skip.If(NativeError.Value is not null, NativeError.Value);
+    // One probe for every llama.cpp test class: the native log callback can only be set before the library loads.
+    private static void RequireNative() => LlamaCpp.RequireNative();
 
     /// <summary>llama.cpp's logits [T, V] for every prompt position of a GGUF file, evaluated in one batch.</summary>
     private static float[] LlamaCppLogits(string gguf, int[] ids, int vocab)
