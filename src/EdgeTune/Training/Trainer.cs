@@ -14,7 +14,10 @@ namespace EdgeTune.Training;
 /// <see cref="TrainingOptions.EvalEvery"/> steps on the validation source (no recording), stops early
 /// after <see cref="TrainingOptions.EarlyStoppingPatience"/> evaluations without improvement, writes
 /// checkpoints every <see cref="TrainingOptions.CheckpointEvery"/> steps, at the end and on
-/// cancellation, and resumes exactly (<see cref="Resume"/>): same losses, bit for bit.
+/// cancellation, and resumes exactly (<see cref="Resume"/>): same losses, bit for bit. Optionally evaluates
+/// power policies between steps (<see cref="PowerPolicies"/>: pause with a checkpoint and resume by itself,
+/// throttle, or stop cleanly) and accounts each step's energy (<see cref="Energy"/>) into its metrics line and
+/// the result; neither changes the work done, so the final weights equal an unpaused run's.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
