@@ -37,6 +37,8 @@ public static class FinetuneCommand
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
         foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt })
             command.Options.Add(o);
+        var power = new PowerPolicyCliOptions();
+        power.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var err = parse.InvocationConfiguration.Error;
@@ -59,6 +61,7 @@ public static class FinetuneCommand
                 Seed = parse.GetValue(seed) ?? t.Seed,
             };
             int r = parse.GetValue(rank);
+            var (policies, accounting, profile) = power.Bind(parse);
             var options = new FineTuneOptions
             {
                 Model = modelRef,
@@ -71,6 +74,9 @@ public static class FinetuneCommand
                 Resume = parse.GetValue(resume),
                 MaxMemoryBytes = parse.GetValue(maxMemory) is { } m ? MemoryPlanner.ParseBytes(m) : null,
                 SamplePrompt = parse.GetValue(prompt),
+                Power = policies,
+                EnergyAccounting = accounting,
+                DeviceProfile = profile,
             };
             var bar = new ProgressLine(err);
             var log = new Progress<FineTuneMessage>(msg => { bar.Clear(); err.WriteLine(msg.Text); });
@@ -83,10 +89,24 @@ public static class FinetuneCommand
             var tr = result.Training;
             await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
             await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}\nloss curves: {result.LossPlotPath}").ConfigureAwait(false);
+            if (result.EnergyPlotPath is not null) await outp.WriteLineAsync($"energy curves: {result.EnergyPlotPath}").ConfigureAwait(false);
+            if (result.Energy is { } en) await outp.WriteLineAsync(EnergySummary(en)).ConfigureAwait(false);
             if (result.Sample is not null) await outp.WriteLineAsync($"sample — {result.SamplePrompt}\n  {result.Sample}").ConfigureAwait(false);
             return tr.Reason == TrainingStopReason.NonFinite ? 1 : 0;
         });
         return command;
+    }
+
+    /// <summary>The energy line printed at the end, e.g.
+    /// "energy: 1234.5 J (0.3429 Wh), 0.0301 J/token, 12.40 W average, 0.137 g CO2e (estimate)".</summary>
+    public static string EnergySummary(EdgeTune.Energy.EnergyReport e)
+    {
+        var c = CultureInfo.InvariantCulture;
+        string perToken = e.JoulesPerToken is double jpt ? string.Create(c, $"{jpt:0.####} J/token") : "no tokens";
+        return string.Create(c, $"energy: {e.Joules:0.0} J ({e.WattHours:0.####} Wh), {perToken}, {e.AverageWatts:0.00} W average, {e.Co2eGrams:0.###} g CO2e")
+            + (e.GridIntensityIsDefault ? string.Create(c, $" at the default {e.GridIntensityGramsPerKwh:0} g/kWh") : "")
+            + (e.Estimated ? " (estimate)" : $" (measured by {e.Meter})")
+            + (e.ExcludedSeconds > 0 ? string.Create(c, $"; {e.ExcludedSeconds:0.#} s of pauses excluded") : "");
     }
 
     /// <summary>Calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>

@@ -12,7 +12,9 @@ public interface IMetricsSink
 /// <summary>
 /// Appends one JSON object per line: <c>{"event":"step","step":12,"total":200,"loss":..,"lr":..,
 /// "grad_norm":..,"tokens_per_s":..,"elapsed_s":..,"rss_bytes":..,"tensor_bytes":..}</c>, with
-/// <c>eval_loss</c>/<c>perplexity</c> for evaluations and <c>message</c> where present. Each line is
+/// <c>eval_loss</c>/<c>perplexity</c> for evaluations, <c>message</c> where present, and the step's energy where
+/// the trainer accounts it: <c>joules</c>, <c>wh</c>, <c>avg_w</c>, <c>j_per_token</c>, <c>cum_joules</c>,
+/// <c>co2e_g</c>, <c>estimated</c> (true when the figures are modelled, not measured), <c>meter</c>. Each line is
 /// flushed as written, so a killed run keeps its metrics.
 /// </summary>
 public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
@@ -63,6 +65,17 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
             Number(w, "eval_loss", s.EvalLoss);
             Number(w, "perplexity", s.EvalPerplexity);
             if (s.Message is not null) w.WriteString("message", s.Message);
+            if (s.Energy is { } e)
+            {
+                Number(w, "joules", e.Joules);
+                Number(w, "wh", e.WattHours);
+                Number(w, "avg_w", e.AverageWatts);
+                Number(w, "j_per_token", e.JoulesPerToken);
+                Number(w, "cum_joules", e.CumulativeJoules);
+                Number(w, "co2e_g", e.Co2eGrams);
+                w.WriteBoolean("estimated", e.Estimated);
+                w.WriteString("meter", e.Meter);
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());

@@ -1,6 +1,7 @@
 using EdgeTune.Autograd;
 using EdgeTune.Energy;
 using EdgeTune.Tensors;
+using EdgeTune.Training.Internal;
 
 namespace EdgeTune.Training;
 
@@ -13,7 +14,10 @@ namespace EdgeTune.Training;
 /// <see cref="TrainingOptions.EvalEvery"/> steps on the validation source (no recording), stops early
 /// after <see cref="TrainingOptions.EarlyStoppingPatience"/> evaluations without improvement, writes
 /// checkpoints every <see cref="TrainingOptions.CheckpointEvery"/> steps, at the end and on
-/// cancellation, and resumes exactly (<see cref="Resume"/>): same losses, bit for bit.
+/// cancellation, and resumes exactly (<see cref="Resume"/>): same losses, bit for bit. Optionally evaluates
+/// power policies between steps (<see cref="PowerPolicies"/>: pause with a checkpoint and resume by itself,
+/// throttle, or stop cleanly) and accounts each step's energy (<see cref="Energy"/>) into its metrics line and
+/// the result; neither changes the work done, so the final weights equal an unpaused run's.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -69,6 +73,26 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Called before each step with its 1-based number (e.g. power policies, energy accounting).</summary>
     public Action<long>? BeforeStep { get; init; }
+
+    /// <summary>Power policies evaluated between steps (before each one): Pause writes a checkpoint, reports
+    /// <see cref="TrainingEvent.Paused"/>, waits with <see cref="PolicyDelay"/> polling the policies, then reports
+    /// <see cref="TrainingEvent.Resumed"/> and goes on; Throttle sets the thread count (<see cref="SetThreads"/>) and
+    /// sleeps after each step; Stop checkpoints and ends the run with <see cref="TrainingStopReason.PolicyStopped"/>.
+    /// Give the engine the same <see cref="Clock"/>. Null: no policy.</summary>
+    public PolicyEngine? PowerPolicies { get; init; }
+
+    /// <summary>Records each step's energy (<see cref="EnergyAccountant.RecordStep"/>) into its status and metrics
+    /// line; paused time is left out (<see cref="EnergyAccountant.Skip"/>); the run's <see cref="EnergyReport"/> is
+    /// in <see cref="TrainingResult.Energy"/>. Null: no energy accounting.</summary>
+    public EnergyAccountant? Energy { get; init; }
+
+    /// <summary>How the power policies wait (pause polls, duty-cycle sleeps); <see cref="Task.Delay(TimeSpan, CancellationToken)"/>
+    /// when null. Tests pass <see cref="ManualClock.AsDelay"/> so that nothing really sleeps.</summary>
+    public Func<TimeSpan, CancellationToken, Task>? PolicyDelay { get; init; }
+
+    /// <summary>Sets the worker threads when a policy throttles (and restores them after);
+    /// <see cref="WorkerPool.Configure"/> when null.</summary>
+    public Action<int>? SetThreads { get; init; }
 
     /// <summary>Where checkpoints go: OutputDir/checkpoints (null without an output folder).</summary>
     public string? CheckpointDirectory => Options.OutputDir is null ? null : Path.Combine(Options.OutputDir, "checkpoints");
@@ -150,15 +174,27 @@ public sealed class Trainer : IDisposable
         var reason = TrainingStopReason.Completed;
         string? message = null;
         Optimizer.ZeroGrad();
+        var gate = PowerPolicies is { IsEmpty: false } engine
+            ? new PowerGate(engine, Clock, PolicyDelay, SetThreads, WorkerPool.Shared.Threads, Energy)
+            : null;
+        Energy?.Restart();
 
         while (State.Step < TotalSteps)
         {
             if (cancellationToken.IsCancellationRequested) { reason = TrainingStopReason.Cancelled; message = $"cancelled after step {State.Step}"; break; }
             long step = State.Step + 1;
+            if (gate is not null)
+            {
+                var outcome = gate.BeforeStep(step, CheckpointIfDue, (e, m) => Report(e, null, null, m), cancellationToken);
+                if (outcome == GateOutcome.Cancelled) { reason = TrainingStopReason.Cancelled; message = $"cancelled while paused after step {State.Step}"; break; }
+                if (outcome == GateOutcome.Stop) { reason = TrainingStopReason.PolicyStopped; message = $"stopped by power policy after step {State.Step}: {gate.StopReason}"; break; }
+            }
             BeforeStep?.Invoke(step);
             double lr = Schedule.At(step - 1);
             Optimizer.LearningRate = lr;
             var (loss, norm, skip) = TrainStep();
+            gate?.AfterStep(step == TotalSteps, cancellationToken);
+            var energy = Energy?.RecordStep(step, Options.TokensPerStep);
             runTokens += Options.TokensPerStep;
             State = State with { Step = step, Tokens = State.Tokens + Options.TokensPerStep };
             var elapsed = Clock.Elapsed - start;
@@ -168,7 +204,7 @@ public sealed class Trainer : IDisposable
             {
                 losses.Add(double.NaN);
                 State = State with { ConsecutiveNonFinite = State.ConsecutiveNonFinite + 1 };
-                Report(TrainingEvent.Skipped, loss, norm, $"step {step} skipped: {skip}", lr, tps, elapsed, eta);
+                Report(TrainingEvent.Skipped, loss, norm, $"step {step} skipped: {skip}", lr, tps, elapsed, eta, energy);
                 if (State.ConsecutiveNonFinite >= Options.MaxConsecutiveNonFinite)
                 {
                     reason = TrainingStopReason.NonFinite;
@@ -180,7 +216,7 @@ public sealed class Trainer : IDisposable
             {
                 losses.Add(loss!.Value);
                 State = State with { ConsecutiveNonFinite = 0 };
-                Report(TrainingEvent.Step, loss, norm, null, lr, tps, elapsed, eta);
+                Report(TrainingEvent.Step, loss, norm, null, lr, tps, elapsed, eta, energy);
             }
 
             bool last = step == TotalSteps;
@@ -196,14 +232,24 @@ public sealed class Trainer : IDisposable
             if (CheckpointDirectory is not null && Options.CheckpointEvery > 0 && step % Options.CheckpointEvery == 0) WriteCheckpoint();
         }
 
-        if (CheckpointDirectory is not null && State.Step != _lastCheckpointStep) WriteCheckpoint();
+        gate?.End();
+        CheckpointIfDue();
         message ??= $"completed {State.Step} of {TotalSteps} steps";
+        var energyReport = Energy?.Report();
+        if (energyReport is not null) message += "; " + energyReport.Describe();
         long rss = ProcessMemory.PeakRssBytes(), tensors = TensorMemory.PeakBytes;
         message += $"; peak RSS {MemoryPlanner.Format(rss)}" + (PredictedMemory is { } p ? $" (predicted {MemoryPlanner.Format(p.Total)})" : "")
             + $", peak tensor memory {MemoryPlanner.Format(tensors)}" + (PredictedMemory is { } q ? $" (predicted {MemoryPlanner.Format(q.TensorBytes)})" : "");
         Report(TrainingEvent.Stopped, null, null, message);
         return new TrainingResult(reason, firstStep, State.Step, TotalSteps, losses, _evals.ToList(), State.BestEvalLoss, LastCheckpoint,
-            tensors, rss, message, PredictedMemory?.Total, PredictedMemory?.TensorBytes);
+            tensors, rss, message, PredictedMemory?.Total, PredictedMemory?.TensorBytes, energyReport,
+            gate?.Pauses ?? 0, gate?.PausedTime ?? TimeSpan.Zero);
+    }
+
+    /// <summary>Writes a checkpoint unless there is no output folder or the current step already has one.</summary>
+    private void CheckpointIfDue()
+    {
+        if (CheckpointDirectory is not null && State.Step != _lastCheckpointStep) WriteCheckpoint();
     }
 
     /// <summary>One optimizer step; returns the mean micro-batch loss, the pre-clip gradient norm, and a skip reason.</summary>
@@ -250,8 +296,8 @@ public sealed class Trainer : IDisposable
     }
 
     private void Report(TrainingEvent e, double? loss, double? norm, string? message, double lr = double.NaN, double tps = 0,
-        TimeSpan elapsed = default, TimeSpan? eta = null) =>
-        Publish(Status(e, loss, norm, message, double.IsNaN(lr) ? Optimizer.LearningRate : lr, tps, elapsed, eta));
+        TimeSpan elapsed = default, TimeSpan? eta = null, EnergyStepRecord? energy = null) =>
+        Publish(Status(e, loss, norm, message, double.IsNaN(lr) ? Optimizer.LearningRate : lr, tps, elapsed, eta) with { Energy = energy });
 
     private TrainingStatus Status(TrainingEvent e, double? loss, double? norm, string? message, double lr, double tps, TimeSpan elapsed, TimeSpan? eta) =>
         new(e, State.Step, TotalSteps, loss, lr, norm, tps, elapsed, eta, GC.GetTotalMemory(false), Environment.WorkingSet, TensorMemory.LiveBytes,
@@ -260,7 +306,8 @@ public sealed class Trainer : IDisposable
     private void Publish(TrainingStatus status)
     {
         Progress?.Report(status);
-        if (status.Event is TrainingEvent.Step or TrainingEvent.Eval or TrainingEvent.Skipped or TrainingEvent.Stopped) Metrics?.Write(status);
+        if (status.Event is TrainingEvent.Step or TrainingEvent.Eval or TrainingEvent.Skipped or TrainingEvent.Stopped
+            or TrainingEvent.Paused or TrainingEvent.Resumed or TrainingEvent.Throttled) Metrics?.Write(status);
     }
 
     public void Dispose()

@@ -15,6 +15,11 @@ public enum TrainingEvent
     Resumed,
     /// <summary>Training ended; <see cref="TrainingStatus.Message"/> says why.</summary>
     Stopped,
+    /// <summary>A power policy paused training (after a checkpoint); <see cref="TrainingStatus.Message"/> says why.
+    /// Training goes on by itself once the policies allow it (reported as <see cref="Resumed"/>).</summary>
+    Paused,
+    /// <summary>A power policy changed the thread count or the sleep after each step (or ended the throttle).</summary>
+    Throttled,
 }
 
 /// <summary>
@@ -36,7 +41,8 @@ public sealed record TrainingStatus(
     long TensorBytes,
     double? EvalLoss = null,
     double? EvalPerplexity = null,
-    string? Message = null);
+    string? Message = null,
+    EdgeTune.Energy.EnergyStepRecord? Energy = null);
 
 /// <summary>Why <see cref="Trainer.Run"/> returned.</summary>
 public enum TrainingStopReason
@@ -45,13 +51,17 @@ public enum TrainingStopReason
     Cancelled,
     EarlyStopped,
     NonFinite,
+    /// <summary>A power policy (e.g. the energy budget) ended the run cleanly, after a checkpoint.</summary>
+    PolicyStopped,
 }
 
 /// <summary>The outcome of a run: per-step losses of THIS run (NaN for skipped steps), evaluations,
 /// where the last checkpoint is, and measured peaks: <see cref="PeakTensorBytes"/> is the process-wide
 /// high-water mark of native tensor memory (<see cref="Tensors.TensorMemory.PeakBytes"/>; compare with
 /// <see cref="MemoryEstimate.TensorBytes"/>), <see cref="PeakRssBytes"/> the process's peak RSS (compare with
-/// <see cref="MemoryEstimate.Total"/>, given as <see cref="PredictedPeakBytes"/> when the trainer had one).</summary>
+/// <see cref="MemoryEstimate.Total"/>, given as <see cref="PredictedPeakBytes"/> when the trainer had one).
+/// <see cref="Energy"/> is the energy summary of this run's steps when the trainer had an accountant;
+/// <see cref="Pauses"/> and <see cref="PausedTime"/> count power-policy pauses.</summary>
 public sealed record TrainingResult(
     TrainingStopReason Reason,
     long FirstStep,
@@ -65,4 +75,7 @@ public sealed record TrainingResult(
     long PeakRssBytes,
     string? Message,
     long? PredictedPeakBytes = null,
-    long? PredictedTensorBytes = null);
+    long? PredictedTensorBytes = null,
+    EdgeTune.Energy.EnergyReport? Energy = null,
+    int Pauses = 0,
+    TimeSpan PausedTime = default);

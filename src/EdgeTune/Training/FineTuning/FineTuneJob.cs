@@ -1,4 +1,5 @@
 using EdgeTune.Adapters;
+using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Generation;
 using EdgeTune.Models;
@@ -13,6 +14,9 @@ namespace EdgeTune.Training.FineTuning;
 /// One fine-tuning run end to end: load the model (or build the demo model), read and report the data,
 /// plan memory, attach LoRA (or train all weights), train with checkpoints and evaluation, then save the
 /// adapter (PEFT layout) or the model (HF safetensors), plot the loss curves and generate a sample.
+/// Energy: the meters found on the machine (<see cref="EnergyMeterDiscovery"/>, honouring <c>EDGETUNE_SYSFS_ROOT</c>)
+/// account every step into metrics.jsonl and the result, the power policies of <see cref="FineTuneOptions.Power"/>
+/// run between steps, and energy.png shows power and cumulative energy next to loss.png.
 /// </summary>
 public static class FineTuneJob
 {
@@ -90,11 +94,23 @@ public static class FineTuneJob
             File.WriteAllText(Path.Combine(options.OutputDir, "data_report.json"), dataset.Report.ToJson());
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
             using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume);
+            var meters = options.Meters ?? EnergyMeterDiscovery.Discover(new EnergyDiscoveryOptions(Profile: options.DeviceProfile));
+            log?.Report(new($"energy meter: {meters.Total.Id} - {meters.TotalExplanation}"));
+            var accountant = new EnergyAccountant(meters.Total, options: options.EnergyAccounting,
+                fallback: meters.Total.IsEstimate ? null : new CpuTimeEstimateMeter(options.DeviceProfile));
+            PolicyEngine? engine = null;
+            if (!options.Power.IsEmpty)
+            {
+                engine = PolicyEngine.Create(options.Power, meters, maxThreads: WorkerPool.Shared.Threads, joulesSpent: () => accountant.TotalJoules);
+                log?.Report(new($"power policies: {options.Power}"));
+            }
             using var trainer = new Trainer(trainableModel, trainSource, training, validation)
             {
                 Progress = progress,
                 Metrics = metrics,
                 PredictedMemory = plan.Estimate,
+                Energy = accountant,
+                PowerPolicies = engine,
             };
             if (options.Resume)
                 log?.Report(new(trainer.Resume() is { } from ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));
@@ -116,6 +132,8 @@ public static class FineTuneJob
 
             string plotPath = Path.Combine(options.OutputDir, "loss.png");
             LossCurves.Save(metricsPath, plotPath);
+            string energyPlotPath = Path.Combine(options.OutputDir, "energy.png");
+            string? energyPlot = EnergyCurves.Save(metricsPath, energyPlotPath) ? energyPlotPath : null;
 
             string? samplePrompt = options.SamplePrompt ?? FirstQuestion(options.Data);
             string? sample = null;
@@ -123,7 +141,8 @@ public static class FineTuneJob
                 sample = await Sample(model, tokenizer, template, samplePrompt, options.SampleTokens, cancellationToken).ConfigureAwait(false);
 
             return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, model.Parameters.ElementCount,
-                before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample);
+                before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample,
+                result.Energy, energyPlot, meters.TotalExplanation);
         }
         finally
         {

@@ -1,4 +1,5 @@
 using EdgeTune.Adapters;
+using EdgeTune.Energy;
 
 namespace EdgeTune.Training.FineTuning;
 
@@ -37,6 +38,20 @@ public sealed record FineTuneOptions
     public string? SamplePrompt { get; init; }
 
     public int SampleTokens { get; init; } = 80;
+
+    /// <summary>Power policies evaluated between steps (<c>--only-on-ac</c>, <c>--min-battery</c>, <c>--max-temp</c>,
+    /// <c>--power-cap</c>, <c>--energy-budget</c>); none by default.</summary>
+    public PowerPolicyOptions Power { get; init; } = PowerPolicyOptions.None;
+
+    /// <summary>How energy is reported (grid intensity for CO2e).</summary>
+    public EnergyAccountingOptions EnergyAccounting { get; init; } = EnergyAccountingOptions.Default;
+
+    /// <summary>Power model of the estimator used when no energy sensor exists; <see cref="DeviceProfile.Default"/> when null.</summary>
+    public DeviceProfile? DeviceProfile { get; init; }
+
+    /// <summary>The meters to use instead of probing the machine (<see cref="EnergyMeterDiscovery.Discover"/>, which
+    /// honours <c>EDGETUNE_SYSFS_ROOT</c>); for tests and embedding.</summary>
+    public EnergyMeterSet? Meters { get; init; }
 
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }

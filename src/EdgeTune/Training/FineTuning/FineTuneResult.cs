@@ -2,7 +2,8 @@ using EdgeTune.Text.Datasets;
 
 namespace EdgeTune.Training.FineTuning;
 
-/// <summary>What a fine-tuning run did and where it put things.</summary>
+/// <summary>What a fine-tuning run did and where it put things; <see cref="Energy"/> is the energy of the training
+/// steps (also in <see cref="TrainingResult.Energy"/>) and <see cref="EnergyPlotPath"/> the power/energy PNG.</summary>
 public sealed record FineTuneResult(
     DataReport Data,
     MemoryPlan Memory,
@@ -16,7 +17,10 @@ public sealed record FineTuneResult(
     string MetricsPath,
     string LossPlotPath,
     string? SamplePrompt,
-    string? Sample);
+    string? Sample,
+    EdgeTune.Energy.EnergyReport? Energy = null,
+    string? EnergyPlotPath = null,
+    string? EnergyMeterExplanation = null);
 
 /// <summary>A line of progress from <see cref="FineTuneJob"/> outside the training steps themselves.</summary>
 public sealed record FineTuneMessage(string Text);
