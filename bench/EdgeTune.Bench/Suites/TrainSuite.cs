@@ -23,7 +23,7 @@ public sealed class TrainSuite : IBenchSuite
 {
     /// <summary>Set in a child process: "method:threads" of the one configuration it runs.</summary>
     private const string ChildVariable = "EDGETUNE_BENCH_TRAIN_CHILD";
-    private const int SeqLen = 256, MicroBatch = 1, LoraRank = 16, QuickLayers = 4;
+    private const int SeqLen = 256, LoraRank = 16, QuickLayers = 4;
 
     public string Name => "train";
     public string Description => "SmolLM2-135M-shaped LoRA and full fine-tuning: tokens/s, MFU, peak RSS vs plan, CPU-s/token";
@@ -41,14 +41,14 @@ public sealed class TrainSuite : IBenchSuite
         if (Environment.GetEnvironmentVariable(ChildVariable) is { Length: > 0 } child)
         {
             var parts = child.Split(':');
-            return RunChild(parts[0], int.Parse(parts[1], CultureInfo.InvariantCulture), options.Quick);
+            return RunChild(parts[0], int.Parse(parts[1], CultureInfo.InvariantCulture), options.Quick, options.Batch ?? 1);
         }
 
         int[] threadCounts = options.Threads is { } t ? [t] : [2, 1];
-        int layers = options.Quick ? QuickLayers : 30;
+        int layers = options.Quick ? QuickLayers : 30, microBatch = options.Batch ?? 1;
         var config = Config(layers);
         Console.WriteLine($"train suite: SIMD {Simd.Width}, {Environment.ProcessorCount} processors; SmolLM2-135M shapes, {layers} layers" +
-            (options.Quick ? " (QUICK: fewer layers and steps)" : "") + $", seq {SeqLen}, micro-batch {MicroBatch}, random weights, F32, AdamW");
+            (options.Quick ? " (QUICK: fewer layers and steps)" : "") + $", seq {SeqLen}, micro-batch {microBatch} (--batch N), random weights, F32, AdamW");
         Console.WriteLine("each configuration runs in a child process of the same executable (its own peak RSS); wall-clock figures on a shared machine are noisy");
         foreach (string line in FlopCount.Describe(config, SeqLen, LoraRank)) Console.WriteLine(line);
 
@@ -61,7 +61,7 @@ public sealed class TrainSuite : IBenchSuite
             Console.WriteLine($"FMA peak, {th} thread(s): {p:F1} GFLOP/s");
             foreach (string method in new[] { "lora", "full" })
             {
-                var row = Spawn(method, th, options.Quick);
+                var row = Spawn(method, th, options.Quick, microBatch);
                 if (row is null) { Console.WriteLine($"{method} at {th} thread(s): child failed"); continue; }
                 double gflops = row["achieved_gflops"]!.GetValue<double>();
                 row["peak_gflops"] = Json.Number(p);
@@ -84,7 +84,7 @@ public sealed class TrainSuite : IBenchSuite
     }
 
     /// <summary>Runs one configuration in a child process, echoes its output, returns its JSON row.</summary>
-    private static JsonObject? Spawn(string method, int threads, bool quick)
+    private static JsonObject? Spawn(string method, int threads, bool quick, int microBatch)
     {
         string exe = Environment.ProcessPath ?? "dotnet";
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, UseShellExecute = false };
@@ -92,6 +92,8 @@ public sealed class TrainSuite : IBenchSuite
             psi.ArgumentList.Add(typeof(TrainSuite).Assembly.Location);
         psi.ArgumentList.Add("train");
         if (quick) psi.ArgumentList.Add("--quick");
+        psi.ArgumentList.Add("--batch");
+        psi.ArgumentList.Add(microBatch.ToString(CultureInfo.InvariantCulture));
         psi.Environment[ChildVariable] = $"{method}:{threads}";
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {exe}");
         string? last = null;
@@ -104,7 +106,7 @@ public sealed class TrainSuite : IBenchSuite
         return p.ExitCode == 0 && last is not null ? JsonNode.Parse(last) as JsonObject : null;
     }
 
-    private static int RunChild(string method, int threads, bool quick)
+    private static int RunChild(string method, int threads, bool quick, int microBatch)
     {
         int layers = quick ? QuickLayers : 30, warmup = quick ? 1 : 2, timed = quick ? 2 : 5;
         var config = Config(layers);
@@ -112,7 +114,7 @@ public sealed class TrainSuite : IBenchSuite
         bool lora = method == "lora";
         var training = new TrainingOptions
         {
-            Steps = warmup + timed, MicroBatch = MicroBatch, SeqLen = SeqLen, LearningRate = 1e-4, WarmupSteps = 0,
+            Steps = warmup + timed, MicroBatch = microBatch, SeqLen = SeqLen, LearningRate = 1e-4, WarmupSteps = 0,
             EvalEvery = 0, CheckpointEvery = 0, MaxGradNorm = 1.0,
         };
         var request = MemoryPlanRequest.From(config, training, lora ? FineTuneMethod.Lora : FineTuneMethod.Full, LoraRank, LoraConfig.AllLlamaProjections)
@@ -126,7 +128,7 @@ public sealed class TrainSuite : IBenchSuite
         var trainable = adapter?.Parameters ?? model.Parameters;
         var trainableModel = new DelegateTrainableModel(trainable, (tape, tok, tgt, b, t) => model.Loss(tape, tok, tgt, b, t, training.VocabChunk));
         var rng = new Rng(7);
-        int[] tokens = new int[(warmup + timed + 1) * MicroBatch * (SeqLen + 1)];
+        int[] tokens = new int[(warmup + timed + 1) * microBatch * (SeqLen + 1)];
         for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.NextInt(config.VocabSize);
 
         var profile = new OpProfile();
@@ -170,7 +172,7 @@ public sealed class TrainSuite : IBenchSuite
 
         var row = new JsonObject
         {
-            ["method"] = method, ["threads"] = threads, ["seq_len"] = SeqLen, ["micro_batch"] = MicroBatch, ["layers"] = layers,
+            ["method"] = method, ["threads"] = threads, ["seq_len"] = SeqLen, ["micro_batch"] = microBatch, ["layers"] = layers,
             ["tokens_per_s"] = Json.Number(timedTokens / wall, 1),
             ["achieved_gflops"] = Json.Number(achieved, 2),
             ["achieved_gflops_per_cpu_s"] = Json.Number(flopsPerToken * timedTokens / cpu / 1e9, 2),

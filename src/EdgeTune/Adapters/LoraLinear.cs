@@ -164,11 +164,12 @@ public sealed class LoraLinear : ILinear
         return y;
     }
 
-    // s · Linear(Linear(drop(x), A), B): (…, in) → (…, r) → (…, out)
+    // Linear(s · Linear(drop(x), A), B): (…, in) → (…, r) → (…, out). The scale applies to the
+    // rank-r intermediate (as in inference), out/r times less work than scaling the output.
     private static Variable Update(Tape tape, LoraModule m, Variable x)
     {
         var h = m.Dropout > 0 && tape.IsRecording ? tape.Dropout(x, m.Dropout, m.DropoutRng) : x;
-        return tape.Scale(tape.Linear(tape.Linear(h, m.A), m.B), m.Scale);
+        return tape.Linear(tape.Scale(tape.Linear(h, m.A), m.Scale), m.B);
     }
 
     /// <summary>Folds <paramref name="m"/> into the base weight (F32 only). A read-only (mapped) weight is first
