@@ -7,7 +7,7 @@ namespace EdgeTune.Bench;
 /// and, as its last line, one JSON object.</summary>
 public static class Program
 {
-    private static readonly IBenchSuite[] s_suites = [new GemmSuite(), new GemmTuneSuite(), new GenerateSuite()];
+    private static readonly IBenchSuite[] s_suites = [new GemmSuite(), new GemmTuneSuite(), new GenerateSuite(), new TrainSuite()];
 
     /// <summary>Suites with their own argument handling (older entry points).</summary>
     private static readonly Dictionary<string, Func<string[], int>> s_raw = new()
@@ -25,7 +25,7 @@ public static class Program
             Console.Error.WriteLine("usage: EdgeTune.Bench <suite> [options]");
             foreach (var s in s_suites) Console.Error.WriteLine($"  {s.Name,-10} {s.Description}");
             foreach (var name in s_raw.Keys) Console.Error.WriteLine($"  {name}");
-            Console.Error.WriteLine("options: --quick (fewer repetitions), --threads N (only that thread count)");
+            Console.Error.WriteLine("options: --quick (fewer repetitions), --threads N (only that thread count), --batch N (train: micro-batch)");
             return 2;
         }
         var options = BenchOptions.Parse(args.AsSpan(1));

@@ -9,12 +9,12 @@ public interface IBenchSuite
 }
 
 /// <summary>Options shared by all suites.</summary>
-public sealed record BenchOptions(bool Quick, int? Threads)
+public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null)
 {
     public static BenchOptions? Parse(ReadOnlySpan<string> args)
     {
         bool quick = false;
-        int? threads = null;
+        int? threads = null, batch = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -22,9 +22,11 @@ public sealed record BenchOptions(bool Quick, int? Threads)
                 case "--quick": quick = true; break;
                 case "--threads" when i + 1 < args.Length && int.TryParse(args[i + 1], out int t) && t > 0:
                     threads = t; i++; break;
+                case "--batch" when i + 1 < args.Length && int.TryParse(args[i + 1], out int b) && b > 0:
+                    batch = b; i++; break;
                 default: return null;
             }
         }
-        return new BenchOptions(quick, threads);
+        return new BenchOptions(quick, threads, batch);
     }
 }

@@ -164,7 +164,8 @@ public sealed class LoraLinear : ILinear
         return y;
     }
 
-    // Linear(s · Linear(drop(x), A), B): (…, in) → (…, r) → (…, out); scaling the rank-r activations is the cheap place
+    // Linear(s · Linear(drop(x), A), B): (…, in) → (…, r) → (…, out). The scale applies to the
+    // rank-r intermediate (as in inference), out/r times less work than scaling the output.
     private static Variable Update(Tape tape, LoraModule m, Variable x)
     {
         var h = m.Dropout > 0 && tape.IsRecording ? tape.Dropout(x, m.Dropout, m.DropoutRng) : x;

@@ -22,6 +22,10 @@ public sealed class Tape : IDisposable
     private readonly List<Variable> _owned = [];
     private readonly HashSet<Variable> _ownedSet = new(ReferenceEqualityComparer.Instance);
 
+    /// <summary>Benchmark hook: when set, called after every op's forward (false) and backward (true)
+    /// with the op's name and its elapsed Stopwatch ticks. Null (the default) costs one null check.</summary>
+    internal static Action<string, bool, long>? OpTimer;
+
     /// <summary>When false, no op is recorded (inference); outputs require no gradient.</summary>
     public bool IsRecording { get; set; } = true;
 
@@ -48,7 +52,13 @@ public sealed class Tape : IDisposable
         op.NeedsBackward = needs && IsRecording;
         try
         {
-            op.Forward(this);
+            if (OpTimer is { } timer)
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                op.Forward(this);
+                timer(op.Name, false, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            }
+            else op.Forward(this);
         }
         catch
         {
@@ -142,7 +152,16 @@ public sealed class Tape : IDisposable
             TapeOp op = _ops[i];
             bool any = false;
             foreach (var o in op.Outputs) any |= o.Grad is not null;
-            if (any) op.Backward();
+            if (any)
+            {
+                if (OpTimer is { } timer)
+                {
+                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                    op.Backward();
+                    timer(op.Name, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+                }
+                else op.Backward();
+            }
             // every consumer of these outputs ran before their producer: value and gradient are dead
             foreach (var o in op.Outputs) o.DisposeOwned();
             op.Dispose();
