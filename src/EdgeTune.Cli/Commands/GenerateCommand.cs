@@ -54,6 +54,9 @@ public static class GenerateCommand
             await error.WriteLineAsync($"loaded {loaded.Source} in {sw.Elapsed.TotalSeconds:F2} s").ConfigureAwait(false);
             var options = new GenerationOptions(parse.GetValue(maxNew), sampling, parse.GetValue(stop) ?? [], addBos, loaded.StopIds());
             var generator = new TextGenerator(loaded.Model, tok);
+            var meters = EdgeTune.Energy.EnergyMeterDiscovery.Discover(new EdgeTune.Energy.EnergyDiscoveryOptions());
+            var energy = new EdgeTune.Energy.EnergyAccountant(meters.Total,
+                fallback: meters.Total.IsEstimate ? null : new EdgeTune.Energy.CpuTimeEstimateMeter());
             sw.Restart();
             int n = 0;
             await foreach (var piece in generator.StreamAsync(text, options, cancellationToken: ct).ConfigureAwait(false))
@@ -65,6 +68,8 @@ public static class GenerateCommand
             await output.WriteLineAsync().ConfigureAwait(false);
             double secs = sw.Elapsed.TotalSeconds;
             await error.WriteLineAsync($"{n} tokens in {secs:F2} s ({n / Math.Max(secs, 1e-9):F1} tokens/s), stop: {generator.LastStopReason}").ConfigureAwait(false);
+            energy.RecordTokens(n);
+            await error.WriteLineAsync(FinetuneCommand.EnergySummary(energy.Report())).ConfigureAwait(false);
             return 0;
         });
         return command;
