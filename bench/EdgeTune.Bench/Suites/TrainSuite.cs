@@ -137,7 +137,9 @@ public sealed class TrainSuite : IBenchSuite
         var profile = new OpProfile();
         var stepWall = new List<double>();
         long stepStart = 0, timedStartTicks = 0;
-        double timedStartCpu = 0;
+        double timedStartCpu = 0, timedStartJoules = 0;
+        // Energy over the timed steps: a real meter (RAPL, battery) where readable, else the labelled CPU-time estimate.
+        var meter = EdgeTune.Energy.EnergyMeterDiscovery.Discover(new EdgeTune.Energy.EnergyDiscoveryOptions()).Total;
         using var trainer = new Trainer(trainableModel, new TokenStreamBatchSource(tokens), training)
         {
             PredictedMemory = predicted,
@@ -150,6 +152,7 @@ public sealed class TrainSuite : IBenchSuite
                 {
                     timedStartTicks = now;
                     timedStartCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+                    timedStartJoules = meter.ReadJoules();
                     Tape.OpTimer = profile.Add;
                 }
             },
@@ -158,6 +161,7 @@ public sealed class TrainSuite : IBenchSuite
         long end = Stopwatch.GetTimestamp();
         Tape.OpTimer = null;
         double cpu = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - timedStartCpu;
+        double joules = meter.ReadJoules() - timedStartJoules;
         double wall = Stopwatch.GetElapsedTime(timedStartTicks, end).TotalSeconds;
         stepWall.Add(Stopwatch.GetElapsedTime(stepStart, end).TotalSeconds);
         if (result.Reason != TrainingStopReason.Completed) { Console.Error.WriteLine(result.Message); return 1; }
@@ -171,6 +175,7 @@ public sealed class TrainSuite : IBenchSuite
             $"loss {result.Losses[0]:F3} -> {result.Losses[^1]:F3}");
         Console.WriteLine($"{method}: {flopsPerToken / 1e9:F3} GFLOP/token x {timedTokens} tokens in {wall:F2} s = {achieved:F1} GFLOP/s; CPU {cpu:F2} s ({cpu / wall:F2} cores busy)");
         Console.WriteLine($"{method}: peak RSS {MemoryPlanner.Format(rss)} vs planner {MemoryPlanner.Format(predicted.Total)} ({predicted})");
+        Console.WriteLine($"{method}: {joules / timedTokens:F4} J/token ({(meter.IsEstimate ? "ESTIMATE from CPU time" : "measured")} by {meter.Id})");
         foreach (string line in profile.Describe(wall)) Console.WriteLine(line);
 
         var row = new JsonObject
@@ -183,6 +188,9 @@ public sealed class TrainSuite : IBenchSuite
             ["peak_rss_mb"] = Json.Number(rss / 1e6, 0),
             ["predicted_peak_mb"] = Json.Number(predicted.Total / 1e6, 0),
             ["cpu_s_per_token"] = Json.Number(cpu / timedTokens, 5),
+            ["joules_per_token"] = Json.Number(joules / timedTokens, 5),
+            ["energy_estimated"] = meter.IsEstimate,
+            ["energy_meter"] = meter.Id,
             ["time_share"] = profile.Shares(wall),
         };
         Json.WriteLast(row);
