@@ -89,6 +89,11 @@ public sealed class GenerateSuite : IBenchSuite
                         row["cpu_decode_tok_s"] = Json.Number(ours.DecodeCpu(decodeLen));
                         row["llamacpp_cpu_prefill_tok_s"] = Json.Number(llama is null ? null : theirs.PrefillCpu(promptLen));
                         row["llamacpp_cpu_decode_tok_s"] = Json.Number(llama is null ? null : theirs.DecodeCpu(decodeLen));
+                        // Estimated energy: CPU-seconds per token × the default device profile's watts per core (labelled).
+                        double wattsPerCore = EdgeTune.Energy.DeviceProfile.Default.WattsPerCore;
+                        row["est_decode_j_per_token"] = Json.Number(wattsPerCore / ours.DecodeCpu(decodeLen));
+                        row["est_prefill_j_per_token"] = Json.Number(wattsPerCore / ours.PrefillCpu(promptLen));
+                        row["energy_estimated"] = true;
                     }
                     results.Add(row);
                 }
