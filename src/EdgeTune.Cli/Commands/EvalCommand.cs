@@ -1,3 +1,4 @@
+using EdgeTune.Text.Datasets;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -22,7 +23,7 @@ public static class EvalCommand
         var model = ModelOptions.Model();
         var tokenizer = ModelOptions.Tokenizer();
         var adapter = ModelOptions.Adapter();
-        var data = new Option<string>("--data") { Description = "Evaluation data: a plain-text file (.txt)", Required = true };
+        var data = new Option<string>("--data") { Description = "Evaluation data: plain text (.txt) or JSONL (text, instruction or chat; loss on responses only)", Required = true };
         var seqLen = new Option<int?>("--seq-len") { Description = "Window length in tokens (default: min(256, the model's positions))" };
         var maxTokens = new Option<long?>("--max-tokens") { Description = "Evaluate at most this many tokens from the start of the data" };
         var batch = new Option<int>("--batch") { Description = "Windows per forward pass", DefaultValueFactory = _ => 4 };
@@ -60,7 +61,7 @@ public static class EvalCommand
                 await stderr.WriteLineAsync($"eval: --seq-len {len} exceeds the model's {llama.MaxPositions} positions").ConfigureAwait(false);
                 return 2;
             }
-            var windows = LoadWindows(dataPath, tok, len, parse.GetValue(maxTokens));
+            var windows = LoadWindows(dataPath, tok, len, parse.GetValue(maxTokens), loaded.ChatTemplate);
             if (windows.Count == 0)
             {
                 await stderr.WriteLineAsync($"eval: '{dataPath}' holds fewer than 2 tokens; nothing to evaluate").ConfigureAwait(false);
@@ -84,11 +85,16 @@ public static class EvalCommand
     /// tokenized (BOS in front when the tokenizer wants one) and cut by <see cref="TextWindows"/>.
     /// </summary>
     /// <param name="maxTokens">Keep at most this many ids (scored: one fewer).</param>
-    public static IReadOnlyList<EvalWindow> LoadWindows(string path, ITokenizer tokenizer, int seqLen, long? maxTokens)
+    public static IReadOnlyList<EvalWindow> LoadWindows(string path, ITokenizer tokenizer, int seqLen, long? maxTokens, ChatTemplate? template = null)
     {
         string ext = Path.GetExtension(path).ToLowerInvariant();
         if (ext is ".jsonl" or ".json")
-            throw new NotSupportedException($"eval: '{path}' is JSON; this build evaluates plain-text files (.txt)");
+        {
+            // JSONL (text, instruction or chat): the same rendering and masks as training, loss on responses only.
+            var ds = TrainingDataset.Load(path, tokenizer, template, new DatasetOptions { SeqLen = seqLen, ValidationFraction = 0, Pack = false });
+            var windows = ds.Train.Select(q => new EvalWindow(q.Tokens, q.Targets)).ToList();
+            return maxTokens is long mt ? windows.Take((int)Math.Max(1, Math.Min(int.MaxValue, mt / seqLen))).ToList() : windows;
+        }
         string text = File.ReadAllText(path, Encoding.UTF8);
         if (maxTokens is long cap && text.Length > cap * 16) text = text[..(int)Math.Min(int.MaxValue, cap * 16)]; // a token is rarely longer than 16 chars
         int[] ids = tokenizer.Encode(text, addBos: tokenizer.AddBosByDefault && tokenizer.BosId is not null, parseSpecial: false);

@@ -19,6 +19,13 @@ public sealed class ByteTokenizer : TokenizerBase
     public const string EosText = "<|eos|>";
     public const string PadText = "<|pad|>";
 
+    /// <summary>The file that marks a model folder as using this tokenizer (it needs no vocabulary file).</summary>
+    public const string MarkerFile = "edgetune_byte_tokenizer.json";
+
+    /// <summary>Writes <see cref="MarkerFile"/> into <paramref name="folder"/>, so TokenizerLoader finds this tokenizer there.</summary>
+    public static void WriteMarker(string folder) =>
+        File.WriteAllText(Path.Combine(folder, MarkerFile), "{\"type\": \"bytes\", \"bos\": 256, \"eos\": 257, \"pad\": 258}\n");
+
     private static readonly byte[][] SingleBytes = Enumerable.Range(0, 256).Select(b => new[] { (byte)b }).ToArray();
 
     /// <param name="addBosByDefault">whether models using it expect BOS in front of a prompt.</param>

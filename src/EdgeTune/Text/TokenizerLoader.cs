@@ -21,7 +21,7 @@ public static class TokenizerLoader
     /// <summary>The file <see cref="Load"/> would read in a folder.</summary>
     public static string PickFile(string folder)
     {
-        foreach (string name in new[] { "tokenizer.json", "tokenizer.model", "tokenizer.model.v3", "vocab.json", "tokenizer.bin" })
+        foreach (string name in new[] { "tokenizer.json", "tokenizer.model", "tokenizer.model.v3", "vocab.json", "tokenizer.bin", ByteTokenizer.MarkerFile })
         {
             string p = Path.Combine(folder, name);
             if (File.Exists(p)) return p;
@@ -29,7 +29,7 @@ public static class TokenizerLoader
         string? bin = Directory.EnumerateFiles(folder, "tok*.bin").Order(StringComparer.Ordinal).FirstOrDefault();
         if (bin is not null) return bin;
         throw new FileNotFoundException(
-            $"{folder}: no tokenizer found (looked for tokenizer.json, tokenizer.model, tokenizer.model.v3, vocab.json + merges.txt, tokenizer.bin, tok*.bin)");
+            $"{folder}: no tokenizer found (looked for tokenizer.json, tokenizer.model, tokenizer.model.v3, vocab.json + merges.txt, tokenizer.bin, tok*.bin, " + ByteTokenizer.MarkerFile + ")");
     }
 
     /// <summary>tokenizer_config.json beside <paramref name="file"/>, or null.</summary>
@@ -42,6 +42,7 @@ public static class TokenizerLoader
     private static ITokenizer LoadFile(string path)
     {
         string name = Path.GetFileName(path);
+        if (name == ByteTokenizer.MarkerFile) return new ByteTokenizer();
         TokenizerConfig? config = LoadConfigBeside(path);
         if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && name != "vocab.json")
             return Internal.HfTokenizerJson.Load(path, config);

@@ -37,6 +37,10 @@ public class FinetuneCommandTests
                 Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
             Assert.NotEmpty(Directory.GetDirectories(Path.Combine(dir, "checkpoints")));
             Assert.Contains("sample — ", stdout);
+            // The saved demo model carries its byte tokenizer and prompt format: eval loads the folder alone (JSONL, response-only loss).
+            var eval = Run("eval", "--model", Path.Combine(dir, "model"), "--data", RepoSamples(), "--seq-len", "128");
+            Assert.True(eval.Code == 0, eval.Err);
+            Assert.True(Value(eval.Out, "loss ") < before, eval.Out);
         }
         finally { Directory.Delete(dir, true); }
     }

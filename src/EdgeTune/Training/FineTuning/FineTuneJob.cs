@@ -128,6 +128,17 @@ public static class FineTuneJob
             {
                 savedTo = Path.Combine(options.OutputDir, "model");
                 ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder);
+                if (options.Model is null)
+                {
+                    // The demo model's tokenizer and prompt format travel with it, so generate/eval can load the folder.
+                    ByteTokenizer.WriteMarker(savedTo);
+                    var node = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["bos_token"] = ByteTokenizer.BosText, ["eos_token"] = ByteTokenizer.EosText, ["pad_token"] = ByteTokenizer.PadText,
+                        ["add_bos_token"] = false, ["chat_template"] = DemoTemplate,
+                    };
+                    File.WriteAllText(Path.Combine(savedTo, "tokenizer_config.json"), node.ToJsonString());
+                }
             }
 
             string plotPath = Path.Combine(options.OutputDir, "loss.png");
