@@ -20,10 +20,13 @@ public sealed class LoadedModel(ICausalLM model, HfConfig config, ITokenizer? to
         $"no tokenizer found for '{Source}': pass --tokenizer with a tokenizer.json, tokenizer.model or llama2.c tokenizer.bin");
 
     /// <summary>Ids that end generation: the tokenizer's EOS and the config's eos_token_id(s).</summary>
-    public IReadOnlySet<int> StopIds()
+    public IReadOnlySet<int> StopIds() => StopIdsOf(Config, Tokenizer);
+
+    /// <summary>The tokenizer's EOS and the config's eos_token_id(s).</summary>
+    public static IReadOnlySet<int> StopIdsOf(HfConfig config, ITokenizer? tokenizer)
     {
-        var ids = new HashSet<int>(Config.EosTokenIds);
-        if (Tokenizer?.EosId is int e) ids.Add(e);
+        var ids = new HashSet<int>(config.EosTokenIds);
+        if (tokenizer?.EosId is int e) ids.Add(e);
         return ids;
     }
 

@@ -29,7 +29,7 @@ public class Stories260KPrecisionTests
         var rope = new RopeTable(ids.Length, LlamaRope.InverseFrequencies(cfg));
         var x = tape.Embedding(f64.Embed, ids);
         foreach (var layer in f64.Layers)
-            x = f64.Block(tape, layer, x, 1, ids.Length, cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim, cfg.RmsNormEps, 0, rope);
+            x = f64.Block(tape, layer, x, 1, ids.Length, cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim, cfg.RmsNormEps, f64.AttentionWindow, rope);
         var logits = tape.Linear(tape.RmsNorm(x, f64.FinalNorm, cfg.RmsNormEps), f64.LmHead.Variable);
         return logits.Value.ReadOnlySpan<double>().ToArray();
     }

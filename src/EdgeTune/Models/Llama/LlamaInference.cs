@@ -26,7 +26,7 @@ public sealed partial class LlamaModel
         int hq = Config.NumAttentionHeads, hkv = Config.NumKeyValueHeads, d = Config.HeadDim;
         int qDim = hq * d, kvDim = hkv * d, hidden = Config.IntermediateSize;
         float eps = (float)Config.RmsNormEps;
-        int window = Config.SlidingWindow is int w && Config.UseSlidingWindow != false ? w : 0;
+        int window = AttentionWindow;
 
         var x = new float[t * c];
         var xn = new float[t * c];

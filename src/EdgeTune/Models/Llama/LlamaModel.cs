@@ -59,6 +59,9 @@ public sealed partial class LlamaModel : ICausalLM
     public int MaxPositions => Config.MaxPositionEmbeddings;
     public bool TiedHead => ReferenceEquals(LmHead, Embed);
 
+    /// <summary>Sliding attention window in positions (Mistral-style), 0 for full causal attention.</summary>
+    public int AttentionWindow => Config.SlidingWindow is int w && Config.UseSlidingWindow != false ? w : 0;
+
     /// <summary>The HF names and shapes a config implies, in a fixed order.</summary>
     public static IEnumerable<(string Name, int[] Shape)> ExpectedTensors(HfConfig c)
     {

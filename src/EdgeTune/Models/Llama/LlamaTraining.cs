@@ -28,7 +28,7 @@ public sealed partial class LlamaModel
             throw new ShapeException($"LlamaModel.Loss: tokens ({tokens.Length}) and targets ({targets.Length}) must both hold B×T = {batch}×{time} ids");
         int hq = Config.NumAttentionHeads, hkv = Config.NumKeyValueHeads, d = Config.HeadDim;
         double eps = Config.RmsNormEps;
-        int window = Config.SlidingWindow is int w && Config.UseSlidingWindow != false ? w : 0;
+        int window = AttentionWindow;
         var rope = RopeFor(time);
 
         var x = tape.Embedding(Embed, tokens); // (B·T, C)

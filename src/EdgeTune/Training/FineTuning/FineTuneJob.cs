@@ -167,10 +167,8 @@ public static class FineTuneJob
     public static Task<string> Sample(LlamaModel model, ITokenizer tokenizer, ChatTemplate? template, string prompt, int maxTokens, CancellationToken ct)
     {
         string text = template is null ? prompt : template.Render([new ChatMessage("user", prompt)], addGenerationPrompt: true);
-        var stops = new HashSet<int>();
-        if (tokenizer.EosId is int e) stops.Add(e);
-        foreach (int id in model.Config.EosTokenIds) stops.Add(id);
-        var options = new GenerationOptions(maxTokens, SamplingOptions.Greedy, ["\n"], AddBos: template is null ? null : false, StopIds: stops);
+        var options = new GenerationOptions(maxTokens, SamplingOptions.Greedy, ["\n"], AddBos: template is null ? null : false,
+            StopIds: LoadedModel.StopIdsOf(model.Config, tokenizer));
         return new TextGenerator(model, tokenizer).GenerateAsync(text, options, cancellationToken: ct);
     }
 
