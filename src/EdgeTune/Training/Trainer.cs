@@ -74,6 +74,15 @@ public sealed class Trainer : IDisposable
     /// <summary>Called before each step with its 1-based number (e.g. power policies, energy accounting).</summary>
     public Action<long>? BeforeStep { get; init; }
 
+    /// <summary>Called once the step's gradients are complete (all micro-batches), before clipping and the
+    /// optimizer step, with the trainable parameters: adds extra gradient terms (FedProx's μ·(w − w_global))
+    /// or zeroes gradients of masked weights.</summary>
+    public Action<IReadOnlyList<Parameter>>? AfterBackward { get; init; }
+
+    /// <summary>Called after each optimizer step with the trainable parameters: re-applies constraints on the
+    /// weights (pruning masks kept fixed during recovery fine-tuning).</summary>
+    public Action<IReadOnlyList<Parameter>>? AfterStep { get; init; }
+
     /// <summary>Power policies evaluated between steps (before each one): Pause writes a checkpoint, reports
     /// <see cref="TrainingEvent.Paused"/>, waits with <see cref="PolicyDelay"/> polling the policies, then reports
     /// <see cref="TrainingEvent.Resumed"/> and goes on; Throttle sets the thread count (<see cref="SetThreads"/>) and
@@ -267,9 +276,11 @@ public sealed class Trainer : IDisposable
                 sum += loss.Item();
                 tape.Backward(accum == 1 ? loss : tape.Scale(loss, 1.0 / accum));
             }
+            AfterBackward?.Invoke(Trainable);
             double norm = Options.MaxGradNorm > 0 ? GradClip.ClipGlobalNorm(Trainable, Options.MaxGradNorm) : GradClip.GlobalNorm(Trainable);
             if (!double.IsFinite(norm)) throw new NonFiniteException("Trainer", "global gradient norm", norm);
             Optimizer.Step();
+            AfterStep?.Invoke(Trainable);
             return (sum / accum, norm, null);
         }
         catch (NonFiniteException e)
