@@ -152,6 +152,29 @@ public sealed partial class LlamaModel : ICausalLM
         return new LlamaModel(config, ropeStyle, parameters, owner: null);
     }
 
+    /// <summary>
+    /// A model over parameters built in memory (e.g. a structurally pruned copy): every tensor
+    /// <see cref="ExpectedTensors"/> names must be present with that shape (lm_head may be absent, which ties it).
+    /// The model takes ownership of <paramref name="parameters"/>.
+    /// </summary>
+    public static LlamaModel FromParameters(HfConfig config, ParameterCollection parameters, RopeStyle ropeStyle = RopeStyle.HalfSplit)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(parameters);
+        config.Validate("LlamaModel.FromParameters config");
+        foreach (var (name, shape) in ExpectedTensors(config))
+        {
+            if (!parameters.TryGet(name, out var p))
+            {
+                if (name == LlamaNames.LmHead) continue;
+                throw new ShapeException($"LlamaModel.FromParameters: tensor '{name}' is missing");
+            }
+            if (!p.Value.Shape.SequenceEqual(shape))
+                throw new ShapeException($"LlamaModel.FromParameters: '{name}' is {p.Value.ShapeString}; the config implies {ShapeException.Format(shape)}");
+        }
+        return new LlamaModel(config, ropeStyle, parameters, owner: null);
+    }
+
     public KvCache CreateCache(int capacity)
     {
         if (capacity > MaxPositions)
