@@ -111,6 +111,8 @@ public static class FineTuneJob
                 PredictedMemory = plan.Estimate,
                 Energy = accountant,
                 PowerPolicies = engine,
+                AfterBackward = options.AfterBackward,
+                AfterStep = options.AfterStep,
             };
             if (options.Resume)
                 log?.Report(new(trainer.Resume() is { } from ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));

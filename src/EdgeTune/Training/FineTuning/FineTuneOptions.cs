@@ -53,5 +53,11 @@ public sealed record FineTuneOptions
     /// honours <c>EDGETUNE_SYSFS_ROOT</c>); for tests and embedding.</summary>
     public EnergyMeterSet? Meters { get; init; }
 
+    /// <summary>Passed to <see cref="Trainer.AfterBackward"/> (e.g. a pruning mask zeroing pruned gradients); null: none.</summary>
+    public Action<IReadOnlyList<EdgeTune.Autograd.Parameter>>? AfterBackward { get; init; }
+
+    /// <summary>Passed to <see cref="Trainer.AfterStep"/> (e.g. a pruning mask re-zeroing pruned weights); null: none.</summary>
+    public Action<IReadOnlyList<EdgeTune.Autograd.Parameter>>? AfterStep { get; init; }
+
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }
