@@ -63,7 +63,7 @@ public sealed class PruningMask
     {
         ArgumentNullException.ThrowIfNull(parameters);
         foreach (var p in parameters)
-            if (_keep.TryGetValue(p.Name, out var k)) Zero(p.Value, k, "weight");
+            if (_keep.TryGetValue(p.Name, out var k)) Zero(p.Value, k, "weight", p.Name);
     }
 
     /// <summary>Zeroes the gradients of pruned elements (parameters without a gradient are skipped).</summary>
@@ -71,7 +71,7 @@ public sealed class PruningMask
     {
         ArgumentNullException.ThrowIfNull(parameters);
         foreach (var p in parameters)
-            if (p.Grad is { } g && _keep.TryGetValue(p.Name, out var k)) Zero(g, k, "gradient");
+            if (p.Grad is { } g && _keep.TryGetValue(p.Name, out var k)) Zero(g, k, "gradient", p.Name);
     }
 
     /// <summary>The trainer hook that keeps pruned gradients at zero (<c>Trainer.AfterBackward</c>).</summary>
@@ -127,16 +127,16 @@ public sealed class PruningMask
         }, ps => mask?.ApplyToWeights(ps));
     }
 
-    private static void Zero(Tensor t, byte[] keep, string what)
+    private static void Zero(Tensor t, byte[] keep, string what, string name)
     {
         if (t.ElementCount != keep.Length)
-            throw new ShapeException($"PruningMask: {what} '{t.Name}' {t.ShapeString} has {t.ElementCount} elements; the mask has {keep.Length}");
-        if (t.IsReadOnly) throw new InvalidOperationException($"PruningMask: {what} '{t.Name}' is read-only");
+            throw new ShapeException($"PruningMask: {what} of '{name}' {t.ShapeString} has {t.ElementCount} elements; the mask has {keep.Length}");
+        if (t.IsReadOnly) throw new InvalidOperationException($"PruningMask: {what} of '{name}' is read-only");
         switch (t.DType)
         {
             case DType.F32: { var s = t.Span<float>(); for (int i = 0; i < keep.Length; i++) if (keep[i] == 0) s[i] = 0f; break; }
             case DType.F64: { var s = t.Span<double>(); for (int i = 0; i < keep.Length; i++) if (keep[i] == 0) s[i] = 0d; break; }
-            default: throw new ShapeException($"PruningMask: {what} '{t.Name}' is {t.DType}; pruning writes F32 or F64 tensors");
+            default: throw new ShapeException($"PruningMask: {what} of '{name}' is {t.DType}; pruning writes F32 or F64 tensors");
         }
     }
 

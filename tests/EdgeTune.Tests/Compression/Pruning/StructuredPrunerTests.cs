@@ -1,0 +1,116 @@
+using EdgeTune.Compression.Pruning;
+using EdgeTune.Formats.Export;
+using EdgeTune.Models;
+using EdgeTune.Models.Llama;
+using EdgeTune.Text;
+using EdgeTune.Tests.Models;
+
+namespace EdgeTune.Tests.Compression.Pruning;
+
+public sealed class StructuredPrunerTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("edgetune-prune-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly int[] Ids = [1, 5, 9, 52, 0, 17, 33, 8];
+
+    private static float[] Logits(LlamaModel m)
+    {
+        var logits = new float[Ids.Length * m.VocabSize];
+        using var cache = m.CreateCache(Ids.Length);
+        m.Forward(Ids, cache, logits);
+        return logits;
+    }
+
+    private static LlamaModel Model() => LlamaModel.CreateRandom(LlamaModelTests.SmallConfig() with { NumKeyValueHeads = 2, NumAttentionHeads = 4 }, 5, std: 0.2f);
+
+    private static void AssertClose(float[] a, float[] b, float tol)
+    {
+        Assert.Equal(a.Length, b.Length);
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= tol, $"[{i}] {a[i]} vs {b[i]}");
+    }
+
+    [Fact]
+    public void MlpChannelPruningEqualsTheMaskedOriginal()
+    {
+        using var model = Model();
+        var r = StructuredPruner.Prune(model, new StructuredPruningOptions { MlpFraction = 0.3 });
+        using var small = r.Model;
+        int inter = model.Config.IntermediateSize, c = model.Config.HiddenSize;
+        Assert.Equal(inter - (int)Math.Round(0.3 * inter), small.Config.IntermediateSize);
+        Assert.Equal(model.Config.NumAttentionHeads, small.Config.NumAttentionHeads);
+        Assert.Equal(model.Parameters.ElementCount - 2 * 3L * c * (inter - small.Config.IntermediateSize), r.ParametersAfter);
+        // The masked original: removed channels' gate/up rows zeroed, so SwiGLU gives exactly 0 there.
+        for (int l = 0; l < model.Layers.Count; l++)
+        {
+            var gate = model.Parameters[LlamaNames.Gate(l)].Value.Span<float>();
+            var up = model.Parameters[LlamaNames.Up(l)].Value.Span<float>();
+            foreach (int j in Enumerable.Range(0, inter).Except(r.KeptChannels[l]))
+            {
+                gate.Slice(j * c, c).Clear();
+                up.Slice(j * c, c).Clear();
+            }
+        }
+        AssertClose(Logits(model), Logits(small), 1e-5f);
+    }
+
+    [Fact]
+    public void HeadPruningRemovesWholeKvGroupsAndEqualsTheMaskedOriginal()
+    {
+        using var model = Model();
+        var r = StructuredPruner.Prune(model, new StructuredPruningOptions { HeadFraction = 0.5 });
+        using var small = r.Model;
+        Assert.Equal(1, small.Config.NumKeyValueHeads);
+        Assert.Equal(2, small.Config.NumAttentionHeads);
+        Assert.Equal(model.Config.HeadDim, small.Config.HeadDim);
+        Assert.Equal(model.Config.HiddenSize, small.Config.HiddenSize);
+        int d = model.Config.HeadDim, c = model.Config.HiddenSize, gs = 2, qDim = model.Config.QueryDim;
+        // Masked original: a removed group's values and its query heads' o_proj columns zeroed contribute nothing.
+        for (int l = 0; l < model.Layers.Count; l++)
+        {
+            Assert.Single(r.KeptKvHeads[l]);
+            int g = 1 - r.KeptKvHeads[l][0];
+            model.Parameters[LlamaNames.V(l)].Value.Span<float>().Slice(g * d * c, d * c).Clear();
+            var o = model.Parameters[LlamaNames.O(l)].Value.Span<float>();
+            for (int row = 0; row < c; row++) o.Slice(row * qDim + g * gs * d, gs * d).Clear();
+        }
+        AssertClose(Logits(model), Logits(small), 1e-5f);
+    }
+
+    [Fact]
+    public void SmallerModelSavesAndLoadsBackWithTheSameLogits()
+    {
+        using var model = Model();
+        var r = StructuredPruner.Prune(model, new StructuredPruningOptions { HeadFraction = 0.5, MlpFraction = 0.25 });
+        using var small = r.Model;
+        string dir = Path.Combine(_dir, "small");
+        ModelExporter.ExportSafetensors(small, dir);
+        ByteTokenizer.WriteMarker(dir);
+        Assert.Contains("\"head_dim\": 6", File.ReadAllText(Path.Combine(dir, "config.json")));
+        using var loaded = ModelLoader.Load(dir);
+        var back = Assert.IsType<LlamaModel>(loaded.Model);
+        Assert.Equal(small.Config.NumAttentionHeads, back.Config.NumAttentionHeads);
+        Assert.Equal(small.Config.IntermediateSize, back.Config.IntermediateSize);
+        Assert.Equal(r.ParametersAfter, back.Parameters.ElementCount);
+        Assert.True(r.ParametersAfter < r.ParametersBefore);
+        Assert.Equal(Logits(small), Logits(back));
+    }
+
+    [Fact]
+    public void ActivationScoresPickTheChannelsThatCarryTheSignal()
+    {
+        using var model = Model();
+        int inter = model.Config.IntermediateSize;
+        var norms = ActivationNorms.Collect(model, Ids, 8);
+        var byActivation = StructuredPruner.ChannelScores(model, 0, norms);
+        var byWeight = StructuredPruner.ChannelScores(model, 0, null);
+        Assert.Equal(inter, byActivation.Length);
+        Assert.NotEqual(byActivation, byWeight);
+        var r = StructuredPruner.Prune(model, new StructuredPruningOptions { MlpFraction = 0.5 }, norms);
+        int worstKept = r.KeptChannels[0].MinBy(j => byActivation[j]);
+        Assert.All(Enumerable.Range(0, inter).Except(r.KeptChannels[0]), j => Assert.True(byActivation[j] <= byActivation[worstKept]));
+        r.Model.Dispose();
+        Assert.Throws<ArgumentException>(() => StructuredPruner.Prune(model, new StructuredPruningOptions { HeadFraction = 1.0 }));
+    }
+}
