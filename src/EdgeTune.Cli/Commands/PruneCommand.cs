@@ -146,7 +146,7 @@ public static class PruneCommand
                     WeightPruner.Prune(llama, options, norms);
                 }
                 var target = pruned ?? llama;
-                await stdout.WriteLineAsync(SparsityReport(target, paramsBefore)).ConfigureAwait(false);
+                await stdout.WriteLineAsync(SparsityReport(target, paramsBefore, perLayer: pruned is null)).ConfigureAwait(false);
                 string? tokenizerFolder = tokArg is not null ? (Directory.Exists(tokArg) ? tokArg : null) : (Directory.Exists(loaded.Source) ? loaded.Source : null);
                 try
                 {
@@ -203,13 +203,13 @@ public static class PruneCommand
         return command;
     }
 
-    /// <summary>One line per layer with each projection's sparsity, then the totals.</summary>
-    public static string SparsityReport(LlamaModel model, long parametersBefore)
+    /// <summary>One line per layer with each projection's sparsity (when <paramref name="perLayer"/>), then the totals.</summary>
+    public static string SparsityReport(LlamaModel model, long parametersBefore, bool perLayer = true)
     {
         var c = CultureInfo.InvariantCulture;
         var (rows, total) = PrunableWeights.Measure(model);
         var sb = new StringBuilder();
-        for (int l = 0; l < model.Layers.Count; l++)
+        for (int l = 0; perLayer && l < model.Layers.Count; l++)
         {
             string prefix = $"model.layers.{l}.";
             var mine = rows.Where(r => r.Name.StartsWith(prefix, StringComparison.Ordinal)).ToList();
