@@ -58,6 +58,8 @@ public static class WeightPruner
     {
         ArgumentNullException.ThrowIfNull(p);
         var w = p.Weight.Value.ReadOnlySpan<float>();
+        if (HasNaN(w))
+            throw new ArgumentException($"WeightPruner: weight '{p.Name}' holds NaN; its importance cannot be ranked");
         var s = new float[w.Length];
         System.Numerics.Tensors.TensorPrimitives.Abs(w, s);
         if (score == PruningScore.Wanda)
@@ -70,6 +72,12 @@ public static class WeightPruner
                 System.Numerics.Tensors.TensorPrimitives.Multiply(s.AsSpan(r * p.Columns, p.Columns), norms, s.AsSpan(r * p.Columns, p.Columns));
         }
         return s;
+    }
+
+    private static bool HasNaN(ReadOnlySpan<float> w)
+    {
+        foreach (float f in w) if (float.IsNaN(f)) return true;
+        return false;
     }
 
     /// <summary>Keep flags for one [rows, cols] tensor's scores under <paramref name="options"/> (not the global scope).</summary>

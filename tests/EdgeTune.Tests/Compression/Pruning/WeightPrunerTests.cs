@@ -162,6 +162,8 @@ public class WeightPrunerTests
         Assert.Throws<ArgumentException>(() => new PruningOptions { N = 3, M = 2 }.Validate());
         Assert.Throws<ArgumentException>(() => new PruningOptions { Score = PruningScore.Wanda, Scope = PruningScope.Global }.Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => ActivationNorms.Collect(model, [1, 99], 4));
+        model.Parameters[LlamaNames.V(1)].Value.Span<float>()[3] = float.NaN;
+        Assert.Contains("v_proj", Assert.Throws<ArgumentException>(() => WeightPruner.Prune(model, new PruningOptions())).Message);
         using var bf16 = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), 1, dtype: DType.BF16);
         Assert.Contains("F32", Assert.Throws<NotSupportedException>(() => PrunableWeights.Of(bf16)).Message);
     }
