@@ -26,7 +26,7 @@ internal static unsafe class QuantRowKernels
                     byte* s = row + b * 34;
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 2)), dst);
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 18)), dst + 16);
-                    Scale<TV>(dst, 32, (float)Unsafe.ReadUnaligned<Half>(s));
+                    Scale<TV>(dst, 32, QuantWiden.Half(s));
                 }
                 break;
             case QuantFormat.Q4_0:
@@ -36,7 +36,7 @@ internal static unsafe class QuantRowKernels
                     var q = Vector128.Load(s + 2);
                     QuantWiden.SBytes16(QuantWiden.LowNibbles(q), dst);
                     QuantWiden.SBytes16(QuantWiden.HighNibbles(q), dst + 16);
-                    Scale<TV>(dst, 32, (float)Unsafe.ReadUnaligned<Half>(s));
+                    Scale<TV>(dst, 32, QuantWiden.Half(s));
                 }
                 break;
             case QuantFormat.NF4:
@@ -82,7 +82,7 @@ internal static unsafe class QuantRowKernels
                     byte* s = row + b * 34;
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 2)), t);
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 18)), t + 16);
-                    total = TV.Fma(TV.Broadcast((float)Unsafe.ReadUnaligned<Half>(s)), Dot<TV>(t, x, 32), total);
+                    total = TV.Fma(TV.Broadcast(QuantWiden.Half(s)), Dot<TV>(t, x, 32), total);
                 }
                 return TV.Sum(total);
             case QuantFormat.Q4_0:
@@ -92,7 +92,7 @@ internal static unsafe class QuantRowKernels
                     var q = Vector128.Load(s + 2);
                     QuantWiden.SBytes16(QuantWiden.LowNibbles(q), t);
                     QuantWiden.SBytes16(QuantWiden.HighNibbles(q), t + 16);
-                    total = TV.Fma(TV.Broadcast((float)Unsafe.ReadUnaligned<Half>(s)), Dot<TV>(t, x, 32), total);
+                    total = TV.Fma(TV.Broadcast(QuantWiden.Half(s)), Dot<TV>(t, x, 32), total);
                 }
                 return TV.Sum(total);
             case QuantFormat.NF4:
