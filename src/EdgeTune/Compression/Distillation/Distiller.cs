@@ -26,7 +26,8 @@ public static class Distiller
     /// The student's trainable model. While the tape records (training), the loss is α·τ²·KL + (1 − α)·CE
     /// against the teacher's predictions for the batch. While it does not (evaluation), the loss is the
     /// student's plain cross-entropy, so validation loss and perplexity are comparable with any model
-    /// and the teacher is not run.
+    /// and the teacher is not run. With α = 0 the training loss is the plain cross-entropy and the teacher is
+    /// not run either.
     /// </summary>
     /// <exception cref="ArgumentException">the teacher's vocabulary differs from the student's.</exception>
     public static DelegateTrainableModel CreateTrainable(LlamaModel student, IDistillationTeacher teacher, DistillationSettings settings,
@@ -39,7 +40,8 @@ public static class Distiller
             throw new ArgumentException($"the teacher's vocabulary has {teacher.VocabSize} tokens but the student's has {student.VocabSize}; they must share one tokenizer", nameof(teacher));
         return new DelegateTrainableModel(student.Parameters, (tape, tokens, targets, batch, time) =>
         {
-            if (!tape.IsRecording) return student.Loss(tape, tokens, targets, batch, time, vocabChunk);
+            // α = 0 is exactly the plain cross-entropy: the teacher need not run (a no-teacher baseline).
+            if (!tape.IsRecording || settings.Alpha == 0) return student.Loss(tape, tokens, targets, batch, time, vocabChunk);
             var predicted = teacher.Predict(tokens, targets, batch, time);
             var h = student.Hidden(tape, tokens, batch, time);
             return tape.DistillationLoss(h, student.LmHead.Variable, targets, predicted, settings, rowChunkElements);
