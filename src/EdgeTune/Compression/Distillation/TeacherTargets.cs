@@ -71,15 +71,13 @@ public sealed class TeacherTargets
     }
 
     /// <summary>The k largest entries of every row of full <paramref name="logits"/> [rows, vocab], as ids
-    /// (descending; the order among equal logits is deterministic but unspecified) and log-softmax values at temperature 1.</summary>
+    /// (descending; equal logits in id order) and log-softmax values at temperature 1.</summary>
     public static TeacherTargets TopKOf(ReadOnlySpan<float> logits, int rows, int vocab, int k)
     {
         if (k < 1 || k > vocab) throw new ArgumentOutOfRangeException(nameof(k), k, $"top-k must lie in [1, {vocab}]");
         ShapeException.RequireLength("TeacherTargets.TopKOf", "logits", logits.Length, (long)rows * vocab);
         var ids = new int[rows * k];
         var lp = new float[rows * k];
-        var order = new int[vocab];
-        var keys = new float[vocab];
         for (int r = 0; r < rows; r++)
         {
             var row = logits.Slice(r * vocab, vocab);
@@ -87,15 +85,25 @@ public sealed class TeacherTargets
             foreach (float v in row) max = Math.Max(max, v);
             foreach (float v in row) sum += Math.Exp(v - max);
             double lse = max + Math.Log(sum);
-            for (int j = 0; j < vocab; j++) { order[j] = j; keys[j] = -row[j]; }
-            Array.Sort(keys, order);
-            int taken = 0;
-            for (int j = 0; j < vocab && taken < k; j++)
+            // Insertion into a sorted top-k list: O(V) when most logits fall below the k-th, O(V·k) at worst.
+            var topIds = ids.AsSpan(r * k, k);
+            var topVal = lp.AsSpan(r * k, k);
+            int n = 0;
+            for (int j = 0; j < vocab; j++)
             {
-                ids[r * k + taken] = order[j];
-                lp[r * k + taken] = (float)(row[order[j]] - lse);
-                taken++;
+                float v = row[j];
+                if (n == k && !(v > topVal[k - 1])) continue;
+                int at = n < k ? n++ : k - 1;
+                while (at > 0 && v > topVal[at - 1])
+                {
+                    topVal[at] = topVal[at - 1];
+                    topIds[at] = topIds[at - 1];
+                    at--;
+                }
+                topVal[at] = v;
+                topIds[at] = j;
             }
+            for (int j = 0; j < k; j++) topVal[j] = (float)(topVal[j] - lse);
         }
         return new TeacherTargets(rows, vocab, k, lp, ids);
     }
