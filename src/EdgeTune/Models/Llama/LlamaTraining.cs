@@ -26,6 +26,21 @@ public sealed partial class LlamaModel
     {
         if (batch <= 0 || time <= 0 || tokens.Length != batch * time || targets.Length != tokens.Length)
             throw new ShapeException($"LlamaModel.Loss: tokens ({tokens.Length}) and targets ({targets.Length}) must both hold B×T = {batch}×{time} ids");
+        var h = Hidden(tape, tokens, batch, time);
+        return tape.LmHeadCrossEntropy(h, LmHead, targets, vocabChunk);
+    }
+
+    /// <summary>
+    /// The training forward up to the LM head: the final-norm hidden states (B·T, C) of
+    /// <paramref name="tokens"/> [B·T] row-major, recorded on <paramref name="tape"/>. <see cref="Loss"/> is
+    /// this followed by the fused LM-head cross-entropy; other heads/losses (distillation) start here.
+    /// </summary>
+    public Variable Hidden(Tape tape, int[] tokens, int batch, int time)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (batch <= 0 || time <= 0 || tokens.Length != batch * time)
+            throw new ShapeException($"LlamaModel.Hidden: tokens ({tokens.Length}) must hold B×T = {batch}×{time} ids");
         int hq = Config.NumAttentionHeads, hkv = Config.NumKeyValueHeads, d = Config.HeadDim;
         double eps = Config.RmsNormEps;
         int window = AttentionWindow;
@@ -39,8 +54,7 @@ public sealed partial class LlamaModel
             else
                 x = Block(tape, layer, x, batch, time, hq, hkv, d, eps, window, rope);
         }
-        var h = tape.RmsNorm(x, FinalNorm, eps);
-        return tape.LmHeadCrossEntropy(h, LmHead, targets, vocabChunk);
+        return tape.RmsNorm(x, FinalNorm, eps);
     }
 
     /// <summary>One pre-norm decoder block on the tape: x (B·T, C) → x + attn(norm x) → + mlp(norm ·).</summary>
