@@ -53,5 +53,14 @@ public sealed record FineTuneOptions
     /// honours <c>EDGETUNE_SYSFS_ROOT</c>); for tests and embedding.</summary>
     public EnergyMeterSet? Meters { get; init; }
 
+    /// <summary>Quantization-aware training: the projections' weights are fake-quantized in this format on every
+    /// forward (straight-through gradients, <see cref="Compression.Quantization.Qat.QatInjector"/>), and the F32
+    /// weights trained so are saved; null (default) trains plainly. With LoRA the adapter learns against the
+    /// fake-quantized frozen base.</summary>
+    public Compression.Quantization.QuantFormat? Qat { get; init; }
+
+    /// <summary>With <see cref="Qat"/>: also fake-quantize each projection's input per token to int8.</summary>
+    public bool QatActivations { get; init; }
+
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }
