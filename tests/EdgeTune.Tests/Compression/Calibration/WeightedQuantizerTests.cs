@@ -6,7 +6,7 @@ namespace EdgeTune.Tests.Compression.Calibration;
 
 public class WeightedQuantizerTests
 {
-    public static TheoryData<QuantFormat> Formats => new(QuantFormat.Q4_0, QuantFormat.Q8_0, QuantFormat.Int8);
+    public static TheoryData<QuantFormat> Formats => new(QuantFormat.Q4_0, QuantFormat.Q8_0, QuantFormat.Int8, QuantFormat.NF4);
 
     private static float[] Gaussian(int n, ulong seed, float std = 1f)
     {
@@ -75,7 +75,7 @@ public class WeightedQuantizerTests
         for (int i = 0; i < rows; i++) for (int j = 0; j < inF; j++) a[j] += x[i * inF + j] * x[i * inF + j] / rows;
         using var w = Tensor.From<float>(Gaussian(outF * inF, 5, 0.05f), [outF, inF], "w");
         var y = Output(x, w.ToFloatArray(), rows, inF, outF);
-        foreach (var format in new[] { QuantFormat.Q4_0, QuantFormat.Q8_0 })
+        foreach (var format in new[] { QuantFormat.Q4_0, QuantFormat.Q8_0, QuantFormat.NF4 })
         {
             using var plain = QuantizedMatrix.Quantize(w, format);
             using var weighted = WeightedQuantizer.Quantize(w, a, format);

@@ -7,7 +7,7 @@ namespace EdgeTune.Tests.Compression.Qat;
 
 public class FakeQuantTests
 {
-    public static TheoryData<QuantFormat> Formats => new(QuantFormat.Q8_0, QuantFormat.Q4_0, QuantFormat.Int8);
+    public static TheoryData<QuantFormat> Formats => new(QuantFormat.Q8_0, QuantFormat.Q4_0, QuantFormat.Int8, QuantFormat.NF4);
 
     private static float[] Gaussian(int n, ulong seed, float std = 0.05f)
     {

@@ -44,6 +44,7 @@ public class QatInjectorTests
     [Theory]
     [InlineData(QuantFormat.Q4_0)]
     [InlineData(QuantFormat.Q8_0)]
+    [InlineData(QuantFormat.NF4)]
     public void AQatModelComputesWhatItsRoundedCopyComputes(QuantFormat format)
     {
         using var qat = Model();
