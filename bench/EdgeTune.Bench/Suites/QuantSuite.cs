@@ -15,7 +15,7 @@ namespace EdgeTune.Bench.Suites;
 /// calibration-aware (importance-weighted) rounding. The weights are replaced in memory by their dequantized
 /// values (what a quantized model computes); projections whose rows do not fit the format's block stay F32.
 /// <code>EdgeTune.Bench quant --model DIR [--tokenizer T] --data VAL.txt [--calib TRAIN.txt] [--formats q4_0,nf4]
-///   [--calib-seqs 32] [--seq-len 256] [--no-f32]</code>
+///   [--calib-seqs 32] [--seq-len 256] [--no-f32] [--no-plain] [--exponents 1,0.5]</code>
 /// Ends with one JSON line.
 /// </summary>
 public static class QuantSuite
@@ -25,7 +25,8 @@ public static class QuantSuite
         string? model = null, tok = null, data = null, calib = null;
         string formats = "q4_0,q8_0";
         int calibSeqs = 32, seqLen = 256;
-        bool f32 = true;
+        bool f32 = true, plain = true;
+        double[] exponents = [1.0];
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -39,6 +40,8 @@ public static class QuantSuite
                 case "--calib-seqs": calibSeqs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--seq-len": seqLen = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--no-f32": f32 = false; break;
+                case "--no-plain": plain = false; break;
+                case "--exponents": exponents = Next().Split(',').Select(e => double.Parse(e, CultureInfo.InvariantCulture)).ToArray(); break;
                 default: Console.Error.WriteLine($"quant: unknown option {args[i]}"); return 2;
             }
         }
@@ -69,17 +72,20 @@ public static class QuantSuite
         foreach (string name in formats.Split(',', StringSplitOptions.RemoveEmptyEntries))
         {
             var format = QuantFormats.Parse(name);
-            using (var m = Load())
+            if (plain)
             {
+                using var m = Load();
                 var done = QatInjector.RoundWeights((LlamaModel)m.Model, format);
                 results.Add(($"{name} plain", LossEvaluator.Evaluate((LlamaModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
             }
             if (stats is not null)
-            {
-                using var m = Load();
-                var done = stats.RoundWeights((LlamaModel)m.Model, format, weighted: true);
-                results.Add(($"{name} weighted", LossEvaluator.Evaluate((LlamaModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
-            }
+                foreach (double e in exponents)
+                {
+                    using var m = Load();
+                    var done = stats.RoundWeights((LlamaModel)m.Model, format, weighted: true, exponent: e);
+                    string label = e == 1 ? $"{name} weighted" : string.Create(c, $"{name} weighted^{e}");
+                    results.Add((label, LossEvaluator.Evaluate((LlamaModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
+                }
         }
         Console.WriteLine($"model {model}, data {data}: {windows.Count} windows of {seqLen}");
         foreach (var (n, p, d) in results) Console.WriteLine(string.Create(c, $"  {n,-16} ppl {p,9:F3}  {d}"));

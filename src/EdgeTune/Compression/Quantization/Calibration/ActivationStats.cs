@@ -81,8 +81,11 @@ public sealed class ActivationStats
     /// <summary>Replaces every projection's F32 weight whose rows fit <paramref name="format"/> by its dequantized
     /// importance-weighted quantization (or plain rounding when <paramref name="weighted"/> is false), in place, so
     /// the model computes what the quantized model computes. Returns the names rounded.</summary>
-    public IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format, bool weighted = true)
+    /// <param name="exponent">Importance a_j = E[x_j²]^exponent: 1 weighs by the expected output error, smaller
+    /// values flatten the weighting towards plain (uniform) rounding.</param>
+    public IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format, bool weighted = true, double exponent = 1.0)
     {
+        if (!(exponent >= 0)) throw new ArgumentOutOfRangeException(nameof(exponent), exponent, "ActivationStats.RoundWeights: the exponent must be ≥ 0");
         ArgumentNullException.ThrowIfNull(model);
         var done = new List<string>();
         foreach (var (i, s) in LlamaSlots.All(model))
@@ -95,7 +98,9 @@ public sealed class ActivationStats
                 throw new InvalidOperationException($"ActivationStats.RoundWeights: '{lin.Name}' is a {(w.IsReadOnly ? "read-only " : "")}{w.DType} weight; load the model trainable (writable F32)");
             if (weighted)
             {
-                using var m = WeightedQuantizer.Quantize(w, MeanSquares(lin.Name), format);
+                var a = MeanSquares(lin.Name);
+                if (exponent != 1) a = a.Select(v => (float)Math.Pow(v, exponent)).ToArray();
+                using var m = WeightedQuantizer.Quantize(w, a, format);
                 m.DequantizeRows(0, m.Rows, w.Span<float>());
             }
             else FakeQuant.Weights(format, w.ReadOnlySpan<float>(), w.Span<float>(), lin.OutFeatures, lin.InFeatures);
