@@ -15,6 +15,7 @@ public static class Program
         ["attention"] = AttentionSuite.Run,
         ["optimizer"] = OptimizerBench.Run,
         ["pointwise"] = _ => PointwiseSuite.Run(),
+        ["ptq"] = PtqSuite.Run,
     };
 
     public static int Main(string[] args)

@@ -33,9 +33,12 @@ public static class FinetuneCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest valid checkpoint in --out" };
         var maxMemory = new Option<string?>("--max-memory") { Description = "Memory budget, e.g. 2GB: settings are chosen to fit or the run is refused" };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt to generate from after training" };
+        var qat = new Option<string?>("--qat") { Description = "Quantization-aware training: fake-quantize the projection weights (nf4, q4_0, q8_0, int8) while training; the F32 weights are saved" };
+        qat.AcceptOnlyFromAmong("nf4", "q4_0", "q8_0", "int8");
+        var qatActivations = new Option<bool>("--qat-activations") { Description = "With --qat: also fake-quantize projection inputs per token to int8" };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt, qat, qatActivations })
             command.Options.Add(o);
         var power = new PowerPolicyCliOptions();
         power.AddTo(command);
@@ -74,6 +77,8 @@ public static class FinetuneCommand
                 Resume = parse.GetValue(resume),
                 MaxMemoryBytes = parse.GetValue(maxMemory) is { } m ? MemoryPlanner.ParseBytes(m) : null,
                 SamplePrompt = parse.GetValue(prompt),
+                Qat = parse.GetValue(qat) is { } qf ? Compression.Quantization.QuantFormats.Parse(qf) : null,
+                QatActivations = parse.GetValue(qatActivations),
                 Power = policies,
                 EnergyAccounting = accounting,
                 DeviceProfile = profile,

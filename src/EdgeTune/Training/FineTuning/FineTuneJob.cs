@@ -77,6 +77,8 @@ public static class FineTuneJob
             log?.Report(new($"predicted peak memory: {MemoryPlanner.Format(plan.Estimate.Total)}"));
             var training = plan.Request.ApplyTo(options.Training) with { OutputDir = options.OutputDir };
 
+            if (options.Qat is { } qatFormat)
+                log?.Report(new(Compression.Quantization.Qat.QatInjector.Apply(model, qatFormat, options.QatActivations).Describe()));
             if (method == FineTuneMethod.Lora)
             {
                 adapter = LoraInjector.Apply(model, options.Lora);
@@ -128,6 +130,7 @@ public static class FineTuneJob
             }
             else
             {
+                Compression.Quantization.Qat.QatInjector.Remove(model); // save the trained F32 weights, not rounded
                 savedTo = Path.Combine(options.OutputDir, "model");
                 ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder);
                 if (options.Model is null)

@@ -59,5 +59,14 @@ public sealed record FineTuneOptions
     /// <summary>Passed to <see cref="Trainer.AfterStep"/> (e.g. a pruning mask re-zeroing pruned weights); null: none.</summary>
     public Action<IReadOnlyList<EdgeTune.Autograd.Parameter>>? AfterStep { get; init; }
 
+    /// <summary>Quantization-aware training: the projections' weights are fake-quantized in this format on every
+    /// forward (straight-through gradients, <see cref="Compression.Quantization.Qat.QatInjector"/>), and the F32
+    /// weights trained so are saved; null (default) trains plainly. With LoRA the adapter learns against the
+    /// fake-quantized frozen base.</summary>
+    public Compression.Quantization.QuantFormat? Qat { get; init; }
+
+    /// <summary>With <see cref="Qat"/>: also fake-quantize each projection's input per token to int8.</summary>
+    public bool QatActivations { get; init; }
+
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }
