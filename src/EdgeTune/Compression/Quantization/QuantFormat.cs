@@ -19,7 +19,8 @@ public enum QuantFormat
 /// <param name="BlockSize">Elements per block; a row's length must be a multiple of it.</param>
 /// <param name="BlockBytes">Bytes per block, not counting per-row extras.</param>
 /// <param name="RelativeRmsErrorBudget">Largest allowed ‖dequant(quant(w)) − w‖₂ / ‖w‖₂ on Gaussian
-/// weights; tests enforce it.</param>
+/// weights; tests enforce it. Measured on N(0, 0.02²) rows of 1536 and 19200 elements: q8_0 0.0054,
+/// q4_0 0.086, nf4 0.092, int8 0.0082 (1536) to 0.0103 (19200, a larger row absmax); budgets ≈ 1.2×.</param>
 public sealed record QuantFormatInfo(QuantFormat Format, string Name, int BlockSize, int BlockBytes, double RelativeRmsErrorBudget);
 
 /// <summary>The formats table: block size, bytes per block, bytes per row and error budget.</summary>
@@ -27,8 +28,8 @@ public static partial class QuantFormats
 {
     public static IReadOnlyList<QuantFormatInfo> All { get; } =
     [
-        new(QuantFormat.Q8_0, "q8_0", 32, 34, 0.006),
-        new(QuantFormat.Q4_0, "q4_0", 32, 18, 0.12),
+        new(QuantFormat.Q8_0, "q8_0", 32, 34, 0.0065),
+        new(QuantFormat.Q4_0, "q4_0", 32, 18, 0.104),
         new(QuantFormat.NF4, "nf4", 64, 32, 0.11),
         new(QuantFormat.Int8, "int8", 1, 1, 0.012),
     ];

@@ -65,6 +65,6 @@ public static partial class QuantReference
     {
         int need = format.RowBytes(cols);
         if (bytes != need)
-            throw new ShapeException($"QuantReference.{op}: {format.Info().Name} row of {cols} elements takes {need} bytes, got {bytes}");
+            throw new ShapeException($"{(op.Contains('.') ? op : "QuantReference." + op)}: {format.Info().Name} row of {cols} elements takes {need} bytes, got {bytes}");
     }
 }

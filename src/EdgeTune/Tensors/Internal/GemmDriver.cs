@@ -102,19 +102,41 @@ internal static unsafe class GemmDriver
             if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
             return;
         }
+        // Packing cost per element: transposing packs (A row-major, B stored [N, K]) run about
+        // 3x slower than the row copies; widening F16/BF16 adds to B.
+        double costB = (csB == 1 ? 0.35 : 1.0) + (typeof(TB) == typeof(float) ? 0 : 0.5);
+        PackedWith<TV, TR, StridedBPacker<TB>>(a, rsA, csA, new StridedBPacker<TB>(b, rsB, csB), costB, c, m, k, n, accumulate, threads, blocking);
+    }
+
+    /// <summary>
+    /// The packed path with B supplied by a packer (a plain strided matrix, or one decoded as it is
+    /// packed, e.g. a quantized weight): the packer only ever materialises one KC x NC block of B,
+    /// in the panel layout. <paramref name="costBPerColumn"/> is the packer's cost per element
+    /// relative to a plain row copy of A (1.0 for a transposing pack), used to split C among threads.
+    /// </summary>
+    public static void PackedWith<TV, TR, TP>(float* a, nint rsA, nint csA, TP packer, double costBPerColumn, float* c,
+        int m, int k, int n, bool accumulate, int threads, GemmBlocking? blocking = null)
+        where TV : struct, IVec<TV>
+        where TR : struct, IGemmRows
+        where TP : struct, IGemmBPacker
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) new Span<float>(c, checked(m * n)).Clear();
+            return;
+        }
         // A caller-given blocking (tests: tiny blocks to cross every edge) keeps only KC, MC, NC.
         var blk = blocking is { } o
             ? new GemmBlocking(TR.MR, 2 * TV.Count, o.KC, Math.Max(TR.MR, o.MC / TR.MR * TR.MR), Math.Max(2 * TV.Count, o.NC / (2 * TV.Count) * 2 * TV.Count))
             : GemmBlocking.For(TV.Count, TR.MR);
-        var job = new PackedJob<TV, TR, TB>
+        var job = new PackedJob<TV, TR, TP>
         {
-            A = a, RsA = rsA, CsA = csA, B = b, RsB = rsB, CsB = csB, C = c,
+            A = a, RsA = rsA, CsA = csA, Packer = packer, C = c,
             M = m, K = k, N = n, Accumulate = accumulate, Blk = blk,
         };
         int panelsM = (m + blk.MR - 1) / blk.MR, panelsN = (n + blk.NR - 1) / blk.NR;
-        // Packing cost per element: transposing packs (A row-major, B stored [N, K]) run about
-        // 3x slower than the row copies; widening F16/BF16 adds to B.
-        double costA = (csA == 1 ? 1.0 : 0.35) * m, costB = (csB == 1 ? 0.35 : 1.0) * n + (typeof(TB) == typeof(float) ? 0 : 0.5 * n);
+        double costA = (csA == 1 ? 1.0 : 0.35) * m, costB = costBPerColumn * n;
         (job.Tm, job.Tn) = Grid(Math.Max(1, threads), panelsM, panelsN, costA, costB);
         (job.Tm, job.Tn) = OverSplit(job.Tm, job.Tn, m, n, panelsM, panelsN);
         int tasks = job.Tm * job.Tn;
@@ -161,14 +183,14 @@ internal static unsafe class GemmDriver
         return (tm, tn);
     }
 
-    private sealed class PackedJob<TV, TR, TB>
+    private sealed class PackedJob<TV, TR, TP>
         where TV : struct, IVec<TV>
         where TR : struct, IGemmRows
-        where TB : unmanaged
+        where TP : struct, IGemmBPacker
     {
         public float* A, C;
-        public TB* B;
-        public nint RsA, CsA, RsB, CsB;
+        public TP Packer;
+        public nint RsA, CsA;
         public int M, K, N, Tm, Tn;
         public bool Accumulate;
         public GemmBlocking Blk;
@@ -206,7 +228,7 @@ internal static unsafe class GemmDriver
                 {
                     int kc = Math.Min(kcMax, K - pc);
                     bool add = Accumulate || pc > 0;
-                    GemmPacking.PackB(B + pc * RsB + jc * CsB, RsB, CsB, kc, nc, nr, bp, scratch);
+                    Packer.Pack(pc, kc, jc, nc, nr, bp, scratch);
                     for (int ic = i0; ic < i1; ic += mcMax)
                     {
                         int mc = Math.Min(mcMax, i1 - ic);
@@ -245,4 +267,25 @@ internal static unsafe class GemmDriver
             else for (int j = 0; j < cols; j++) d[j] = s[j];
         }
     }
+}
+
+/// <summary>Supplies blocks of B to the packed GEMM driver, already in the panel layout.</summary>
+internal unsafe interface IGemmBPacker
+{
+    /// <summary>Packs B steps [pc, pc+kc) x columns [jc, jc+nc) into NR-column panels at
+    /// <paramref name="dst"/> (panel q at q*nr*kc, element (p, c) at p*nr + c; columns past nc are 0).
+    /// <paramref name="scratch"/> holds at least max(nc, 8*kc) floats.</summary>
+    void Pack(int pc, int kc, int jc, int nc, int nr, float* dst, float* scratch);
+}
+
+/// <summary>B as a strided F32/F16/BF16 matrix: B(p,j) = b[p*rsB + j*csB].</summary>
+internal readonly unsafe struct StridedBPacker<TB>(TB* b, nint rsB, nint csB) : IGemmBPacker
+    where TB : unmanaged
+{
+    private readonly TB* _b = b;
+    private readonly nint _rsB = rsB, _csB = csB;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public void Pack(int pc, int kc, int jc, int nc, int nr, float* dst, float* scratch) =>
+        GemmPacking.PackB(_b + pc * _rsB + jc * _csB, _rsB, _csB, kc, nc, nr, dst, scratch);
 }

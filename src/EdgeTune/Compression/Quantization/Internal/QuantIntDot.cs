@@ -1,0 +1,132 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace EdgeTune.Compression.Quantization.Internal;
+
+/// <summary>Which integer dot implementation runs (tests force each one that the machine has).</summary>
+internal enum IntDotPath { Auto, Avx2, Vector128, Scalar }
+
+/// <summary>
+/// Integer block dot products of a quantized weight row (Q8_0, Q4_0, Int8) against an activation row
+/// quantized to Q8 blocks of 32. A block's 32 products are summed exactly in int32, then scaled by
+/// d_w·d_x into a float accumulator. AVX2: |w| (u8) × sign-transferred x (s8) pairs summed to int16
+/// (no overflow: 2·128·127 &lt; 2¹⁵), then pairs of int16 to int32. Vector128 (SSE on x64, NEON on
+/// ARM64): widened int16 products summed to int32. Scalar: plain loops.
+/// </summary>
+internal static unsafe class QuantIntDot
+{
+    public const int Block = 32;
+
+    public static IntDotPath Best { get; } =
+        Avx2.IsSupported ? IntDotPath.Avx2 : Vector128.IsHardwareAccelerated ? IntDotPath.Vector128 : IntDotPath.Scalar;
+
+    /// <summary>Q8 blocks of an activation row: d = amax/127 (f32), q = round(x/d), ties away from zero.</summary>
+    public static void QuantizeActivation(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> scales)
+    {
+        for (int b = 0; b < x.Length / Block; b++)
+        {
+            var v = x.Slice(b * Block, Block);
+            float amax = 0;
+            foreach (float f in v) amax = MathF.Max(amax, MathF.Abs(f));
+            float d = amax / 127f, id = d != 0 ? 1f / d : 0f;
+            scales[b] = d;
+            for (int j = 0; j < Block; j++) q[b * Block + j] = (sbyte)MathF.Round(v[j] * id, MidpointRounding.AwayFromZero);
+        }
+    }
+
+    /// <summary>Σ_b d_w(b)·d_x(b)·Σ_j q_w·q_x over the row's blocks (Int8: one d_w for the row).</summary>
+    public static float Dot(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs, IntDotPath path)
+    {
+        float sum = path switch
+        {
+            IntDotPath.Avx2 when Avx2.IsSupported => DotAvx2(format, row, cols, xq, xs),
+            IntDotPath.Vector128 or IntDotPath.Avx2 => DotV128(format, row, cols, xq, xs),
+            _ => DotScalar(format, row, cols, xq, xs),
+        };
+        return format == QuantFormat.Int8 ? sum * Unsafe.ReadUnaligned<float>(row) : sum;
+    }
+
+    /// <summary>Block scale of the weight (Int8: 1, the row scale is applied once at the end).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float WeightScale(QuantFormat format, byte* row, int b) => format switch
+    {
+        QuantFormat.Q8_0 => (float)Unsafe.ReadUnaligned<Half>(row + b * 34),
+        QuantFormat.Q4_0 => (float)Unsafe.ReadUnaligned<Half>(row + b * 18),
+        _ => 1f,
+    };
+
+    /// <summary>The 32 signed codes of weight block b, as two 16-lane halves (elements 0..15, 16..31).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<sbyte> Lo, Vector128<sbyte> Hi) WeightCodes(QuantFormat format, byte* row, int b)
+    {
+        switch (format)
+        {
+            case QuantFormat.Q8_0:
+                return (Vector128.Load((sbyte*)(row + b * 34 + 2)), Vector128.Load((sbyte*)(row + b * 34 + 18)));
+            case QuantFormat.Q4_0:
+                {
+                    var q = Vector128.Load(row + b * 18 + 2);
+                    return (QuantWiden.LowNibbles(q), QuantWiden.HighNibbles(q));
+                }
+            default:
+                return (Vector128.Load((sbyte*)(row + 4 + b * Block)), Vector128.Load((sbyte*)(row + 4 + b * Block + 16)));
+        }
+    }
+
+    private static float DotAvx2(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs)
+    {
+        var acc = Vector256<float>.Zero;
+        var ones = Vector256.Create((short)1);
+        for (int b = 0; b < cols / Block; b++)
+        {
+            var (lo, hi) = WeightCodes(format, row, b);
+            var w = Vector256.Create(lo, hi);
+            var x = Avx.LoadVector256(xq + b * Block);
+            var p16 = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));
+            var p32 = Avx2.MultiplyAddAdjacent(p16, ones);
+            acc = MulAdd(Avx.ConvertToVector256Single(p32), Vector256.Create(WeightScale(format, row, b) * xs[b]), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    private static float DotV128(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs)
+    {
+        var acc = Vector128<float>.Zero;
+        for (int b = 0; b < cols / Block; b++)
+        {
+            var (lo, hi) = WeightCodes(format, row, b);
+            var s = Products(lo, Vector128.Load(xq + b * Block)) + Products(hi, Vector128.Load(xq + b * Block + 16));
+            acc = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(s), Vector128.Create(WeightScale(format, row, b) * xs[b]), acc);
+        }
+        return Vector128.Sum(acc);
+    }
+
+    /// <summary>16 products w·x, summed by fours into int32 lanes (|w·x| ≤ 128·127 fits int16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> Products(Vector128<sbyte> w, Vector128<sbyte> x)
+    {
+        var (w0, w1) = Vector128.Widen(w);
+        var (x0, x1) = Vector128.Widen(x);
+        var (a, b) = Vector128.Widen(w0 * x0);
+        var (c, d) = Vector128.Widen(w1 * x1);
+        return a + b + c + d;
+    }
+
+    private static float DotScalar(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs)
+    {
+        float sum = 0;
+        for (int b = 0; b < cols / Block; b++)
+        {
+            var (lo, hi) = WeightCodes(format, row, b);
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += lo.GetElement(j) * xq[b * Block + j] + hi.GetElement(j) * xq[b * Block + 16 + j];
+            sum += s * (WeightScale(format, row, b) * xs[b]);
+        }
+        return sum;
+    }
+}

@@ -1,0 +1,184 @@
+using EdgeTune.Compression.Quantization;
+using EdgeTune.Compression.Quantization.Internal;
+using EdgeTune.Tensors;
+using EdgeTune.Tensors.Internal;
+
+namespace EdgeTune.Tests.Compression.Quantization;
+
+public class QuantGemmTests
+{
+    // Tiny blocks: K blocks that start inside quantization blocks, several N blocks and M blocks.
+    private static readonly GemmBlocking s_tiny = new(0, 0, KC: 40, MC: 30, NC: 70);
+
+    public static TheoryData<QuantFormat, SimdWidth> FormatsAndWidths()
+    {
+        var data = new TheoryData<QuantFormat, SimdWidth>();
+        foreach (var f in Enum.GetValues<QuantFormat>())
+            foreach (var w in new[] { SimdWidth.Scalar, SimdWidth.V128, SimdWidth.V256, SimdWidth.V512 })
+                data.Add(f, w);
+        return data;
+    }
+
+    private static QuantizedMatrix Weight(QuantFormat format, int n, int k, ulong seed)
+    {
+        var w = new float[n * k];
+        new Rng(seed).FillGaussian(w, 0, 0.3f);
+        return QuantizedMatrix.Quantize(w, n, k, format, "w");
+    }
+
+    private static float[] Uniform(int count, ulong seed)
+    {
+        var a = new float[count];
+        new Rng(seed).FillUniform(a, -1, 1);
+        return a;
+    }
+
+    /// <summary>Double reference on the dequantized weight, and Σ|a||w| per output for the tolerance.</summary>
+    private static (double[] Want, double[] Mag) Reference(GemmLayout layout, float[] a, float[] wd, float[] c0, int m, int n, int k, bool accumulate)
+    {
+        int inner = layout == GemmLayout.ABt ? k : n, outer = layout == GemmLayout.ABt ? n : k;
+        var want = new double[m * outer];
+        var mag = new double[m * outer];
+        for (int i = 0; i < m; i++)
+            for (int o = 0; o < outer; o++)
+            {
+                double s = accumulate ? c0[i * outer + o] : 0, g = Math.Abs(s);
+                for (int p = 0; p < inner; p++)
+                {
+                    double w = layout == GemmLayout.ABt ? wd[o * k + p] : wd[p * k + o];
+                    s += a[i * inner + p] * w;
+                    g += Math.Abs(a[i * inner + p] * w);
+                }
+                want[i * outer + o] = s;
+                mag[i * outer + o] = g;
+            }
+        return (want, mag);
+    }
+
+    [Theory, MemberData(nameof(FormatsAndWidths))]
+    public void PackedProductsMatchTheReferenceOnDequantizedWeights(QuantFormat format, SimdWidth width)
+    {
+        int bs = format.Info().BlockSize;
+        var shapes = bs == 1
+            ? new[] { (1, 7, 7), (17, 33, 45), (31, 50, 97) }
+            : new[] { (1, 7, bs), (17, 33, 3 * bs), (31, 50, 5 * bs) };
+        ulong seed = 100;
+        foreach (var (m, n, k) in shapes)
+        {
+            using var w = Weight(format, n, k, seed++);
+            var wd = w.Dequantize();
+            foreach (var layout in new[] { GemmLayout.ABt, GemmLayout.AB })
+                foreach (bool accumulate in new[] { false, true })
+                    foreach (var (threads, blocking) in new (int, GemmBlocking?)[] { (1, null), (3, s_tiny) })
+                    {
+                        int inner = layout == GemmLayout.ABt ? k : n, outer = layout == GemmLayout.ABt ? n : k;
+                        var a = Uniform(m * inner, seed++);
+                        var c = Uniform(m * outer, seed++);
+                        var (want, mag) = Reference(layout, a, wd, c, m, n, k, accumulate);
+                        QuantGemm.Compute(layout, a, w, c, m, accumulate, width, threads, blocking, decode: false);
+                        for (int i = 0; i < c.Length; i++)
+                            Assert.True(Math.Abs(c[i] - want[i]) <= 1e-5 * mag[i] + 1e-6,
+                                $"{format} {width} {layout} M={m} N={n} K={k} acc={accumulate} t={threads}: [{i}] {c[i]} vs {want[i]}");
+                    }
+        }
+    }
+
+    [Theory]
+    [InlineData(QuantFormat.Q4_0)]
+    [InlineData(QuantFormat.NF4)]
+    public void ResultsDoNotDependOnTheThreadCount(QuantFormat format)
+    {
+        int m = 40, n = 90, k = 256;
+        using var w = Weight(format, n, k, 7);
+        foreach (var layout in new[] { GemmLayout.ABt, GemmLayout.AB })
+            foreach (int rows in new[] { 2, m })
+            {
+                int inner = layout == GemmLayout.ABt ? k : n, outer = layout == GemmLayout.ABt ? n : k;
+                var a = Uniform(rows * inner, 8);
+                var c1 = new float[rows * outer];
+                var c4 = new float[rows * outer];
+                QuantGemm.Compute(layout, a, w, c1, rows, false, Simd.Width, 1, s_tiny, decode: true);
+                QuantGemm.Compute(layout, a, w, c4, rows, false, Simd.Width, 4, s_tiny, decode: true);
+                Assert.Equal(c1, c4);
+            }
+    }
+
+    public static TheoryData<QuantFormat, int> DecodeCases()
+    {
+        var data = new TheoryData<QuantFormat, int>();
+        foreach (var f in Enum.GetValues<QuantFormat>())
+            foreach (var p in new[] { IntDotPath.Avx2, IntDotPath.Vector128, IntDotPath.Scalar })
+                data.Add(f, (int)p);
+        return data;
+    }
+
+    /// <summary>
+    /// The decode path against the exact product on the dequantized weight. Integer formats quantize
+    /// x to Q8 blocks, so the stated tolerance is that error's bound, Σ_blocks (d_x/2)·Σ|w|, plus float
+    /// rounding (1e-5·Σ|x·w|); it must also match the product with the quantized x to float rounding.
+    /// </summary>
+    [Theory, MemberData(nameof(DecodeCases))]
+    public void DecodeMatchesTheReferenceWithinTheActivationQuantizationBound(QuantFormat format, int pathId)
+    {
+        var path = (IntDotPath)pathId;
+        int bs = Math.Max(32, format.Info().BlockSize);
+        ulong seed = 300;
+        foreach (var (m, n, k) in new[] { (1, 7, bs), (3, 33, 5 * bs), (4, 19, 2 * bs) })
+        {
+            using var w = Weight(format, n, k, seed++);
+            var wd = w.Dequantize();
+            foreach (bool accumulate in new[] { false, true })
+            {
+                var x = Uniform(m * k, seed++);
+                var c = Uniform(m * n, seed++);
+                var (want, mag) = Reference(GemmLayout.ABt, x, wd, c, m, n, k, accumulate);
+                bool integer = QuantGemv.UsesIntegerDot(format, k);
+                var xq = new sbyte[k];
+                var xs = new float[k / 32];
+                var c0 = (float[])c.Clone();
+                QuantGemv.Run(x, w, c, m, accumulate, Simd.Width, 2, path);
+                for (int i = 0; i < m; i++)
+                {
+                    QuantIntDot.QuantizeActivation(x.AsSpan(i * k, k), xq, xs);
+                    for (int j = 0; j < n; j++)
+                    {
+                        double bound = 1e-5 * mag[i * n + j] + 1e-6, withQx = accumulate ? c0[i * n + j] : 0;
+                        for (int b = 0; b < k / 32; b++)
+                            for (int p = b * 32; p < b * 32 + 32; p++)
+                            {
+                                if (integer) bound += xs[b] / 2 * Math.Abs(wd[j * k + p]);
+                                withQx += (double)xq[p] * xs[b] * wd[j * k + p];
+                            }
+                        float got = c[i * n + j];
+                        Assert.True(Math.Abs(got - want[i * n + j]) <= bound, $"{format} {path} M={m} N={n} K={k}: {got} vs {want[i * n + j]} (bound {bound})");
+                        if (integer)
+                            Assert.True(Math.Abs(got - withQx) <= 1e-5 * mag[i * n + j] + 1e-6, $"{format} {path}: {got} vs quantized-x product {withQx}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void PublicEntriesUseTheDecodePathForSmallMAndAgreeWithThePackedPath()
+    {
+        using var w = Weight(QuantFormat.NF4, 21, 128, 9);
+        var x = Uniform(3 * 128, 10);
+        var viaGemv = new float[3 * 21];
+        var packed = new float[3 * 21];
+        QuantGemm.ABt(x, w, viaGemv, 3);
+        QuantGemm.Compute(GemmLayout.ABt, x, w, packed, 3, false, Simd.Width, 1, null, decode: false);
+        for (int i = 0; i < packed.Length; i++) Assert.Equal(packed[i], viaGemv[i], 1e-4f);
+    }
+
+    [Fact]
+    public void BadShapesAreRejected()
+    {
+        using var w = Weight(QuantFormat.Q8_0, 5, 64, 11);
+        Assert.Throws<ShapeException>(() => QuantGemm.ABt(new float[2 * 63], w, new float[10], 2));
+        Assert.Throws<ShapeException>(() => QuantGemm.ABt(new float[2 * 64], w, new float[9], 2));
+        Assert.Throws<ShapeException>(() => QuantGemm.AB(new float[2 * 4], w, new float[128], 2));
+        Assert.Throws<ShapeException>(() => QuantGemm.AB(new float[2 * 5], w, new float[127], 2));
+        Assert.Throws<ShapeException>(() => QuantGemm.ABt(new float[2 * 64], w, new float[10], -1));
+    }
+}
