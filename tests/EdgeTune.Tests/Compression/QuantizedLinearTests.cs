@@ -41,10 +41,11 @@ public class QuantizedLinearTests
             var b = new float[rows * outF];
             q.Forward(x, a, rows);
             plain.Forward(x, b, rows);
-            for (int i = 0; i < a.Length; i++) Assert.Equal(b[i], a[i], 1e-3f);
+            // the fast decode path (few rows) may round the activations to 8 bits as llama.cpp does: relative tolerance
+            for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-2f * (1 + Math.Abs(b[i])), $"{format} [{outF},{inF}] rows {rows}: {a[i]} vs {b[i]}");
             // accumulate adds on top
             q.Forward(x, a, rows, accumulate: true);
-            for (int i = 0; i < a.Length; i++) Assert.Equal(2 * b[i], a[i], 2e-3f); // as Linear: the product and the bias are added again
+            for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - 2 * b[i]) <= 2e-2f * (1 + Math.Abs(b[i]))); // as Linear: the product and the bias are added again
             Assert.Equal(q.Weight.ByteLength, (long)outF * format.RowBytes(inF));
         }
     }
