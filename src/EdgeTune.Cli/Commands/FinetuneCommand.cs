@@ -33,9 +33,10 @@ public static class FinetuneCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest valid checkpoint in --out" };
         var maxMemory = new Option<string?>("--max-memory") { Description = "Memory budget, e.g. 2GB: settings are chosen to fit or the run is refused" };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt to generate from after training" };
+        var baseDtype = new Option<string?>("--base-dtype") { Description = "QLoRA: quantize the frozen base's projections to nf4, q4_0, q8_0 or int8 before LoRA (releases the float weights)" };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt, baseDtype })
             command.Options.Add(o);
         var power = new PowerPolicyCliOptions();
         power.AddTo(command);
@@ -61,6 +62,21 @@ public static class FinetuneCommand
                 Seed = parse.GetValue(seed) ?? t.Seed,
             };
             int r = parse.GetValue(rank);
+            Compression.Quantization.QuantFormat? baseFormat = null;
+            if (parse.GetValue(baseDtype) is { } bd)
+            {
+                try { baseFormat = Compression.Quantization.QuantFormats.Parse(bd); }
+                catch (ArgumentException e)
+                {
+                    await err.WriteLineAsync($"finetune: --base-dtype: {e.Message}").ConfigureAwait(false);
+                    return 2;
+                }
+                if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
+                {
+                    await err.WriteLineAsync("finetune: --base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)").ConfigureAwait(false);
+                    return 2;
+                }
+            }
             var (policies, accounting, profile) = power.Bind(parse);
             var options = new FineTuneOptions
             {
@@ -77,6 +93,7 @@ public static class FinetuneCommand
                 Power = policies,
                 EnergyAccounting = accounting,
                 DeviceProfile = profile,
+                BaseQuantization = baseFormat,
             };
             var bar = new ProgressLine(err);
             var log = new Progress<FineTuneMessage>(msg => { bar.Clear(); err.WriteLine(msg.Text); });

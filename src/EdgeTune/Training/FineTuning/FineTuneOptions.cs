@@ -53,5 +53,9 @@ public sealed record FineTuneOptions
     /// honours <c>EDGETUNE_SYSFS_ROOT</c>); for tests and embedding.</summary>
     public EnergyMeterSet? Meters { get; init; }
 
+    /// <summary>QLoRA: quantize the frozen base's decoder projections to this format after loading, before LoRA is
+    /// injected (the float weights are released). Only with <see cref="FineTuneMethod.Lora"/>. Null: keep the base as loaded.</summary>
+    public Compression.Quantization.QuantFormat? BaseQuantization { get; init; }
+
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }
