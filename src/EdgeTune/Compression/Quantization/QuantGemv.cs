@@ -34,7 +34,8 @@ public static unsafe class QuantGemv
         if (path == IntDotPath.Auto) path = QuantIntDot.Best;
         // Enough rows per task that the pool's hand-off (~µs) stays small against streaming them.
         int tasks = (int)Math.Clamp((long)n * w.RowBytes / (64 * 1024), 1, Math.Max(1, threads) * 4);
-        if (threads <= 1) tasks = 1;
+        // Below ~4 MFLOP the pool's hand-off costs more than it saves (the fp32 GEMM's threshold).
+        if (threads <= 1 || 2L * m * n * k < 1L << 22) tasks = 1;
         fixed (float* px = x)
         fixed (byte* pw = w.Bytes)
         fixed (float* py = y)

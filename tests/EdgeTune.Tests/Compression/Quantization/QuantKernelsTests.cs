@@ -60,6 +60,19 @@ public class QuantKernelsTests
     }
 
     [Fact]
+    public unsafe void HalfScalesWidenExactlyForEveryBitPattern()
+    {
+        for (int bits = 0; bits < 65536; bits++)
+        {
+            ushort h = (ushort)bits;
+            float want = (float)BitConverter.UInt16BitsToHalf(h);
+            float got = EdgeTune.Compression.Quantization.Internal.QuantWiden.Half((byte*)&h);
+            if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{bits:X4}");
+            else Assert.Equal(BitConverter.SingleToUInt32Bits(want), BitConverter.SingleToUInt32Bits(got));
+        }
+    }
+
+    [Fact]
     public void BadLengthsAreRejected()
     {
         Assert.Throws<ShapeException>(() => QuantKernels.DequantizeRow(QuantFormat.Q8_0, new byte[33], new float[32]));

@@ -38,70 +38,93 @@ internal static unsafe class QuantIntDot
     /// <summary>Σ_b d_w(b)·d_x(b)·Σ_j q_w·q_x over the row's blocks (Int8: one d_w for the row).</summary>
     public static float Dot(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs, IntDotPath path)
     {
-        float sum = path switch
+        bool avx2 = path == IntDotPath.Avx2 && Avx2.IsSupported, v128 = !avx2 && path != IntDotPath.Scalar;
+        return format switch
         {
-            IntDotPath.Avx2 when Avx2.IsSupported => DotAvx2(format, row, cols, xq, xs),
-            IntDotPath.Vector128 or IntDotPath.Avx2 => DotV128(format, row, cols, xq, xs),
-            _ => DotScalar(format, row, cols, xq, xs),
+            QuantFormat.Q8_0 => avx2 ? DotAvx2<Q8Codes>(row, cols, xq, xs) : v128 ? DotV128<Q8Codes>(row, cols, xq, xs) : DotScalar<Q8Codes>(row, cols, xq, xs),
+            QuantFormat.Q4_0 => avx2 ? DotAvx2<Q4Codes>(row, cols, xq, xs) : v128 ? DotV128<Q4Codes>(row, cols, xq, xs) : DotScalar<Q4Codes>(row, cols, xq, xs),
+            QuantFormat.Int8 => Unsafe.ReadUnaligned<float>(row) *
+                (avx2 ? DotAvx2<I8Codes>(row, cols, xq, xs) : v128 ? DotV128<I8Codes>(row, cols, xq, xs) : DotScalar<I8Codes>(row, cols, xq, xs)),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "integer dot: Q8_0, Q4_0 or Int8"),
         };
-        return format == QuantFormat.Int8 ? sum * Unsafe.ReadUnaligned<float>(row) : sum;
     }
 
-    /// <summary>Block scale of the weight (Int8: 1, the row scale is applied once at the end).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float WeightScale(QuantFormat format, byte* row, int b) => format switch
+    /// <summary>Where one format keeps block b's 32 signed codes and its scale.</summary>
+    private interface ICodes
     {
-        QuantFormat.Q8_0 => (float)Unsafe.ReadUnaligned<Half>(row + b * 34),
-        QuantFormat.Q4_0 => (float)Unsafe.ReadUnaligned<Half>(row + b * 18),
-        _ => 1f,
-    };
-
-    /// <summary>The 32 signed codes of weight block b, as two 16-lane halves (elements 0..15, 16..31).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector128<sbyte> Lo, Vector128<sbyte> Hi) WeightCodes(QuantFormat format, byte* row, int b)
-    {
-        switch (format)
-        {
-            case QuantFormat.Q8_0:
-                return (Vector128.Load((sbyte*)(row + b * 34 + 2)), Vector128.Load((sbyte*)(row + b * 34 + 18)));
-            case QuantFormat.Q4_0:
-                {
-                    var q = Vector128.Load(row + b * 18 + 2);
-                    return (QuantWiden.LowNibbles(q), QuantWiden.HighNibbles(q));
-                }
-            default:
-                return (Vector128.Load((sbyte*)(row + 4 + b * Block)), Vector128.Load((sbyte*)(row + 4 + b * Block + 16)));
-        }
+        /// <summary>The 32 codes as two 16-lane halves (elements 0..15, 16..31).</summary>
+        static abstract (Vector128<sbyte> Lo, Vector128<sbyte> Hi) Codes(byte* row, int b);
+        /// <summary>Block scale (Int8: 1; its row scale is applied once at the end).</summary>
+        static abstract float Scale(byte* row, int b);
     }
 
-    private static float DotAvx2(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs)
+    private readonly struct Q8Codes : ICodes
     {
-        var acc = Vector256<float>.Zero;
-        var ones = Vector256.Create((short)1);
-        for (int b = 0; b < cols / Block; b++)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector128<sbyte> Lo, Vector128<sbyte> Hi) Codes(byte* row, int b) =>
+            (Vector128.Load((sbyte*)(row + b * 34 + 2)), Vector128.Load((sbyte*)(row + b * 34 + 18)));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* row, int b) => QuantWiden.Half(row + b * 34);
+    }
+
+    private readonly struct Q4Codes : ICodes
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector128<sbyte> Lo, Vector128<sbyte> Hi) Codes(byte* row, int b)
         {
-            var (lo, hi) = WeightCodes(format, row, b);
-            var w = Vector256.Create(lo, hi);
-            var x = Avx.LoadVector256(xq + b * Block);
-            var p16 = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));
-            var p32 = Avx2.MultiplyAddAdjacent(p16, ones);
-            acc = MulAdd(Avx.ConvertToVector256Single(p32), Vector256.Create(WeightScale(format, row, b) * xs[b]), acc);
+            var q = Vector128.Load(row + b * 18 + 2);
+            return (QuantWiden.LowNibbles(q), QuantWiden.HighNibbles(q));
         }
-        return Vector256.Sum(acc);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* row, int b) => QuantWiden.Half(row + b * 18);
+    }
+
+    private readonly struct I8Codes : ICodes
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector128<sbyte> Lo, Vector128<sbyte> Hi) Codes(byte* row, int b) =>
+            (Vector128.Load((sbyte*)(row + 4 + b * Block)), Vector128.Load((sbyte*)(row + 4 + b * Block + 16)));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* row, int b) => 1f;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockAvx2<TC>(byte* row, int b, sbyte* xq, float* xs) where TC : struct, ICodes
+    {
+        var (lo, hi) = TC.Codes(row, b);
+        var w = Vector256.Create(lo, hi);
+        var x = Avx.LoadVector256(xq + b * Block);
+        var p16 = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));
+        var p32 = Avx2.MultiplyAddAdjacent(p16, Vector256.Create((short)1));
+        return Avx.ConvertToVector256Single(p32);
+    }
+
+    private static float DotAvx2<TC>(byte* row, int cols, sbyte* xq, float* xs) where TC : struct, ICodes
+    {
+        // Two accumulators: consecutive blocks do not wait on each other's multiply-add.
+        Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
+        int nb = cols / Block, b = 0;
+        for (; b + 2 <= nb; b += 2)
+        {
+            acc0 = MulAdd(BlockAvx2<TC>(row, b, xq, xs), Vector256.Create(TC.Scale(row, b) * xs[b]), acc0);
+            acc1 = MulAdd(BlockAvx2<TC>(row, b + 1, xq, xs), Vector256.Create(TC.Scale(row, b + 1) * xs[b + 1]), acc1);
+        }
+        if (b < nb) acc0 = MulAdd(BlockAvx2<TC>(row, b, xq, xs), Vector256.Create(TC.Scale(row, b) * xs[b]), acc0);
+        return Vector256.Sum(acc0 + acc1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c) : a * b + c;
 
-    private static float DotV128(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs)
+    private static float DotV128<TC>(byte* row, int cols, sbyte* xq, float* xs) where TC : struct, ICodes
     {
         var acc = Vector128<float>.Zero;
         for (int b = 0; b < cols / Block; b++)
         {
-            var (lo, hi) = WeightCodes(format, row, b);
+            var (lo, hi) = TC.Codes(row, b);
             var s = Products(lo, Vector128.Load(xq + b * Block)) + Products(hi, Vector128.Load(xq + b * Block + 16));
-            acc = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(s), Vector128.Create(WeightScale(format, row, b) * xs[b]), acc);
+            acc = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(s), Vector128.Create(TC.Scale(row, b) * xs[b]), acc);
         }
         return Vector128.Sum(acc);
     }
@@ -117,15 +140,15 @@ internal static unsafe class QuantIntDot
         return a + b + c + d;
     }
 
-    private static float DotScalar(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs)
+    private static float DotScalar<TC>(byte* row, int cols, sbyte* xq, float* xs) where TC : struct, ICodes
     {
         float sum = 0;
         for (int b = 0; b < cols / Block; b++)
         {
-            var (lo, hi) = WeightCodes(format, row, b);
+            var (lo, hi) = TC.Codes(row, b);
             int s = 0;
             for (int j = 0; j < 16; j++) s += lo.GetElement(j) * xq[b * Block + j] + hi.GetElement(j) * xq[b * Block + 16 + j];
-            sum += s * (WeightScale(format, row, b) * xs[b]);
+            sum += s * (TC.Scale(row, b) * xs[b]);
         }
         return sum;
     }

@@ -26,7 +26,7 @@ internal static unsafe class QuantRowKernels
                     byte* s = row + b * 34;
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 2)), dst);
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 18)), dst + 16);
-                    Scale<TV>(dst, 32, (float)Unsafe.ReadUnaligned<Half>(s));
+                    Scale<TV>(dst, 32, QuantWiden.Half(s));
                 }
                 break;
             case QuantFormat.Q4_0:
@@ -36,7 +36,7 @@ internal static unsafe class QuantRowKernels
                     var q = Vector128.Load(s + 2);
                     QuantWiden.SBytes16(QuantWiden.LowNibbles(q), dst);
                     QuantWiden.SBytes16(QuantWiden.HighNibbles(q), dst + 16);
-                    Scale<TV>(dst, 32, (float)Unsafe.ReadUnaligned<Half>(s));
+                    Scale<TV>(dst, 32, QuantWiden.Half(s));
                 }
                 break;
             case QuantFormat.NF4:
@@ -73,7 +73,9 @@ internal static unsafe class QuantRowKernels
         where TV : struct, IVec<TV>
     {
         float* t = stackalloc float[64];
-        TV total = TV.Zero;
+        // Two running accumulators across the whole row: each block's values are scaled, then
+        // multiply-added, so no block waits on a per-block reduction.
+        TV a0 = TV.Zero, a1 = TV.Zero;
         switch (format)
         {
             case QuantFormat.Q8_0:
@@ -82,9 +84,9 @@ internal static unsafe class QuantRowKernels
                     byte* s = row + b * 34;
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 2)), t);
                     QuantWiden.SBytes16(Vector128.Load((sbyte*)(s + 18)), t + 16);
-                    total = TV.Fma(TV.Broadcast((float)Unsafe.ReadUnaligned<Half>(s)), Dot<TV>(t, x, 32), total);
+                    DotScaled(t, x, 32, TV.Broadcast(QuantWiden.Half(s)), ref a0, ref a1);
                 }
-                return TV.Sum(total);
+                return TV.Sum(TV.Add(a0, a1));
             case QuantFormat.Q4_0:
                 for (int b = 0; b < cols / 32; b++, x += 32)
                 {
@@ -92,9 +94,9 @@ internal static unsafe class QuantRowKernels
                     var q = Vector128.Load(s + 2);
                     QuantWiden.SBytes16(QuantWiden.LowNibbles(q), t);
                     QuantWiden.SBytes16(QuantWiden.HighNibbles(q), t + 16);
-                    total = TV.Fma(TV.Broadcast((float)Unsafe.ReadUnaligned<Half>(s)), Dot<TV>(t, x, 32), total);
+                    DotScaled(t, x, 32, TV.Broadcast(QuantWiden.Half(s)), ref a0, ref a1);
                 }
-                return TV.Sum(total);
+                return TV.Sum(TV.Add(a0, a1));
             case QuantFormat.NF4:
                 {
                     float* book = QuantWiden.Nf4Book;
@@ -107,9 +109,9 @@ internal static unsafe class QuantRowKernels
                         QuantWiden.Lookup16(q1 & lo, book, t + 16);
                         QuantWiden.Lookup16(Vector128.ShiftRightLogical(q0, 4), book, t + 32);
                         QuantWiden.Lookup16(Vector128.ShiftRightLogical(q1, 4), book, t + 48);
-                        total = TV.Fma(TV.Broadcast(Nf4BlockScale(row, cols, b)), Dot<TV>(t, x, 64), total);
+                        DotScaled(t, x, 64, TV.Broadcast(Nf4BlockScale(row, cols, b)), ref a0, ref a1);
                     }
-                    return TV.Sum(total);
+                    return TV.Sum(TV.Add(a0, a1));
                 }
             case QuantFormat.Int8:
                 {
@@ -118,9 +120,9 @@ internal static unsafe class QuantRowKernels
                     for (; j + 16 <= cols; j += 16)
                     {
                         QuantWiden.SBytes16(Vector128.Load(q + j), t);
-                        total = TV.Add(total, Dot<TV>(t, x + j, 16));
+                        DotScaled(t, x + j, 16, TV.Broadcast(1f), ref a0, ref a1);
                     }
-                    float sum = TV.Sum(total);
+                    float sum = TV.Sum(TV.Add(a0, a1));
                     for (; j < cols; j++) sum += q[j] * x[j];
                     return sum * Unsafe.ReadUnaligned<float>(row);
                 }
@@ -147,13 +149,17 @@ internal static unsafe class QuantRowKernels
         for (; i < n; i++) p[i] *= s;
     }
 
-    /// <summary>Lane-wise Σ a[i]·b[i] over n (a multiple of 4 and of TV.Count, or a lane count
-    /// n ≥ TV.Count that it divides) floats.</summary>
+    /// <summary>a0/a1 += (t[i]·s)·x[i] over n floats (n a multiple of TV.Count), alternating
+    /// between the two accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Dot<TV>(float* a, float* b, int n) where TV : struct, IVec<TV>
+    private static void DotScaled<TV>(float* t, float* x, int n, TV s, ref TV a0, ref TV a1) where TV : struct, IVec<TV>
     {
-        TV acc = TV.Zero;
-        for (int i = 0; i < n; i += TV.Count) acc = TV.Fma(TV.Load(in a[i], 0), TV.Load(in b[i], 0), acc);
-        return acc;
+        int i = 0;
+        for (; i + 2 * TV.Count <= n; i += 2 * TV.Count)
+        {
+            a0 = TV.Fma(TV.Mul(TV.Load(in t[i], 0), s), TV.Load(in x[i], 0), a0);
+            a1 = TV.Fma(TV.Mul(TV.Load(in t[i + TV.Count], 0), s), TV.Load(in x[i + TV.Count], 0), a1);
+        }
+        if (i < n) a0 = TV.Fma(TV.Mul(TV.Load(in t[i], 0), s), TV.Load(in x[i], 0), a0);
     }
 }

@@ -69,6 +69,18 @@ internal static unsafe class QuantWiden
         }
     }
 
+    /// <summary>The f16 at <paramref name="p"/> as float, exactly (finite values by rescaling the
+    /// exponent: the 15 magnitude bits placed in a float's exponent/mantissa, times 2^112; subnormal
+    /// halves land on float subnormals and come out exact). Inf/NaN go through <see cref="Half"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Half(byte* p)
+    {
+        uint h = Unsafe.ReadUnaligned<ushort>(p);
+        if ((h & 0x7C00) == 0x7C00) return (float)Unsafe.ReadUnaligned<System.Half>(p);
+        float mag = BitConverter.UInt32BitsToSingle((h & 0x7FFF) << 13) * 5192296858534827628530496329220096f; // 2^112
+        return BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(mag) | (h & 0x8000) << 16);
+    }
+
     /// <summary>The NF4 code book as 64-byte aligned native floats (permute/lookup source).</summary>
     public static readonly float* Nf4Book = MakeBook();
 
