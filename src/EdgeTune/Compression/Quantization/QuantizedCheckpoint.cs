@@ -12,7 +12,8 @@ namespace EdgeTune.Compression.Quantization;
 /// one <c>model.safetensors</c> in which every quantized weight <c>&lt;hf name&gt;.weight</c> is stored as a U8 tensor
 /// [rows, row bytes] named <c>&lt;hf name&gt;.weight.q</c> (the format's rows, see <see cref="QuantFormats"/>), and
 /// the safetensors <c>__metadata__</c> holds, under that tensor's name, <c>{"format":"nf4","shape":[rows, cols]}</c>.
-/// Every other tensor is F32 under its HF name; q/k rows are in HF's half-split RoPE layout.
+/// Every other tensor is stored as held (F32, F16 or BF16; GGUF blocks widened to F32) under its HF name; q/k rows
+/// are in HF's half-split RoPE layout.
 /// </summary>
 public static class QuantizedCheckpoint
 {
@@ -30,7 +31,7 @@ public static class QuantizedCheckpoint
         var layers = ModelQuantizer.Projections(model).ToDictionary(p => p.Layer.Name + ".weight", p => p.Layer);
         var cfg = model.Config with
         {
-            TorchDtype = "float32",
+            TorchDtype = model.Embed.Value.DType switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
             BosTokenId = model.Config.BosTokenId ?? tokenizer?.BosId,
             EosTokenIds = model.Config.EosTokenIds.Count > 0 ? model.Config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
             Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : ["LlamaForCausalLM"],
@@ -63,7 +64,7 @@ public static class QuantizedCheckpoint
                     continue;
                 }
                 Tensor t = p.Value;
-                if (t.DType != DType.F32) owned.Add(t = t.DType.IsBlockQuantized() ? GgufQuant.ToFloat32(t) : t.To(DType.F32));
+                if (t.DType.IsBlockQuantized() || t.DType == DType.F64) owned.Add(t = t.DType == DType.F64 ? t.To(DType.F32) : GgufQuant.ToFloat32(t)); // F16/BF16 stay as they are
                 if (rope) owned.Add(t = RopePermutation.Convert(t, heads, model.RopeStyle, RopeStyle.HalfSplit));
                 tensors.Add(new(p.Name, t));
             }
