@@ -59,6 +59,7 @@ public static class FineTuneJob
         }
 
         LoraAdapter? adapter = null;
+        long totalParameters = model.Parameters.ElementCount; // before quantization (quantized bytes are not elements)
         try
         {
             if (options.BaseQuantization is { } baseFormat)
@@ -162,7 +163,7 @@ public static class FineTuneJob
             if (samplePrompt is not null && result.Reason != TrainingStopReason.Cancelled)
                 sample = await Sample(model, tokenizer, template, samplePrompt, options.SampleTokens, cancellationToken).ConfigureAwait(false);
 
-            return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, model.Parameters.ElementCount,
+            return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, totalParameters,
                 before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample,
                 result.Energy, energyPlot, meters.TotalExplanation);
         }
