@@ -29,6 +29,8 @@ public static class QuantizedCheckpoint
         if (tokenizerFolder is not null && !Directory.Exists(tokenizerFolder))
             throw new DirectoryNotFoundException($"QuantizedCheckpoint.Save: tokenizer folder '{tokenizerFolder}' does not exist");
         var layers = ModelQuantizer.Projections(model).ToDictionary(p => p.Layer.Name + ".weight", p => p.Layer);
+        if (layers.Values.FirstOrDefault(l => l is Adapters.LoraLinear) is { } wrapped)
+            throw new ArgumentException($"QuantizedCheckpoint.Save: '{wrapped.Name}' carries a LoRA adapter; save the adapter with AdapterFiles and remove it first");
         var cfg = model.Config with
         {
             TorchDtype = model.Embed.Value.DType switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
