@@ -134,6 +134,8 @@ public class ModelQuantizerTests
         using var loaded = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
         Assert.All(ModelQuantizer.Projections(loaded), p => Assert.Equal(format, Assert.IsType<QuantizedLinear>(p.Layer).Format));
         Assert.Equal(blocks, ((QuantizedLinear)loaded.Layers[1].Up).Weight.Bytes.ToArray());
+        Assert.True(((QuantizedLinear)loaded.Layers[1].Up).Storage.Value.IsReadOnly, "the blocks should be a view of the mapped file, not a copy");
+        Assert.True(((QuantizedLinear)loaded.Layers[0].Q).Storage.Value.IsReadOnly);
         using var reader2 = CheckpointReader.Open(path);
         using var widened = LlamaModel.Load(reader2, CheckpointReader.ConfigFor(reader2), new ModelLoadOptions(KeepQuantized: false));
         Assert.IsType<Linear>(widened.Layers[0].Q);

@@ -99,8 +99,9 @@ public sealed partial class LlamaModel : ICausalLM
 
     /// <summary>
     /// Builds the model over an opened checkpoint. Projection weights stay as stored (memory-mapped
-    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF block-quantized
-    /// tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
+    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF Q8_0/Q4_0 projections
+    /// (and EdgeTune's quantized safetensors) stay quantized as views of the file (<see cref="ModelLoadOptions.KeepQuantized"/>),
+    /// other block-quantized tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
     /// </summary>
     public static LlamaModel Load(ICheckpointReader reader, HfConfig config) => Load(reader, config, ModelLoadOptions.Inference);
 
@@ -128,6 +129,19 @@ public sealed partial class LlamaModel : ICausalLM
                     stored!.Dispose();
                     parameters.Add(new Parameter(name, wide, trainable: options.Trainable));
                     continue;
+                }
+                // GGUF Q8_0/Q4_0 projections: a view of the mapped file, no copy (the model runs the file's RoPE layout).
+                if (keepQuantized && reader is GgufFile gg && IsProjection(name) && GgufTensorNames.ToGguf(name) is { } ggName && gg.Contains(ggName))
+                {
+                    var raw = gg.GetTensor(ggName);
+                    if (raw.DType is DType.Q8_0 or DType.Q4_0 && raw.Shape.SequenceEqual(shape))
+                    {
+                        raw.Name = name;
+                        parameters.Add(new Parameter(name, raw, trainable: false));
+                        quantized[name] = raw.DType == DType.Q8_0 ? QuantFormat.Q8_0 : QuantFormat.Q4_0;
+                        continue;
+                    }
+                    raw.Dispose();
                 }
                 bool optionalHead = name == LlamaNames.LmHead && !HasTensor(reader, name);
                 if (optionalHead) continue; // some checkpoints omit lm_head and tie implicitly
