@@ -80,7 +80,7 @@ public static class FineTuneJob
 
             var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules,
                 model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Layers[0].Q is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
-                with { BaseQuantization = options.BaseQuantization };
+                with { BaseQuantization = options.BaseQuantization ?? (model.Layers[0].Q as QuantizedLinear)?.Format }; // a checkpoint loaded quantized counts too
             var plan = options.MaxMemoryBytes is long max
                 ? MemoryPlanner.Plan(request, max)
                 : new MemoryPlan(request, MemoryPlanner.Estimate(request), long.MaxValue, true, [], null);
