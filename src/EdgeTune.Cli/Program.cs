@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(PruneCommand.Create());
         root.Subcommands.Add(DistillCommand.Create());
+        root.Subcommands.Add(QuantizeCommand.Create());
         // Ctrl+C cancels the running command's token; give it time to finish a step and write a checkpoint.
         return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
     }

@@ -20,6 +20,11 @@ namespace EdgeTune.Bench.Suites;
 /// CPU BF16 path is not what users run; labelled "f16" in llamacpp_dtype). Both use an F32 KV cache. Rounds of the
 /// two engines alternate; single-thread rows also report tokens per CPU-second of the calling thread
 /// (cpu_*_tok_s), which other processes on shared cores do not inflate.
+/// Quantized rows (PTQ of the same weights): q8_0 / q4_0 are written as GGUF by the exporter (every 2-D weight in that
+/// type), which both engines load (ours keeps the projections quantized and widens the embedding/tied head to F32);
+/// nf4 is EdgeTune's quantized safetensors (projections NF4, embedding BF16), no llama.cpp counterpart.
+/// EDGETUNE_BENCH_GENERATE_DTYPES (comma-separated labels, default all: f32,bf16,q8_0,q4_0,nf4) picks the rows;
+/// weights_mb is the model's parameter bytes as EdgeTune holds them.
 /// </summary>
 public sealed class GenerateSuite : IBenchSuite
 {
@@ -50,17 +55,37 @@ public sealed class GenerateSuite : IBenchSuite
         try
         {
             using var f32Model = LlamaModel.CreateRandom(cfg, 7);
-            foreach (var (dtype, ggufType, label, gguflabel) in new[] { (DType.F32, DType.F32, "f32", "f32"), (DType.BF16, DType.F16, "bf16", "f16") })
+            string[] wanted = (Environment.GetEnvironmentVariable("EDGETUNE_BENCH_GENERATE_DTYPES") is { Length: > 0 } w ? w : "f32,bf16,q8_0,q4_0,nf4")
+                .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var (dtype, ggufType, label, gguflabel) in new[]
             {
+                (DType.F32, DType.F32, "f32", "f32"), (DType.BF16, DType.F16, "bf16", "f16"),
+                (DType.Q8_0, DType.Q8_0, "q8_0", "q8_0"), (DType.Q4_0, DType.Q4_0, "q4_0", "q4_0"), (DType.U8, DType.F16, "nf4", "-"),
+            })
+            {
+                if (!wanted.Contains(label)) continue;
+                string gguf = Path.Combine(dir, $"smollm2-shaped-{label}.gguf");
+                LlamaModel? converted;
+                if (dtype is DType.Q8_0 or DType.Q4_0)
+                {
+                    // PTQ: the exporter's GGUF of the same weights, loaded by both engines.
+                    ModelExporter.ExportGguf(f32Model, ByteTokenizer(), gguf, dtype);
+                    var reader = CheckpointReader.Open(gguf);
+                    converted = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
+                }
+                else if (dtype == DType.U8) converted = QuantizedViaSafetensors(f32Model, Path.Combine(dir, label));
                 // BF16 weights as a user gets them: a BF16 safetensors checkpoint, memory-mapped, norms widened to F32.
-                using var converted = dtype == DType.F32 ? null : ViaSafetensors(f32Model, Path.Combine(dir, label), dtype);
+                else converted = dtype == DType.F32 ? null : ViaSafetensors(f32Model, Path.Combine(dir, label), dtype);
+                using var _ = converted;
                 var model = converted ?? f32Model;
-                string gguf = Path.Combine(dir, $"smollm2-shaped-{gguflabel}.gguf");
-                if (llamaError is null) ModelExporter.ExportGguf(model, ByteTokenizer(), gguf, ggufType);
+                bool runLlama = llamaError is null && dtype != DType.U8;
+                if (runLlama && dtype is not (DType.Q8_0 or DType.Q4_0)) ModelExporter.ExportGguf(model, ByteTokenizer(), gguf, ggufType);
+                double weightsMb = EdgeTune.Compression.Quantization.ModelQuantizer.SizeInBytes(model) / 1e6;
+                Console.WriteLine($"{label}: weights {weightsMb:F1} MB as held" + (File.Exists(gguf) ? $", GGUF {new FileInfo(gguf).Length / 1e6:F1} MB" : ""));
                 foreach (int threads in threadCounts)
                 {
                     WorkerPool.Configure(threads);
-                    using var llama = llamaError is null ? new LlamaCppRunner(gguf, prompt.Length + decodeLen, threads) : null;
+                    using var llama = runLlama ? new LlamaCppRunner(gguf, prompt.Length + decodeLen, threads) : null;
                     // Rounds alternate between the two engines so that both see the same machine load; the first warms up.
                     Best ours = Best.None, theirs = Best.None;
                     for (int r = 0; r <= reps; r++)
@@ -77,7 +102,7 @@ public sealed class GenerateSuite : IBenchSuite
                                       (cpu ? $"   by CPU time: ours {ours.PrefillCpu(promptLen):F1}/{ours.DecodeCpu(decodeLen):F1}, llama.cpp {Fmt(llama is null ? null : theirs.PrefillCpu(promptLen))}/{Fmt(llama is null ? null : theirs.DecodeCpu(decodeLen))}" : ""));
                     var row = new JsonObject
                     {
-                        ["dtype"] = label, ["threads"] = threads,
+                        ["dtype"] = label, ["threads"] = threads, ["weights_mb"] = Json.Number(weightsMb),
                         ["prefill_tok_s"] = Json.Number(ours.Prefill(promptLen)), ["decode_tok_s"] = Json.Number(ours.Decode(decodeLen)),
                         ["llamacpp_dtype"] = gguflabel,
                         ["llamacpp_prefill_tok_s"] = Json.Number(llama is null ? null : theirs.Prefill(promptLen)),
@@ -97,7 +122,7 @@ public sealed class GenerateSuite : IBenchSuite
                     }
                     results.Add(row);
                 }
-                File.Delete(gguf);
+                if (File.Exists(gguf)) File.Delete(gguf);
             }
         }
         finally
@@ -115,6 +140,18 @@ public sealed class GenerateSuite : IBenchSuite
     private static LlamaModel ViaSafetensors(LlamaModel model, string folder, DType dtype)
     {
         ModelExporter.ExportSafetensors(model, folder, dtype);
+        var reader = CheckpointReader.Open(folder);
+        return LlamaModel.Load(reader, HfConfig.Load(Path.Combine(folder, "config.json")));
+    }
+
+    /// <summary>The same weights as an NF4 checkpoint (projections NF4, embedding BF16), loaded quantized.</summary>
+    private static LlamaModel QuantizedViaSafetensors(LlamaModel model, string folder)
+    {
+        using (var bf16 = ViaSafetensors(model, folder + "-bf16", DType.BF16))
+        {
+            EdgeTune.Compression.Quantization.ModelQuantizer.Quantize(bf16, EdgeTune.Compression.Quantization.QuantFormat.NF4);
+            EdgeTune.Compression.Quantization.QuantizedCheckpoint.Save(bf16, folder);
+        }
         var reader = CheckpointReader.Open(folder);
         return LlamaModel.Load(reader, HfConfig.Load(Path.Combine(folder, "config.json")));
     }

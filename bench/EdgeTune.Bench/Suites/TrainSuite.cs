@@ -18,11 +18,18 @@ namespace EdgeTune.Bench.Suites;
 /// FLOPs utilisation against the FMA peak measured in the same run at the same thread count, peak RSS
 /// against the memory planner's prediction, CPU-seconds per token, and a per-op time breakdown.
 /// Each configuration runs in its own child process (same executable), so each peak RSS is its own.
+/// QLoRA rows (issue #5): "lora-ckpt" is LoRA on the F32 base and "qlora-nf4" LoRA on an NF4 base, both with
+/// activation checkpointing; the NF4 base is loaded the way a user would run QLoRA, from an NF4 checkpoint
+/// (EdgeTune's quantized safetensors: projections NF4, tied embedding/LM head BF16, written by the parent process
+/// from the same random weights), so its peak RSS never holds the F32 model. EDGETUNE_BENCH_TRAIN_METHODS
+/// (comma-separated, default lora,full,lora-ckpt,qlora-nf4) picks the rows.
 /// </summary>
 public sealed class TrainSuite : IBenchSuite
 {
     /// <summary>Set in a child process: "method:threads" of the one configuration it runs.</summary>
     private const string ChildVariable = "EDGETUNE_BENCH_TRAIN_CHILD";
+    /// <summary>Set in a child process: the NF4 checkpoint folder the qlora-nf4 row loads.</summary>
+    private const string QloraFolderVariable = "EDGETUNE_BENCH_TRAIN_QLORA_FOLDER";
     private const int SeqLen = 256, LoraRank = 16, QuickLayers = 4;
 
     /// <summary>Measured best tokens/s at 2 threads on a quiet AVX-512 machine: 1 -> 205, 2 -> 224, 4 -> 240 LoRA tokens/s.</summary>
@@ -55,6 +62,9 @@ public sealed class TrainSuite : IBenchSuite
         Console.WriteLine("each configuration runs in a child process of the same executable (its own peak RSS); wall-clock figures on a shared machine are noisy");
         foreach (string line in FlopCount.Describe(config, SeqLen, LoraRank)) Console.WriteLine(line);
 
+        string[] methods = (Environment.GetEnvironmentVariable("EDGETUNE_BENCH_TRAIN_METHODS") is { Length: > 0 } m ? m : "lora,full,lora-ckpt,qlora-nf4")
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string? qloraFolder = methods.Contains("qlora-nf4") ? QloraBench.WriteNf4Checkpoint(config) : null;
         var peak = new JsonObject();
         var results = new JsonArray();
         foreach (int th in threadCounts)
@@ -62,9 +72,9 @@ public sealed class TrainSuite : IBenchSuite
             double p = FmaPeak.Measure(th, options.Quick ? 0.3 : 1.0);
             peak[th.ToString(CultureInfo.InvariantCulture)] = Json.Number(p);
             Console.WriteLine($"FMA peak, {th} thread(s): {p:F1} GFLOP/s");
-            foreach (string method in new[] { "lora", "full" })
+            foreach (string method in methods)
             {
-                var row = Spawn(method, th, options.Quick, microBatch);
+                var row = Spawn(method, th, options.Quick, microBatch, qloraFolder);
                 if (row is null) { Console.WriteLine($"{method} at {th} thread(s): child failed"); continue; }
                 double gflops = row["achieved_gflops"]!.GetValue<double>();
                 row["peak_gflops"] = Json.Number(p);
@@ -78,6 +88,11 @@ public sealed class TrainSuite : IBenchSuite
                 results.Add(row);
             }
         }
+        if (qloraFolder is not null)
+        {
+            QloraBench.Compare(results);
+            try { Directory.Delete(qloraFolder, recursive: true); } catch (IOException) { }
+        }
         Json.WriteLast(new JsonObject
         {
             ["suite"] = "train", ["simd"] = Simd.Width.ToString(), ["layers"] = layers, ["quick"] = options.Quick,
@@ -87,7 +102,7 @@ public sealed class TrainSuite : IBenchSuite
     }
 
     /// <summary>Runs one configuration in a child process, echoes its output, returns its JSON row.</summary>
-    private static JsonObject? Spawn(string method, int threads, bool quick, int microBatch)
+    private static JsonObject? Spawn(string method, int threads, bool quick, int microBatch, string? qloraFolder)
     {
         string exe = Environment.ProcessPath ?? "dotnet";
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, UseShellExecute = false };
@@ -98,6 +113,7 @@ public sealed class TrainSuite : IBenchSuite
         psi.ArgumentList.Add("--batch");
         psi.ArgumentList.Add(microBatch.ToString(CultureInfo.InvariantCulture));
         psi.Environment[ChildVariable] = $"{method}:{threads}";
+        if (qloraFolder is not null) psi.Environment[QloraFolderVariable] = qloraFolder;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {exe}");
         string? last = null;
         while (p.StandardOutput.ReadLine() is { } line)
@@ -114,17 +130,21 @@ public sealed class TrainSuite : IBenchSuite
         int layers = quick ? QuickLayers : 30, warmup = quick ? 1 : 2, timed = quick ? 2 : 5;
         var config = Config(layers);
         WorkerPool.Configure(threads);
-        bool lora = method == "lora";
+        bool lora = method != "full", qlora = method == "qlora-nf4";
         var training = new TrainingOptions
         {
             Steps = warmup + timed, MicroBatch = microBatch, SeqLen = SeqLen, LearningRate = 1e-4, WarmupSteps = 0,
-            EvalEvery = 0, CheckpointEvery = 0, MaxGradNorm = 1.0,
+            EvalEvery = 0, CheckpointEvery = 0, MaxGradNorm = 1.0, ActivationCheckpointing = method is "lora-ckpt" or "qlora-nf4",
         };
-        var request = MemoryPlanRequest.From(config, training, lora ? FineTuneMethod.Lora : FineTuneMethod.Full, LoraRank, LoraConfig.AllLlamaProjections)
-            with { Threads = threads };
+        var request = MemoryPlanRequest.From(config, training, lora ? FineTuneMethod.Lora : FineTuneMethod.Full, LoraRank, LoraConfig.AllLlamaProjections,
+                qlora ? DType.BF16 : DType.F32)
+            with { Threads = threads, BaseQuantization = qlora ? EdgeTune.Compression.Quantization.QuantFormat.NF4 : null };
         var predicted = MemoryPlanner.Estimate(request);
 
-        using var model = LlamaModel.CreateRandom(config, seed: 1, trainable: !lora);
+        using var model = qlora
+            ? QloraBench.LoadNf4(Environment.GetEnvironmentVariable(QloraFolderVariable) ?? throw new InvalidOperationException($"{QloraFolderVariable} is not set"))
+            : LlamaModel.CreateRandom(config, seed: 1, trainable: !lora);
+        model.ActivationCheckpointing = training.ActivationCheckpointing;
         LoraAdapter? adapter = lora
             ? LoraInjector.Apply(model, new LoraConfig { Rank = LoraRank, Alpha = 32, TargetModules = LoraConfig.AllLlamaProjections })
             : null;
@@ -180,7 +200,7 @@ public sealed class TrainSuite : IBenchSuite
 
         var row = new JsonObject
         {
-            ["method"] = method, ["threads"] = threads, ["seq_len"] = SeqLen, ["micro_batch"] = microBatch, ["layers"] = layers,
+            ["method"] = method, ["activation_checkpointing"] = training.ActivationCheckpointing, ["threads"] = threads, ["seq_len"] = SeqLen, ["micro_batch"] = microBatch, ["layers"] = layers,
             ["tokens_per_s"] = Json.Number(timedTokens / wall, 1),
             ["achieved_gflops"] = Json.Number(achieved, 2),
             ["achieved_gflops_per_cpu_s"] = Json.Number(flopsPerToken * timedTokens / cpu / 1e9, 2),

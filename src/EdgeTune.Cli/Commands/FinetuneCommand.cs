@@ -36,9 +36,10 @@ public static class FinetuneCommand
         var qat = new Option<string?>("--qat") { Description = "Quantization-aware training: fake-quantize the projection weights (nf4, q4_0, q8_0, int8) while training; the F32 weights are saved" };
         qat.AcceptOnlyFromAmong("nf4", "q4_0", "q8_0", "int8");
         var qatActivations = new Option<bool>("--qat-activations") { Description = "With --qat: also fake-quantize projection inputs per token to int8" };
+        var baseDtype = new Option<string?>("--base-dtype") { Description = "QLoRA: quantize the frozen base's projections to nf4, q4_0, q8_0 or int8 before LoRA (releases the float weights)" };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt, qat, qatActivations })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype })
             command.Options.Add(o);
         var power = new PowerPolicyCliOptions();
         power.AddTo(command);
@@ -64,6 +65,21 @@ public static class FinetuneCommand
                 Seed = parse.GetValue(seed) ?? t.Seed,
             };
             int r = parse.GetValue(rank);
+            Compression.Quantization.QuantFormat? baseFormat = null;
+            if (parse.GetValue(baseDtype) is { } bd)
+            {
+                try { baseFormat = Compression.Quantization.QuantFormats.Parse(bd); }
+                catch (ArgumentException e)
+                {
+                    await err.WriteLineAsync($"finetune: --base-dtype: {e.Message}").ConfigureAwait(false);
+                    return 2;
+                }
+                if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
+                {
+                    await err.WriteLineAsync("finetune: --base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)").ConfigureAwait(false);
+                    return 2;
+                }
+            }
             var (policies, accounting, profile) = power.Bind(parse);
             var options = new FineTuneOptions
             {
@@ -82,6 +98,7 @@ public static class FinetuneCommand
                 Power = policies,
                 EnergyAccounting = accounting,
                 DeviceProfile = profile,
+                BaseQuantization = baseFormat,
             };
             var bar = new ProgressLine(err);
             var log = new Progress<FineTuneMessage>(msg => { bar.Clear(); err.WriteLine(msg.Text); });

@@ -34,13 +34,14 @@ public static class ModelOptions
     }
 
     /// <summary>Loads the model named by the options, reporting download progress on stderr.</summary>
-    public static async Task<LoadedModel> LoadAsync(ParseResult parse, Option<string> model, Option<string?> tokenizer, TextWriter error, CancellationToken ct)
+    public static async Task<LoadedModel> LoadAsync(ParseResult parse, Option<string> model, Option<string?> tokenizer, TextWriter error, CancellationToken ct,
+        ModelLoadOptions? options = null)
     {
         string reference = parse.GetValue(model)!;
         var progress = new Progress<DownloadProgress>(p =>
         {
             if (p.IsComplete && !p.FromCache) error.WriteLine($"downloaded {p.File} ({p.BytesDownloaded:N0} bytes)");
         });
-        return await ModelLoader.LoadAsync(reference, parse.GetValue(tokenizer), null, progress, ct).ConfigureAwait(false);
+        return await ModelLoader.LoadAsync(reference, parse.GetValue(tokenizer), null, progress, ct, options).ConfigureAwait(false);
     }
 }

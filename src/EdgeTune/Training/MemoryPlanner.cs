@@ -19,6 +19,9 @@ public sealed record MemoryPlanRequest
     public IReadOnlyList<string> LoraTargets { get; init; } = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
     /// <summary>How frozen projection and embedding weights are stored (F32, F16, BF16). Norms are F32.</summary>
     public DType BaseDType { get; init; } = DType.F32;
+    /// <summary>QLoRA: the format the frozen decoder projections are quantized to (their bytes are the format's rows;
+    /// projections whose input width is not a multiple of the block stay in <see cref="BaseDType"/>). Null: not quantized.</summary>
+    public Compression.Quantization.QuantFormat? BaseQuantization { get; init; }
     /// <summary>Dtype of trained weights, their gradients and optimizer state.</summary>
     public DType TrainableDType { get; init; } = DType.F32;
     public int SeqLen { get; init; } = 128;
@@ -105,7 +108,10 @@ public static class MemoryPlanner
         {
             long n = shape.Aggregate(1L, (a, d) => a * d);
             if (full) { weights += n * tb; trainable += n; }
-            else weights += shape.Length == 1 ? n * 4 : r.BaseDType.ByteSize(n);
+            else if (shape.Length == 1) weights += n * 4;
+            else if (r.BaseQuantization is { } q && LlamaModel.IsProjection(name) && shape[1] % Compression.Quantization.QuantFormats.Info(q).BlockSize == 0)
+                weights += (long)shape[0] * Compression.Quantization.QuantFormats.RowBytes(q, shape[1]);
+            else weights += r.BaseDType.ByteSize(n);
         }
         if (!full)
         {

@@ -1,4 +1,5 @@
 using EdgeTune.Autograd;
+using EdgeTune.Compression.Quantization;
 using EdgeTune.Formats;
 using EdgeTune.Generation;
 using EdgeTune.Nn;
@@ -16,7 +17,8 @@ public sealed partial class LlamaModel : ICausalLM
     private readonly IDisposable? _owner;
     private RopeTable? _rope;
 
-    private LlamaModel(HfConfig config, RopeStyle ropeStyle, ParameterCollection parameters, IDisposable? owner)
+    private LlamaModel(HfConfig config, RopeStyle ropeStyle, ParameterCollection parameters, IDisposable? owner,
+        IReadOnlyDictionary<string, QuantFormat>? quantized = null)
     {
         Config = config;
         RopeStyle = ropeStyle;
@@ -31,7 +33,13 @@ public sealed partial class LlamaModel : ICausalLM
             ILinear Lin(string weightName, string? biasName = null)
             {
                 Parameter? bias = biasName is not null && parameters.TryGet(biasName, out var b) ? b : null;
-                return new Linear(weightName[..^".weight".Length], parameters[weightName], bias);
+                string layerName = weightName[..^".weight".Length];
+                if (quantized is not null && quantized.TryGetValue(weightName, out var format))
+                {
+                    var (rows, cols) = ExpectedShape(config, weightName);
+                    return new QuantizedLinear(layerName, format, rows, cols, parameters[weightName], bias);
+                }
+                return new Linear(layerName, parameters[weightName], bias);
             }
             layers[i] = new LlamaLayer(
                 parameters[LlamaNames.AttnNorm(i)],
@@ -91,8 +99,9 @@ public sealed partial class LlamaModel : ICausalLM
 
     /// <summary>
     /// Builds the model over an opened checkpoint. Projection weights stay as stored (memory-mapped
-    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF block-quantized
-    /// tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
+    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF Q8_0/Q4_0 projections
+    /// (and EdgeTune's quantized safetensors) stay quantized as views of the file (<see cref="ModelLoadOptions.KeepQuantized"/>),
+    /// other block-quantized tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
     /// </summary>
     public static LlamaModel Load(ICheckpointReader reader, HfConfig config) => Load(reader, config, ModelLoadOptions.Inference);
 
@@ -102,16 +111,51 @@ public sealed partial class LlamaModel : ICausalLM
     {
         config.Validate(reader.Source);
         var parameters = new ParameterCollection();
+        var quantized = new Dictionary<string, QuantFormat>(StringComparer.Ordinal);
+        bool keepQuantized = options.KeepQuantized && !options.Trainable;
         try
         {
             foreach (var (name, shape) in ExpectedTensors(config))
             {
+                if (QuantizedCheckpoint.TryRead(reader, name, shape, out var stored, out var storedFormat))
+                {
+                    if (keepQuantized && IsProjection(name))
+                    {
+                        parameters.Add(new Parameter(name, stored!, trainable: false));
+                        quantized[name] = storedFormat;
+                        continue;
+                    }
+                    var wide = QuantizedCheckpoint.Dequantize(stored!, storedFormat, shape, name);
+                    stored!.Dispose();
+                    parameters.Add(new Parameter(name, wide, trainable: options.Trainable));
+                    continue;
+                }
+                // GGUF Q8_0/Q4_0 projections: a view of the mapped file, no copy (the model runs the file's RoPE layout).
+                if (keepQuantized && reader is GgufFile gg && IsProjection(name) && GgufTensorNames.ToGguf(name) is { } ggName && gg.Contains(ggName))
+                {
+                    var raw = gg.GetTensor(ggName);
+                    if (raw.DType is DType.Q8_0 or DType.Q4_0 && raw.Shape.SequenceEqual(shape))
+                    {
+                        raw.Name = name;
+                        parameters.Add(new Parameter(name, raw, trainable: false));
+                        quantized[name] = raw.DType == DType.Q8_0 ? QuantFormat.Q8_0 : QuantFormat.Q4_0;
+                        continue;
+                    }
+                    raw.Dispose();
+                }
                 bool optionalHead = name == LlamaNames.LmHead && !HasTensor(reader, name);
                 if (optionalHead) continue; // some checkpoints omit lm_head and tie implicitly
                 Tensor t = ReadTensor(reader, config, name);
                 if (!t.Shape.SequenceEqual(shape))
                     throw new CheckpointFormatException(reader.Source, $"shape {t.ShapeString} differs from the {ShapeException.Format(shape)} the config implies", name);
                 bool isVector = shape.Length == 1;
+                if (keepQuantized && t.DType is (DType.Q8_0 or DType.Q4_0) && IsProjection(name))
+                {
+                    t.Name = name;
+                    parameters.Add(new Parameter(name, t, trainable: false));
+                    quantized[name] = t.DType == DType.Q8_0 ? QuantFormat.Q8_0 : QuantFormat.Q4_0;
+                    continue;
+                }
                 if (t.DType is not (DType.F32 or DType.F16 or DType.BF16) || (isVector && t.DType != DType.F32)
                     || (options.Trainable && (t.DType != DType.F32 || t.IsReadOnly)))
                 {
@@ -123,7 +167,7 @@ public sealed partial class LlamaModel : ICausalLM
                 // Disposing a view is a no-op, so the parameter may always "own" its tensor.
                 parameters.Add(new Parameter(name, t, trainable: options.Trainable));
             }
-            return new LlamaModel(config, reader.RopeLayout, parameters, reader);
+            return new LlamaModel(config, reader.RopeLayout, parameters, reader, quantized);
         }
         catch
         {
@@ -180,6 +224,17 @@ public sealed partial class LlamaModel : ICausalLM
         if (capacity > MaxPositions)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the model supports at most {MaxPositions} positions");
         return new KvCache(Config.NumHiddenLayers, capacity, Config.NumKeyValueHeads, Config.HeadDim);
+    }
+
+    /// <summary>True for the seven decoder projection weights (the tensors a quantized model keeps quantized).</summary>
+    public static bool IsProjection(string hfName) =>
+        hfName.StartsWith("model.layers.", StringComparison.Ordinal) && hfName.EndsWith("_proj.weight", StringComparison.Ordinal);
+
+    private static (int Rows, int Cols) ExpectedShape(HfConfig config, string name)
+    {
+        foreach (var (n, shape) in ExpectedTensors(config))
+            if (n == name) return (shape[0], shape[1]);
+        throw new KeyNotFoundException($"'{name}' is not a tensor of this config");
     }
 
     private static bool HasTensor(ICheckpointReader reader, string hfName) =>

@@ -1,4 +1,5 @@
 using EdgeTune.Adapters;
+using EdgeTune.Compression.Quantization;
 using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Generation;
@@ -32,6 +33,8 @@ public static class FineTuneJob
         var method = options.ResolvedMethod;
         if (!File.Exists(options.Data)) throw new FileNotFoundException($"training data '{options.Data}' does not exist", options.Data);
 
+        if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
+            throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
         LoadedModel? loaded = null;
         LlamaModel model;
         ITokenizer tokenizer;
@@ -56,8 +59,15 @@ public static class FineTuneJob
         }
 
         LoraAdapter? adapter = null;
+        long totalParameters = model.Parameters.ElementCount; // before quantization (quantized bytes are not elements)
         try
         {
+            if (options.BaseQuantization is { } baseFormat)
+            {
+                var q = ModelQuantizer.Quantize(model, baseFormat);
+                log?.Report(new($"QLoRA base: {q.Layers} projections quantized to {baseFormat.Info().Name}, weights {MemoryPlanner.Format(q.BytesBefore)} -> {MemoryPlanner.Format(q.BytesAfter)}" +
+                    (q.Skipped.Count > 0 ? $" ({q.Skipped.Count} not a multiple of the {baseFormat.Info().BlockSize}-block stay float)" : "")));
+            }
             var dataset = TrainingDataset.Load(options.Data, tokenizer, template, new DatasetOptions
             {
                 SeqLen = options.Training.SeqLen,
@@ -68,7 +78,9 @@ public static class FineTuneJob
             if (dataset.Train.Count == 0)
                 throw new InvalidDataException($"'{options.Data}': no training sequence left after validation split and rejections (see the data report)");
 
-            var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules, model.Layers[0].Q is Nn.Linear l ? l.Weight.Value.DType : DType.F32);
+            var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules,
+                model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Layers[0].Q is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
+                with { BaseQuantization = options.BaseQuantization ?? (model.Layers[0].Q as QuantizedLinear)?.Format }; // a checkpoint loaded quantized counts too
             var plan = options.MaxMemoryBytes is long max
                 ? MemoryPlanner.Plan(request, max)
                 : new MemoryPlan(request, MemoryPlanner.Estimate(request), long.MaxValue, true, [], null);
@@ -156,7 +168,7 @@ public static class FineTuneJob
             if (samplePrompt is not null && result.Reason != TrainingStopReason.Cancelled)
                 sample = await Sample(model, tokenizer, template, samplePrompt, options.SampleTokens, cancellationToken).ConfigureAwait(false);
 
-            return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, model.Parameters.ElementCount,
+            return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, totalParameters,
                 before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample,
                 result.Energy, energyPlot, meters.TotalExplanation);
         }

@@ -68,5 +68,9 @@ public sealed record FineTuneOptions
     /// <summary>With <see cref="Qat"/>: also fake-quantize each projection's input per token to int8.</summary>
     public bool QatActivations { get; init; }
 
+    /// <summary>QLoRA: quantize the frozen base's decoder projections to this format after loading, before LoRA is
+    /// injected (the float weights are released). Only with <see cref="FineTuneMethod.Lora"/>. Null: keep the base as loaded.</summary>
+    public Compression.Quantization.QuantFormat? BaseQuantization { get; init; }
+
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }

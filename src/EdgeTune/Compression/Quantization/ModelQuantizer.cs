@@ -1,0 +1,75 @@
+using EdgeTune.Adapters;
+using EdgeTune.Adapters.Internal;
+using EdgeTune.Models.Llama;
+using EdgeTune.Nn;
+
+namespace EdgeTune.Compression.Quantization;
+
+/// <summary>What <see cref="ModelQuantizer.Quantize"/> did.</summary>
+/// <param name="Layers">Projections quantized by this call.</param>
+/// <param name="BytesBefore">Bytes of every distinct parameter tensor before.</param>
+/// <param name="BytesAfter">The same after (quantized weights at their stored size).</param>
+/// <param name="QuantizedWeights">Elements of the projection weights now held quantized.</param>
+/// <param name="Skipped">Projections left in float because their input width is not a multiple of the block
+/// (e.g. stories260K's down_proj, 172 inputs); GGUF export writes those as F16, as llama.cpp's tools do.</param>
+public sealed record QuantizationReport(QuantFormat Format, int Layers, long BytesBefore, long BytesAfter, long QuantizedWeights, IReadOnlyList<string> Skipped)
+{
+    /// <summary>Average bits per weight over every parameter of the model after quantization.</summary>
+    public double BitsPerWeight(long totalElements) => totalElements == 0 ? 0 : 8.0 * BytesAfter / totalElements;
+}
+
+/// <summary>
+/// Post-training quantization of a <see cref="LlamaModel"/>: every decoder projection (q, k, v, o, gate, up, down)
+/// becomes a <see cref="QuantizedLinear"/> in one <see cref="QuantFormat"/>. The embedding, the LM head and the
+/// norms stay as they are. Each float weight is released (disposed) as soon as its quantized copy exists, so an
+/// owned F32 model never holds both in full.
+/// </summary>
+public static class ModelQuantizer
+{
+    /// <summary>Quantizes the model's plain <see cref="Linear"/> projections in place (ones already quantized are
+    /// left as they are). Call it before injecting adapters.</summary>
+    /// <exception cref="ArgumentException">A projection is wrapped by an adapter.</exception>
+    public static QuantizationReport Quantize(LlamaModel model, QuantFormat format)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var info = format.Info();
+        foreach (var (_, _, layer) in Projections(model))
+        {
+            if (layer is LoraLinear)
+                throw new ArgumentException($"ModelQuantizer: '{layer.Name}' carries a LoRA adapter; quantize the base before injecting adapters");
+        }
+        long before = SizeInBytes(model);
+        int count = 0;
+        long elements = 0;
+        var skipped = new List<string>();
+        foreach (var (index, slot, layer) in Projections(model).ToList())
+        {
+            if (layer is not Linear lin) continue;
+            if (lin.InFeatures % info.BlockSize != 0)
+            {
+                skipped.Add(lin.Name);
+                continue;
+            }
+            var q = QuantizedLinear.Quantize(lin, format);
+            var old = model.Parameters.Replace(q.Storage);
+            LlamaSlots.Set(model.Layers[index], slot, q);
+            old.Dispose();
+            count++;
+            elements += (long)q.InFeatures * q.OutFeatures;
+        }
+        return new QuantizationReport(format, count, before, SizeInBytes(model), elements, skipped);
+    }
+
+    /// <summary>Bytes of the model's distinct parameter tensors as held now (quantized at their stored size).</summary>
+    public static long SizeInBytes(LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.Parameters.Select(p => p.Value).Distinct().Sum(t => t.ByteLength);
+    }
+
+    /// <summary>Every decoder projection: layer index, short slot name (q_proj …), current layer.</summary>
+    public static IEnumerable<(int Index, string Slot, ILinear Layer)> Projections(LlamaModel model)
+    {
+        foreach (var (i, s) in LlamaSlots.All(model)) yield return (i, s, LlamaSlots.Get(model.Layers[i], s));
+    }
+}

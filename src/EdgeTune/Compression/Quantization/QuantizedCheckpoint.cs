@@ -1,0 +1,167 @@
+using System.Text.Json;
+using EdgeTune.Formats;
+using EdgeTune.Formats.Export;
+using EdgeTune.Models.Llama;
+using EdgeTune.Tensors;
+using EdgeTune.Text;
+
+namespace EdgeTune.Compression.Quantization;
+
+/// <summary>
+/// EdgeTune's quantized Hugging Face folder: <c>config.json</c>, <c>generation_config.json</c>, the tokenizer files and
+/// one <c>model.safetensors</c> in which every quantized weight <c>&lt;hf name&gt;.weight</c> is stored as a U8 tensor
+/// [rows, row bytes] named <c>&lt;hf name&gt;.weight.q</c> (the format's rows, see <see cref="QuantFormats"/>), and
+/// the safetensors <c>__metadata__</c> holds, under that tensor's name, <c>{"format":"nf4","shape":[rows, cols]}</c>.
+/// Every other tensor is stored as held (F32, F16 or BF16; GGUF blocks widened to F32) under its HF name; q/k rows
+/// are in HF's half-split RoPE layout.
+/// </summary>
+public static class QuantizedCheckpoint
+{
+    /// <summary>Suffix of a quantized tensor's name after the HF weight name.</summary>
+    public const string Suffix = ".q";
+
+    /// <summary>Writes the folder for a model whose projections may be <see cref="QuantizedLinear"/> (others F32).
+    /// The folder is written beside the target and moved into place; an existing folder is replaced.</summary>
+    public static void Save(LlamaModel model, string outDir, string? tokenizerFolder = null, ITokenizer? tokenizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(outDir);
+        if (tokenizerFolder is not null && !Directory.Exists(tokenizerFolder))
+            throw new DirectoryNotFoundException($"QuantizedCheckpoint.Save: tokenizer folder '{tokenizerFolder}' does not exist");
+        var layers = ModelQuantizer.Projections(model).ToDictionary(p => p.Layer.Name + ".weight", p => p.Layer);
+        if (layers.Values.FirstOrDefault(l => l is Adapters.LoraLinear) is { } wrapped)
+            throw new ArgumentException($"QuantizedCheckpoint.Save: '{wrapped.Name}' carries a LoRA adapter; save the adapter with AdapterFiles and remove it first");
+        var cfg = model.Config with
+        {
+            TorchDtype = model.Embed.Value.DType switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
+            BosTokenId = model.Config.BosTokenId ?? tokenizer?.BosId,
+            EosTokenIds = model.Config.EosTokenIds.Count > 0 ? model.Config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
+            Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : ["LlamaForCausalLM"],
+        };
+        string full = Path.GetFullPath(outDir);
+        string parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"QuantizedCheckpoint: '{outDir}' has no parent folder", nameof(outDir));
+        Directory.CreateDirectory(parent);
+        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        var owned = new List<Tensor>();
+        try
+        {
+            File.WriteAllText(Path.Combine(tmp, "config.json"), cfg.ToJson());
+            File.WriteAllText(Path.Combine(tmp, "generation_config.json"), GenerationConfig(cfg));
+            var tensors = new List<KeyValuePair<string, Tensor>>();
+            var meta = new Dictionary<string, string> { ["format"] = "pt", ["edgetune.quantized"] = "1" };
+            foreach (var p in model.Parameters)
+            {
+                bool rope = GgufTensorNames.IsRopeProjection(p.Name, out bool isKey) && model.RopeStyle != RopeStyle.HalfSplit;
+                int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;
+                if (layers.TryGetValue(p.Name, out var layer) && layer is QuantizedLinear q)
+                {
+                    var w = q.Weight;
+                    var bytes = Tensor.Zeros(DType.U8, [w.Rows, w.RowBytes], p.Name + Suffix);
+                    owned.Add(bytes);
+                    if (rope) RopePermutation.PermuteRows(w.Bytes, bytes.Span<byte>(), w.Rows, heads, toGguf: false);
+                    else w.Bytes.CopyTo(bytes.Span<byte>());
+                    tensors.Add(new(bytes.Name, bytes));
+                    meta[bytes.Name] = $"{{\"format\":\"{w.Format.Info().Name}\",\"shape\":[{w.Rows},{w.Cols}]}}";
+                    continue;
+                }
+                Tensor t = p.Value;
+                if (t.DType.IsBlockQuantized() || t.DType == DType.F64) owned.Add(t = t.DType == DType.F64 ? t.To(DType.F32) : GgufQuant.ToFloat32(t)); // F16/BF16 stay as they are
+                if (rope) owned.Add(t = RopePermutation.Convert(t, heads, model.RopeStyle, RopeStyle.HalfSplit));
+                tensors.Add(new(p.Name, t));
+            }
+            SafeTensorsWriter.Write(Path.Combine(tmp, "model.safetensors"), tensors, meta);
+            if (tokenizerFolder is not null)
+                foreach (string name in ModelExporter.TokenizerFiles.Append(ByteTokenizer.MarkerFile))
+                {
+                    string src = Path.Combine(tokenizerFolder, name);
+                    if (File.Exists(src)) File.Copy(src, Path.Combine(tmp, name));
+                }
+            if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
+            else if (File.Exists(full)) throw new IOException($"QuantizedCheckpoint: '{full}' is a file, not a folder");
+            Directory.Move(tmp, full);
+        }
+        catch
+        {
+            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
+            throw;
+        }
+        finally
+        {
+            foreach (var o in owned) o.Dispose();
+        }
+    }
+
+    /// <summary>When <paramref name="reader"/> holds <c>&lt;name&gt;.q</c> with its metadata, returns the stored U8
+    /// bytes [rows, row bytes] (a view where the file is mapped) and the format; checks the shape against
+    /// <paramref name="shape"/> (the one the config implies).</summary>
+    public static bool TryRead(ICheckpointReader reader, string name, ReadOnlySpan<int> shape, out Tensor? bytes, out QuantFormat format)
+    {
+        bytes = null;
+        format = default;
+        string qName = name + Suffix;
+        if (reader is GgufFile || !reader.Contains(qName)) return false;
+        var metadata = reader switch
+        {
+            SafeTensorsCheckpoint c => c.Metadata,
+            SafeTensorsFile f => f.Metadata,
+            _ => null,
+        };
+        if (metadata is null || !metadata.TryGetValue(qName, out string? json))
+            throw new CheckpointFormatException(reader.Source, "a quantized tensor has no format entry in the safetensors metadata", qName);
+        int rows, cols;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            format = QuantFormats.Parse(doc.RootElement.GetProperty("format").GetString() ?? "");
+            var s = doc.RootElement.GetProperty("shape");
+            rows = s[0].GetInt32();
+            cols = s[1].GetInt32();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or ArgumentException or InvalidOperationException or IndexOutOfRangeException)
+        {
+            throw new CheckpointFormatException(reader.Source, $"metadata '{json}' is not {{\"format\": name, \"shape\": [rows, cols]}}: {e.Message}", qName);
+        }
+        if (shape.Length != 2 || shape[0] != rows || shape[1] != cols)
+            throw new CheckpointFormatException(reader.Source, $"quantized shape [{rows}, {cols}] differs from the {ShapeException.Format(shape.ToArray())} the config implies", qName);
+        var t = reader.GetTensor(qName);
+        int rowBytes = format.RowBytes(cols);
+        if (t.DType != DType.U8 || t.ElementCount != (long)rows * rowBytes)
+        {
+            t.Dispose();
+            throw new CheckpointFormatException(reader.Source, $"{format.Info().Name} [{rows}, {cols}] needs U8 [{rows}, {rowBytes}], got {t.DType}{t.ShapeString}", qName);
+        }
+        bytes = t.Rank == 2 && t.Dim(1) == rowBytes ? t : t.Reshape(rows, rowBytes);
+        bytes.Name = name;
+        return true;
+    }
+
+    /// <summary>An owned F32 tensor of the dequantized weight.</summary>
+    public static Tensor Dequantize(Tensor bytes, QuantFormat format, ReadOnlySpan<int> shape, string name)
+    {
+        var m = QuantizedMatrix.FromStorage(format, shape[0], shape[1], bytes.Reshape(bytes.Shape.ToArray()), name);
+        var t = m.ToTensor();
+        t.Name = name;
+        return t;
+    }
+
+    private static string GenerationConfig(HfConfig cfg)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            if (cfg.BosTokenId is int bos) w.WriteNumber("bos_token_id", bos);
+            if (cfg.EosTokenIds.Count == 1) w.WriteNumber("eos_token_id", cfg.EosTokenIds[0]);
+            else if (cfg.EosTokenIds.Count > 1)
+            {
+                w.WriteStartArray("eos_token_id");
+                foreach (int e in cfg.EosTokenIds) w.WriteNumberValue(e);
+                w.WriteEndArray();
+            }
+            if (cfg.PadTokenId is int pad) w.WriteNumber("pad_token_id", pad);
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
+    }
+}
