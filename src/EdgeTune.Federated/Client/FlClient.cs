@@ -268,10 +268,18 @@ public sealed class FlClient : IDisposable
                 }
                 if (stopAfterBytes is not null && offset < payload.Length)
                 {
-                    await Task.Delay(50, ct).ConfigureAwait(false); // let the sent chunks land, then drop the connection
+                    // let the sent chunks land (as they would before a real connection loss), then drop the connection
+                    QueryUploadReply? seen = null;
+                    for (int i = 0; i < 100; i++)
+                    {
+                        seen = await QueryUploadAsync(header.UploadId, ct).ConfigureAwait(false);
+                        if (seen is not null && (seen.Status != UploadStatus.Incomplete || seen.BytesReceived >= offset)) break;
+                        await Task.Delay(20, ct).ConfigureAwait(false);
+                    }
                     await cut.CancelAsync().ConfigureAwait(false);
                     try { await call.ResponseAsync.ConfigureAwait(false); } catch (RpcException) { }
-                    return new UploadReply { Status = UploadStatus.Incomplete, BytesReceived = (await QueryUploadAsync(header.UploadId, ct).ConfigureAwait(false))?.BytesReceived ?? 0 };
+                    return seen is null ? new UploadReply { Status = UploadStatus.Incomplete }
+                        : new UploadReply { Status = seen.Status, BytesReceived = seen.BytesReceived, Reason = seen.Reason };
                 }
                 await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                 var reply = await call.ResponseAsync.ConfigureAwait(false);
