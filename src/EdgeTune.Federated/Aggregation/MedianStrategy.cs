@@ -1,0 +1,28 @@
+using EdgeTune.Federated.Aggregation.Internal;
+
+namespace EdgeTune.Federated.Aggregation;
+
+/// <summary>
+/// Coordinate-wise median (Yin et al. 2018): each coordinate of the step is the median of the
+/// clients' deltas there (mean of the two middle values for an even count). Unweighted; tolerates
+/// fewer than half of the clients sending arbitrary values.
+/// </summary>
+public sealed class MedianStrategy : IAggregationStrategy
+{
+    public string Name => "median";
+
+    public float[] Aggregate(int round, ReadOnlySpan<float> global, IReadOnlyList<ClientUpdate> updates)
+    {
+        RoundChecks.Require(Name, round, global.Length, updates, needExamples: false);
+        int k = updates.Count;
+        var column = new double[k];
+        var step = new double[global.Length];
+        for (int i = 0; i < step.Length; i++)
+        {
+            for (int c = 0; c < k; c++) column[c] = updates[c].Delta[i];
+            Array.Sort(column);
+            step[i] = (k & 1) == 1 ? column[k / 2] : 0.5 * (column[k / 2 - 1] + column[k / 2]);
+        }
+        return RoundChecks.Apply(global, step);
+    }
+}
