@@ -3,6 +3,7 @@ using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server;
 using EdgeTune.Federated.Server.Internal;
+using EdgeTune.Federated.UpdateCompression;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -39,6 +40,12 @@ public sealed record FlClientOptions
     /// <summary>Evaluate each downloaded global adapter on local validation data and report it.</summary>
     public bool EvaluateGlobal { get; init; } = true;
 
+    /// <summary>Update codec ("f32", "int8", "topk"; null: what the server asks for). Lossy codecs use error feedback.</summary>
+    public string? Compression { get; init; }
+
+    /// <summary>Codec parameter: int8 chunk size or top-k's k (≤ 0: the codec's default).</summary>
+    public int CompressionParameter { get; init; }
+
     /// <summary>Simulated unreliability: for a round, whether this client vanishes (before training or half-way
     /// through its upload) and for how long it stays silent.</summary>
     public Func<int, FlDropout>? Dropout { get; init; }
@@ -62,6 +69,7 @@ public sealed class FlClient : IDisposable
     private readonly GrpcChannel _channel;
     private readonly FederatedLearning.FederatedLearningClient _rpc;
     private readonly ILocalTrainer _trainer;
+    private ErrorFeedback? _feedback;
     private (int Round, string UploadId, byte[] Payload, UploadHeader Header)? _pending;
 
     public FlClient(FlClientOptions options, ILocalTrainer trainer)
@@ -142,8 +150,9 @@ public sealed class FlClient : IDisposable
                     finally { await beat.CancelAsync().ConfigureAwait(false); await heartbeat.ConfigureAwait(false); }
                 }
                 trained++;
-                byte[] payload = VectorBytes.ToBytes(result.Delta);
-                var header = Header(task.Round, task.GlobalVersion, payload, result.NumExamples, result.Metrics);
+                string codec = Options.Compression ?? (UpdateCodec.Names.Contains(task.UpdateEncoding) ? task.UpdateEncoding : UpdateCodec.Float32);
+                byte[] payload = Encode(codec, result.Delta);
+                var header = Header(task.Round, task.GlobalVersion, payload, result.NumExamples, result.Metrics, codec);
                 _pending = (task.Round, header.UploadId, payload, header);
                 if (drop == FlDropout.MidUpload)
                 {
@@ -159,6 +168,14 @@ public sealed class FlClient : IDisposable
             else rejections.Add($"round {task.Round}: {reply.Reason}");
         }
         return new FlClientSummary(trained, accepted, dropped, rejections, version);
+    }
+
+    private byte[] Encode(string codec, float[] delta)
+    {
+        if (codec == UpdateCodec.Float32) return UpdateCodec.EncodeFloat32(delta);
+        if (_feedback is null || _feedback.Codec != codec || _feedback.Residual.Length != delta.Length)
+            _feedback = new ErrorFeedback(delta.Length, codec, Options.CompressionParameter);
+        return _feedback.Compress(delta);
     }
 
     /// <summary>A dropped-out client stays silent long enough for the server to count it as a straggler.</summary>

@@ -4,6 +4,7 @@ using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
 using EdgeTune.Federated.Storage;
+using EdgeTune.Federated.UpdateCompression;
 using Grpc.Core;
 
 namespace EdgeTune.Federated.Server;
@@ -48,7 +49,7 @@ public sealed partial class FlServer
     private string? HeaderProblem(string clientId, UploadHeader h)
     {
         if (h.TotalBytes <= 0 || h.TotalBytes > MaxUpdateBytes) return $"update of {h.TotalBytes} bytes is outside (0, {MaxUpdateBytes}] for this layout";
-        if (h.Encoding != "f32") return $"encoding '{h.Encoding}' is not accepted (expected f32)";
+        if (!UpdateCodec.Names.Contains(h.Encoding)) return $"encoding '{h.Encoding}' is not accepted (expected one of {string.Join(", ", UpdateCodec.Names)})";
         if (h.Sha256.Length != 32) return "sha256 must be 32 bytes";
         if (h.NumExamples < 0 || h.NumExamples > 1_000_000_000) return $"num_examples {h.NumExamples} is out of range";
         var round = _store.GetRound(h.Round);
@@ -135,9 +136,13 @@ public sealed partial class FlServer
         if (reason is null)
         {
             float[]? delta = null;
-            try { delta = VectorBytes.ToFloats(payload, Layout.TotalLength); }
+            try
+            {
+                if (UpdateCodec.CodecOf(payload) != u.Encoding) throw new FormatException($"payload is encoded with '{UpdateCodec.CodecOf(payload)}', the header declares '{u.Encoding}'");
+                delta = UpdateCodec.Decode(payload, Layout.TotalLength);
+            }
             catch (FormatException e) { reason = e.Message; }
-            if (delta is not null) reason = Interim.Validate(Layout, delta, Options.MaxUpdateNorm);
+            if (delta is not null) reason = _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples))?.ToString();
         }
         if (reason is null && !_store.Accept(u, payload)) reason = $"already contributed an update to round {u.Round}";
         DeletePart(u.UploadId);
@@ -223,7 +228,7 @@ public sealed partial class FlServer
         if (closedBy is null) return null;
 
         var stored = _store.Updates(round.Round);
-        var updates = stored.Select(s => new ClientUpdate(s.ClientId, VectorBytes.ToFloats(s.Payload, Layout.TotalLength), s.NumExamples)
+        var updates = stored.Select(s => new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
         {
             Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson) ?? [],
         }).ToList();

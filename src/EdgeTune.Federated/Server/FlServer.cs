@@ -5,6 +5,7 @@ using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
 using EdgeTune.Federated.Storage;
+using EdgeTune.Federated.Validation;
 using Grpc.Core;
 using ProtoFit = EdgeTune.Federated.Protocol.FitInstructions;
 
@@ -31,6 +32,7 @@ public sealed partial class FlServer : IDisposable
     private readonly Lock _evalLock = new();
     private readonly FlStateStore _store;
     private readonly IAggregationStrategy _strategy;
+    private readonly UpdateValidator _validator;
     private readonly Func<float[], IReadOnlyDictionary<string, double>>? _evaluate;
     private readonly RateLimiter _limiter;
     private readonly Dictionary<string, double> _lastSeen = new(StringComparer.Ordinal);
@@ -56,7 +58,12 @@ public sealed partial class FlServer : IDisposable
         if (initialGlobal.Length != layout.TotalLength)
             throw new ArgumentException($"FlServer: the initial global vector has {initialGlobal.Length} values; the layout needs {layout.TotalLength}", nameof(initialGlobal));
         _evaluate = evaluate;
-        _strategy = strategy ?? Interim.Strategy(options.Strategy);
+        _strategy = strategy ?? StrategyFactory.Create(options.Strategy, options.StrategyOptions);
+        _validator = new UpdateValidator(layout, new UpdateLimits
+        {
+            MaxPayloadBytes = MaxUpdateBytes, MaxExamples = 1_000_000_000,
+            MaxL2Norm = options.MaxUpdateNorm > 0 ? options.MaxUpdateNorm : double.PositiveInfinity,
+        });
         _limiter = new RateLimiter(options.RateLimitPerSecond, options.RateLimitPerSecond * 4);
         _store = new FlStateStore(options.StateFolder);
         try
@@ -109,7 +116,17 @@ public sealed partial class FlServer : IDisposable
 
     public string StateFolder => _store.Folder;
 
-    internal FlStateStore Store => _store;
+    /// <summary>Updates accepted so far in <paramref name="round"/>.</summary>
+    public int AcceptedCount(int round)
+    {
+        lock (_lock) return _store.AcceptedCount(round);
+    }
+
+    /// <summary>The accepted updates of a round as stored (bytes included).</summary>
+    public IReadOnlyList<StoredUpdate> AcceptedUpdates(int round)
+    {
+        lock (_lock) return _store.Updates(round);
+    }
 
     /// <summary>The completed rounds' results, in order (from the state database).</summary>
     public IReadOnlyList<FlRoundResult> Results()
@@ -208,8 +225,11 @@ public sealed partial class FlServer : IDisposable
         }
     }
 
-    /// <summary>Bound on an update's encoded size: 4 bytes a value plus 64 KiB of framing.</summary>
+    /// <summary>Bound on an update's encoded size: 4 bytes a value plus 64 KiB for codec headers.</summary>
     public long MaxUpdateBytes => Layout.TotalLength * 4 + (64 << 10);
+
+    /// <summary>The strategy aggregating the rounds.</summary>
+    public IAggregationStrategy Strategy => _strategy;
 
     /// <summary>The bytes of a stored global version (float32 little-endian, layout order).</summary>
     public byte[] GlobalBytes(long version)

@@ -37,8 +37,8 @@ public sealed record FlServerOptions
     /// <summary>Aggregation strategy name (see the strategy factory).</summary>
     public string Strategy { get; init; } = "fedavg";
 
-    /// <summary>Strategy hyper-parameters (server learning rate, trim fraction, Krum's f ...), by name.</summary>
-    public IReadOnlyDictionary<string, double> StrategyParameters { get; init; } = new Dictionary<string, double>();
+    /// <summary>Strategy hyper-parameters (FedProx μ, server optimizer, trim fraction, Krum's f ...).</summary>
+    public StrategyOptions StrategyOptions { get; init; } = new();
 
     /// <summary>Largest L2 norm an update may have (0: no bound).</summary>
     public double MaxUpdateNorm { get; init; }
@@ -58,7 +58,7 @@ public sealed record FlServerOptions
     /// <summary>Ask clients to mask updates with secure aggregation (the server only learns the sum).</summary>
     public bool SecureAggregation { get; init; }
 
-    /// <summary>Update encoding clients should use ("f32" or a compression codec).</summary>
+    /// <summary>Update codec clients should use ("f32", "int8", "topk"; the server decodes any of them).</summary>
     public string UpdateEncoding { get; init; } = "f32";
 
     /// <summary>Calls a client may make per second (token bucket, burst of 4 seconds' worth); beyond it: ResourceExhausted.</summary>

@@ -11,7 +11,7 @@ namespace EdgeTune.Tests.Federated.Faults;
 /// <summary>Loopback fault injection: dropped uploads, a killed server, hostile clients.</summary>
 public class FlFaultTests
 {
-    private static byte[] Payload(long n, float value) => VectorBytes.ToBytes(Enumerable.Repeat(value, (int)n).ToArray());
+    private static byte[] Payload(long n, float value) => EdgeTune.Federated.UpdateCompression.UpdateCodec.EncodeFloat32(Enumerable.Repeat(value, (int)n).ToArray());
 
     [Fact]
     public async Task UploadDroppedMidwayResumesAndCountsOnce()
@@ -27,14 +27,14 @@ public class FlFaultTests
         var partial = await a.UploadPayloadAsync(header, payload, stopAfterBytes: 7000);
         Assert.Equal(UploadStatus.Incomplete, partial.Status);
         Assert.InRange(partial.BytesReceived, 1, 7000);
-        Assert.Equal(0, s.Server.Store.AcceptedCount(task.Round));
+        Assert.Equal(0, s.Server.AcceptedCount(task.Round));
 
         var done = await a.UploadPayloadAsync(header, payload); // resumes from what the server holds
         Assert.Equal(UploadStatus.Accepted, done.Status);
         var again = await a.UploadPayloadAsync(header, payload); // a retry of a finished upload is a no-op
         Assert.Equal(UploadStatus.Accepted, again.Status);
-        Assert.Equal(1, s.Server.Store.AcceptedCount(task.Round));
-        var stored = Assert.Single(s.Server.Store.Updates(task.Round));
+        Assert.Equal(1, s.Server.AcceptedCount(task.Round));
+        var stored = Assert.Single(s.Server.AcceptedUpdates(task.Round));
         Assert.Equal(payload, stored.Payload);
     }
 
@@ -59,9 +59,9 @@ public class FlFaultTests
         await s.RestartAsync(); // killed mid-round: A accepted, B half-way
 
         Assert.Equal(0, s.Server.GlobalVersion);
-        Assert.Equal(1, s.Server.Store.AcceptedCount(1));
+        Assert.Equal(1, s.Server.AcceptedCount(1));
         Assert.Equal(UploadStatus.Accepted, (await a.UploadPayloadAsync(ha, pa)).Status); // A's retry: still counted once
-        Assert.Equal(1, s.Server.Store.AcceptedCount(1));
+        Assert.Equal(1, s.Server.AcceptedCount(1));
         Assert.Equal(UploadStatus.Accepted, (await b.UploadPayloadAsync(hb, pb)).Status); // B resumes its upload
         await EdgeTune.Tests.Federated.Server.FlServerTests.WaitFor(() => s.Server.GlobalVersion == 1);
         Assert.All(s.Server.Global, v => Assert.Equal(2f, v)); // mean(1, 3), each once
@@ -83,7 +83,7 @@ public class FlFaultTests
             int n = (int)layout.TotalLength;
             var nan = Enumerable.Repeat(0.1f, n).ToArray();
             nan[7] = float.NaN;
-            var r0 = await Upload(clients[0], tasks[0], VectorBytes.ToBytes(nan));
+            var r0 = await Upload(clients[0], tasks[0], EdgeTune.Federated.UpdateCompression.UpdateCodec.EncodeFloat32(nan));
             Assert.Equal(UploadStatus.Rejected, r0.Status);
             Assert.Contains("non-finite", r0.Reason);
 

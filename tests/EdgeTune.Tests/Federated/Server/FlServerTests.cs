@@ -33,7 +33,7 @@ public class FlServerTests
         await a.EnrolAsync();
         var task = await a.GetTaskAsync();
         Assert.Equal(TaskKind.Train, task.Kind);
-        var payload = EdgeTune.Federated.Server.Internal.VectorBytes.ToBytes(Enumerable.Repeat(0.5f, (int)layout.TotalLength).ToArray());
+        var payload = EdgeTune.Federated.UpdateCompression.UpdateCodec.EncodeFloat32(Enumerable.Repeat(0.5f, (int)layout.TotalLength).ToArray());
         var reply = await a.UploadPayloadAsync(FlClient.Header(task.Round, task.GlobalVersion, payload, 5), payload);
         Assert.Equal(UploadStatus.Accepted, reply.Status);
         await WaitFor(() => s.Server.GlobalVersion == 1);
