@@ -13,6 +13,7 @@ public static class Program
         root.Subcommands.Add(EnergyCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(FlCommand.Create());
         // Ctrl+C cancels the running command's token; give it time to finish a step and write a checkpoint.
         return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
     }

@@ -46,6 +46,9 @@ public sealed record FlClientOptions
     /// <summary>Codec parameter: int8 chunk size or top-k's k (≤ 0: the codec's default).</summary>
     public int CompressionParameter { get; init; }
 
+    /// <summary>How long a simulated dropout stays silent (longer than the server's liveness timeout, so it counts as a straggler).</summary>
+    public TimeSpan DropoutSilence { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Simulated unreliability: for a round, whether this client vanishes (before training or half-way
     /// through its upload) and for how long it stays silent.</summary>
     public Func<int, FlDropout>? Dropout { get; init; }
@@ -179,7 +182,7 @@ public sealed class FlClient : IDisposable
     }
 
     /// <summary>A dropped-out client stays silent long enough for the server to count it as a straggler.</summary>
-    private Task Silence(CancellationToken ct) => Task.Delay(Options.HeartbeatInterval * 4, ct);
+    private Task Silence(CancellationToken ct) => Task.Delay(Options.DropoutSilence, ct);
 
     private static Aggregation.FitInstructions FitOf(TaskReply t) => new()
     {
