@@ -167,4 +167,29 @@ public class SecureAggregationTests
         Assert.Equal(new ulong[] { 1, 2, 3 }, SecAggMaskedInput.FromBytes(masked).Masked);
         Assert.Throws<FormatException>(() => SecAggMaskedInput.FromBytes(masked[..^1]));
     }
+
+    [Fact]
+    public void WeightedSecureSumGivesTheFedAvgMean()
+    {
+        const int length = 30;
+        var options = new SecAggOptions(3, length + 1);
+        var rng = new Rng(21);
+        var deltas = Enumerable.Range(0, 4).Select(_ => { var d = new float[length]; rng.FillGaussian(d, 0, 0.05f); return d; }).ToList();
+        long[] examples = [10, 250, 3, 77];
+        var server = new SecureAggregationServer(options);
+        var clients = Enumerable.Range(0, 4).Select(i => new SecureAggregationClient($"c{i}", options)).ToList();
+        foreach (var c in clients) server.ReceiveAdvertisement(c.Advertise());
+        var roster = server.CloseAdvertise();
+        foreach (var c in clients) server.ReceiveShareKeys(c.ShareKeys(roster));
+        var fwd = server.CloseShareKeys().ToDictionary(f => f.To);
+        for (int i = 0; i < 4; i++)
+            server.ReceiveMaskedInput(clients[i].MaskInput(SecAggWeighting.Weighted(deltas[i], examples[i]), fwd[clients[i].ClientId]));
+        var request = server.CloseMaskedInput();
+        foreach (var c in clients) server.ReceiveUnmaskResponse(c.Unmask(request));
+        var (mean, total) = SecAggWeighting.MeanOf(server.Finalize().ToDouble());
+        Assert.Equal(340, total);
+        var plain = new EdgeTune.Federated.Aggregation.FedAvgStrategy().Aggregate(1, new float[length],
+            Enumerable.Range(0, 4).Select(i => new EdgeTune.Federated.Aggregation.ClientUpdate($"c{i}", deltas[i], examples[i])).ToList());
+        for (int i = 0; i < length; i++) Assert.Equal(plain[i], mean[i], 1e-5f);
+    }
 }
