@@ -35,8 +35,11 @@ public static class FlSimulateCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed", DefaultValueFactory = _ => 1234 };
         var centralised = new Option<bool>("--centralised") { Description = "Also train a centralised LoRA with the same total steps x batch and report both" };
         var state = new Option<string?>("--state") { Description = "Server state folder (default: temporary)" };
+        var dpNoise = new Option<double>("--dp-noise") { Description = "Differential privacy noise multiplier z (0: off)", DefaultValueFactory = _ => 0 };
+        var dpClip = new Option<double>("--dp-clip") { Description = "Differential privacy clipping norm C", DefaultValueFactory = _ => 1.0 };
+        var dpLocal = new Option<bool>("--dp-local") { Description = "Clients add the noise themselves (local DP) instead of the server" };
         var command = new Command("simulate", "Simulate federated LoRA with N clients over loopback gRPC");
-        foreach (var o in new Option[] { model, tokenizer, data, trainFraction, clients, rounds, nonIid, dropout, strategy, mu, rank, alpha, localSteps, lr, batch, seqLen, compression, quorum, evalBatches, seed, centralised, state })
+        foreach (var o in new Option[] { model, tokenizer, data, trainFraction, clients, rounds, nonIid, dropout, strategy, mu, rank, alpha, localSteps, lr, batch, seqLen, compression, quorum, evalBatches, seed, centralised, state, dpNoise, dpClip, dpLocal })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -51,6 +54,7 @@ public static class FlSimulateCommand
                 Clients = parse.GetValue(clients), Rounds = parse.GetValue(rounds), Dropout = parse.GetValue(dropout), NonIid = parse.GetValue(nonIid),
                 Strategy = parse.GetValue(strategy)!, StrategyOptions = new StrategyOptions { ProximalMu = parse.GetValue(mu) },
                 Lora = FlCommand.Lora(parse.GetValue(rank), parse.GetValue(alpha)), Compression = parse.GetValue(compression),
+                DpNoiseMultiplier = parse.GetValue(dpNoise), DpClipNorm = parse.GetValue(dpNoise) > 0 ? parse.GetValue(dpClip) : 0, DpLocal = parse.GetValue(dpLocal),
                 MinQuorum = parse.GetValue(quorum), EvalBatches = parse.GetValue(evalBatches), Seed = parse.GetValue(seed), StateFolder = parse.GetValue(state),
                 Fit = new FitInstructions { LocalSteps = parse.GetValue(localSteps), LearningRate = parse.GetValue(lr), BatchSize = parse.GetValue(batch), SequenceLength = parse.GetValue(seqLen) },
             };
@@ -62,6 +66,7 @@ public static class FlSimulateCommand
             {
                 ["clients"] = options.Clients, ["rounds"] = result.Rounds.Count, ["strategy"] = options.Strategy, ["non_iid"] = options.NonIid, ["dropout"] = options.Dropout,
                 ["initial_loss"] = result.InitialLoss, ["final_loss"] = result.FinalLoss, ["initial_ppl"] = result.InitialPerplexity, ["final_ppl"] = result.FinalPerplexity,
+                ["epsilon"] = result.Rounds.Count > 0 ? result.Rounds[^1].Epsilon : null,
                 ["client_steps"] = result.TotalClientSteps, ["seconds"] = Math.Round(result.Elapsed.TotalSeconds, 2),
                 ["accepted"] = result.Rounds.Sum(r => r.Accepted), ["rejected"] = result.Rounds.Sum(r => r.Rejected),
                 ["round_seconds"] = new JsonArray(result.Rounds.Select(r => (JsonNode?)Math.Round(r.Duration.TotalSeconds, 2)).ToArray()),

@@ -153,6 +153,9 @@ public sealed class FlClient : IDisposable
                     finally { await beat.CancelAsync().ConfigureAwait(false); await heartbeat.ConfigureAwait(false); }
                 }
                 trained++;
+                if (task.Privacy is { LocalNoiseMultiplier: > 0, LocalClipNorm: > 0 } dp) // local DP: clip and noise before anything leaves the device
+                    Privacy.GaussianMechanism.PrivatizeLocally(result.Delta, dp.LocalClipNorm, dp.LocalNoiseMultiplier,
+                        new EdgeTune.Tensors.Rng(BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8))));
                 string codec = Options.Compression ?? (UpdateCodec.Names.Contains(task.UpdateEncoding) ? task.UpdateEncoding : UpdateCodec.Float32);
                 byte[] payload = Encode(codec, result.Delta);
                 var header = Header(task.Round, task.GlobalVersion, payload, result.NumExamples, result.Metrics, codec);

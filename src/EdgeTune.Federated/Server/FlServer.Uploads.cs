@@ -243,6 +243,7 @@ public sealed partial class FlServer
             Round = round.Round, Version = _version + 1, Selected = assigned.Count, Accepted = updates.Count,
             Rejected = _store.Rejections(round.Round).Count, MeanTrainLoss = lossWeight > 0 ? lossSum / lossWeight : double.NaN,
             Duration = TimeSpan.FromSeconds(now - round.StartedAt), ClosedBy = closedBy,
+            Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
         };
         using (var tx = _store.Begin())
         {

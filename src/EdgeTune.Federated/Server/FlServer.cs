@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using EdgeTune.Federated.Aggregation;
+using EdgeTune.Federated.Privacy;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
 using EdgeTune.Federated.Storage;
@@ -59,6 +60,13 @@ public sealed partial class FlServer : IDisposable
             throw new ArgumentException($"FlServer: the initial global vector has {initialGlobal.Length} values; the layout needs {layout.TotalLength}", nameof(initialGlobal));
         _evaluate = evaluate;
         _strategy = strategy ?? StrategyFactory.Create(options.Strategy, options.StrategyOptions);
+        if (options.DpNoiseMultiplier > 0)
+            _strategy = new DifferentialPrivacyStrategy(_strategy, new DifferentialPrivacyOptions
+            {
+                Mode = options.DpLocal ? DpMode.Local : DpMode.Central, ClipNorm = options.DpClipNorm, NoiseMultiplier = options.DpNoiseMultiplier,
+                SamplingRate = options.FractionFit, Delta = options.DpDelta,
+                Seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), // noise must not be predictable from the options
+            });
         _validator = new UpdateValidator(layout, new UpdateLimits
         {
             MaxPayloadBytes = MaxUpdateBytes, MaxExamples = 1_000_000_000,

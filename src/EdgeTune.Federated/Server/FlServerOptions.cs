@@ -88,6 +88,8 @@ public sealed record FlServerOptions
         Require(DpClipNorm >= 0 && double.IsFinite(DpClipNorm), nameof(DpClipNorm), DpClipNorm, "must be ≥ 0");
         Require(DpNoiseMultiplier >= 0 && double.IsFinite(DpNoiseMultiplier), nameof(DpNoiseMultiplier), DpNoiseMultiplier, "must be ≥ 0");
         Require(DpNoiseMultiplier == 0 || DpClipNorm > 0, nameof(DpClipNorm), DpClipNorm, "noise needs a clipping norm > 0");
+        Require(!SecureAggregation, nameof(SecureAggregation), SecureAggregation, "secure aggregation is not wired into the networked server yet (the relay exists; the masking rounds do not)");
+        Require(!DpLocal || DpNoiseMultiplier > 0, nameof(DpLocal), DpLocal, "local DP needs a noise multiplier > 0");
         Require(RateLimitPerSecond > 0, nameof(RateLimitPerSecond), RateLimitPerSecond, "must be > 0");
         return this;
     }
