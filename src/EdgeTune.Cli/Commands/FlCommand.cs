@@ -28,12 +28,22 @@ public static class FlCommand
     public static Option<double> LearningRate() => new("--lr") { Description = "Clients' learning rate", DefaultValueFactory = _ => 2e-3 };
     public static Option<int> Batch() => new("--batch") { Description = "Sequences per client micro-batch", DefaultValueFactory = _ => 4 };
     public static Option<int> SeqLen() => new("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => 128 };
-    public static Option<string> Strategy() => new("--strategy")
+    public static Option<string> Strategy()
     {
-        Description = "Aggregation: " + string.Join(", ", EdgeTune.Federated.Aggregation.StrategyFactory.Names), DefaultValueFactory = _ => "fedavg",
-    };
+        var o = new Option<string>("--strategy")
+        {
+            Description = "Aggregation: " + string.Join(", ", EdgeTune.Federated.Aggregation.StrategyFactory.Names), DefaultValueFactory = _ => "fedavg",
+        };
+        o.AcceptOnlyFromAmong([.. EdgeTune.Federated.Aggregation.StrategyFactory.Names]);
+        return o;
+    }
     public static Option<double> Mu() => new("--mu") { Description = "FedProx proximal coefficient (with --strategy fedprox)", DefaultValueFactory = _ => 0.01 };
-    public static Option<string?> Compression() => new("--compression") { Description = "Update codec: f32, int8 or topk (lossy ones with error feedback)" };
+    public static Option<string?> Compression()
+    {
+        var o = new Option<string?>("--compression") { Description = "Update codec: f32, int8 or topk (lossy ones with error feedback)" };
+        o.AcceptOnlyFromAmong([.. EdgeTune.Federated.UpdateCompression.UpdateCodec.Names]);
+        return o;
+    }
 
     public static LoraConfig Lora(int rank, double? alpha) =>
         new() { Rank = rank, Alpha = alpha ?? 2.0 * rank, TargetModules = LoraConfig.AllLlamaProjections };

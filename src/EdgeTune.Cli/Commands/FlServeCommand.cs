@@ -37,8 +37,12 @@ public static class FlServeCommand
         var maxNorm = new Option<double>("--max-update-norm") { Description = "Reject updates with a larger L2 norm (0: no bound)", DefaultValueFactory = _ => 0 };
         var validation = new Option<string?>("--validation") { Description = "Text the server evaluates each new global adapter on" };
         var compression = FlCommand.Compression();
+        var dpNoise = new Option<double>("--dp-noise") { Description = "Differential privacy noise multiplier z (0: off)", DefaultValueFactory = _ => 0 };
+        var dpClip = new Option<double>("--dp-clip") { Description = "Differential privacy clipping norm C", DefaultValueFactory = _ => 1.0 };
+        var dpLocal = new Option<bool>("--dp-local") { Description = "Clients add the noise themselves (local DP) instead of the server" };
+        var liveness = new Option<double>("--liveness") { Description = "Seconds without a call after which a selected client counts as a straggler", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "Coordinate federated LoRA rounds over gRPC");
-        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression })
+        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, liveness })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -67,7 +71,8 @@ public static class FlServeCommand
                 StateFolder = stateDir, EnrolmentToken = enrol, Rounds = parse.GetValue(rounds), MinClients = parse.GetValue(minClients),
                 MinQuorum = parse.GetValue(quorum), FractionFit = parse.GetValue(fraction), RoundDeadline = TimeSpan.FromSeconds(parse.GetValue(deadline)),
                 Strategy = parse.GetValue(strategy)!, StrategyOptions = new StrategyOptions { ProximalMu = parse.GetValue(mu) },
-                MaxUpdateNorm = parse.GetValue(maxNorm), UpdateEncoding = parse.GetValue(compression) ?? "f32",
+                MaxUpdateNorm = parse.GetValue(maxNorm), LivenessTimeout = TimeSpan.FromSeconds(parse.GetValue(liveness)),
+                DpNoiseMultiplier = parse.GetValue(dpNoise), DpClipNorm = parse.GetValue(dpNoise) > 0 ? parse.GetValue(dpClip) : 0, DpLocal = parse.GetValue(dpLocal), UpdateEncoding = parse.GetValue(compression) ?? "f32",
                 Fit = new FitInstructions { LocalSteps = parse.GetValue(localSteps), LearningRate = parse.GetValue(lr), BatchSize = parse.GetValue(batch), SequenceLength = seq },
             };
             using var server = new FlServer(options, layout, AdapterVector.Read(adapter), evaluate);
