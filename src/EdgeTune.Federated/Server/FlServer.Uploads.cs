@@ -227,11 +227,16 @@ public sealed partial class FlServer
         }
         if (closedBy is null) return null;
 
-        var stored = _store.Updates(round.Round);
-        var updates = stored.Select(s => new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
+        // one stored payload in memory at a time: only the decoded vectors are held together
+        var updates = new List<ClientUpdate>();
+        foreach (string id in _store.UpdateIds(round.Round))
         {
-            Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson) ?? [],
-        }).ToList();
+            var s = _store.GetUpdate(id)!;
+            updates.Add(new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
+            {
+                Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
+            });
+        }
         var next = _strategy.Aggregate(round.Round, _global, updates);
         if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
             throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");

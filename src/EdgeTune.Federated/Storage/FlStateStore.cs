@@ -223,6 +223,23 @@ public sealed class FlStateStore : IDisposable
         return list;
     }
 
+    /// <summary>Upload ids of a round's accepted updates, ordered by client id (read them one at a time with <see cref="GetUpdate"/>).</summary>
+    public IReadOnlyList<string> UpdateIds(int round)
+    {
+        using var cmd = Command("SELECT upload_id FROM updates WHERE round=$r ORDER BY client_id", null, ("$r", round));
+        using var r = cmd.ExecuteReader();
+        var list = new List<string>();
+        while (r.Read()) list.Add(r.GetString(0));
+        return list;
+    }
+
+    public StoredUpdate? GetUpdate(string uploadId)
+    {
+        using var cmd = Command("SELECT upload_id, client_id, num_examples, encoding, payload, metrics FROM updates WHERE upload_id=$u", null, ("$u", uploadId));
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? new StoredUpdate(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), (byte[])r[4], r.GetString(5)) : null;
+    }
+
     // ---- global versions ----
 
     public void AddGlobal(long version, int round, byte[] vector, SqliteTransaction? tx = null) =>
