@@ -64,8 +64,7 @@ public sealed class DifferentialPrivacyStrategy : IAggregationStrategy
         }
         if (Options.Mode == DpMode.Central)
         {
-            var rng = new Rng(Options.Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(uint)round));
-            GaussianMechanism.AddNoise(sum, Options.NoiseMultiplier * Options.ClipNorm, rng);
+            GaussianMechanism.AddCentralNoise(sum, Options, round);
         }
         var mean = new float[n];
         for (int i = 0; i < n; i++) mean[i] = (float)(sum[i] / updates.Count);

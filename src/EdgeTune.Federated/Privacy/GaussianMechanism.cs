@@ -51,4 +51,19 @@ public static class GaussianMechanism
         AddNoise(update, noiseMultiplier * clipNorm, rng);
         return norm;
     }
+
+    /// <summary>The noise stream of central DP in <paramref name="round"/>: a fixed function of the seed and the round.</summary>
+    public static Rng RoundRng(ulong seed, int round) => new(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(uint)round));
+
+    /// <summary>
+    /// Central DP over a sum the server cannot inspect per client (the output of secure aggregation,
+    /// where every client clipped its own update to C with <see cref="ClipL2"/> before masking):
+    /// adds N(0, (z·C)²) to each value of <paramref name="sum"/>, in place, drawn from <see cref="RoundRng"/>.
+    /// </summary>
+    public static void AddCentralNoise(Span<double> sum, DifferentialPrivacyOptions options, int round)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        AddNoise(sum, options.NoiseMultiplier * options.ClipNorm, RoundRng(options.Seed, round));
+    }
 }

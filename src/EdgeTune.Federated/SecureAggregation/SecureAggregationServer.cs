@@ -45,6 +45,8 @@ public sealed class SecureAggregationServer
         Expect(SecAggStage.Advertise);
         ArgumentNullException.ThrowIfNull(message);
         if (string.IsNullOrEmpty(message.ClientId)) throw new SecureAggregationException("secure aggregation: an advertisement has no client id");
+        if (System.Text.Encoding.UTF8.GetByteCount(message.ClientId) > Wire.MaxIdBytes)
+            throw new SecureAggregationException($"secure aggregation: client id longer than {Wire.MaxIdBytes} bytes");
         if (_adverts.ContainsKey(message.ClientId)) throw new SecureAggregationException($"secure aggregation: '{message.ClientId}' advertised twice");
         KeyAgreement.ImportPublic(message.EncryptionPublicKey, message.ClientId).Dispose();
         KeyAgreement.ImportPublic(message.MaskPublicKey, message.ClientId).Dispose();

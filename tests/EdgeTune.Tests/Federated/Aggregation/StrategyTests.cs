@@ -1,3 +1,4 @@
+using EdgeTune.Autograd;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Tensors;
 
@@ -151,5 +152,18 @@ public class StrategyTests
         }
         Assert.Throws<ArgumentException>(() => new FedAvgStrategy().Aggregate(1, new float[1], [new ClientUpdate("z", [1f], 0)]));
         Assert.Throws<ArgumentException>(() => StrategyFactory.Create("nope"));
+    }
+
+    [Fact]
+    public void ProximalTermAppliesToTrainableParameters()
+    {
+        using var w = new Parameter("lora_a", Tensor.From(new[] { 1f, 2f, 3f }, 3));
+        using var frozen = new Parameter("base", Tensor.From(new[] { 5f }, 1), trainable: false);
+        var prox = ProximalTerm.Snapshot(0.1, [w, frozen]);
+        w.Value.Span<float>()[0] = 2f;  // a local step moved w[0] by +1
+        w.Grad!.Span<float>()[0] = 0.5f;
+        prox.Apply([w, frozen]);
+        Assert.Equal(new[] { 0.6f, 0f, 0f }, w.Grad.ReadOnlySpan<float>().ToArray());
+        Assert.Throws<ArgumentException>(() => new ProximalTerm(0.1, new Dictionary<string, float[]>()).Apply([w]));
     }
 }

@@ -76,4 +76,16 @@ public class DifferentialPrivacyStrategyTests
         Assert.Equal(dp.Aggregate(4, g, [new ClientUpdate("a", [0.1f, 0.2f, 0.3f], 1)]), copy.Aggregate(4, g, [new ClientUpdate("a", [0.1f, 0.2f, 0.3f], 1)]));
         Assert.Equal("dp-fedadam", dp.Name);
     }
+
+    [Fact]
+    public void CentralNoiseOnASecureSumMatchesTheStrategy()
+    {
+        var o = new DifferentialPrivacyOptions { Mode = DpMode.Central, ClipNorm = 0.5, NoiseMultiplier = 0.8, Seed = 11 };
+        var updates = new List<ClientUpdate> { new("a", [0.1f, -0.2f, 0.05f], 1), new("b", [0.3f, 0.1f, 0f], 1) };
+        var viaStrategy = new DifferentialPrivacyStrategy(new FedAvgStrategy(), o).Aggregate(7, new float[3], updates);
+        var sum = new double[3];
+        foreach (var u in updates) for (int i = 0; i < 3; i++) sum[i] += u.Delta[i];
+        GaussianMechanism.AddCentralNoise(sum, o, 7);
+        for (int i = 0; i < 3; i++) Assert.Equal(viaStrategy[i], (float)(sum[i] / 2));
+    }
 }

@@ -29,7 +29,7 @@ public class SecureAggregationTests
     /// <summary>Runs a round through the serialised messages. Clients in <paramref name="dropBeforeMask"/> stop
     /// after sharing keys (they never send a masked input); those in <paramref name="dropBeforeUnmask"/> send a
     /// masked input but never answer the unmask request.</summary>
-    private static SecAggResult Run(int n, int t, int length, string[]? dropBeforeMask = null, string[]? dropBeforeUnmask = null, Round? keep = null)
+    private static SecAggResult Run(int n, int t, int length, string[]? dropBeforeMask = null, string[]? dropBeforeUnmask = null, Round? keep = null, string[]? dropBeforeShare = null)
     {
         var options = new SecAggOptions(t, length);
         var inputs = RandomInputs(n, length, 7);
@@ -37,9 +37,10 @@ public class SecureAggregationTests
         var clients = inputs.Keys.Select(id => new SecureAggregationClient(id, options)).ToList();
         foreach (var c in clients) server.ReceiveAdvertisement(SecAggAdvertisement.FromBytes(c.Advertise().ToBytes()));
         var roster = SecAggRoster.FromBytes(server.CloseAdvertise().ToBytes());
-        foreach (var c in clients) server.ReceiveShareKeys(SecAggShareKeysMessage.FromBytes(c.ShareKeys(roster).ToBytes()));
+        var sharing = clients.Where(c => dropBeforeShare?.Contains(c.ClientId) != true).ToList();
+        foreach (var c in sharing) server.ReceiveShareKeys(SecAggShareKeysMessage.FromBytes(c.ShareKeys(roster).ToBytes()));
         var forwarded = server.CloseShareKeys().ToDictionary(f => f.To);
-        var masking = clients.Where(c => dropBeforeMask?.Contains(c.ClientId) != true).ToList();
+        var masking = sharing.Where(c => dropBeforeMask?.Contains(c.ClientId) != true).ToList();
         foreach (var c in masking)
         {
             var m = c.MaskInput(inputs[c.ClientId], SecAggForwardedShares.FromBytes(forwarded[c.ClientId].ToBytes()));
@@ -80,6 +81,14 @@ public class SecureAggregationTests
         var decoded = result.ToDouble();
         var plain = FixedPoint.Decode(PlainSum(7, 50, result.Contributors), 65536);
         Assert.Equal(plain, decoded);
+    }
+
+    [Fact]
+    public void SumIsExactWhenClientsDropAfterAdvertising()
+    {
+        var result = Run(6, 3, 20, dropBeforeShare: ["client01"], dropBeforeMask: ["client04"]);
+        Assert.Equal(["client00", "client02", "client03", "client05"], result.Contributors);
+        Assert.Equal(PlainSum(6, 20, result.Contributors), result.Sum);
     }
 
     [Fact]
