@@ -1,5 +1,4 @@
 using EdgeTune.Adapters;
-using EdgeTune.Autograd;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Tensors;
 
@@ -48,33 +47,6 @@ public static class AdapterVector
                 for (int i = 0; i < n; i++) s[i] = values[o + i];
             }
             else values.Slice(o, n).CopyTo(p.Value.Span<float>());
-            o += n;
-        }
-    }
-
-    /// <summary>FedProx: adds μ·(w − w_global) to each trainable parameter's gradient (<paramref name="global"/> in layout order of <paramref name="parameters"/>).</summary>
-    public static void AddProximalGradient(IReadOnlyList<Parameter> parameters, ReadOnlySpan<float> global, double mu)
-    {
-        int o = 0;
-        foreach (var p in parameters)
-        {
-            int n = (int)p.ElementCount;
-            if (p.Grad is { } g)
-            {
-                if (p.Value.DType == DType.F64)
-                {
-                    var w = p.Value.Span<double>();
-                    var gs = g.Span<double>();
-                    for (int i = 0; i < n; i++) gs[i] += mu * (w[i] - global[o + i]);
-                }
-                else
-                {
-                    var w = p.Value.Span<float>();
-                    var gs = g.Span<float>();
-                    float m = (float)mu;
-                    for (int i = 0; i < n; i++) gs[i] += m * (w[i] - global[o + i]);
-                }
-            }
             o += n;
         }
     }

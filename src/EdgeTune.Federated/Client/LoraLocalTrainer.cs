@@ -51,9 +51,10 @@ public sealed class LoraLocalTrainer(LlamaModel model, LoraAdapter adapter, int[
             var trainable = new DelegateTrainableModel(Adapter.Parameters, (tape, tok, tgt, b, t) => Model.Loss(tape, tok, tgt, b, t));
             var source = new TokenStreamBatchSource(trainTokens, shuffle: true, seed: options.Seed);
             float[] global = request.Global;
+            var proximal = fit.ProximalMu > 0 ? ProximalTerm.Snapshot(fit.ProximalMu, Adapter.Parameters) : null; // FedProx, against the global adapter just loaded
             using var trainer = new Trainer(trainable, source, options)
             {
-                AfterBackward = fit.ProximalMu > 0 ? ps => AdapterVector.AddProximalGradient(ps, global, fit.ProximalMu) : null,
+                AfterBackward = proximal is null ? null : proximal.Apply,
                 PowerPolicies = PowerPolicies,
             };
             var result = trainer.Run(cancellationToken);
