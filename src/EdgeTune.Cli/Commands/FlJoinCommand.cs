@@ -60,7 +60,13 @@ public static class FlJoinCommand
                 File.WriteAllText(idPath, JsonSerializer.Serialize(new Dictionary<string, string> { ["client_id"] = client.ClientId!, ["credential"] = client.Credential! }));
             }
             await outp.WriteLineAsync($"joined as {client.ClientId}").ConfigureAwait(false);
-            var summary = await client.RunAsync(ct).ConfigureAwait(false);
+            FlClientSummary summary;
+            try { summary = await client.RunAsync(ct).ConfigureAwait(false); }
+            catch (Grpc.Core.RpcException e)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"server {parse.GetValue(server)} failed or stayed unreachable: {e.Status.StatusCode} {e.Status.Detail}").ConfigureAwait(false);
+                return 1;
+            }
             await outp.WriteLineAsync($"done: trained {summary.RoundsTrained} rounds, {summary.Accepted} updates accepted, final global version {summary.LastGlobalVersion}").ConfigureAwait(false);
             foreach (var r in summary.Rejections) await outp.WriteLineAsync("rejected: " + r).ConfigureAwait(false);
             return 0;

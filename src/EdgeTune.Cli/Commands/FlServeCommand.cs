@@ -41,8 +41,9 @@ public static class FlServeCommand
         var dpClip = new Option<double>("--dp-clip") { Description = "Differential privacy clipping norm C", DefaultValueFactory = _ => 1.0 };
         var dpLocal = new Option<bool>("--dp-local") { Description = "Clients add the noise themselves (local DP) instead of the server" };
         var liveness = new Option<double>("--liveness") { Description = "Seconds without a call after which a selected client counts as a straggler", DefaultValueFactory = _ => 30 };
+        var linger = new Option<double>("--linger") { Description = "Seconds to keep serving after the last round so clients hear it is done", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "Coordinate federated LoRA rounds over gRPC");
-        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, liveness })
+        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, liveness, linger })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -92,6 +93,7 @@ public static class FlServeCommand
             await outp.WriteLineAsync($"serving {layout.TotalLength:N0} adapter values at {host.Url} (state: {server.StateFolder}, global version {server.GlobalVersion})").ConfigureAwait(false);
             if (parse.GetValue(token) is null) await outp.WriteLineAsync($"enrolment token: {enrol}").ConfigureAwait(false);
             await server.Completion.WaitAsync(ct).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(parse.GetValue(linger)), ct).ConfigureAwait(false); // let clients hear "done"
             await outp.WriteLineAsync($"done: {server.Results().Count} rounds, global version {server.GlobalVersion} saved to {Path.Combine(server.StateFolder, "global")}").ConfigureAwait(false);
             return 0;
         });

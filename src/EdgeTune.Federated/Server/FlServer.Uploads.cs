@@ -177,7 +177,7 @@ public sealed partial class FlServer
                 if (_disposed) return;
                 result = TryCompleteLocked();
                 if (result is not null) global = (float[])_global.Clone();
-                if (IsFinished()) _done.TrySetResult();
+                else if (IsFinished()) _done.TrySetResult(); // completion is signalled after the last round's event
             }
             if (result is null) return;
             if (_evaluate is not null)
