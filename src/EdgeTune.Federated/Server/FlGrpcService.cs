@@ -1,0 +1,95 @@
+using EdgeTune.Federated.Protocol;
+using Grpc.Core;
+
+namespace EdgeTune.Federated.Server;
+
+/// <summary>
+/// The gRPC face of a <see cref="FlServer"/>: authenticates every call but Enrol from its metadata, maps
+/// <see cref="FlRejectedException"/> to its status, and turns any other failure into Internal (logged through
+/// <see cref="FlServerHost.Errors"/>) so that nothing a client sends brings the server down.
+/// </summary>
+internal sealed class FlGrpcService(FlServer server, Action<Exception>? onError) : FederatedLearning.FederatedLearningBase
+{
+    public override Task<EnrolReply> Enrol(EnrolRequest request, ServerCallContext context) =>
+        Guard(() => Task.FromResult(server.Enrol(request.Token, request.DisplayName, request.NumExamples, context.Peer ?? "")));
+
+    public override Task<TaskReply> GetTask(GetTaskRequest request, ServerCallContext context) =>
+        Guard(() => Task.FromResult(server.GetTask(Auth(context))));
+
+    public override Task DownloadGlobal(DownloadRequest request, IServerStreamWriter<DataChunk> responseStream, ServerCallContext context) =>
+        Guard(async () =>
+        {
+            Auth(context);
+            byte[] bytes = server.GlobalBytes(request.GlobalVersion);
+            for (int offset = 0; offset < bytes.Length || offset == 0; offset += FlServer.MaxChunkBytes)
+            {
+                int n = Math.Min(FlServer.MaxChunkBytes, bytes.Length - offset);
+                await responseStream.WriteAsync(new DataChunk
+                {
+                    Offset = offset, TotalBytes = bytes.Length, Data = Google.Protobuf.ByteString.CopyFrom(bytes, offset, n),
+                }, context.CancellationToken).ConfigureAwait(false);
+                if (bytes.Length == 0) break;
+            }
+            return 0;
+        });
+
+    public override Task<UploadReply> UploadUpdate(IAsyncStreamReader<UploadMessage> requestStream, ServerCallContext context) =>
+        Guard(async () =>
+        {
+            string client = Auth(context);
+            if (!await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false) || requestStream.Current.KindCase != UploadMessage.KindOneofCase.Header)
+                throw new FlRejectedException(StatusCode.InvalidArgument, "an upload starts with its header");
+            var header = requestStream.Current.Header;
+            var state = server.BeginUpload(client, header);
+            while (state.Status == UploadStatus.Incomplete && await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                var m = requestStream.Current;
+                if (m.KindCase != UploadMessage.KindOneofCase.Chunk) throw new FlRejectedException(StatusCode.InvalidArgument, "only chunks may follow the header");
+                state = server.AppendChunk(client, header.UploadId, m.Chunk.Offset, m.Chunk.Data.Span);
+            }
+            if (state.Status == UploadStatus.Accepted) server.Tick();
+            return state;
+        });
+
+    public override Task<QueryUploadReply> QueryUpload(QueryUploadRequest request, ServerCallContext context) =>
+        Guard(() => Task.FromResult(server.QueryUpload(Auth(context), request.UploadId)));
+
+    public override Task<Ack> ReportEval(EvalReport request, ServerCallContext context) =>
+        Guard(() =>
+        {
+            server.ReportEval(Auth(context), request);
+            return Task.FromResult(new Ack { Ok = true });
+        });
+
+    public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context) =>
+        Guard(() => Task.FromResult(server.Heartbeat(Auth(context))));
+
+    public override Task<Ack> SendSecAgg(SecAggMessage request, ServerCallContext context) =>
+        Guard(() =>
+        {
+            server.SendSecAgg(Auth(context), request);
+            return Task.FromResult(new Ack { Ok = true });
+        });
+
+    public override Task<FetchSecAggReply> FetchSecAgg(FetchSecAggRequest request, ServerCallContext context) =>
+        Guard(() => Task.FromResult(server.FetchSecAgg(Auth(context), request)));
+
+    private string Auth(ServerCallContext context) =>
+        server.Authenticate(context.RequestHeaders.GetValue(FlServer.ClientIdHeader), context.RequestHeaders.GetValue(FlServer.CredentialHeader));
+
+    private async Task<T> Guard<T>(Func<Task<T>> body)
+    {
+        try { return await body().ConfigureAwait(false); }
+        catch (FlRejectedException e) { throw new RpcException(new Status(e.Status, e.Message)); }
+        catch (RpcException) { throw; }
+        catch (OperationCanceledException) { throw new RpcException(new Status(StatusCode.Cancelled, "call cancelled")); }
+        catch (IOException e) { throw new RpcException(new Status(StatusCode.Unavailable, "connection lost: " + e.Message)); }
+        catch (Exception e)
+        {
+            onError?.Invoke(e);
+            throw new RpcException(new Status(StatusCode.Internal, "internal server error: " + e.GetType().Name));
+        }
+    }
+
+    private Task Guard(Func<Task<int>> body) => Guard<int>(body);
+}

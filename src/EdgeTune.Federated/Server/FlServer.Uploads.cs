@@ -1,0 +1,264 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using EdgeTune.Federated.Aggregation;
+using EdgeTune.Federated.Protocol;
+using EdgeTune.Federated.Server.Internal;
+using EdgeTune.Federated.Storage;
+using EdgeTune.Federated.UpdateCompression;
+using Grpc.Core;
+
+namespace EdgeTune.Federated.Server;
+
+/// <summary>Resumable uploads: a header registers the upload (idempotent by upload id), chunks append to its part
+/// file at the exact offset, and the last byte triggers decoding, validation and acceptance.</summary>
+public sealed partial class FlServer
+{
+    /// <summary>Registers (or finds again) an upload; the reply says how many bytes the server holds.</summary>
+    public UploadReply BeginUpload(string clientId, UploadHeader header)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        if (!UploadIdPattern().IsMatch(header.UploadId ?? ""))
+            throw new FlRejectedException(StatusCode.InvalidArgument, "upload_id must be 8-64 characters of [A-Za-z0-9_-]");
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            if (_store.GetUpload(header.UploadId!) is { } existing)
+            {
+                if (existing.ClientId != clientId) throw new FlRejectedException(StatusCode.PermissionDenied, "upload id belongs to another client");
+                if (existing.TotalBytes != header.TotalBytes || !existing.Sha256.AsSpan().SequenceEqual(header.Sha256.Span))
+                    throw new FlRejectedException(StatusCode.InvalidArgument, "upload id reused with a different payload (size or digest differ)");
+                return StateOf(existing);
+            }
+            string? reason = HeaderProblem(clientId, header);
+            var metrics = header.Metrics.Count <= 64 && header.Metrics.All(kv => kv.Key.Length <= 64 && double.IsFinite(kv.Value))
+                ? JsonSerializer.Serialize(header.Metrics.ToDictionary(kv => kv.Key, kv => kv.Value)) : "{}";
+            var upload = new StoredUpload(header.UploadId!, clientId, header.Round, header.GlobalVersion, header.TotalBytes, header.NumExamples,
+                header.Encoding ?? "", header.Sha256.ToByteArray(), metrics, reason is null ? "receiving" : "rejected", reason);
+            _store.AddUpload(upload);
+            if (reason is not null)
+            {
+                _store.Reject(upload.UploadId, clientId, header.Round, reason);
+                return new UploadReply { Status = UploadStatus.Rejected, Reason = reason };
+            }
+            File.WriteAllBytes(_store.PartPath(upload.UploadId), []);
+            return new UploadReply { Status = UploadStatus.Incomplete, BytesReceived = 0 };
+        }
+    }
+
+    /// <summary>Why a new upload's header is refused, or null.</summary>
+    private string? HeaderProblem(string clientId, UploadHeader h)
+    {
+        if (h.TotalBytes <= 0 || h.TotalBytes > MaxUpdateBytes) return $"update of {h.TotalBytes} bytes is outside (0, {MaxUpdateBytes}] for this layout";
+        if (!UpdateCodec.Names.Contains(h.Encoding)) return $"encoding '{h.Encoding}' is not accepted (expected one of {string.Join(", ", UpdateCodec.Names)})";
+        if (h.Sha256.Length != 32) return "sha256 must be 32 bytes";
+        if (h.NumExamples < 0 || h.NumExamples > 1_000_000_000) return $"num_examples {h.NumExamples} is out of range";
+        var round = _store.GetRound(h.Round);
+        if (round is null) return $"round {h.Round} does not exist";
+        if (!round.Open) return $"late: round {h.Round} already closed (global version {round.ResultVersion})";
+        if (h.GlobalVersion != round.GlobalVersion) return $"stale: trained from global version {h.GlobalVersion}, round {h.Round} uses {round.GlobalVersion}";
+        if (!_store.IsAssigned(h.Round, clientId)) return $"not selected for round {h.Round}";
+        if (_store.HasUpdate(h.Round, clientId)) return $"already contributed an update to round {h.Round}";
+        return null;
+    }
+
+    private UploadReply StateOf(StoredUpload u) => u.Status switch
+    {
+        "accepted" => new UploadReply { Status = UploadStatus.Accepted, BytesReceived = u.TotalBytes },
+        "rejected" => new UploadReply { Status = UploadStatus.Rejected, Reason = u.Reason ?? "" },
+        _ => new UploadReply { Status = UploadStatus.Incomplete, BytesReceived = PartLength(u.UploadId) },
+    };
+
+    private long PartLength(string uploadId)
+    {
+        var f = new FileInfo(_store.PartPath(uploadId));
+        return f.Exists ? f.Length : 0;
+    }
+
+    /// <summary>Appends a chunk at <paramref name="offset"/> (bytes the server already holds are skipped; a gap is an
+    /// error). When the upload is complete it is finished at once.</summary>
+    public UploadReply AppendChunk(string clientId, string uploadId, long offset, ReadOnlySpan<byte> data)
+    {
+        if (data.Length > MaxChunkBytes) throw new FlRejectedException(StatusCode.InvalidArgument, $"chunk of {data.Length} bytes exceeds {MaxChunkBytes}");
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var u = OwnUpload(clientId, uploadId);
+            if (u.Status != "receiving") return StateOf(u);
+            long have = PartLength(uploadId);
+            if (offset > have) throw new FlRejectedException(StatusCode.OutOfRange, $"chunk at offset {offset} leaves a gap (the server holds {have} bytes)");
+            if (offset < 0) throw new FlRejectedException(StatusCode.OutOfRange, $"negative offset {offset}");
+            long skip = have - offset;
+            if (skip < data.Length)
+            {
+                var fresh = data[(int)skip..];
+                if (have + fresh.Length > u.TotalBytes)
+                {
+                    string reason = $"update is larger than its declared {u.TotalBytes} bytes";
+                    _store.Reject(uploadId, clientId, u.Round, reason);
+                    DeletePart(uploadId);
+                    return new UploadReply { Status = UploadStatus.Rejected, Reason = reason };
+                }
+                using var fs = new FileStream(_store.PartPath(uploadId), FileMode.Append, FileAccess.Write, FileShare.None);
+                fs.Write(fresh);
+                fs.Flush(flushToDisk: true);
+                have += fresh.Length;
+            }
+            return have == u.TotalBytes ? FinishLocked(u) : new UploadReply { Status = UploadStatus.Incomplete, BytesReceived = have };
+        }
+    }
+
+    /// <summary>Where an upload stands (for a client resuming after a dropped connection).</summary>
+    public QueryUploadReply QueryUpload(string clientId, string uploadId)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var s = StateOf(OwnUpload(clientId, uploadId));
+            return new QueryUploadReply { Status = s.Status, BytesReceived = s.BytesReceived, Reason = s.Reason };
+        }
+    }
+
+    private StoredUpload OwnUpload(string clientId, string uploadId)
+    {
+        var u = _store.GetUpload(uploadId ?? "") ?? throw new FlRejectedException(StatusCode.NotFound, $"upload '{uploadId}' is unknown; send its header first");
+        if (u.ClientId != clientId) throw new FlRejectedException(StatusCode.PermissionDenied, "upload id belongs to another client");
+        return u;
+    }
+
+    /// <summary>All bytes are in: check digest, decode, validate, then accept (one transaction) or reject with a reason.</summary>
+    private UploadReply FinishLocked(StoredUpload u)
+    {
+        byte[] payload = File.ReadAllBytes(_store.PartPath(u.UploadId));
+        string? reason = null;
+        if (!SHA256.HashData(payload).AsSpan().SequenceEqual(u.Sha256)) reason = "sha256 of the received bytes does not match the header";
+        var round = _store.GetRound(u.Round);
+        if (reason is null && round is not { Open: true }) reason = $"late: round {u.Round} closed while the update was uploading";
+        if (reason is null)
+        {
+            float[]? delta = null;
+            try
+            {
+                if (UpdateCodec.CodecOf(payload) != u.Encoding) throw new FormatException($"payload is encoded with '{UpdateCodec.CodecOf(payload)}', the header declares '{u.Encoding}'");
+                delta = UpdateCodec.Decode(payload, Layout.TotalLength);
+            }
+            catch (FormatException e) { reason = e.Message; }
+            if (delta is not null) reason = _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples))?.ToString();
+        }
+        if (reason is null && !_store.Accept(u, payload)) reason = $"already contributed an update to round {u.Round}";
+        DeletePart(u.UploadId);
+        if (reason is not null)
+        {
+            _store.Reject(u.UploadId, u.ClientId, u.Round, reason);
+            return new UploadReply { Status = UploadStatus.Rejected, Reason = reason, BytesReceived = payload.Length };
+        }
+        return new UploadReply { Status = UploadStatus.Accepted, BytesReceived = payload.Length };
+    }
+
+    private void DeletePart(string uploadId)
+    {
+        try { File.Delete(_store.PartPath(uploadId)); }
+        catch (IOException) { }
+    }
+
+    // ---------------- round completion ----------------
+
+    /// <summary>Closes the open round when it is due (all delivered; quorum met and no live straggler; or deadline),
+    /// aggregates and stores the new version; then evaluates it outside the lock and raises <see cref="RoundCompleted"/>.
+    /// Called by the server's timer every 100 ms and after uploads.</summary>
+    public void Tick()
+    {
+        if (Interlocked.Exchange(ref _ticking, 1) == 1) return;
+        try
+        {
+            FlRoundResult? result;
+            float[]? global = null;
+            lock (_lock)
+            {
+                if (_disposed) return;
+                result = TryCompleteLocked();
+                if (result is not null) global = (float[])_global.Clone();
+                else if (IsFinished()) _done.TrySetResult(); // completion is signalled after the last round's event
+            }
+            if (result is null) return;
+            if (_evaluate is not null)
+            {
+                lock (_evalLock)
+                {
+                    if (_disposed) return;
+                    result = result with { Evaluation = _evaluate(global!) };
+                }
+                lock (_lock)
+                {
+                    if (_disposed) return;
+                    _store.SetRoundMetrics(result.Round, JsonSerializer.Serialize(result, Json));
+                }
+            }
+            RoundCompleted?.Invoke(result);
+            lock (_lock) if (!_disposed && IsFinished()) _done.TrySetResult();
+        }
+        catch (ObjectDisposedException) { }
+        finally
+        {
+            Volatile.Write(ref _ticking, 0);
+        }
+    }
+
+    private FlRoundResult? TryCompleteLocked()
+    {
+        var round = _store.LatestRound();
+        if (round is not { Open: true }) return null;
+        double now = FlStateStore.Now();
+        int accepted = _store.AcceptedCount(round.Round);
+        var assigned = _store.Assignments(round.Round);
+        string? closedBy = null;
+        if (accepted >= round.Target) closedBy = "all-delivered";
+        else if (accepted >= Options.Quorum && now - round.StartedAt >= Options.LivenessTimeout.TotalSeconds
+                 && !assigned.Any(a => !_store.HasUpdate(round.Round, a.ClientId) && Alive(a.ClientId, now)))
+            closedBy = "quorum-no-live-stragglers";
+        else if (now >= round.Deadline)
+        {
+            if (accepted >= Options.Quorum) closedBy = "deadline";
+            else
+            {
+                _store.DropUndelivered(round.Round);
+                _store.ExtendRound(round.Round, now + Options.RoundDeadline.TotalSeconds, round.Target);
+                return null;
+            }
+        }
+        if (closedBy is null) return null;
+
+        // one stored payload in memory at a time: only the decoded vectors are held together
+        var updates = new List<ClientUpdate>();
+        foreach (string id in _store.UpdateIds(round.Round))
+        {
+            var s = _store.GetUpdate(id)!;
+            updates.Add(new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
+            {
+                Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
+            });
+        }
+        var next = _strategy.Aggregate(round.Round, _global, updates);
+        if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
+            throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");
+        double lossSum = 0, lossWeight = 0;
+        foreach (var u in updates)
+            if (u.Metrics.TryGetValue("train_loss", out double l)) { lossSum += l * Math.Max(1, u.NumExamples); lossWeight += Math.Max(1, u.NumExamples); }
+        var result = new FlRoundResult
+        {
+            Round = round.Round, Version = _version + 1, Selected = assigned.Count, Accepted = updates.Count,
+            Rejected = _store.Rejections(round.Round).Count, MeanTrainLoss = lossWeight > 0 ? lossSum / lossWeight : double.NaN,
+            Duration = TimeSpan.FromSeconds(now - round.StartedAt), ClosedBy = closedBy,
+            Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
+        };
+        using (var tx = _store.Begin())
+        {
+            _store.AddGlobal(_version + 1, round.Round, VectorBytes.ToBytes(next), tx);
+            _store.CloseRound(round.Round, _version + 1, JsonSerializer.Serialize(result, Json), tx);
+            if (_strategy.SaveState() is { } state) _store.SetMeta("strategy_state", state, tx);
+            tx.Commit();
+        }
+        _version++;
+        _global = next;
+        return result;
+    }
+}

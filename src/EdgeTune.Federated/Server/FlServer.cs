@@ -1,0 +1,377 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using EdgeTune.Federated.Aggregation;
+using EdgeTune.Federated.Privacy;
+using EdgeTune.Federated.Protocol;
+using EdgeTune.Federated.Server.Internal;
+using EdgeTune.Federated.Storage;
+using EdgeTune.Federated.Validation;
+using Grpc.Core;
+using ProtoFit = EdgeTune.Federated.Protocol.FitInstructions;
+
+namespace EdgeTune.Federated.Server;
+
+/// <summary>
+/// The federated server's logic, independent of the transport (<see cref="FlServerHost"/> puts it behind gRPC):
+/// enrolment and authentication, round scheduling (sampling, quorum, deadline, stragglers), resumable uploads,
+/// validation, aggregation into a new global version, all persisted in a <see cref="FlStateStore"/> so that a new
+/// server on the same state folder continues where a killed one stopped (an accepted update is never lost nor
+/// counted twice: upload ids are idempotent and a client contributes once per round). Calls are serialised by one
+/// lock; aggregation runs under it, the server-side evaluation of a new global adapter outside it.
+/// </summary>
+public sealed partial class FlServer : IDisposable
+{
+    public const string ClientIdHeader = "x-edgetune-client";
+    public const string CredentialHeader = "x-edgetune-credential";
+    /// <summary>Largest chunk accepted in one message (the transport's message limit is set a little above).</summary>
+    public const int MaxChunkBytes = 1 << 20;
+
+    internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    private readonly Lock _lock = new();
+    private readonly Lock _evalLock = new();
+    private readonly FlStateStore _store;
+    private readonly IAggregationStrategy _strategy;
+    private readonly UpdateValidator _validator;
+    private readonly Func<float[], IReadOnlyDictionary<string, double>>? _evaluate;
+    private readonly RateLimiter _limiter;
+    private readonly Dictionary<string, double> _lastSeen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, StoredClient> _clients = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Timer _timer;
+    private float[] _global;
+    private long _version;
+    private int _ticking;
+    private bool _disposed;
+
+    /// <param name="layout">The adapter's tensors, in the order of the flat vectors.</param>
+    /// <param name="initialGlobal">Version 0 of the global adapter (ignored when the state folder already has versions).</param>
+    /// <param name="evaluate">Evaluates a global vector on the server's validation data (e.g. "loss", "ppl"); optional.</param>
+    /// <param name="strategy">The aggregation strategy; default: made from <see cref="FlServerOptions.Strategy"/>.</param>
+    public FlServer(FlServerOptions options, UpdateLayout layout, ReadOnlySpan<float> initialGlobal,
+        Func<float[], IReadOnlyDictionary<string, double>>? evaluate = null, IAggregationStrategy? strategy = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(layout);
+        Options = options.Validate();
+        Layout = layout;
+        if (initialGlobal.Length != layout.TotalLength)
+            throw new ArgumentException($"FlServer: the initial global vector has {initialGlobal.Length} values; the layout needs {layout.TotalLength}", nameof(initialGlobal));
+        _evaluate = evaluate;
+        _strategy = strategy ?? StrategyFactory.Create(options.Strategy, options.StrategyOptions);
+        if (options.DpNoiseMultiplier > 0)
+            _strategy = new DifferentialPrivacyStrategy(_strategy, new DifferentialPrivacyOptions
+            {
+                Mode = options.DpLocal ? DpMode.Local : DpMode.Central, ClipNorm = options.DpClipNorm, NoiseMultiplier = options.DpNoiseMultiplier,
+                SamplingRate = options.FractionFit, Delta = options.DpDelta,
+                Seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), // noise must not be predictable from the options
+            });
+        _validator = new UpdateValidator(layout, new UpdateLimits
+        {
+            MaxPayloadBytes = MaxUpdateBytes, MaxExamples = 1_000_000_000,
+            MaxL2Norm = options.MaxUpdateNorm > 0 ? options.MaxUpdateNorm : double.PositiveInfinity,
+        });
+        _limiter = new RateLimiter(options.RateLimitPerSecond, options.RateLimitPerSecond * 4);
+        _store = new FlStateStore(options.StateFolder);
+        try
+        {
+            string layoutJson = LayoutJson(layout);
+            if (_store.GetMetaString("layout") is { } saved && saved != layoutJson)
+                throw new InvalidOperationException($"FlServer: the state in '{_store.Folder}' belongs to a different adapter layout");
+            if (_store.LatestGlobalVersion() is long v)
+            {
+                _version = v;
+                _global = VectorBytes.ToFloats(_store.GetGlobal(v), layout.TotalLength);
+                if (_store.GetMeta("strategy_state") is { Length: > 0 } st) _strategy.LoadState(st);
+            }
+            else
+            {
+                _global = initialGlobal.ToArray();
+                using var tx = _store.Begin();
+                _store.SetMeta("layout", layoutJson, tx);
+                _store.AddGlobal(0, 0, VectorBytes.ToBytes(_global), tx);
+                tx.Commit();
+            }
+            // clients selected before a restart get a full liveness period to come back
+            if (_store.LatestRound() is { Open: true } open)
+                foreach (var (c, _) in _store.Assignments(open.Round)) _lastSeen[c] = FlStateStore.Now();
+            if (IsFinished()) _done.TrySetResult();
+        }
+        catch
+        {
+            _store.Dispose();
+            throw;
+        }
+        _timer = new Timer(_ => Tick(), null, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
+    }
+
+    public FlServerOptions Options { get; }
+
+    public UpdateLayout Layout { get; }
+
+    /// <summary>Raised after each round's new global version is stored (and evaluated, when the server evaluates).</summary>
+    public event Action<FlRoundResult>? RoundCompleted;
+
+    /// <summary>The latest global version number (0 = initial).</summary>
+    public long GlobalVersion { get { lock (_lock) return _version; } }
+
+    /// <summary>A copy of the latest global vector.</summary>
+    public float[] Global { get { lock (_lock) return (float[])_global.Clone(); } }
+
+    /// <summary>Completes when every round is done.</summary>
+    public Task Completion => _done.Task;
+
+    public string StateFolder => _store.Folder;
+
+    /// <summary>Updates accepted so far in <paramref name="round"/>.</summary>
+    public int AcceptedCount(int round)
+    {
+        lock (_lock) return _store.AcceptedCount(round);
+    }
+
+    /// <summary>The accepted updates of a round as stored (bytes included).</summary>
+    public IReadOnlyList<StoredUpdate> AcceptedUpdates(int round)
+    {
+        lock (_lock) return _store.Updates(round);
+    }
+
+    /// <summary>The completed rounds' results, in order (from the state database).</summary>
+    public IReadOnlyList<FlRoundResult> Results()
+    {
+        lock (_lock)
+            return _store.Rounds().Where(r => !r.Open && r.MetricsJson is not null)
+                .Select(r => JsonSerializer.Deserialize<FlRoundResult>(r.MetricsJson!, Json)!).ToList();
+    }
+
+    /// <summary>Rejections with their reasons (all rounds, or one).</summary>
+    public IReadOnlyList<(string? UploadId, string? ClientId, int? Round, string Reason)> Rejections(int? round = null)
+    {
+        lock (_lock) return _store.Rejections(round);
+    }
+
+    // ---------------- enrolment and authentication ----------------
+
+    public EnrolReply Enrol(string token, string displayName, long numExamples, string peer)
+    {
+        if (!_limiter.TryTake("enrol:" + peer)) throw new FlRejectedException(StatusCode.ResourceExhausted, "too many enrolment attempts; slow down");
+        if (token is null || !Credentials.SameSecret(token, Options.EnrolmentToken))
+            throw new FlRejectedException(StatusCode.Unauthenticated, "invalid enrolment token");
+        if (displayName.Length > 128) displayName = displayName[..128];
+        if (numExamples < 0) numExamples = 0;
+        string id = Credentials.NewClientId(), secret = Credentials.NewSecret();
+        var salt = Credentials.NewSalt();
+        var client = new StoredClient(id, displayName, salt, Credentials.Hash(salt, secret), numExamples);
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            _store.AddClient(client);
+            _clients[id] = client;
+        }
+        return new EnrolReply { ClientId = id, Credential = secret };
+    }
+
+    /// <summary>The client id when <paramref name="credential"/> is that client's; else Unauthenticated. Applies the rate limit.</summary>
+    public string Authenticate(string? clientId, string? credential)
+    {
+        if (string.IsNullOrEmpty(clientId) || string.IsNullOrEmpty(credential) || clientId.Length > 64 || credential.Length > 256)
+            throw new FlRejectedException(StatusCode.Unauthenticated, $"missing or malformed '{ClientIdHeader}'/'{CredentialHeader}' metadata");
+        StoredClient? c;
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            if (!_clients.TryGetValue(clientId, out c) && (c = _store.GetClient(clientId)) is not null) _clients[clientId] = c;
+        }
+        if (c is null || !Credentials.Verify(c.Salt, c.CredentialHash, credential))
+            throw new FlRejectedException(StatusCode.Unauthenticated, "unknown client or wrong credential");
+        if (!_limiter.TryTake(clientId)) throw new FlRejectedException(StatusCode.ResourceExhausted, "rate limit exceeded; slow down");
+        lock (_lock) _lastSeen[clientId] = FlStateStore.Now();
+        return clientId;
+    }
+
+    // ---------------- tasks and the global adapter ----------------
+
+    public TaskReply GetTask(string clientId)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var round = CurrentOpenRound(openIfDue: true);
+            if (round is null)
+                return IsFinished()
+                    ? new TaskReply { Kind = TaskKind.Done, GlobalVersion = _version, Message = $"all {Options.Rounds} rounds are done" }
+                    : Wait($"waiting for {Options.MinClients} enrolled clients ({_store.ClientCount()} so far)");
+            if (_store.HasUpdate(round.Round, clientId)) return Wait($"your update for round {round.Round} is in; waiting for the round to close");
+            if (!_store.IsAssigned(round.Round, clientId))
+            {
+                if (Occupied(round) >= round.Target) return Wait($"round {round.Round} has all the clients it needs");
+                _store.Assign(round.Round, clientId);
+            }
+            var fit = _strategy.ConfigureFit(round.Round, Options.Fit with { Seed = RoundSeed(round.Round) });
+            var reply = new TaskReply
+            {
+                Kind = TaskKind.Train, Round = round.Round, GlobalVersion = round.GlobalVersion, Layout = ToProto(Layout),
+                Fit = new ProtoFit
+                {
+                    LocalSteps = fit.LocalSteps, LearningRate = fit.LearningRate, BatchSize = fit.BatchSize,
+                    SequenceLength = fit.SequenceLength, ProximalMu = fit.ProximalMu, Seed = fit.Seed,
+                },
+                Privacy = new PrivacySettings
+                {
+                    MaxUpdateNorm = Options.MaxUpdateNorm,
+                    LocalClipNorm = Options.DpLocal ? Options.DpClipNorm : 0,
+                    LocalNoiseMultiplier = Options.DpLocal ? Options.DpNoiseMultiplier : 0,
+                },
+                SecureAggregation = new SecAggSettings { Enabled = Options.SecureAggregation },
+                UpdateEncoding = Options.UpdateEncoding,
+                MaxUpdateBytes = MaxUpdateBytes,
+                DeadlineSeconds = Math.Max(0, round.Deadline - FlStateStore.Now()),
+            };
+            if (Options.SecureAggregation)
+                reply.SecureAggregation.Participants.AddRange(_store.Assignments(round.Round).Select(a => a.ClientId));
+            return reply;
+        }
+    }
+
+    /// <summary>Bound on an update's encoded size: 4 bytes a value plus 64 KiB for codec headers.</summary>
+    public long MaxUpdateBytes => Layout.TotalLength * 4 + (64 << 10);
+
+    /// <summary>The strategy aggregating the rounds.</summary>
+    public IAggregationStrategy Strategy => _strategy;
+
+    /// <summary>The bytes of a stored global version (float32 little-endian, layout order).</summary>
+    public byte[] GlobalBytes(long version)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            return _store.GetGlobal(version) ?? throw new FlRejectedException(StatusCode.NotFound, $"global version {version} does not exist (latest is {_version})");
+        }
+    }
+
+    public HeartbeatReply Heartbeat(string clientId)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var latest = _store.LatestRound();
+            return new HeartbeatReply { CurrentRound = latest?.Round ?? 0, GlobalVersion = _version };
+        }
+    }
+
+    public void ReportEval(string clientId, EvalReport report)
+    {
+        if (report.Metrics.Count > 64) throw new FlRejectedException(StatusCode.InvalidArgument, "at most 64 metrics per report");
+        if (report.Metrics.Any(kv => kv.Key.Length > 64 || !double.IsFinite(kv.Value)))
+            throw new FlRejectedException(StatusCode.InvalidArgument, "metric names must be ≤ 64 characters and values finite");
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            if (_store.GetGlobal(report.GlobalVersion) is null) throw new FlRejectedException(StatusCode.InvalidArgument, $"global version {report.GlobalVersion} does not exist");
+            _store.AddEval(report.Round, clientId, report.GlobalVersion, Math.Max(0, report.NumExamples), report.Metrics);
+        }
+    }
+
+    // ---------------- secure-aggregation relay ----------------
+
+    public void SendSecAgg(string clientId, SecAggMessage message)
+    {
+        if (message.Payload.Length > MaxChunkBytes) throw new FlRejectedException(StatusCode.InvalidArgument, "secure-aggregation message over 1 MiB");
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            if (!_store.IsAssigned(message.Round, clientId)) throw new FlRejectedException(StatusCode.PermissionDenied, $"not a participant of round {message.Round}");
+            if (message.To != "*" && !_store.IsAssigned(message.Round, message.To)) throw new FlRejectedException(StatusCode.InvalidArgument, $"'{message.To}' is not a participant of round {message.Round}");
+            _store.AddSecAgg(message.Round, message.Stage, clientId, message.To, message.Payload.ToByteArray());
+        }
+    }
+
+    public FetchSecAggReply FetchSecAgg(string clientId, FetchSecAggRequest request)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var reply = new FetchSecAggReply();
+            foreach (var (from, to, payload) in _store.SecAggFor(request.Round, request.Stage, clientId))
+                reply.Messages.Add(new SecAggEnvelope { Stage = request.Stage, From = from, To = to, Payload = Google.Protobuf.ByteString.CopyFrom(payload) });
+            return reply;
+        }
+    }
+
+    // ---------------- helpers ----------------
+
+    private static TaskReply Wait(string why) => new() { Kind = TaskKind.Wait, RetryAfterSeconds = 0.5, Message = why };
+
+    private int RoundSeed(int round) => (int)(((Options.Seed * 0x9E3779B97F4A7C15UL) ^ ((ulong)round * 0xBF58476D1CE4E5B9UL)) >> 33);
+
+    /// <summary>Places taken in the round: delivered updates plus selected clients still alive.</summary>
+    private int Occupied(StoredRound round)
+    {
+        double now = FlStateStore.Now();
+        int n = 0;
+        foreach (var (c, _) in _store.Assignments(round.Round))
+            if (_store.HasUpdate(round.Round, c) || Alive(c, now)) n++;
+        return n;
+    }
+
+    private bool Alive(string clientId, double now) =>
+        _lastSeen.TryGetValue(clientId, out double t) && now - t <= Options.LivenessTimeout.TotalSeconds;
+
+    private bool IsFinished() => _store.LatestRound() is { Open: false } r && r.Round >= Options.Rounds;
+
+    /// <summary>The open round; with <paramref name="openIfDue"/> opens the next one when the previous is closed,
+    /// rounds remain and enough clients are enrolled.</summary>
+    private StoredRound? CurrentOpenRound(bool openIfDue)
+    {
+        var latest = _store.LatestRound();
+        if (latest is { Open: true }) return latest;
+        int next = (latest?.Round ?? 0) + 1;
+        if (!openIfDue || next > Options.Rounds) return null;
+        int enrolled = _store.ClientCount();
+        if (enrolled < Options.MinClients) return null;
+        int target = Math.Min(enrolled, Math.Max(Options.MinClients, (int)Math.Ceiling(Options.FractionFit * enrolled)));
+        double now = FlStateStore.Now();
+        var round = new StoredRound(next, true, _version, target, now, now + Options.RoundDeadline.TotalSeconds, null, null);
+        _store.AddRound(round);
+        return round;
+    }
+
+    internal static Layout ToProto(UpdateLayout layout)
+    {
+        var l = new Layout();
+        foreach (var s in layout.Slots)
+        {
+            var t = new Protocol.Tensor { Name = s.Name };
+            t.Shape.AddRange(s.Shape);
+            l.Tensors.Add(t);
+        }
+        return l;
+    }
+
+    internal static UpdateLayout FromProto(Layout layout) => new(layout.Tensors.Select(t => (t.Name, t.Shape.ToArray())));
+
+    private static string LayoutJson(UpdateLayout layout) =>
+        JsonSerializer.Serialize(layout.Slots.Select(s => new { name = s.Name, shape = s.Shape }));
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{8,64}$")]
+    private static partial Regex UploadIdPattern();
+
+    private static string Sha256Hex(byte[] b) => Convert.ToHexString(SHA256.HashData(b));
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed) throw new FlRejectedException(StatusCode.Unavailable, "the server is shutting down");
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        _timer.Dispose();
+        lock (_evalLock)
+            lock (_lock) _store.Dispose();
+    }
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using System.Text.Json;
+using EdgeTune.Cli.Commands;
+
+namespace EdgeTune.Tests.Cli;
+
+public sealed class FlCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("edgetune-fl-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var root = new RootCommand { FlCommand.Create() };
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [SkippableFact]
+    public void SimulateTwoClientsOverLoopbackPrintsRoundsAndFinalJson()
+    {
+        string model = TestAssets.Require("stories260K/stories260K.bin");
+        string tok = TestAssets.Require("stories260K/tok512.bin");
+        string text = File.ReadAllText(TestAssets.Require("text/tinyshakespeare.txt"));
+        string data = Path.Combine(_dir, "slice.txt");
+        File.WriteAllText(data, text[..6000]);
+        var (code, stdout, stderr) = Run("fl", "simulate", "--model", model, "--tokenizer", tok, "--data", data, "--clients", "2", "--rounds", "2",
+            "--local-steps", "2", "--batch", "2", "--seq-len", "32", "--eval-batches", "2", "--non-iid", "--centralised", "--state", Path.Combine(_dir, "state"));
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("round 1: 2/2 updates accepted", stdout);
+        Assert.Contains("round 2: 2/2 updates accepted", stdout);
+        using var doc = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        var r = doc.RootElement;
+        Assert.Equal(2, r.GetProperty("rounds").GetInt32());
+        Assert.Equal(4, r.GetProperty("accepted").GetInt32());
+        Assert.Equal(8, r.GetProperty("client_steps").GetInt32());
+        Assert.Equal(8, r.GetProperty("centralised_steps").GetInt32());
+        Assert.True(double.IsFinite(r.GetProperty("final_ppl").GetDouble()));
+        Assert.True(File.Exists(Path.Combine(_dir, "state", "state.db")));
+    }
+
+    [Fact]
+    public void UnknownStrategyIsRefused()
+    {
+        var (code, _, err) = Run("fl", "simulate", "--model", "none", "--data", "none", "--strategy", "nope");
+        Assert.NotEqual(0, code);
+        Assert.False(string.IsNullOrEmpty(err));
+    }
+}
