@@ -1,4 +1,4 @@
-using EdgeTune.Compression.Pruning.Internal;
+using EdgeTune.Compression.Quantization.Calibration;
 using EdgeTune.Models.Llama;
 using EdgeTune.Nn;
 
@@ -46,37 +46,20 @@ public sealed class ActivationNorms
             if ((uint)id >= (uint)model.VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(tokens), id, $"ActivationNorms.Collect: token id outside the vocabulary of {model.VocabSize}");
 
-        var originals = model.Layers.Select(L => new ILinear[] { L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down }).ToArray();
-        var recorders = new List<RecordingLinear>();
-        try
-        {
-            foreach (var L in model.Layers)
-            {
-                RecordingLinear Wrap(ILinear inner) { var r = new RecordingLinear(inner); recorders.Add(r); return r; }
-                L.Q = Wrap(L.Q); L.K = Wrap(L.K); L.V = Wrap(L.V); L.O = Wrap(L.O);
-                L.Gate = Wrap(L.Gate); L.Up = Wrap(L.Up); L.Down = Wrap(L.Down);
-            }
-            var logits = new float[model.VocabSize];
-            for (int start = 0; start < tokens.Length; start += windowLength)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                int n = Math.Min(windowLength, tokens.Length - start);
-                using var cache = model.CreateCache(n);
-                model.Forward(tokens.Slice(start, n), cache, logits);
-            }
-        }
-        finally
-        {
-            for (int l = 0; l < model.Layers.Count; l++)
-            {
-                var L = model.Layers[l];
-                var o = originals[l];
-                (L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down) = (o[0], o[1], o[2], o[3], o[4], o[5], o[6]);
-            }
-        }
+        // One recorder for the whole project: the calibration statistics E[x_j²] over all tokens; ‖X_j‖₂ = sqrt(E[x_j²]·N).
+        var stats = ActivationStats.Collect(model, Windows(tokens.ToArray(), windowLength, cancellationToken));
         var norms = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        foreach (var r in recorders)
-            norms[r.Name + ".weight"] = r.SumSquares.Select(s => (float)Math.Sqrt(s)).ToArray();
+        foreach (string layer in stats.Layers)
+            norms[layer + ".weight"] = stats.MeanSquares(layer).Select(m => (float)Math.Sqrt((double)m * stats.Tokens)).ToArray();
         return new ActivationNorms(norms, tokens.Length);
+    }
+
+    private static IEnumerable<int[]> Windows(int[] tokens, int windowLength, CancellationToken cancellationToken)
+    {
+        for (int start = 0; start < tokens.Length; start += windowLength)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return tokens[start..Math.Min(tokens.Length, start + windowLength)];
+        }
     }
 }
