@@ -47,7 +47,7 @@ public static class QuantizedCheckpoint
         try
         {
             File.WriteAllText(Path.Combine(tmp, "config.json"), cfg.ToJson());
-            File.WriteAllText(Path.Combine(tmp, "generation_config.json"), GenerationConfig(cfg));
+            File.WriteAllText(Path.Combine(tmp, "generation_config.json"), ModelExporter.GenerationConfigJson(cfg));
             var tensors = new List<KeyValuePair<string, Tensor>>();
             var meta = new Dictionary<string, string> { ["format"] = "pt", ["edgetune.quantized"] = "1" };
             foreach (var p in model.Parameters)
@@ -143,25 +143,5 @@ public static class QuantizedCheckpoint
         var t = m.ToTensor();
         t.Name = name;
         return t;
-    }
-
-    private static string GenerationConfig(HfConfig cfg)
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            if (cfg.BosTokenId is int bos) w.WriteNumber("bos_token_id", bos);
-            if (cfg.EosTokenIds.Count == 1) w.WriteNumber("eos_token_id", cfg.EosTokenIds[0]);
-            else if (cfg.EosTokenIds.Count > 1)
-            {
-                w.WriteStartArray("eos_token_id");
-                foreach (int e in cfg.EosTokenIds) w.WriteNumberValue(e);
-                w.WriteEndArray();
-            }
-            if (cfg.PadTokenId is int pad) w.WriteNumber("pad_token_id", pad);
-            w.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
     }
 }

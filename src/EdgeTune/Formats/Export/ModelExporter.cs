@@ -165,7 +165,8 @@ public static class ModelExporter
         _ => "LlamaForCausalLM",
     };
 
-    private static string GenerationConfigJson(HfConfig cfg)
+    /// <summary>generation_config.json for a model folder (bos/eos/pad ids from the config).</summary>
+    internal static string GenerationConfigJson(HfConfig cfg)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
