@@ -187,4 +187,14 @@ public class QuantizedEmbeddingTests
         Assert.Null(wm.QuantizedEmbed);
         Assert.Equal(model.QuantizedEmbed!.Dequantize(), wm.Embed.Value.ToFloatArray());
     }
+
+    [Fact]
+    public void MemoryPlannerCountsTheQuantizedTable()
+    {
+        var cfg = Formats.Export.LlamaCppParityTests.SmolLm2Config(30);
+        var nf4 = new MemoryPlanRequest { Model = cfg, LoraRank = 8, ActivationCheckpointing = true, BaseDType = DType.BF16, BaseQuantization = QuantFormat.NF4 };
+        var withTable = nf4 with { QuantizedEmbeddings = true };
+        long saving = 49152L * 576 * 2 - 49152L * QuantFormat.NF4.RowBytes(576);
+        Assert.Equal(saving, MemoryPlanner.Estimate(nf4).Weights - MemoryPlanner.Estimate(withTable).Weights);
+    }
 }
