@@ -11,16 +11,16 @@ namespace EdgeTune.Bench.Suites;
 /// <summary>The QLoRA rows of the train suite: the NF4 checkpoint they load and the peak-RSS comparison.</summary>
 internal static class QloraBench
 {
-    /// <summary>Writes the random SmolLM2-shaped model (seed 1, as the F32 rows) as an NF4 checkpoint: projections NF4,
-    /// embedding (tied head) and norms BF16. Returns the folder.</summary>
+    /// <summary>Writes the random SmolLM2-shaped model (seed 1, as the F32 rows) as an NF4 checkpoint: projections and the
+    /// tied embedding / LM head NF4 (frozen in QLoRA; <see cref="ModelQuantizer.Quantize(LlamaModel, QuantFormat, bool)"/> with includeEmbeddings), norms BF16. Returns the folder.</summary>
     public static string WriteNf4Checkpoint(HfConfig config)
     {
         string folder = Path.Combine(Path.GetTempPath(), $"edgetune-bench-qlora-{Environment.ProcessId}");
         using var model = LlamaModel.CreateRandom(config, seed: 1, dtype: DType.BF16);
-        var report = ModelQuantizer.Quantize(model, QuantFormat.NF4);
+        var report = ModelQuantizer.Quantize(model, QuantFormat.NF4, includeEmbeddings: true);
         QuantizedCheckpoint.Save(model, folder);
         long bytes = new FileInfo(Path.Combine(folder, "model.safetensors")).Length;
-        Console.WriteLine($"qlora-nf4 base: {report.Layers} projections NF4, embedding BF16: {MemoryPlanner.Format(bytes)} checkpoint (F32 would be {MemoryPlanner.Format(4 * LlamaModel.ExpectedTensors(config).Sum(t => t.Shape.Aggregate(1L, (a, d) => a * d)))})");
+        Console.WriteLine($"qlora-nf4 base: {report.Layers} projections + tied embedding/LM head NF4: {MemoryPlanner.Format(bytes)} checkpoint (F32 would be {MemoryPlanner.Format(4 * LlamaModel.ExpectedTensors(config).Sum(t => t.Shape.Aggregate(1L, (a, d) => a * d)))})");
         return folder;
     }
 

@@ -20,7 +20,7 @@ namespace EdgeTune.Bench.Suites;
 /// Each configuration runs in its own child process (same executable), so each peak RSS is its own.
 /// QLoRA rows (issue #5): "lora-ckpt" is LoRA on the F32 base and "qlora-nf4" LoRA on an NF4 base, both with
 /// activation checkpointing; the NF4 base is loaded the way a user would run QLoRA, from an NF4 checkpoint
-/// (EdgeTune's quantized safetensors: projections NF4, tied embedding/LM head BF16, written by the parent process
+/// (EdgeTune's quantized safetensors: projections and the tied embedding/LM head NF4, written by the parent process
 /// from the same random weights), so its peak RSS never holds the F32 model. EDGETUNE_BENCH_TRAIN_METHODS
 /// (comma-separated, default lora,full,lora-ckpt,qlora-nf4) picks the rows.
 /// </summary>
@@ -138,7 +138,7 @@ public sealed class TrainSuite : IBenchSuite
         };
         var request = MemoryPlanRequest.From(config, training, lora ? FineTuneMethod.Lora : FineTuneMethod.Full, LoraRank, LoraConfig.AllLlamaProjections,
                 qlora ? DType.BF16 : DType.F32)
-            with { Threads = threads, BaseQuantization = qlora ? EdgeTune.Compression.Quantization.QuantFormat.NF4 : null };
+            with { Threads = threads, BaseQuantization = qlora ? EdgeTune.Compression.Quantization.QuantFormat.NF4 : null, QuantizedEmbeddings = qlora };
         var predicted = MemoryPlanner.Estimate(request);
 
         using var model = qlora

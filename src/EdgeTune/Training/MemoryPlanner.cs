@@ -22,6 +22,9 @@ public sealed record MemoryPlanRequest
     /// <summary>QLoRA: the format the frozen decoder projections are quantized to (their bytes are the format's rows;
     /// projections whose input width is not a multiple of the block stay in <see cref="BaseDType"/>). Null: not quantized.</summary>
     public Compression.Quantization.QuantFormat? BaseQuantization { get; init; }
+    /// <summary>With <see cref="BaseQuantization"/>: the token embedding and LM head are held in that format too
+    /// (<c>ModelQuantizer.Quantize(model, format, includeEmbeddings: true)</c>).</summary>
+    public bool QuantizedEmbeddings { get; init; }
     /// <summary>Dtype of trained weights, their gradients and optimizer state.</summary>
     public DType TrainableDType { get; init; } = DType.F32;
     public int SeqLen { get; init; } = 128;
@@ -109,7 +112,8 @@ public static class MemoryPlanner
             long n = shape.Aggregate(1L, (a, d) => a * d);
             if (full) { weights += n * tb; trainable += n; }
             else if (shape.Length == 1) weights += n * 4;
-            else if (r.BaseQuantization is { } q && LlamaModel.IsProjection(name) && shape[1] % Compression.Quantization.QuantFormats.Info(q).BlockSize == 0)
+            else if (r.BaseQuantization is { } q && (LlamaModel.IsProjection(name) || r.QuantizedEmbeddings && name is LlamaNames.Embed or LlamaNames.LmHead)
+                && shape[1] % Compression.Quantization.QuantFormats.Info(q).BlockSize == 0)
                 weights += (long)shape[0] * Compression.Quantization.QuantFormats.RowBytes(q, shape[1]);
             else weights += r.BaseDType.ByteSize(n);
         }

@@ -29,7 +29,12 @@ public static class ModelQuantizer
     /// <summary>Quantizes the model's plain <see cref="Linear"/> projections in place (ones already quantized are
     /// left as they are). Call it before injecting adapters.</summary>
     /// <exception cref="ArgumentException">A projection is wrapped by an adapter.</exception>
-    public static QuantizationReport Quantize(LlamaModel model, QuantFormat format)
+    public static QuantizationReport Quantize(LlamaModel model, QuantFormat format) => Quantize(model, format, includeEmbeddings: false);
+
+    /// <summary>As <see cref="Quantize(LlamaModel, QuantFormat)"/>; with <paramref name="includeEmbeddings"/> the token
+    /// embedding and the LM head (one table when tied) are quantized too and become frozen (QLoRA: the base is
+    /// frozen anyway, and the tied table is the largest single tensor of a small model). Off by default for PTQ.</summary>
+    public static QuantizationReport Quantize(LlamaModel model, QuantFormat format, bool includeEmbeddings)
     {
         ArgumentNullException.ThrowIfNull(model);
         var info = format.Info();
@@ -56,6 +61,17 @@ public static class ModelQuantizer
             old.Dispose();
             count++;
             elements += (long)q.InFeatures * q.OutFeatures;
+        }
+        if (includeEmbeddings)
+        {
+            if (model.Embed.Trainable || model.LmHead.Trainable)
+                throw new ArgumentException($"ModelQuantizer: the embedding '{model.Embed.Name}' is trainable; a quantized table is frozen");
+            if (model.Config.HiddenSize % info.BlockSize != 0) skipped.Add(model.Embed.Name);
+            else if (model.QuantizedEmbed is null || model.QuantizedHead is null)
+            {
+                int tables = model.QuantizeEmbeddings(format);
+                elements += (long)tables * model.Config.VocabSize * model.Config.HiddenSize;
+            }
         }
         return new QuantizationReport(format, count, before, SizeInBytes(model), elements, skipped);
     }

@@ -12,6 +12,7 @@ namespace EdgeTune.Compression.Quantization;
 /// one <c>model.safetensors</c> in which every quantized weight <c>&lt;hf name&gt;.weight</c> is stored as a U8 tensor
 /// [rows, row bytes] named <c>&lt;hf name&gt;.weight.q</c> (the format's rows, see <see cref="QuantFormats"/>), and
 /// the safetensors <c>__metadata__</c> holds, under that tensor's name, <c>{"format":"nf4","shape":[rows, cols]}</c>.
+/// The token embedding / LM head may be stored quantized the same way (<c>model.embed_tokens.weight.q</c>).
 /// Every other tensor is stored as held (F32, F16 or BF16; GGUF blocks widened to F32) under its HF name; q/k rows
 /// are in HF's half-split RoPE layout.
 /// </summary>
@@ -33,7 +34,7 @@ public static class QuantizedCheckpoint
             throw new ArgumentException($"QuantizedCheckpoint.Save: '{wrapped.Name}' carries a LoRA adapter; save the adapter with AdapterFiles and remove it first");
         var cfg = model.Config with
         {
-            TorchDtype = model.Embed.Value.DType switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
+            TorchDtype = (model.QuantizedEmbed is null ? model.Embed.Value.DType : DType.BF16) switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
             BosTokenId = model.Config.BosTokenId ?? tokenizer?.BosId,
             EosTokenIds = model.Config.EosTokenIds.Count > 0 ? model.Config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
             Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : ["LlamaForCausalLM"],
@@ -54,9 +55,10 @@ public static class QuantizedCheckpoint
             {
                 bool rope = GgufTensorNames.IsRopeProjection(p.Name, out bool isKey) && model.RopeStyle != RopeStyle.HalfSplit;
                 int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;
-                if (layers.TryGetValue(p.Name, out var layer) && layer is QuantizedLinear q)
+                QuantizedMatrix? table = p.Name == model.Embed.Name ? model.QuantizedEmbed : p.Name == model.LmHead.Name ? model.QuantizedHead : null;
+                if (table is not null || layers.TryGetValue(p.Name, out var layer) && layer is QuantizedLinear)
                 {
-                    var w = q.Weight;
+                    var w = table ?? ((QuantizedLinear)layers[p.Name]).Weight;
                     var bytes = Tensor.Zeros(DType.U8, [w.Rows, w.RowBytes], p.Name + Suffix);
                     owned.Add(bytes);
                     if (rope) RopePermutation.PermuteRows(w.Bytes, bytes.Span<byte>(), w.Rows, heads, toGguf: false);

@@ -10,6 +10,8 @@ namespace EdgeTune.Compression.Quantization;
 public sealed class QuantizedMatrix : IDisposable
 {
     private readonly Tensor _data;
+    private readonly int _row0;   // first row of _data this matrix starts at (non-zero only for a row-range view)
+    private readonly bool _owns;
 
     private QuantizedMatrix(string name, QuantFormat format, int rows, int cols, Tensor data)
     {
@@ -21,6 +23,19 @@ public sealed class QuantizedMatrix : IDisposable
         if (data.ByteLength != (long)rows * RowBytes)
             throw new ShapeException($"QuantizedMatrix '{name}': {format.Info().Name} [{rows}, {cols}] needs {(long)rows * RowBytes} bytes, got {data.ByteLength}");
         _data = data;
+        _owns = true;
+    }
+
+    private QuantizedMatrix(QuantizedMatrix parent, int row0, int rows)
+    {
+        Name = parent.Name;
+        Format = parent.Format;
+        Rows = rows;
+        Cols = parent.Cols;
+        RowBytes = parent.RowBytes;
+        _data = parent._data;
+        _row0 = parent._row0 + row0;
+        _owns = false;
     }
 
     public string Name { get; }
@@ -28,10 +43,19 @@ public sealed class QuantizedMatrix : IDisposable
     public int Rows { get; }
     public int Cols { get; }
     public int RowBytes { get; }
-    public long ByteLength => _data.ByteLength;
+    public long ByteLength => (long)Rows * RowBytes;
 
     /// <summary>The stored bytes (Rows × RowBytes).</summary>
-    public ReadOnlySpan<byte> Bytes => _data.Bytes;
+    public ReadOnlySpan<byte> Bytes => _owns ? _data.Bytes : _data.Bytes.Slice(_row0 * RowBytes, Rows * RowBytes);
+
+    /// <summary>Rows [row0, row0+count) as a matrix over the same bytes (no copy; disposing it frees nothing).
+    /// The view is valid while this matrix is.</summary>
+    internal QuantizedMatrix RowRange(int row0, int count)
+    {
+        if (row0 < 0 || count < 0 || row0 > Rows - count)
+            throw new ArgumentOutOfRangeException(nameof(row0), $"QuantizedMatrix '{Name}': rows [{row0}, {row0 + count}) outside [0, {Rows})");
+        return new QuantizedMatrix(this, row0, count);
+    }
 
     /// <summary>The bytes of one row.</summary>
     public ReadOnlySpan<byte> Row(int row)
@@ -95,5 +119,8 @@ public sealed class QuantizedMatrix : IDisposable
     /// <summary>A plain F32 tensor [Rows, Cols] of the dequantized values.</summary>
     public Tensor ToTensor() => Tensor.From<float>(Dequantize(), [Rows, Cols], Name);
 
-    public void Dispose() => _data.Dispose();
+    public void Dispose()
+    {
+        if (_owns) _data.Dispose();
+    }
 }

@@ -1,3 +1,4 @@
+using EdgeTune.Compression.Quantization;
 using EdgeTune.Generation;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
@@ -65,13 +66,24 @@ public sealed partial class LlamaModel
         var last = x.AsSpan((t - rows) * c, rows * c);
         var lastNorm = xn.AsSpan(0, rows * c);
         RmsNorm.Forward(last, FinalNorm.Value.ReadOnlySpan<float>(), lastNorm, rstd.AsSpan(0, rows), rows, c, eps);
-        LinearKernel.Forward(lastNorm, LmHead.Value, logits, rows);
+        if (QuantizedHead is { } qh) QuantGemm.ABt(lastNorm, qh, logits, rows);
+        else LinearKernel.Forward(lastNorm, LmHead.Value, logits, rows);
     }
 
     /// <summary>x[T, C] = rows of the embedding table, widened from F16/BF16 when stored so.</summary>
     private void EmbedRows(ReadOnlySpan<int> tokens, Span<float> x)
     {
         int c = Config.HiddenSize, v = Config.VocabSize;
+        if (QuantizedEmbed is { } qe)
+        {
+            for (int i = 0; i < tokens.Length; i++)
+            {
+                if ((uint)tokens[i] >= (uint)v)
+                    throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"LlamaModel.Forward: token id {tokens[i]} at position {i} is outside the vocabulary [0, {v})");
+                qe.DequantizeRows(tokens[i], 1, x.Slice(i * c, c));
+            }
+            return;
+        }
         var embed = Embed.Value;
         switch (embed.DType)
         {

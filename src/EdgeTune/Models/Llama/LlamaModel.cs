@@ -27,6 +27,11 @@ public sealed partial class LlamaModel : ICausalLM
         Embed = parameters[LlamaNames.Embed];
         FinalNorm = parameters[LlamaNames.FinalNorm];
         LmHead = parameters.TryGet(LlamaNames.LmHead, out var head) ? head! : Embed;
+        if (quantized is not null && quantized.TryGetValue(LlamaNames.Embed, out var embedFormat))
+            QuantizedEmbed = MatrixOver(Embed, embedFormat, config.VocabSize, config.HiddenSize);
+        if (TiedHead) QuantizedHead = QuantizedEmbed;
+        else if (quantized is not null && quantized.TryGetValue(LlamaNames.LmHead, out var headFormat))
+            QuantizedHead = MatrixOver(LmHead, headFormat, config.VocabSize, config.HiddenSize);
         var layers = new LlamaLayer[config.NumHiddenLayers];
         for (int i = 0; i < layers.Length; i++)
         {
@@ -57,10 +62,18 @@ public sealed partial class LlamaModel : ICausalLM
     public RopeStyle RopeStyle { get; }
 
     public ParameterCollection Parameters { get; }
-    public Parameter Embed { get; }
+    /// <summary>The token embedding [V, C]; when <see cref="QuantizedEmbed"/> is set, the frozen parameter that holds its
+    /// quantized bytes (as <see cref="QuantizedLinear.Storage"/> does).</summary>
+    public Parameter Embed { get; private set; }
     public Parameter FinalNorm { get; }
     /// <summary>The output head; the same parameter as <see cref="Embed"/> when tied.</summary>
-    public Parameter LmHead { get; }
+    public Parameter LmHead { get; private set; }
+
+    /// <summary>The embedding table held quantized (frozen; a view of <see cref="Embed"/>'s bytes), or null when it is float.</summary>
+    public QuantizedMatrix? QuantizedEmbed { get; private set; }
+
+    /// <summary>The output head held quantized (the same matrix as <see cref="QuantizedEmbed"/> when tied), or null.</summary>
+    public QuantizedMatrix? QuantizedHead { get; private set; }
     public IReadOnlyList<LlamaLayer> Layers { get; }
 
     public int VocabSize => Config.VocabSize;
@@ -119,7 +132,7 @@ public sealed partial class LlamaModel : ICausalLM
             {
                 if (QuantizedCheckpoint.TryRead(reader, name, shape, out var stored, out var storedFormat))
                 {
-                    if (keepQuantized && IsProjection(name))
+                    if (keepQuantized && (IsProjection(name) || name is LlamaNames.Embed or LlamaNames.LmHead))
                     {
                         parameters.Add(new Parameter(name, stored!, trainable: false));
                         quantized[name] = storedFormat;
@@ -229,6 +242,45 @@ public sealed partial class LlamaModel : ICausalLM
     /// <summary>True for the seven decoder projection weights (the tensors a quantized model keeps quantized).</summary>
     public static bool IsProjection(string hfName) =>
         hfName.StartsWith("model.layers.", StringComparison.Ordinal) && hfName.EndsWith("_proj.weight", StringComparison.Ordinal);
+
+    /// <summary>Quantizes the embedding (and a separate LM head) in place: each float table is replaced by a frozen
+    /// parameter of its quantized bytes and released. Returns the number of tables quantized (0 when already
+    /// quantized). The tables become frozen: train adapters on top, not the embedding.</summary>
+    internal int QuantizeEmbeddings(QuantFormat format)
+    {
+        int count = 0;
+        if (QuantizedEmbed is null)
+        {
+            bool tied = TiedHead;
+            Embed = QuantizeTable(Embed, format);
+            QuantizedEmbed = MatrixOver(Embed, format, Config.VocabSize, Config.HiddenSize);
+            if (tied) { LmHead = Embed; QuantizedHead = QuantizedEmbed; }
+            count++;
+        }
+        if (QuantizedHead is null)
+        {
+            LmHead = QuantizeTable(LmHead, format);
+            QuantizedHead = MatrixOver(LmHead, format, Config.VocabSize, Config.HiddenSize);
+            count++;
+        }
+        return count;
+    }
+
+    private Parameter QuantizeTable(Parameter table, QuantFormat format)
+    {
+        var t = table.Value;
+        var storage = QuantizedLinear.CreateStorage(format, t.Dim(0), t.Dim(1), table.Name);
+        using (var q = QuantizedMatrix.Quantize(t, format)) q.Bytes.CopyTo(QuantizedLinear.WritableBytes(storage));
+        var p = new Parameter(table.Name, storage, trainable: false);
+        Parameters.Replace(p).Dispose();
+        return p;
+    }
+
+    private static QuantizedMatrix MatrixOver(Parameter storage, QuantFormat format, int rows, int cols)
+    {
+        var t = storage.Value;
+        return QuantizedMatrix.FromStorage(format, rows, cols, t.Reshape(t.Shape.ToArray()), storage.Name); // a non-owning view
+    }
 
     private static (int Rows, int Cols) ExpectedShape(HfConfig config, string name)
     {

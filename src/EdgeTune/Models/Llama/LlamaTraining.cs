@@ -27,7 +27,9 @@ public sealed partial class LlamaModel
         if (batch <= 0 || time <= 0 || tokens.Length != batch * time || targets.Length != tokens.Length)
             throw new ShapeException($"LlamaModel.Loss: tokens ({tokens.Length}) and targets ({targets.Length}) must both hold B×T = {batch}×{time} ids");
         var h = Hidden(tape, tokens, batch, time);
-        return tape.LmHeadCrossEntropy(h, LmHead, targets, vocabChunk);
+        return QuantizedHead is { } qh
+            ? tape.LmHeadCrossEntropy(h, qh, targets, vocabChunk)
+            : tape.LmHeadCrossEntropy(h, LmHead, targets, vocabChunk);
     }
 
     /// <summary>
@@ -46,7 +48,7 @@ public sealed partial class LlamaModel
         int window = AttentionWindow;
         var rope = RopeFor(time);
 
-        var x = tape.Embedding(Embed, tokens); // (B·T, C)
+        var x = QuantizedEmbed is { } qe ? tape.Embedding(qe, tokens) : tape.Embedding(Embed, tokens); // (B·T, C)
         foreach (var layer in Layers)
         {
             if (ActivationCheckpointing && tape.IsRecording)

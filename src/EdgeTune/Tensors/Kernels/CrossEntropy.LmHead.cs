@@ -61,42 +61,18 @@ public static unsafe partial class CrossEntropy
         if (rows == 0) return;
         int width = Math.Min(chunk, vocab);
         float[] buf = ArrayPool<float>.Shared.Rent(checked(rows * width));
-        var runMax = new float[rows];
-        var runSum = new float[rows];
-        var target = new float[rows];
-        Array.Fill(runMax, float.NegativeInfinity);
+        var state = new LmHeadState(rows);
         try
         {
             for (int v0 = 0; v0 < vocab; v0 += width)
             {
                 int cv = Math.Min(width, vocab - v0);
                 Gemm.ABt(x, weight.Slice(v0 * channels, cv * channels), buf, rows, channels, cv);
-                fixed (float* pb = buf)
-                fixed (int* pt = targets)
-                {
-                    float* b0 = pb;
-                    int* t0 = pt;
-                    int bad = CrossEntropyRows.ForRows(rows, r =>
-                    {
-                        int t = t0[r];
-                        if (t == IgnoreIndex) return true;
-                        float* row = b0 + (long)r * cv;
-                        if (!CrossEntropyRows.Fold<TV>(row, cv, ref runMax[r], ref runSum[r])) return false;
-                        if (t >= v0 && t < v0 + cv) target[r] = row[t - v0];
-                        return true;
-                    });
-                    if (bad >= 0)
-                        throw new ArithmeticException($"CrossEntropy.LmHeadForward: the logits of row {bad} (vocabulary rows [{v0}, {v0 + cv})) hold NaN or Inf; check x and the weight");
-                }
+                LmHeadFoldChunk<TV>(buf, targets, state, rows, v0, cv, "CrossEntropy.LmHeadForward");
             }
         }
         finally { ArrayPool<float>.Shared.Return(buf); }
-        for (int r = 0; r < rows; r++)
-        {
-            bool counted = targets[r] != IgnoreIndex;
-            logSumExp[r] = counted ? runMax[r] + MathF.Log(runSum[r]) : 0f;
-            rowLoss[r] = counted ? logSumExp[r] - target[r] : 0f;
-        }
+        state.Finish(targets, logSumExp, rowLoss, rows);
     }
 
     internal static void LmHeadBackwardCore<TV, TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets, ReadOnlySpan<float> logSumExp,
@@ -113,26 +89,83 @@ public static unsafe partial class CrossEntropy
                 int cv = Math.Min(width, vocab - v0);
                 var w = weight.Slice(v0 * channels, cv * channels);
                 Gemm.ABt(x, w, buf, rows, channels, cv);
-                fixed (float* pb = buf, plse = logSumExp)
-                fixed (int* pt = targets)
-                {
-                    float* b0 = pb, lse0 = plse;
-                    int* t0 = pt;
-                    CrossEntropyRows.ForRows(rows, r =>
-                    {
-                        int t = t0[r];
-                        float* row = b0 + (long)r * cv;
-                        if (t == IgnoreIndex) new Span<float>(row, cv).Clear();
-                        else CrossEntropyRows.Gradient<TV>(row, row, cv, lse0[r], scale, t - v0, accumulate: false);
-                        return true;
-                    });
-                }
+                LmHeadGradientChunk<TV>(buf, targets, logSumExp, rows, v0, cv, scale);
                 Gemm.AB(buf, w, dx, rows, cv, channels, accumulate: true);
                 if (!dWeight.IsEmpty)
                     Gemm.AtB<float>(buf, x, dWeight.Slice(v0 * channels, cv * channels), cv, rows, channels, accumulate: true);
             }
         }
         finally { ArrayPool<float>.Shared.Return(buf); }
+    }
+
+    /// <summary>Running per-row max, sum of exponentials and target logit of the chunked LM-head forward.</summary>
+    internal sealed class LmHeadState
+    {
+        public readonly float[] RunMax, RunSum, Target;
+
+        public LmHeadState(int rows)
+        {
+            RunMax = new float[rows];
+            RunSum = new float[rows];
+            Target = new float[rows];
+            Array.Fill(RunMax, float.NegativeInfinity);
+        }
+
+        /// <summary>logSumExp and rowLoss [N] from the folded chunks.</summary>
+        public void Finish(ReadOnlySpan<int> targets, Span<float> logSumExp, Span<float> rowLoss, int rows)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                bool counted = targets[r] != IgnoreIndex;
+                logSumExp[r] = counted ? RunMax[r] + MathF.Log(RunSum[r]) : 0f;
+                rowLoss[r] = counted ? logSumExp[r] - Target[r] : 0f;
+            }
+        }
+    }
+
+    /// <summary>Folds one chunk of logits buf (N, cv) for vocabulary rows [v0, v0+cv) into <paramref name="state"/>.</summary>
+    /// <exception cref="ArithmeticException">A row holds NaN or Inf.</exception>
+    internal static void LmHeadFoldChunk<TV>(float[] buf, ReadOnlySpan<int> targets, LmHeadState state, int rows, int v0, int cv, string op)
+        where TV : struct, IVec<TV>
+    {
+        float[] runMax = state.RunMax, runSum = state.RunSum, target = state.Target;
+        fixed (float* pb = buf)
+        fixed (int* pt = targets)
+        {
+            float* b0 = pb;
+            int* t0 = pt;
+            int bad = CrossEntropyRows.ForRows(rows, r =>
+            {
+                int t = t0[r];
+                if (t == IgnoreIndex) return true;
+                float* row = b0 + (long)r * cv;
+                if (!CrossEntropyRows.Fold<TV>(row, cv, ref runMax[r], ref runSum[r])) return false;
+                if (t >= v0 && t < v0 + cv) target[r] = row[t - v0];
+                return true;
+            });
+            if (bad >= 0)
+                throw new ArithmeticException($"{op}: the logits of row {bad} (vocabulary rows [{v0}, {v0 + cv})) hold NaN or Inf; check x and the weight");
+        }
+    }
+
+    /// <summary>Turns one chunk of logits buf (N, cv) into dlogits = (softmax − onehot)·scale in place (ignored rows zero).</summary>
+    internal static void LmHeadGradientChunk<TV>(float[] buf, ReadOnlySpan<int> targets, ReadOnlySpan<float> logSumExp, int rows, int v0, int cv, float scale)
+        where TV : struct, IVec<TV>
+    {
+        fixed (float* pb = buf, plse = logSumExp)
+        fixed (int* pt = targets)
+        {
+            float* b0 = pb, lse0 = plse;
+            int* t0 = pt;
+            CrossEntropyRows.ForRows(rows, r =>
+            {
+                int t = t0[r];
+                float* row = b0 + (long)r * cv;
+                if (t == IgnoreIndex) new Span<float>(row, cv).Clear();
+                else CrossEntropyRows.Gradient<TV>(row, row, cv, lse0[r], scale, t - v0, accumulate: false);
+                return true;
+            });
+        }
     }
 
     private static void CheckWeightType<TW>(string op) where TW : unmanaged

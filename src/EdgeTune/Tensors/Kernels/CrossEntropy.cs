@@ -125,7 +125,7 @@ public static unsafe partial class CrossEntropy
     }
 
     /// <summary>Σ of the counted rows' losses in row order, in double (deterministic for any thread count).</summary>
-    private static CrossEntropyResult Total(ReadOnlySpan<float> rowLoss, ReadOnlySpan<int> targets, int rows)
+    internal static CrossEntropyResult Total(ReadOnlySpan<float> rowLoss, ReadOnlySpan<int> targets, int rows)
     {
         double sum = 0;
         int count = 0;
