@@ -195,9 +195,18 @@ public sealed partial class FlServer
         var next = _strategy.Aggregate(round.Round, _global, [aggregate]);
         if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
             throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");
+        // clients' reported training losses travel in the upload headers (as without secure aggregation)
+        double lossSum = 0, lossWeight = 0;
+        foreach (string id in _store.UpdateIds(round.Round))
+        {
+            var s = _store.GetUpdate(id)!;
+            var metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [];
+            if (metrics.TryGetValue("train_loss", out double l)) { lossSum += l * Math.Max(1, s.NumExamples); lossWeight += Math.Max(1, s.NumExamples); }
+        }
         var result = new FlRoundResult
         {
             Round = round.Round, Version = _version + 1, Selected = selected, Accepted = sum.Contributors.Count,
+            MeanTrainLoss = lossWeight > 0 ? lossSum / lossWeight : double.NaN,
             Rejected = _store.Rejections(round.Round).Count, Duration = TimeSpan.FromSeconds(now - round.StartedAt),
             ClosedBy = "secure-aggregation", Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
         };

@@ -50,6 +50,7 @@ public class FlSecureAggregationTests
         Assert.Null(result.Failure);
         Assert.Equal(5, result.Accepted);
         Assert.Equal("secure-aggregation", result.ClosedBy);
+        Assert.Equal(Values.Zip(Examples, (v, n) => (double)v * n).Sum() / Examples.Sum(), result.MeanTrainLoss, 5);
         // the server stored only masked vectors: none decodes to a client's update
         foreach (var u in s.Server.AcceptedUpdates(1))
         {
