@@ -205,9 +205,10 @@ public sealed partial class FlServer : IDisposable
                     ? new TaskReply { Kind = TaskKind.Done, GlobalVersion = _version, Message = $"all {Options.Rounds} rounds are done" }
                     : Wait($"waiting for {Options.MinClients} enrolled clients ({_store.ClientCount()} so far)");
             if (_store.HasUpdate(round.Round, clientId)) return Wait($"your update for round {round.Round} is in; waiting for the round to close");
+            // once the roster is fixed nobody (re)starts the round: a retrained client could not join the masks
+            if (Options.SecureAggregation && SecAggPastAdvertise(round)) return Wait($"round {round.Round}'s secure aggregation is under way");
             if (!_store.IsAssigned(round.Round, clientId))
             {
-                if (Options.SecureAggregation && SecAggPastAdvertise(round)) return Wait($"round {round.Round}'s secure aggregation has started without you");
                 if (Occupied(round) >= round.Target) return Wait($"round {round.Round} has all the clients it needs");
                 _store.Assign(round.Round, clientId);
             }
@@ -285,8 +286,10 @@ public sealed partial class FlServer : IDisposable
         {
             ThrowIfDisposed();
             if (!_store.IsAssigned(message.Round, clientId)) throw new FlRejectedException(StatusCode.PermissionDenied, $"not a participant of round {message.Round}");
-            if (Options.SecureAggregation && message.To == ServerRecipient)
+            if (Options.SecureAggregation)
             {
+                if (message.To != ServerRecipient)
+                    throw new FlRejectedException(StatusCode.InvalidArgument, $"with secure aggregation, relay messages go to '{ServerRecipient}', not '{message.To}'");
                 ReceiveSecAggLocked(clientId, message);
                 return;
             }
