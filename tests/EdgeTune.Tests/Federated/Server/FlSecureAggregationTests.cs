@@ -111,6 +111,28 @@ public class FlSecureAggregationTests
         Assert.True(next.SecureAggregation.Enabled);
     }
 
+    [Fact]
+    public async Task PlainUpdatesAndClientToClientRelayAreRefused()
+    {
+        var layout = FlTestServer.Layout();
+        await using var s = await FlTestServer.StartAsync(layout, f => FlTestServer.Options(f, minClients: 2) with { SecureAggregation = true });
+        using var a = s.Client(new ConstantTrainer(1f));
+        await a.EnrolAsync();
+        using var b = s.Client(new ConstantTrainer(1f));
+        await b.EnrolAsync();
+        var task = await a.GetTaskAsync();
+        Assert.Equal(TaskKind.Train, task.Kind);
+        Assert.Equal(2, task.SecureAggregation.Threshold);
+        var payload = EdgeTune.Federated.UpdateCompression.UpdateCodec.EncodeFloat32(new float[layout.TotalLength]);
+        var reply = await a.UploadPayloadAsync(FlClient.Header(task.Round, task.GlobalVersion, payload, 5), payload);
+        Assert.Equal(UploadStatus.Rejected, reply.Status);
+        Assert.Contains("masked", reply.Reason);
+        Assert.Equal(0, s.Server.AcceptedCount(task.Round));
+        var e = Assert.Throws<EdgeTune.Federated.Server.FlRejectedException>(() => s.Server.SendSecAgg(a.ClientId!,
+            new SecAggMessage { Round = task.Round, Stage = 1, To = "*", Payload = Google.Protobuf.ByteString.CopyFrom(1, 2, 3) }));
+        Assert.Contains("server", e.Message);
+    }
+
     [Theory]
     [InlineData("median")]
     [InlineData("krum")]
