@@ -10,17 +10,19 @@ public class FlSecureAggregationTests
     private static readonly float[] Values = [0.137f, -0.25f, 0.5f, 0.031f, -0.75f];
     private static readonly long[] Examples = [10, 20, 7, 33, 5];
 
-    private static FlServerOptions SecAgg(string folder, int? threshold = null) => FlTestServer.Options(folder, minClients: 5, rounds: 1) with
+    /// <summary>Dropped clients are noticed after the liveness timeout (they stay silent longer, see <see cref="Client"/>);
+    /// without dropouts a generous timeout keeps a slow test machine from losing a healthy client.</summary>
+    private static FlServerOptions SecAgg(string folder, int? threshold = null, double liveness = 1.5) => FlTestServer.Options(folder, minClients: 5, rounds: 1) with
     {
         SecureAggregation = true, SecAggThreshold = threshold,
-        LivenessTimeout = TimeSpan.FromSeconds(1), SecAggStageTimeout = TimeSpan.FromSeconds(8),
+        LivenessTimeout = TimeSpan.FromSeconds(liveness), SecAggStageTimeout = TimeSpan.FromSeconds(20),
     };
 
     private static FlClient Client(FlTestServer s, int i, FlDropout drop = FlDropout.None) =>
         new(new FlClientOptions
         {
             Server = s.Url, Token = FlTestServer.Token, RetryFor = TimeSpan.FromSeconds(20), HeartbeatInterval = TimeSpan.FromMilliseconds(200),
-            DisplayName = "c" + i, EvaluateGlobal = false, Dropout = _ => drop, DropoutSilence = TimeSpan.FromSeconds(2),
+            DisplayName = "c" + i, EvaluateGlobal = false, Dropout = _ => drop, DropoutSilence = TimeSpan.FromSeconds(3),
         }, new ConstantTrainer(Values[i], Examples[i]));
 
     /// <summary>Plain FedAvg of the given clients' constant updates from a zero global.</summary>
@@ -39,7 +41,7 @@ public class FlSecureAggregationTests
     public async Task FiveClientsGiveTheFedAvgGlobalWithinFixedPointPrecision()
     {
         var layout = FlTestServer.Layout();
-        await using var s = await FlTestServer.StartAsync(layout, f => SecAgg(f));
+        await using var s = await FlTestServer.StartAsync(layout, f => SecAgg(f, liveness: 10));
         var summaries = await RunAll(s);
         Assert.All(summaries, r => Assert.Equal(1, r.Accepted));
         Assert.Equal(1, s.Server.GlobalVersion);
