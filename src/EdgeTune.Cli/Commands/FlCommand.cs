@@ -37,6 +37,14 @@ public static class FlCommand
         o.AcceptOnlyFromAmong([.. EdgeTune.Federated.Aggregation.StrategyFactory.Names]);
         return o;
     }
+    public static Option<bool> SecureAgg() => new("--secure-agg")
+    {
+        Description = "Secure aggregation: clients mask their updates so the server only learns the example-weighted sum (fedavg, fedprox, fedadam, fedyogi; local DP only)",
+    };
+    public static Option<int?> SecAggThreshold() => new("--secagg-threshold")
+    {
+        Description = "Secure aggregation threshold t: clients needed at every stage (default: half the sampled clients + 1, at least 2)",
+    };
     public static Option<double> Mu() => new("--mu") { Description = "FedProx proximal coefficient (with --strategy fedprox)", DefaultValueFactory = _ => 0.01 };
     public static Option<string?> Compression()
     {
@@ -68,6 +76,7 @@ public static class FlCommand
         var c = CultureInfo.InvariantCulture;
         string eval = r.Evaluation.TryGetValue("loss", out double l) ? string.Create(c, $", validation loss {l:F4} ppl {Math.Exp(l):F2}") : "";
         string eps = r.Epsilon is double e ? string.Create(c, $", ε {e:F3}") : "";
+        if (r.Failure is { } why) return string.Create(c, $"round {r.Round}: FAILED ({why}); global stays at version {r.Version}, {r.Duration.TotalSeconds:F1} s");
         return string.Create(c, $"round {r.Round}: {r.Accepted}/{r.Selected} updates accepted, {r.Rejected} rejected, mean train loss {r.MeanTrainLoss:F4}{eval}, {r.Duration.TotalSeconds:F1} s ({r.ClosedBy}){eps}");
     }
 }

@@ -40,10 +40,12 @@ public static class FlServeCommand
         var dpNoise = new Option<double>("--dp-noise") { Description = "Differential privacy noise multiplier z (0: off)", DefaultValueFactory = _ => 0 };
         var dpClip = new Option<double>("--dp-clip") { Description = "Differential privacy clipping norm C", DefaultValueFactory = _ => 1.0 };
         var dpLocal = new Option<bool>("--dp-local") { Description = "Clients add the noise themselves (local DP) instead of the server" };
+        var secureAgg = FlCommand.SecureAgg();
+        var secAggThreshold = FlCommand.SecAggThreshold();
         var liveness = new Option<double>("--liveness") { Description = "Seconds without a call after which a selected client counts as a straggler", DefaultValueFactory = _ => 30 };
         var linger = new Option<double>("--linger") { Description = "Seconds to keep serving after the last round so clients hear it is done", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "Coordinate federated LoRA rounds over gRPC");
-        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, liveness, linger })
+        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, secureAgg, secAggThreshold, liveness, linger })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -73,7 +75,8 @@ public static class FlServeCommand
                 MinQuorum = parse.GetValue(quorum), FractionFit = parse.GetValue(fraction), RoundDeadline = TimeSpan.FromSeconds(parse.GetValue(deadline)),
                 Strategy = parse.GetValue(strategy)!, StrategyOptions = new StrategyOptions { ProximalMu = parse.GetValue(mu) },
                 MaxUpdateNorm = parse.GetValue(maxNorm), LivenessTimeout = TimeSpan.FromSeconds(parse.GetValue(liveness)),
-                DpNoiseMultiplier = parse.GetValue(dpNoise), DpClipNorm = parse.GetValue(dpNoise) > 0 ? parse.GetValue(dpClip) : 0, DpLocal = parse.GetValue(dpLocal), UpdateEncoding = parse.GetValue(compression) ?? "f32",
+                DpNoiseMultiplier = parse.GetValue(dpNoise), DpClipNorm = parse.GetValue(dpNoise) > 0 ? parse.GetValue(dpClip) : 0, DpLocal = parse.GetValue(dpLocal),
+                SecureAggregation = parse.GetValue(secureAgg), SecAggThreshold = parse.GetValue(secAggThreshold), UpdateEncoding = parse.GetValue(compression) ?? "f32",
                 Fit = new FitInstructions { LocalSteps = parse.GetValue(localSteps), LearningRate = parse.GetValue(lr), BatchSize = parse.GetValue(batch), SequenceLength = seq },
             };
             using var server = new FlServer(options, layout, AdapterVector.Read(adapter), evaluate);

@@ -38,8 +38,10 @@ public static class FlSimulateCommand
         var dpNoise = new Option<double>("--dp-noise") { Description = "Differential privacy noise multiplier z (0: off)", DefaultValueFactory = _ => 0 };
         var dpClip = new Option<double>("--dp-clip") { Description = "Differential privacy clipping norm C", DefaultValueFactory = _ => 1.0 };
         var dpLocal = new Option<bool>("--dp-local") { Description = "Clients add the noise themselves (local DP) instead of the server" };
+        var secureAgg = FlCommand.SecureAgg();
+        var secAggThreshold = FlCommand.SecAggThreshold();
         var command = new Command("simulate", "Simulate federated LoRA with N clients over loopback gRPC");
-        foreach (var o in new Option[] { model, tokenizer, data, trainFraction, clients, rounds, nonIid, dropout, strategy, mu, rank, alpha, localSteps, lr, batch, seqLen, compression, quorum, evalBatches, seed, centralised, state, dpNoise, dpClip, dpLocal })
+        foreach (var o in new Option[] { model, tokenizer, data, trainFraction, clients, rounds, nonIid, dropout, strategy, mu, rank, alpha, localSteps, lr, batch, seqLen, compression, quorum, evalBatches, seed, centralised, state, dpNoise, dpClip, dpLocal, secureAgg, secAggThreshold })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -55,6 +57,7 @@ public static class FlSimulateCommand
                 Strategy = parse.GetValue(strategy)!, StrategyOptions = new StrategyOptions { ProximalMu = parse.GetValue(mu) },
                 Lora = FlCommand.Lora(parse.GetValue(rank), parse.GetValue(alpha)), Compression = parse.GetValue(compression),
                 DpNoiseMultiplier = parse.GetValue(dpNoise), DpClipNorm = parse.GetValue(dpNoise) > 0 ? parse.GetValue(dpClip) : 0, DpLocal = parse.GetValue(dpLocal),
+                SecureAggregation = parse.GetValue(secureAgg), SecAggThreshold = parse.GetValue(secAggThreshold),
                 MinQuorum = parse.GetValue(quorum), EvalBatches = parse.GetValue(evalBatches), Seed = parse.GetValue(seed), StateFolder = parse.GetValue(state),
                 Fit = new FitInstructions { LocalSteps = parse.GetValue(localSteps), LearningRate = parse.GetValue(lr), BatchSize = parse.GetValue(batch), SequenceLength = parse.GetValue(seqLen) },
             };

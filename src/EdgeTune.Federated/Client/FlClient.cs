@@ -55,7 +55,14 @@ public sealed record FlClientOptions
 }
 
 /// <summary>How a simulated client drops out of a round.</summary>
-public enum FlDropout { None, BeforeTraining, MidUpload }
+public enum FlDropout
+{
+    None, BeforeTraining, MidUpload,
+    /// <summary>Secure aggregation only: vanishes after sharing its keys, before uploading its masked input.</summary>
+    BeforeMasking,
+    /// <summary>Secure aggregation only: vanishes after uploading its masked input, before answering the unmask request.</summary>
+    AfterMasking,
+}
 
 /// <summary>What a client's run did.</summary>
 public sealed record FlClientSummary(int RoundsTrained, int Accepted, int Dropped, IReadOnlyList<string> Rejections, long LastGlobalVersion);
@@ -67,7 +74,7 @@ public sealed record FlClientSummary(int RoundsTrained, int Accepted, int Droppe
 /// the evaluation of the global adapter. Transient failures (server restarting) are retried for
 /// <see cref="FlClientOptions.RetryFor"/>; rejections are recorded and the loop goes on.
 /// </summary>
-public sealed class FlClient : IDisposable
+public sealed partial class FlClient : IDisposable
 {
     private readonly GrpcChannel _channel;
     private readonly FederatedLearning.FederatedLearningClient _rpc;
@@ -156,6 +163,14 @@ public sealed class FlClient : IDisposable
                 if (task.Privacy is { LocalNoiseMultiplier: > 0, LocalClipNorm: > 0 } dp) // local DP: clip and noise before anything leaves the device
                     Privacy.GaussianMechanism.PrivatizeLocally(result.Delta, dp.LocalClipNorm, dp.LocalNoiseMultiplier,
                         new EdgeTune.Tensors.Rng(BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8))));
+                if (task.SecureAggregation is { Enabled: true })
+                {
+                    var (ok, why) = await SecureAggregateAsync(task, layout, result, drop, ct).ConfigureAwait(false);
+                    if (ok) accepted++;
+                    else if (why is null) { dropped++; await Silence(ct).ConfigureAwait(false); }
+                    else rejections.Add($"round {task.Round}: {why}");
+                    continue;
+                }
                 string codec = Options.Compression ?? (UpdateCodec.Names.Contains(task.UpdateEncoding) ? task.UpdateEncoding : UpdateCodec.Float32);
                 byte[] payload = Encode(codec, result.Delta);
                 var header = Header(task.Round, task.GlobalVersion, payload, result.NumExamples, result.Metrics, codec);

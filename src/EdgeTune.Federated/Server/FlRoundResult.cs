@@ -17,6 +17,9 @@ public sealed record FlRoundResult
     public TimeSpan Duration { get; init; }
     /// <summary>Privacy spent so far (ε at the configured δ), when differential privacy is on.</summary>
     public double? Epsilon { get; init; }
-    /// <summary>Why the round closed: "all-delivered", "quorum-no-live-stragglers" or "deadline".</summary>
+    /// <summary>Why the round closed: "all-delivered", "quorum-no-live-stragglers", "deadline", or "secagg-failed".</summary>
     public string ClosedBy { get; init; } = "";
+    /// <summary>Why the round failed (no new global version; <see cref="Version"/> is the unchanged one), or null.
+    /// Only secure-aggregation rounds fail: too few clients at a stage, or a server restart mid-round.</summary>
+    public string? Failure { get; init; }
 }

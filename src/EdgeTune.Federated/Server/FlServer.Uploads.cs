@@ -49,7 +49,11 @@ public sealed partial class FlServer
     private string? HeaderProblem(string clientId, UploadHeader h)
     {
         if (h.TotalBytes <= 0 || h.TotalBytes > MaxUpdateBytes) return $"update of {h.TotalBytes} bytes is outside (0, {MaxUpdateBytes}] for this layout";
-        if (!UpdateCodec.Names.Contains(h.Encoding)) return $"encoding '{h.Encoding}' is not accepted (expected one of {string.Join(", ", UpdateCodec.Names)})";
+        if (Options.SecureAggregation)
+        {
+            if (h.Encoding != MaskedEncoding) return $"this server runs secure aggregation: updates must be masked inputs (encoding '{MaskedEncoding}'), not '{h.Encoding}'";
+        }
+        else if (!UpdateCodec.Names.Contains(h.Encoding)) return $"encoding '{h.Encoding}' is not accepted (expected one of {string.Join(", ", UpdateCodec.Names)})";
         if (h.Sha256.Length != 32) return "sha256 must be 32 bytes";
         if (h.NumExamples < 0 || h.NumExamples > 1_000_000_000) return $"num_examples {h.NumExamples} is out of range";
         var round = _store.GetRound(h.Round);
@@ -133,7 +137,9 @@ public sealed partial class FlServer
         if (!SHA256.HashData(payload).AsSpan().SequenceEqual(u.Sha256)) reason = "sha256 of the received bytes does not match the header";
         var round = _store.GetRound(u.Round);
         if (reason is null && round is not { Open: true }) reason = $"late: round {u.Round} closed while the update was uploading";
-        if (reason is null)
+        if (reason is null && Options.SecureAggregation)
+            reason = u.Encoding == MaskedEncoding ? ReceiveMaskedLocked(u, payload) : $"encoding '{u.Encoding}' is not a masked input";
+        else if (reason is null)
         {
             float[]? delta = null;
             try
@@ -207,6 +213,7 @@ public sealed partial class FlServer
     {
         var round = _store.LatestRound();
         if (round is not { Open: true }) return null;
+        if (Options.SecureAggregation) return TryAdvanceSecAggLocked(round);
         double now = FlStateStore.Now();
         int accepted = _store.AcceptedCount(round.Round);
         var assigned = _store.Assignments(round.Round);

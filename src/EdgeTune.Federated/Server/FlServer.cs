@@ -96,6 +96,9 @@ public sealed partial class FlServer : IDisposable
             // clients selected before a restart get a full liveness period to come back
             if (_store.LatestRound() is { Open: true } open)
                 foreach (var (c, _) in _store.Assignments(open.Round)) _lastSeen[c] = FlStateStore.Now();
+            // secure aggregation keeps its protocol state in memory: a round interrupted by a restart cannot finish
+            if (Options.SecureAggregation && _store.LatestRound() is { Open: true } interrupted)
+                FailSecAggLocked(interrupted, "the server restarted during the secure-aggregation round; its masks cannot be recovered", FlStateStore.Now());
             if (IsFinished()) _done.TrySetResult();
         }
         catch
@@ -202,6 +205,8 @@ public sealed partial class FlServer : IDisposable
                     ? new TaskReply { Kind = TaskKind.Done, GlobalVersion = _version, Message = $"all {Options.Rounds} rounds are done" }
                     : Wait($"waiting for {Options.MinClients} enrolled clients ({_store.ClientCount()} so far)");
             if (_store.HasUpdate(round.Round, clientId)) return Wait($"your update for round {round.Round} is in; waiting for the round to close");
+            // once the roster is fixed nobody (re)starts the round: a retrained client could not join the masks
+            if (Options.SecureAggregation && SecAggPastAdvertise(round)) return Wait($"round {round.Round}'s secure aggregation is under way");
             if (!_store.IsAssigned(round.Round, clientId))
             {
                 if (Occupied(round) >= round.Target) return Wait($"round {round.Round} has all the clients it needs");
@@ -222,7 +227,7 @@ public sealed partial class FlServer : IDisposable
                     LocalClipNorm = Options.DpLocal ? Options.DpClipNorm : 0,
                     LocalNoiseMultiplier = Options.DpLocal ? Options.DpNoiseMultiplier : 0,
                 },
-                SecureAggregation = new SecAggSettings { Enabled = Options.SecureAggregation },
+                SecureAggregation = new SecAggSettings { Enabled = Options.SecureAggregation, Threshold = Options.SecureAggregation ? SecAggThresholdFor(round.Target) : 0 },
                 UpdateEncoding = Options.UpdateEncoding,
                 MaxUpdateBytes = MaxUpdateBytes,
                 DeadlineSeconds = Math.Max(0, round.Deadline - FlStateStore.Now()),
@@ -233,8 +238,8 @@ public sealed partial class FlServer : IDisposable
         }
     }
 
-    /// <summary>Bound on an update's encoded size: 4 bytes a value plus 64 KiB for codec headers.</summary>
-    public long MaxUpdateBytes => Layout.TotalLength * 4 + (64 << 10);
+    /// <summary>Bound on an update's encoded size: 4 bytes a value (8 for a masked input, which has one more value) plus 64 KiB for headers.</summary>
+    public long MaxUpdateBytes => (Options.SecureAggregation ? (Layout.TotalLength + 1L) * 8 : Layout.TotalLength * 4L) + (64 << 10);
 
     /// <summary>The strategy aggregating the rounds.</summary>
     public IAggregationStrategy Strategy => _strategy;
@@ -281,6 +286,13 @@ public sealed partial class FlServer : IDisposable
         {
             ThrowIfDisposed();
             if (!_store.IsAssigned(message.Round, clientId)) throw new FlRejectedException(StatusCode.PermissionDenied, $"not a participant of round {message.Round}");
+            if (Options.SecureAggregation)
+            {
+                if (message.To != ServerRecipient)
+                    throw new FlRejectedException(StatusCode.InvalidArgument, $"with secure aggregation, relay messages go to '{ServerRecipient}', not '{message.To}'");
+                ReceiveSecAggLocked(clientId, message);
+                return;
+            }
             if (message.To != "*" && !_store.IsAssigned(message.Round, message.To)) throw new FlRejectedException(StatusCode.InvalidArgument, $"'{message.To}' is not a participant of round {message.Round}");
             _store.AddSecAgg(message.Round, message.Stage, clientId, message.To, message.Payload.ToByteArray());
         }
@@ -291,6 +303,7 @@ public sealed partial class FlServer : IDisposable
         lock (_lock)
         {
             ThrowIfDisposed();
+            if (Options.SecureAggregation) RequireSecAggRoundOpen(request.Round);
             var reply = new FetchSecAggReply();
             foreach (var (from, to, payload) in _store.SecAggFor(request.Round, request.Stage, clientId))
                 reply.Messages.Add(new SecAggEnvelope { Stage = request.Stage, From = from, To = to, Payload = Google.Protobuf.ByteString.CopyFrom(payload) });

@@ -58,6 +58,17 @@ public sealed record FlServerOptions
     /// <summary>Ask clients to mask updates with secure aggregation (the server only learns the sum).</summary>
     public bool SecureAggregation { get; init; }
 
+    /// <summary>Secure aggregation's threshold t (shares needed to rebuild a secret; a round fails with fewer than t
+    /// clients left at any stage). Null: ⌊target/2⌋ + 1, at least 2.</summary>
+    public int? SecAggThreshold { get; init; }
+
+    /// <summary>How long each secure-aggregation stage after the first waits for clients that are still alive
+    /// (the advertise stage waits like an ordinary round: all sampled, or quorum without live stragglers, or the deadline).</summary>
+    public TimeSpan SecAggStageTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Strategies that only need the (weighted) sum of the updates, so they work with secure aggregation.</summary>
+    public static IReadOnlyList<string> SecureAggregationStrategies { get; } = ["fedavg", "fedprox", "fedadam", "fedyogi"];
+
     /// <summary>Update codec clients should use ("f32", "int8", "topk"; the server decodes any of them).</summary>
     public string UpdateEncoding { get; init; } = "f32";
 
@@ -88,7 +99,16 @@ public sealed record FlServerOptions
         Require(DpClipNorm >= 0 && double.IsFinite(DpClipNorm), nameof(DpClipNorm), DpClipNorm, "must be ≥ 0");
         Require(DpNoiseMultiplier >= 0 && double.IsFinite(DpNoiseMultiplier), nameof(DpNoiseMultiplier), DpNoiseMultiplier, "must be ≥ 0");
         Require(DpNoiseMultiplier == 0 || DpClipNorm > 0, nameof(DpClipNorm), DpClipNorm, "noise needs a clipping norm > 0");
-        Require(!SecureAggregation, nameof(SecureAggregation), SecureAggregation, "secure aggregation is not wired into the networked server yet (the relay exists; the masking rounds do not)");
+        if (SecureAggregation)
+        {
+            Require(SecureAggregationStrategies.Contains(Strategy), nameof(Strategy), Strategy,
+                $"secure aggregation only reveals the sum of the updates; strategy '{Strategy}' needs individual updates (use one of {string.Join(", ", SecureAggregationStrategies)})");
+            Require(DpLocal || (DpClipNorm == 0 && DpNoiseMultiplier == 0), nameof(DpClipNorm), DpClipNorm,
+                "central DP clips individual updates, which secure aggregation hides; use local DP (DpLocal) with secure aggregation");
+            Require(MinClients >= 2, nameof(MinClients), MinClients, "secure aggregation needs at least 2 clients");
+            Require(SecAggThreshold is null || SecAggThreshold >= 2, nameof(SecAggThreshold), SecAggThreshold!, "must be ≥ 2");
+            Require(SecAggStageTimeout > TimeSpan.Zero, nameof(SecAggStageTimeout), SecAggStageTimeout, "must be positive");
+        }
         Require(!DpLocal || DpNoiseMultiplier > 0, nameof(DpLocal), DpLocal, "local DP needs a noise multiplier > 0");
         Require(RateLimitPerSecond > 0, nameof(RateLimitPerSecond), RateLimitPerSecond, "must be > 0");
         return this;

@@ -14,7 +14,8 @@ public sealed record FlSimulationOptions
 {
     public int Clients { get; init; } = 10;
     public int Rounds { get; init; } = 5;
-    /// <summary>Probability that a client drops out of a round (half before training, half mid-upload); it comes back later.</summary>
+    /// <summary>Probability that a client drops out of a round (half before training, half mid-upload, or after masking
+    /// with secure aggregation); it comes back later.</summary>
     public double Dropout { get; init; }
     /// <summary>Contiguous shards of the text per client (true) or windows dealt round-robin (false).</summary>
     public bool NonIid { get; init; } = true;
@@ -30,6 +31,8 @@ public sealed record FlSimulationOptions
     public double DpNoiseMultiplier { get; init; }
     public bool DpLocal { get; init; }
     public bool SecureAggregation { get; init; }
+    /// <summary>Secure aggregation's threshold t (null: the server's default, ⌊clients/2⌋ + 1).</summary>
+    public int? SecAggThreshold { get; init; }
     /// <summary>Validation windows evaluated on the global adapter after each round.</summary>
     public int EvalBatches { get; init; } = 16;
     public ulong Seed { get; init; } = 1234;
@@ -87,7 +90,7 @@ public static class FlSimulation
             MinQuorum = options.MinQuorum ?? Math.Max(1, options.Clients / 2), FractionFit = options.FractionFit, Fit = fit,
             Strategy = options.Strategy, StrategyOptions = options.StrategyOptions, LivenessTimeout = options.LivenessTimeout,
             RoundDeadline = TimeSpan.FromMinutes(30), DpClipNorm = options.DpClipNorm, DpNoiseMultiplier = options.DpNoiseMultiplier,
-            DpLocal = options.DpLocal, SecureAggregation = options.SecureAggregation, Seed = options.Seed,
+            DpLocal = options.DpLocal, SecureAggregation = options.SecureAggregation, SecAggThreshold = options.SecAggThreshold, Seed = options.Seed,
             UpdateEncoding = options.Compression ?? "f32", RateLimitPerSecond = 1000,
         };
         var sw = Stopwatch.StartNew();
@@ -110,7 +113,8 @@ public static class FlSimulation
                     Server = host.Url, Token = token, DisplayName = $"sim-{i}", HeartbeatInterval = TimeSpan.FromMilliseconds(500),
                     DropoutSilence = options.LivenessTimeout * 2, EvaluateGlobal = false, Compression = options.Compression,
                     Dropout = options.Dropout > 0 ? _ => rng.NextDouble() >= options.Dropout ? FlDropout.None
-                        : rng.NextDouble() < 0.5 ? FlDropout.BeforeTraining : FlDropout.MidUpload : null,
+                        : rng.NextDouble() < 0.5 ? FlDropout.BeforeTraining
+                        : options.SecureAggregation ? FlDropout.AfterMasking : FlDropout.MidUpload : null,
                 }, trainer));
             }
             var summaries = await Task.WhenAll(clients.Select(c => c.RunAsync(ct))).ConfigureAwait(false);

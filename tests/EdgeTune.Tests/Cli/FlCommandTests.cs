@@ -42,6 +42,23 @@ public sealed class FlCommandTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_dir, "state", "state.db")));
     }
 
+    [SkippableFact]
+    public void SimulateWithSecureAggregationMasksEveryUpdate()
+    {
+        string model = TestAssets.Require("stories260K/stories260K.bin");
+        string tok = TestAssets.Require("stories260K/tok512.bin");
+        string text = File.ReadAllText(TestAssets.Require("text/tinyshakespeare.txt"));
+        string data = Path.Combine(_dir, "slice.txt");
+        File.WriteAllText(data, text[..6000]);
+        var (code, stdout, stderr) = Run("fl", "simulate", "--model", model, "--tokenizer", tok, "--data", data, "--clients", "3", "--rounds", "1",
+            "--local-steps", "1", "--batch", "2", "--seq-len", "32", "--eval-batches", "2", "--secure-agg", "--secagg-threshold", "2", "--state", Path.Combine(_dir, "state"));
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("round 1: 3/3 updates accepted", stdout);
+        Assert.Contains("(secure-aggregation)", stdout);
+        using var doc = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        Assert.True(double.IsFinite(doc.RootElement.GetProperty("final_ppl").GetDouble()));
+    }
+
     [Fact]
     public void UnknownStrategyIsRefused()
     {
