@@ -210,6 +210,7 @@ public sealed partial class FlServer : IDisposable
             if (!_store.IsAssigned(round.Round, clientId))
             {
                 if (Occupied(round) >= round.Target) return Wait($"round {round.Round} has all the clients it needs");
+                if (!Sampled(round, clientId)) return Wait($"not drawn for round {round.Round}");
                 _store.Assign(round.Round, clientId);
             }
             var fit = _strategy.ConfigureFit(round.Round, Options.Fit with { Seed = RoundSeed(round.Round) });
@@ -314,6 +315,27 @@ public sealed partial class FlServer : IDisposable
     // ---------------- helpers ----------------
 
     private static TaskReply Wait(string why) => new() { Kind = TaskKind.Wait, RetryAfterSeconds = 0.5, Message = why };
+
+    /// <summary>
+    /// Client sampling: each client is drawn for a round independently with probability <see cref="FlServerOptions.FractionFit"/>
+    /// (Poisson sampling, what the DP accountant's sampling rate assumes), from a seeded hash of the round and the client id, so a
+    /// restarted server draws the same clients. After half the round deadline anyone may take a remaining place, so a round whose
+    /// draw came up short (or whose drawn clients are offline) still completes.
+    /// </summary>
+    private bool Sampled(StoredRound round, string clientId) =>
+        Options.FractionFit >= 1 || FlStateStore.Now() >= round.StartedAt + Options.RoundDeadline.TotalSeconds / 2
+        || Draws(RoundSeed(round.Round), clientId, Options.FractionFit);
+
+    /// <summary>Whether <paramref name="clientId"/> is in round <paramref name="round"/>'s draw (ignoring the half-deadline fallback).</summary>
+    internal bool IsDrawn(int round, string clientId) => Options.FractionFit >= 1 || Draws(RoundSeed(round), clientId, Options.FractionFit);
+
+    /// <summary>Whether <paramref name="clientId"/> is drawn with probability <paramref name="fraction"/> under <paramref name="roundSeed"/>.</summary>
+    internal static bool Draws(int roundSeed, string clientId, double fraction)
+    {
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{roundSeed}:{clientId}"));
+        double u = (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(hash) >> 11) * (1.0 / (1UL << 53));
+        return u < fraction;
+    }
 
     private int RoundSeed(int round) => (int)(((Options.Seed * 0x9E3779B97F4A7C15UL) ^ ((ulong)round * 0xBF58476D1CE4E5B9UL)) >> 33);
 
