@@ -57,8 +57,6 @@ public static partial class QuantReference
     internal static void QuantizeNf4Row(ReadOnlySpan<float> row, Span<byte> dst)
     {
         int cols = row.Length, nb = cols / Nf4Block;
-        var scaleCodes = dst.Slice(cols / 2, nb);
-        var headers = dst.Slice(cols / 2 + nb);
         Span<float> absmax = nb <= 1024 ? stackalloc float[nb] : new float[nb];
         for (int b = 0; b < nb; b++)
         {
@@ -66,9 +64,18 @@ public static partial class QuantReference
             foreach (float f in row.Slice(b * Nf4Block, Nf4Block)) amax = MathF.Max(amax, MathF.Abs(f));
             absmax[b] = amax;
         }
+        Nf4EncodeScales(absmax, dst.Slice(cols / 2, nb), dst.Slice(cols / 2 + nb));
+        Nf4EncodeBlocks(row, dst);
+    }
+
+    /// <summary>Second-level quantization of a row's block scales: per group of <see cref="Nf4Group"/> blocks an f32
+    /// mean μ and step s = max|a − μ|/127 into <paramref name="headers"/>, each scale as the int8 code round((a − μ)/s).</summary>
+    internal static void Nf4EncodeScales(ReadOnlySpan<float> blockScales, Span<byte> codes, Span<byte> headers)
+    {
+        int nb = blockScales.Length;
         for (int g0 = 0, g = 0; g0 < nb; g0 += Nf4Group, g++)
         {
-            var grp = absmax.Slice(g0, Math.Min(Nf4Group, nb - g0));
+            var grp = blockScales.Slice(g0, Math.Min(Nf4Group, nb - g0));
             double sum = 0;
             foreach (float a in grp) sum += a;
             float mu = (float)(sum / grp.Length);
@@ -80,16 +87,22 @@ public static partial class QuantReference
             for (int i = 0; i < grp.Length; i++)
             {
                 float q = MathF.Round((grp[i] - mu) * inv, MidpointRounding.AwayFromZero);
-                scaleCodes[g0 + i] = (byte)(sbyte)Math.Clamp(q, -127f, 127f);
+                codes[g0 + i] = (byte)(sbyte)Math.Clamp(q, -127f, 127f);
             }
         }
+    }
+
+    /// <summary>Writes the nibbles of <paramref name="row"/> into <paramref name="dst"/> against the block scales already
+    /// encoded there (each value divided by its decoded scale, then the nearest code).</summary>
+    internal static void Nf4EncodeBlocks(ReadOnlySpan<float> row, Span<byte> dst)
+    {
+        int cols = row.Length, nb = cols / Nf4Block;
+        Span<float> scales = nb <= 1024 ? stackalloc float[nb] : new float[nb];
+        Nf4Scales(dst, cols, scales);
         var book = Nf4CodeBook;
         for (int b = 0; b < nb; b++)
         {
-            int g = b / Nf4Group;
-            float scale = Nf4Scale(BinaryPrimitives.ReadSingleLittleEndian(headers.Slice(8 * g)),
-                BinaryPrimitives.ReadSingleLittleEndian(headers.Slice(8 * g + 4)), (sbyte)scaleCodes[b]);
-            float inv = scale > 0 ? 1f / scale : 0f;
+            float inv = scales[b] > 0 ? 1f / scales[b] : 0f;
             var v = row.Slice(b * Nf4Block, Nf4Block);
             var o = dst.Slice(b * Nf4Block / 2, Nf4Block / 2);
             for (int i = 0; i < Nf4Block / 2; i++)

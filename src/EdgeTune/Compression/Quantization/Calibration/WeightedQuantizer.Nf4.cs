@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace EdgeTune.Compression.Quantization.Calibration;
 
 public static partial class WeightedQuantizer
@@ -12,7 +10,7 @@ public static partial class WeightedQuantizer
     // weighted error beats the plain encoding's (double quantization couples the blocks of a group).
     private static void Nf4Row(ReadOnlySpan<float> row, float[] a, Span<byte> dst)
     {
-        const int block = QuantReference.Nf4Block, group = QuantReference.Nf4Group;
+        const int block = QuantReference.Nf4Block;
         int cols = row.Length, nb = cols / block;
         QuantReference.QuantizeRow(QuantFormat.NF4, row, dst);
         double plainErr = WeightedError(QuantFormat.NF4, row, a, dst);
@@ -42,32 +40,8 @@ public static partial class WeightedQuantizer
         }
 
         var cand = new byte[dst.Length];
-        var codes = cand.AsSpan(cols / 2, nb);
-        var headers = cand.AsSpan(cols / 2 + nb);
-        for (int g0 = 0, g = 0; g0 < nb; g0 += group, g++)
-        {
-            var grp = target.AsSpan(g0, Math.Min(group, nb - g0));
-            double sum = 0;
-            foreach (float t in grp) sum += t;
-            float mu = (float)(sum / grp.Length);
-            float dev = 0;
-            foreach (float t in grp) dev = MathF.Max(dev, MathF.Abs(t - mu));
-            float step = dev / 127f, inv = step != 0 ? 1f / step : 0f;
-            BinaryPrimitives.WriteSingleLittleEndian(headers.Slice(8 * g), mu);
-            BinaryPrimitives.WriteSingleLittleEndian(headers.Slice(8 * g + 4), step);
-            for (int i = 0; i < grp.Length; i++)
-                codes[g0 + i] = (byte)(sbyte)Math.Clamp(MathF.Round((grp[i] - mu) * inv, MidpointRounding.AwayFromZero), -127f, 127f);
-        }
-        var scales = new float[nb];
-        QuantReference.Nf4Scales(cand, cols, scales);
-        for (int b = 0; b < nb; b++)
-        {
-            float inv = scales[b] > 0 ? 1f / scales[b] : 0f;
-            var v = row.Slice(b * block, block);
-            var o = cand.AsSpan(b * block / 2, block / 2);
-            for (int i = 0; i < block / 2; i++)
-                o[i] = (byte)(QuantReference.Nf4Nearest(v[i] * inv, book) | QuantReference.Nf4Nearest(v[i + block / 2] * inv, book) << 4);
-        }
+        QuantReference.Nf4EncodeScales(target, cand.AsSpan(cols / 2, nb), cand.AsSpan(cols / 2 + nb));
+        QuantReference.Nf4EncodeBlocks(row, cand);
         if (WeightedError(QuantFormat.NF4, row, a, cand) < plainErr) cand.CopyTo(dst);
     }
 
