@@ -78,6 +78,27 @@ internal static class OpChecks
             throw new ShapeException($"{op}: {role} '{v.Name}' {v.Value.ShapeString} must be [{length}] to match '{like.Name}' {like.Value.ShapeString}");
     }
 
+    /// <summary>The checks of an op that projects hidden states x (…, C) through an LM head W [V, C] onto one target per
+    /// row: x F32/F64, W of rank 2 matching C, N targets, W F64 with F64 x or F32/F16/BF16 with F32 x, and only a weight of
+    /// x's dtype trainable. Returns N, C, V and whether the op computes in double.</summary>
+    public static (int Rows, int Channels, int Vocab, bool F64) LmHead(string op, Variable x, Variable w, int targets)
+    {
+        Float(op, "x", x);
+        Rank(op, "weight", w, 2);
+        var (rows, channels) = Matrix(op, "x", x);
+        int vocab = w.Shape[0];
+        if (w.Shape[1] != channels)
+            throw new ShapeException($"{op}: weight '{w.Name}' {w.Value.ShapeString} must be [V, {channels}] for x '{x.Name}' {x.Value.ShapeString}");
+        if (targets != rows)
+            throw new ShapeException($"{op}: {targets} targets for x '{x.Name}' {x.Value.ShapeString}; expected N = {rows}");
+        bool f64 = IsDouble(op, x.DType);
+        if (f64 ? w.DType != DType.F64 : w.DType is not (DType.F32 or DType.F16 or DType.BF16))
+            throw new ShapeException($"{op}: weight '{w.Name}' is {w.DType}{w.Value.ShapeString} but x '{x.Name}' is {x.DType}; expected {(f64 ? "F64" : "F32, F16 or BF16")}");
+        if (w.RequiresGrad && w.DType != x.DType)
+            throw new ShapeException($"{op}: weight '{w.Name}' is {w.DType} and requires a gradient; only F32/F64 weights can be trained");
+        return (rows, channels, vocab, f64);
+    }
+
     /// <summary>A copy of integer ids (token ids or targets) held in an I32 tensor.</summary>
     public static int[] Ids(string op, string role, Tensor ids)
     {

@@ -35,19 +35,7 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
 
     protected internal override void Forward(Tape tape)
     {
-        OpChecks.Float(Name, "x", _x);
-        OpChecks.Rank(Name, "weight", _w, 2);
-        (_rows, _channels) = OpChecks.Matrix(Name, "x", _x);
-        _vocab = _w.Shape[0];
-        if (_w.Shape[1] != _channels)
-            throw new ShapeException($"{Name}: weight '{_w.Name}' {_w.Value.ShapeString} must be [V, {_channels}] for x '{_x.Name}' {_x.Value.ShapeString}");
-        if (_targets.Length != _rows)
-            throw new ShapeException($"{Name}: {_targets.Length} targets for x '{_x.Name}' {_x.Value.ShapeString}; expected N = {_rows}");
-        bool f64 = OpChecks.IsDouble(Name, _x.DType);
-        if (f64 ? _w.DType != DType.F64 : _w.DType is not (DType.F32 or DType.F16 or DType.BF16))
-            throw new ShapeException($"{Name}: weight '{_w.Name}' is {_w.DType}{_w.Value.ShapeString} but x '{_x.Name}' is {_x.DType}; expected {(f64 ? "F64" : "F32, F16 or BF16")}");
-        if (_w.RequiresGrad && _w.DType != _x.DType)
-            throw new ShapeException($"{Name}: weight '{_w.Name}' is {_w.DType} and requires a gradient; only F32/F64 weights can be trained");
+        (_rows, _channels, _vocab, bool f64) = OpChecks.LmHead(Name, _x, _w, _targets.Length);
         _loss = NewOutput(tape, _x.DType, [], "lm_head_cross_entropy");
         double sum;
         try

@@ -1,4 +1,5 @@
 using EdgeTune.Autograd;
+using EdgeTune.Autograd.Internal;
 using EdgeTune.Compression.Distillation;
 using EdgeTune.Tensors;
 
@@ -40,22 +41,7 @@ namespace EdgeTune.Compression.Distillation
 
         protected internal override void Forward(Tape tape)
         {
-            if (_x.DType is not (DType.F32 or DType.F64))
-                throw new ShapeException($"{Name}: x '{_x.Name}' is {_x.DType}{_x.Value.ShapeString}; expected F32 or F64");
-            if (_w.Value.Rank != 2) throw new ShapeException($"{Name}: weight '{_w.Name}' {_w.Value.ShapeString} must have rank 2");
-            if (_x.Value.Rank < 1) throw new ShapeException($"{Name}: x '{_x.Name}' {_x.Value.ShapeString} must have at least one dimension");
-            _channels = _x.Shape[^1];
-            _rows = checked((int)(_x.ElementCount / Math.Max(1, _channels)));
-            _vocab = _w.Shape[0];
-            if (_w.Shape[1] != _channels)
-                throw new ShapeException($"{Name}: weight '{_w.Name}' {_w.Value.ShapeString} must be [V, {_channels}] for x '{_x.Name}' {_x.Value.ShapeString}");
-            if (_targets.Length != _rows)
-                throw new ShapeException($"{Name}: {_targets.Length} targets for x '{_x.Name}' {_x.Value.ShapeString}; expected N = {_rows}");
-            bool f64 = _x.DType == DType.F64;
-            if (f64 ? _w.DType != DType.F64 : _w.DType is not (DType.F32 or DType.F16 or DType.BF16))
-                throw new ShapeException($"{Name}: weight '{_w.Name}' is {_w.DType}{_w.Value.ShapeString} but x '{_x.Name}' is {_x.DType}; expected {(f64 ? "F64" : "F32, F16 or BF16")}");
-            if (_w.RequiresGrad && _w.DType != _x.DType)
-                throw new ShapeException($"{Name}: weight '{_w.Name}' is {_w.DType} and requires a gradient; only F32/F64 weights can be trained");
+            (_rows, _channels, _vocab, bool f64) = OpChecks.LmHead(Name, _x, _w, _targets.Length);
             _loss = NewOutput(tape, _x.DType, [], "distillation_loss");
             double sum;
             try
