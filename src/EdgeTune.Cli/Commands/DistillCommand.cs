@@ -26,35 +26,18 @@ public static class DistillCommand
         var alpha = new Option<double>("--alpha") { Description = "Weight of the KL term (1 - alpha weighs the ground-truth cross-entropy)", DefaultValueFactory = _ => 0.5 };
         var topK = new Option<int>("--top-k") { Description = "Use only the teacher's k most likely tokens per position (renormalised); 0: full logits", DefaultValueFactory = _ => 0 };
         var cache = new Option<string?>("--teacher-cache") { Description = "Top-k teacher cache file: read if present, else built from the data first (needs --top-k)" };
-        var steps = new Option<int?>("--steps") { Description = "Optimizer steps" };
-        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per sequence" };
-        var batch = new Option<int?>("--batch") { Description = "Sequences per micro-batch" };
-        var accum = new Option<int?>("--grad-accum") { Description = "Micro-batches per optimizer step" };
-        var lr = new Option<double?>("--lr") { Description = "Peak learning rate" };
-        var evalEvery = new Option<int?>("--eval-every") { Description = "Evaluate every N steps" };
-        var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "Checkpoint every N steps" };
-        var seed = new Option<ulong?>("--seed") { Description = "Seed of the data order and the student's init" };
+        var training = new TrainingCliOptions("Seed of the data order and the student's init");
         var output = new Option<string>("--out") { Description = "Run folder (the student is saved under model/)", DefaultValueFactory = _ => Path.Combine("runs", "distill") };
 
         var command = new Command("distill", "Train a smaller student model from a teacher (knowledge distillation)");
-        foreach (var o in new Option[] { teacher, tokenizer, student, hidden, layers, heads, kvHeads, inter, data, kl, temperature, alpha, topK, cache, steps, seqLen, batch, accum, lr, evalEvery, ckptEvery, seed, output })
+        foreach (var o in new Option[] { teacher, tokenizer, student, hidden, layers, heads, kvHeads, inter, data, kl, temperature, alpha, topK, cache, output })
             command.Options.Add(o);
+        training.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var err = parse.InvocationConfiguration.Error;
             var outp = parse.InvocationConfiguration.Output;
-            var t = new TrainingOptions();
-            t = t with
-            {
-                Steps = parse.GetValue(steps) ?? t.Steps,
-                SeqLen = parse.GetValue(seqLen) ?? t.SeqLen,
-                MicroBatch = parse.GetValue(batch) ?? t.MicroBatch,
-                GradAccumulation = parse.GetValue(accum) ?? t.GradAccumulation,
-                LearningRate = parse.GetValue(lr) ?? t.LearningRate,
-                EvalEvery = parse.GetValue(evalEvery) ?? t.EvalEvery,
-                CheckpointEvery = parse.GetValue(ckptEvery) ?? t.CheckpointEvery,
-                Seed = parse.GetValue(seed) ?? t.Seed,
-            };
+            var t = training.Apply(parse, new TrainingOptions());
             var options = new DistillationJobOptions
             {
                 Teacher = parse.GetValue(teacher)!,

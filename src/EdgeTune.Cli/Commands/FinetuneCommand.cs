@@ -19,16 +19,9 @@ public static class FinetuneCommand
         method.AcceptOnlyFromAmong("lora", "full");
         var rank = new Option<int>("--rank") { Description = "LoRA rank", DefaultValueFactory = _ => 16 };
         var alpha = new Option<double?>("--alpha") { Description = "LoRA alpha (default 2 x rank)" };
-        var steps = new Option<int?>("--steps") { Description = "Optimizer steps" };
         var epochs = new Option<double?>("--epochs") { Description = "Passes over the data (instead of --steps)" };
-        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per sequence" };
-        var batch = new Option<int?>("--batch") { Description = "Sequences per micro-batch" };
-        var accum = new Option<int?>("--grad-accum") { Description = "Micro-batches per optimizer step" };
-        var lr = new Option<double?>("--lr") { Description = "Peak learning rate" };
-        var evalEvery = new Option<int?>("--eval-every") { Description = "Evaluate every N steps" };
-        var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "Checkpoint every N steps" };
         var checkpointing = new Option<bool>("--activation-checkpointing") { Description = "Recompute each block in backward (less memory)" };
-        var seed = new Option<ulong?>("--seed") { Description = "Seed of data order, init and dropout" };
+        var training = new TrainingCliOptions("Seed of data order, init and dropout");
         var output = new Option<string>("--out") { Description = "Run folder", DefaultValueFactory = _ => Path.Combine("runs", "finetune") };
         var resume = new Option<bool>("--resume") { Description = "Continue from the newest valid checkpoint in --out" };
         var maxMemory = new Option<string?>("--max-memory") { Description = "Memory budget, e.g. 2GB: settings are chosen to fit or the run is refused" };
@@ -39,8 +32,9 @@ public static class FinetuneCommand
         var baseDtype = new Option<string?>("--base-dtype") { Description = "QLoRA: quantize the frozen base's projections to nf4, q4_0, q8_0 or int8 before LoRA (releases the float weights)" };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, steps, epochs, seqLen, batch, accum, lr, evalEvery, ckptEvery, checkpointing, seed, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype })
             command.Options.Add(o);
+        training.AddTo(command);
         var power = new PowerPolicyCliOptions();
         power.AddTo(command);
         command.SetAction(async (parse, ct) =>
@@ -51,18 +45,10 @@ public static class FinetuneCommand
             bool demo = modelRef is null;
             var t = new TrainingOptions();
             if (demo) t = t with { Steps = 600, LearningRate = Models.DemoModel.SuggestedLearningRate, WarmupSteps = 30, MinLrRatio = 0, SeqLen = 128, MicroBatch = 4, EvalEvery = 100, CheckpointEvery = 200 };
-            t = t with
+            t = training.Apply(parse, t) with
             {
-                Steps = parse.GetValue(steps) ?? t.Steps,
                 Epochs = parse.GetValue(epochs) ?? t.Epochs,
-                SeqLen = parse.GetValue(seqLen) ?? t.SeqLen,
-                MicroBatch = parse.GetValue(batch) ?? t.MicroBatch,
-                GradAccumulation = parse.GetValue(accum) ?? t.GradAccumulation,
-                LearningRate = parse.GetValue(lr) ?? t.LearningRate,
-                EvalEvery = parse.GetValue(evalEvery) ?? t.EvalEvery,
-                CheckpointEvery = parse.GetValue(ckptEvery) ?? t.CheckpointEvery,
                 ActivationCheckpointing = parse.GetValue(checkpointing) || t.ActivationCheckpointing,
-                Seed = parse.GetValue(seed) ?? t.Seed,
             };
             int r = parse.GetValue(rank);
             Compression.Quantization.QuantFormat? baseFormat = null;
