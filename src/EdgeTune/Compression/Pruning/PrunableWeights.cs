@@ -1,3 +1,4 @@
+using EdgeTune.Adapters.Internal;
 using EdgeTune.Autograd;
 using EdgeTune.Models.Llama;
 using EdgeTune.Nn;
@@ -21,7 +22,7 @@ public sealed record PrunableLinear(int Layer, string Projection, Linear Linear)
 /// </summary>
 public static class PrunableWeights
 {
-    public static readonly IReadOnlyList<string> Projections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+    public static readonly IReadOnlyList<string> Projections = LlamaSlots.ShortNames;
 
     /// <summary>True for HF names of decoder projection weights ("model.layers.N.{self_attn,mlp}.X_proj.weight").</summary>
     public static bool IsProjectionWeight(string name) =>
@@ -37,19 +38,15 @@ public static class PrunableWeights
     {
         ArgumentNullException.ThrowIfNull(model);
         var list = new List<PrunableLinear>(model.Layers.Count * 7);
-        for (int l = 0; l < model.Layers.Count; l++)
+        foreach (var (l, slot) in LlamaSlots.All(model))
         {
-            var L = model.Layers[l];
-            ILinear[] ps = [L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down];
-            for (int i = 0; i < ps.Length; i++)
-            {
-                if (ps[i] is not Linear lin)
-                    throw new NotSupportedException($"pruning: '{ps[i].Name}' is a {ps[i].GetType().Name}; only plain Linear layers can be pruned (merge or remove adapters first)");
-                var w = lin.Weight.Value;
-                if (w.DType != DType.F32 || w.IsReadOnly)
-                    throw new NotSupportedException($"pruning: weight '{lin.Weight.Name}' is {(w.IsReadOnly ? "read-only " : "")}{w.DType}; pruning needs writable F32 weights (load with ModelLoadOptions.FullFineTuning)");
-                list.Add(new PrunableLinear(l, Projections[i], lin));
-            }
+            var layer = LlamaSlots.Get(model.Layers[l], slot);
+            if (layer is not Linear lin)
+                throw new NotSupportedException($"pruning: '{layer.Name}' is a {layer.GetType().Name}; only plain Linear layers can be pruned (merge or remove adapters first)");
+            var w = lin.Weight.Value;
+            if (w.DType != DType.F32 || w.IsReadOnly)
+                throw new NotSupportedException($"pruning: weight '{lin.Weight.Name}' is {(w.IsReadOnly ? "read-only " : "")}{w.DType}; pruning needs writable F32 weights (load with ModelLoadOptions.FullFineTuning)");
+            list.Add(new PrunableLinear(l, slot, lin));
         }
         return list;
     }
