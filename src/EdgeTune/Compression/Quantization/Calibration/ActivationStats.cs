@@ -86,27 +86,15 @@ public sealed class ActivationStats
     public IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format, bool weighted = true, double exponent = 1.0)
     {
         if (!(exponent >= 0)) throw new ArgumentOutOfRangeException(nameof(exponent), exponent, "ActivationStats.RoundWeights: the exponent must be ≥ 0");
-        ArgumentNullException.ThrowIfNull(model);
-        var done = new List<string>();
-        foreach (var (i, s) in LlamaSlots.All(model))
+        const string op = "ActivationStats.RoundWeights";
+        if (!weighted) return QatInjector.RoundProjections(model, format, op, (lin, w) => QatInjector.PlainRound(format, lin, w));
+        return QatInjector.RoundProjections(model, format, op, (lin, w) =>
         {
-            var cur = LlamaSlots.Get(model.Layers[i], s);
-            var lin = cur as Linear ?? (cur as QatLinear)?.Inner;
-            if (lin is null || !FakeQuant.Supports(format, lin.InFeatures)) continue;
-            var w = lin.Weight.Value;
-            if (w.DType != DType.F32 || w.IsReadOnly)
-                throw new InvalidOperationException($"ActivationStats.RoundWeights: '{lin.Name}' is a {(w.IsReadOnly ? "read-only " : "")}{w.DType} weight; load the model trainable (writable F32)");
-            if (weighted)
-            {
-                var a = MeanSquares(lin.Name);
-                if (exponent != 1) a = a.Select(v => (float)Math.Pow(v, exponent)).ToArray();
-                using var m = WeightedQuantizer.Quantize(w, a, format);
-                m.DequantizeRows(0, m.Rows, w.Span<float>());
-            }
-            else FakeQuant.Weights(format, w.ReadOnlySpan<float>(), w.Span<float>(), lin.OutFeatures, lin.InFeatures);
-            done.Add(lin.Name);
-        }
-        return done;
+            var a = MeanSquares(lin.Name);
+            if (exponent != 1) a = a.Select(v => (float)Math.Pow(v, exponent)).ToArray();
+            using var m = WeightedQuantizer.Quantize(w, a, format);
+            m.DequantizeRows(0, m.Rows, w.Span<float>());
+        });
     }
 
     /// <summary>Forwards to the wrapped layer and accumulates Σ_rows x_j² per input channel (inference and tape).</summary>

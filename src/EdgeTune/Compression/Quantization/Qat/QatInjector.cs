@@ -71,7 +71,15 @@ public static class QatInjector
 
     /// <summary>Replaces every QAT-able projection's F32 weight by its fake-quantized values in place
     /// (dequant(quant(W))): the model then computes what its quantized copy computes. Returns the names rounded.</summary>
-    public static IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format)
+    public static IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format) =>
+        RoundProjections(model, format, "QatInjector.RoundWeights", (lin, w) => PlainRound(format, lin, w));
+
+    internal static void PlainRound(QuantFormat format, Linear lin, Tensors.Tensor w) =>
+        FakeQuant.Weights(format, w.ReadOnlySpan<float>(), w.Span<float>(), lin.OutFeatures, lin.InFeatures);
+
+    /// <summary>Calls <paramref name="round"/> on every projection (plain or under QAT) whose rows fit <paramref name="format"/>,
+    /// with its writable F32 weight to overwrite in place; returns the names rounded. <paramref name="op"/> names the caller in errors.</summary>
+    internal static IReadOnlyList<string> RoundProjections(LlamaModel model, QuantFormat format, string op, Action<Linear, Tensors.Tensor> round)
     {
         ArgumentNullException.ThrowIfNull(model);
         var done = new List<string>();
@@ -82,8 +90,8 @@ public static class QatInjector
             if (lin is null || !FakeQuant.Supports(format, lin.InFeatures)) continue;
             var w = lin.Weight.Value;
             if (w.DType != Tensors.DType.F32 || w.IsReadOnly)
-                throw new InvalidOperationException($"QatInjector.RoundWeights: '{lin.Name}' is a {(w.IsReadOnly ? "read-only " : "")}{w.DType} weight; load the model trainable (writable F32)");
-            FakeQuant.Weights(format, w.ReadOnlySpan<float>(), w.Span<float>(), lin.OutFeatures, lin.InFeatures);
+                throw new InvalidOperationException($"{op}: '{lin.Name}' is a {(w.IsReadOnly ? "read-only " : "")}{w.DType} weight; load the model trainable (writable F32)");
+            round(lin, w);
             done.Add(lin.Name);
         }
         return done;
