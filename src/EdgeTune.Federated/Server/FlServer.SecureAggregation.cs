@@ -210,15 +210,7 @@ public sealed partial class FlServer
             Rejected = _store.Rejections(round.Round).Count, Duration = TimeSpan.FromSeconds(now - round.StartedAt),
             ClosedBy = "secure-aggregation", Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
         };
-        using (var tx = _store.Begin())
-        {
-            _store.AddGlobal(_version + 1, round.Round, VectorBytes.ToBytes(next), tx);
-            _store.CloseRound(round.Round, _version + 1, JsonSerializer.Serialize(result, Json), tx);
-            if (_strategy.SaveState() is { } state) _store.SetMeta("strategy_state", state, tx);
-            tx.Commit();
-        }
-        _version++;
-        _global = next;
+        CommitRound(round, next, result);
         _sa = null;
         return result;
     }

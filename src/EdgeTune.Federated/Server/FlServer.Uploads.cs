@@ -257,6 +257,14 @@ public sealed partial class FlServer
             Duration = TimeSpan.FromSeconds(now - round.StartedAt), ClosedBy = closedBy,
             Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
         };
+        CommitRound(round, next, result);
+        return result;
+    }
+
+    /// <summary>One transaction: the next global version, the closed round with its result, the strategy's state; then the
+    /// in-memory global follows.</summary>
+    private void CommitRound(StoredRound round, float[] next, FlRoundResult result)
+    {
         using (var tx = _store.Begin())
         {
             _store.AddGlobal(_version + 1, round.Round, VectorBytes.ToBytes(next), tx);
@@ -266,6 +274,5 @@ public sealed partial class FlServer
         }
         _version++;
         _global = next;
-        return result;
     }
 }
