@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using EdgeTune.Bench.Common;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 using LLama;
@@ -54,7 +54,7 @@ public sealed class GenerateSuite : IBenchSuite
         Directory.CreateDirectory(dir);
         try
         {
-            using var f32Model = LlamaModel.CreateRandom(cfg, 7);
+            using var f32Model = DecoderModel.CreateRandom(cfg, 7);
             string[] wanted = (Environment.GetEnvironmentVariable("EDGETUNE_BENCH_GENERATE_DTYPES") is { Length: > 0 } w ? w : "f32,bf16,q8_0,q4_0,nf4")
                 .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var (dtype, ggufType, label, gguflabel) in new[]
@@ -65,13 +65,13 @@ public sealed class GenerateSuite : IBenchSuite
             {
                 if (!wanted.Contains(label)) continue;
                 string gguf = Path.Combine(dir, $"smollm2-shaped-{label}.gguf");
-                LlamaModel? converted;
+                DecoderModel? converted;
                 if (dtype is DType.Q8_0 or DType.Q4_0)
                 {
                     // PTQ: the exporter's GGUF of the same weights, loaded by both engines.
                     ModelExporter.ExportGguf(f32Model, ByteTokenizer(), gguf, dtype);
                     var reader = CheckpointReader.Open(gguf);
-                    converted = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
+                    converted = DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader));
                 }
                 else if (dtype == DType.U8) converted = QuantizedViaSafetensors(f32Model, Path.Combine(dir, label));
                 // BF16 weights as a user gets them: a BF16 safetensors checkpoint, memory-mapped, norms widened to F32.
@@ -137,15 +137,15 @@ public sealed class GenerateSuite : IBenchSuite
         return 0;
     }
 
-    private static LlamaModel ViaSafetensors(LlamaModel model, string folder, DType dtype)
+    private static DecoderModel ViaSafetensors(DecoderModel model, string folder, DType dtype)
     {
         ModelExporter.ExportSafetensors(model, folder, dtype);
         var reader = CheckpointReader.Open(folder);
-        return LlamaModel.Load(reader, HfConfig.Load(Path.Combine(folder, "config.json")));
+        return DecoderModel.Load(reader, HfConfig.Load(Path.Combine(folder, "config.json")));
     }
 
     /// <summary>The same weights as an NF4 checkpoint (projections NF4, embedding BF16), loaded quantized.</summary>
-    private static LlamaModel QuantizedViaSafetensors(LlamaModel model, string folder)
+    private static DecoderModel QuantizedViaSafetensors(DecoderModel model, string folder)
     {
         using (var bf16 = ViaSafetensors(model, folder + "-bf16", DType.BF16))
         {
@@ -153,7 +153,7 @@ public sealed class GenerateSuite : IBenchSuite
             EdgeTune.Compression.Quantization.QuantizedCheckpoint.Save(bf16, folder);
         }
         var reader = CheckpointReader.Open(folder);
-        return LlamaModel.Load(reader, HfConfig.Load(Path.Combine(folder, "config.json")));
+        return DecoderModel.Load(reader, HfConfig.Load(Path.Combine(folder, "config.json")));
     }
 
     private static string Fmt(double? v) => v is { } x ? x.ToString("F1") : "-";
@@ -173,7 +173,7 @@ public sealed class GenerateSuite : IBenchSuite
     }
 
     /// <summary>A fresh cache, the prompt in one pass, then <paramref name="decodeLen"/> greedy single-token steps.</summary>
-    private static Best OursRound(LlamaModel model, int[] prompt, int decodeLen)
+    private static Best OursRound(DecoderModel model, int[] prompt, int decodeLen)
     {
         var logits = new float[model.VocabSize];
         using var cache = model.CreateCache(prompt.Length + decodeLen);

@@ -4,7 +4,6 @@ using EdgeTune.Compression.Quantization;
 using EdgeTune.Compression.Quantization.Calibration;
 using EdgeTune.Compression.Quantization.Qat;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Text;
 using EdgeTune.Training.Evaluation;
 
@@ -56,7 +55,7 @@ public static class PtqSuite
         var tokenizer = first.RequireTokenizer();
         var windows = Windows(File.ReadAllText(data, Encoding.UTF8), tokenizer, seqLen);
         var results = new List<(string Name, double Ppl, string Detail)>();
-        var llama0 = (LlamaModel)first.Model;
+        var llama0 = (DecoderModel)first.Model;
         if (f32) results.Add(("f32", LossEvaluator.Evaluate(llama0, windows).Perplexity, ""));
         ActivationStats? stats = null;
         if (calib is not null)
@@ -75,16 +74,16 @@ public static class PtqSuite
             if (plain)
             {
                 using var m = Load();
-                var done = QatInjector.RoundWeights((LlamaModel)m.Model, format);
-                results.Add(($"{name} plain", LossEvaluator.Evaluate((LlamaModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
+                var done = QatInjector.RoundWeights((DecoderModel)m.Model, format);
+                results.Add(($"{name} plain", LossEvaluator.Evaluate((DecoderModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
             }
             if (stats is not null)
                 foreach (double e in exponents)
                 {
                     using var m = Load();
-                    var done = stats.RoundWeights((LlamaModel)m.Model, format, weighted: true, exponent: e);
+                    var done = stats.RoundWeights((DecoderModel)m.Model, format, weighted: true, exponent: e);
                     string label = e == 1 ? $"{name} weighted" : string.Create(c, $"{name} weighted^{e}");
-                    results.Add((label, LossEvaluator.Evaluate((LlamaModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
+                    results.Add((label, LossEvaluator.Evaluate((DecoderModel)m.Model, windows).Perplexity, $"{done.Count} projections rounded"));
                 }
         }
         Console.WriteLine($"model {model}, data {data}: {windows.Count} windows of {seqLen}");

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using EdgeTune.Compression.Quantization;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
 
@@ -12,23 +12,23 @@ namespace EdgeTune.Bench.Suites;
 internal static class QloraBench
 {
     /// <summary>Writes the random SmolLM2-shaped model (seed 1, as the F32 rows) as an NF4 checkpoint: projections and the
-    /// tied embedding / LM head NF4 (frozen in QLoRA; <see cref="ModelQuantizer.Quantize(LlamaModel, QuantFormat, bool)"/> with includeEmbeddings), norms BF16. Returns the folder.</summary>
+    /// tied embedding / LM head NF4 (frozen in QLoRA; <see cref="ModelQuantizer.Quantize(DecoderModel, QuantFormat, bool)"/> with includeEmbeddings), norms BF16. Returns the folder.</summary>
     public static string WriteNf4Checkpoint(HfConfig config)
     {
         string folder = Path.Combine(Path.GetTempPath(), $"edgetune-bench-qlora-{Environment.ProcessId}");
-        using var model = LlamaModel.CreateRandom(config, seed: 1, dtype: DType.BF16);
+        using var model = DecoderModel.CreateRandom(config, seed: 1, dtype: DType.BF16);
         var report = ModelQuantizer.Quantize(model, QuantFormat.NF4, includeEmbeddings: true);
         QuantizedCheckpoint.Save(model, folder);
         long bytes = new FileInfo(Path.Combine(folder, "model.safetensors")).Length;
-        Console.WriteLine($"qlora-nf4 base: {report.Layers} projections + tied embedding/LM head NF4: {MemoryPlanner.Format(bytes)} checkpoint (F32 would be {MemoryPlanner.Format(4 * LlamaModel.ExpectedTensors(config).Sum(t => t.Shape.Aggregate(1L, (a, d) => a * d)))})");
+        Console.WriteLine($"qlora-nf4 base: {report.Layers} projections + tied embedding/LM head NF4: {MemoryPlanner.Format(bytes)} checkpoint (F32 would be {MemoryPlanner.Format(4 * DecoderModel.ExpectedTensors(config).Sum(t => t.Shape.Aggregate(1L, (a, d) => a * d)))})");
         return folder;
     }
 
     /// <summary>The NF4 checkpoint loaded with its projections kept quantized (memory-mapped).</summary>
-    public static LlamaModel LoadNf4(string folder)
+    public static DecoderModel LoadNf4(string folder)
     {
         var reader = CheckpointReader.Open(folder);
-        try { return LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader)); }
+        try { return DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader)); }
         catch { reader.Dispose(); throw; }
     }
 

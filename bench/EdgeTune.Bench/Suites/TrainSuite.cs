@@ -5,7 +5,7 @@ using EdgeTune.Adapters;
 using EdgeTune.Autograd;
 using EdgeTune.Bench.Common;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 using EdgeTune.Training;
@@ -143,7 +143,7 @@ public sealed class TrainSuite : IBenchSuite
 
         using var model = qlora
             ? QloraBench.LoadNf4(Environment.GetEnvironmentVariable(QloraFolderVariable) ?? throw new InvalidOperationException($"{QloraFolderVariable} is not set"))
-            : LlamaModel.CreateRandom(config, seed: 1, trainable: !lora);
+            : DecoderModel.CreateRandom(config, seed: 1, trainable: !lora);
         model.ActivationCheckpointing = training.ActivationCheckpointing;
         LoraAdapter? adapter = lora
             ? LoraInjector.Apply(model, new LoraConfig { Rank = LoraRank, Alpha = 32, TargetModules = LoraConfig.AllLlamaProjections })

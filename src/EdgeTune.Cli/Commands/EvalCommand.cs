@@ -4,7 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Text;
 using EdgeTune.Training.Evaluation;
 
@@ -49,7 +49,7 @@ public static class EvalCommand
             var sw = Stopwatch.StartNew();
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
             ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr);
-            if (loaded.Model is not LlamaModel llama)
+            if (loaded.Model is not DecoderModel llama)
             {
                 await stderr.WriteLineAsync($"eval: {loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a Llama-family decoder").ConfigureAwait(false);
                 return 2;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Cli.Commands;
@@ -46,7 +46,7 @@ public static class ExportCommand
             }
             var target = ParseDType(dt);
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
-            if (loaded.Model is not LlamaModel llama)
+            if (loaded.Model is not DecoderModel llama)
             {
                 await stderr.WriteLineAsync($"export: {loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (Llama-family decoders only)").ConfigureAwait(false);
                 return 2;

@@ -3,7 +3,6 @@ using System.Globalization;
 using EdgeTune.Adapters;
 using EdgeTune.Federated.Server;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 
 namespace EdgeTune.Cli.Commands;
 
@@ -57,10 +56,10 @@ public static class FlCommand
         new() { Rank = rank, Alpha = alpha ?? 2.0 * rank, TargetModules = LoraConfig.AllLlamaProjections };
 
     /// <summary>Loads a Llama-family model and its tokenizer.</summary>
-    public static (LoadedModel Loaded, LlamaModel Llama) LoadLlama(string model, string? tokenizer)
+    public static (LoadedModel Loaded, DecoderModel Llama) LoadLlama(string model, string? tokenizer)
     {
         var loaded = ModelLoader.Load(model, tokenizer);
-        if (loaded.Model is not LlamaModel llama)
+        if (loaded.Model is not DecoderModel llama)
         {
             loaded.Dispose();
             throw new NotSupportedException($"federated LoRA needs a Llama-family model; '{model}' is {loaded.Config.ModelType}");

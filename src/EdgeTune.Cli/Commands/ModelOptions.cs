@@ -27,7 +27,7 @@ public static class ModelOptions
     public static void ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error)
     {
         if (parse.GetValue(adapter) is not { } dir) return;
-        if (loaded.Model is not EdgeTune.Models.Llama.LlamaModel llama)
+        if (loaded.Model is not EdgeTune.Models.DecoderModel llama)
             throw new NotSupportedException($"--adapter needs a Llama-family model; '{loaded.Source}' is {loaded.Config.ModelType}");
         var a = EdgeTune.Adapters.AdapterFiles.Load(dir, llama);
         error.WriteLine($"adapter {dir}: r={a.Config.Rank}, {a.ParameterCount:N0} parameters on {a.Layers.Count} projections");

@@ -4,7 +4,6 @@ using System.Text;
 using EdgeTune.Compression.Pruning;
 using EdgeTune.Formats.Export;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 using EdgeTune.Training;
@@ -84,10 +83,10 @@ public static class PruneCommand
                 await stderr.WriteLineAsync($"prune: cannot load '{reference}': {e.Message}").ConfigureAwait(false);
                 return 2;
             }
-            LlamaModel? pruned = null;
+            DecoderModel? pruned = null;
             using (loaded)
             {
-                if (loaded.Model is not LlamaModel llama)
+                if (loaded.Model is not DecoderModel llama)
                 {
                     await stderr.WriteLineAsync($"prune: {loaded.Source} is a {loaded.Config.ModelType} model; pruning needs a Llama-family decoder").ConfigureAwait(false);
                     return 2;
@@ -194,7 +193,7 @@ public static class PruneCommand
                 string ckpt = Path.Combine(runDir, "checkpoints");
                 if (Directory.Exists(ckpt)) Directory.Delete(ckpt, recursive: true);
                 using var check = ModelLoader.Load(outDir, tokArg);
-                var (_, total) = PrunableWeights.Measure((LlamaModel)check.Model);
+                var (_, total) = PrunableWeights.Measure((DecoderModel)check.Model);
                 await stdout.WriteLineAsync(string.Create(c, $"after recovery: decoder projections {total.Sparsity:P2} zero; metrics and loss curve in {runDir}")).ConfigureAwait(false);
             }
             await stdout.WriteLineAsync($"saved: {outDir}").ConfigureAwait(false);
@@ -204,7 +203,7 @@ public static class PruneCommand
     }
 
     /// <summary>One line per layer with each projection's sparsity (when <paramref name="perLayer"/>), then the totals.</summary>
-    public static string SparsityReport(LlamaModel model, long parametersBefore, bool perLayer = true)
+    public static string SparsityReport(DecoderModel model, long parametersBefore, bool perLayer = true)
     {
         var c = CultureInfo.InvariantCulture;
         var (rows, total) = PrunableWeights.Measure(model);

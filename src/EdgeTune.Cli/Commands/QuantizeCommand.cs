@@ -3,7 +3,6 @@ using System.Globalization;
 using EdgeTune.Compression.Quantization;
 using EdgeTune.Formats.Export;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 
@@ -63,7 +62,7 @@ public static class QuantizeCommand
                 return 2;
             }
             using var _ = loaded;
-            if (loaded.Model is not LlamaModel llama)
+            if (loaded.Model is not DecoderModel llama)
             {
                 await stderr.WriteLineAsync($"quantize: {loaded.Source} is a {loaded.Config.ModelType} model; only Llama-family decoders can be quantized").ConfigureAwait(false);
                 return 2;

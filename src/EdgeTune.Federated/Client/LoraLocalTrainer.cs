@@ -2,7 +2,7 @@ using EdgeTune.Adapters;
 using EdgeTune.Autograd;
 using EdgeTune.Energy;
 using EdgeTune.Federated.Aggregation;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
 
@@ -14,9 +14,9 @@ namespace EdgeTune.Federated.Client;
 /// the round), adds FedProx's μ·(w − w_global) to the gradients when μ &gt; 0, honours power policies, and returns
 /// the change. Runs under <see cref="Gate"/> when given (in-process simulations share the worker threads).
 /// </summary>
-public sealed class LoraLocalTrainer(LlamaModel model, LoraAdapter adapter, int[] trainTokens, int[]? validationTokens = null) : ILocalTrainer
+public sealed class LoraLocalTrainer(DecoderModel model, LoraAdapter adapter, int[] trainTokens, int[]? validationTokens = null) : ILocalTrainer
 {
-    public LlamaModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
+    public DecoderModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
     public LoraAdapter Adapter { get; } = adapter ?? throw new ArgumentNullException(nameof(adapter));
 
     /// <summary>Power policies evaluated between local steps (pause, throttle, stop).</summary>
@@ -91,7 +91,7 @@ public sealed class LoraLocalTrainer(LlamaModel model, LoraAdapter adapter, int[
 
     /// <summary>Mean next-token loss over the first <paramref name="batches"/> windows of <paramref name="seqLen"/>
     /// tokens (fewer when the stream is short), without recording a tape.</summary>
-    public static double MeanLoss(LlamaModel model, int[] tokens, int seqLen, int batches)
+    public static double MeanLoss(DecoderModel model, int[] tokens, int seqLen, int batches)
     {
         var source = new TokenStreamBatchSource(tokens);
         int windows = (int)Math.Min(batches, Math.Max(1, (tokens.Length - 1) / seqLen));

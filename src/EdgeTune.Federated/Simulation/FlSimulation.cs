@@ -3,7 +3,7 @@ using EdgeTune.Adapters;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
 using EdgeTune.Federated.Server;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
 
@@ -59,7 +59,7 @@ public sealed record FlSimulationResult(IReadOnlyList<FlRoundResult> Rounds, dou
 /// </summary>
 public static class FlSimulation
 {
-    public static async Task<FlSimulationResult> RunAsync(LlamaModel model, int[] trainTokens, int[] validationTokens, FlSimulationOptions options,
+    public static async Task<FlSimulationResult> RunAsync(DecoderModel model, int[] trainTokens, int[] validationTokens, FlSimulationOptions options,
         IProgress<FlRoundResult>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -132,7 +132,7 @@ public static class FlSimulation
 
     /// <summary>Centralised baseline: the same LoRA trained on all of <paramref name="trainTokens"/> for
     /// <paramref name="steps"/> steps of the same batch, sequence length and learning rate; returns (initial, final) validation loss.</summary>
-    public static (double InitialLoss, double FinalLoss) RunCentralised(LlamaModel model, int[] trainTokens, int[] validationTokens, FlSimulationOptions options,
+    public static (double InitialLoss, double FinalLoss) RunCentralised(DecoderModel model, int[] trainTokens, int[] validationTokens, FlSimulationOptions options,
         int steps, CancellationToken ct = default)
     {
         var fit = options.Fit;

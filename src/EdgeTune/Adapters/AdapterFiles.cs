@@ -2,7 +2,8 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using EdgeTune.Adapters.Internal;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
+using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Adapters;
@@ -58,7 +59,7 @@ public static class AdapterFiles
         return c;
     }
 
-    private static Tensor ToHf(LlamaModel model, string layer, Tensor t, List<Tensor> owned)
+    private static Tensor ToHf(DecoderModel model, string layer, Tensor t, List<Tensor> owned)
     {
         var c = PeftLayout.Convert(model, layer, t, model.RopeStyle, RopeStyle.HalfSplit);
         if (c is null) return t;
@@ -73,7 +74,8 @@ public static class AdapterFiles
         var layers = new SortedSet<int>();
         foreach (var m in adapter.Modules)
         {
-            LlamaSlots.TryParse(m.LayerName, out int li, out string s);
+            int li = ModuleTree.LayerIndex(m.LayerName);
+            string s = m.LayerName[(m.LayerName.LastIndexOf('.') + 1)..];
             if (!shorts.Contains(s)) shorts.Add(s);
             if (li >= 0) layers.Add(li);
         }
@@ -110,7 +112,7 @@ public static class AdapterFiles
 
     /// <summary>Reads <c>adapter_config.json</c> into a <see cref="LoraConfig"/> whose TargetModules are the full names
     /// of the model's layers it selects (PEFT's short names, regex string and layers_to_transform resolved).</summary>
-    public static LoraConfig ReadConfig(string dir, LlamaModel model)
+    public static LoraConfig ReadConfig(string dir, DecoderModel model)
     {
         string path = Path.Combine(dir, ConfigFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"PEFT adapter: '{path}' does not exist", path);
@@ -153,10 +155,10 @@ public static class AdapterFiles
         else throw new CheckpointFormatException(path, "field 'target_modules' must be a list of names or a regex string", "target_modules");
 
         var targets = new List<string>();
-        foreach (var (i, s) in LlamaSlots.All(model))
+        foreach (var (p, layer) in model.Projections())
         {
-            string name = LlamaSlots.Get(model.Layers[i], s).Name;
-            if (match(name) && (layerSet is null || layerSet.Contains(i))) targets.Add(name);
+            string name = layer.Name;
+            if (match(name) && (layerSet is null || layerSet.Contains(ModuleTree.LayerIndex(p)))) targets.Add(name);
         }
         if (targets.Count == 0)
             throw new CheckpointFormatException(path, "target_modules selects no projection of the model", "target_modules");
@@ -169,7 +171,7 @@ public static class AdapterFiles
     /// be: errors name the file and the tensors. q/k lora_B rows are permuted when the model runs interleaved RoPE.
     /// On error the model is left as it was.
     /// </summary>
-    public static LoraAdapter Load(string dir, LlamaModel model, string adapterName = "default")
+    public static LoraAdapter Load(string dir, DecoderModel model, string adapterName = "default")
     {
         ArgumentNullException.ThrowIfNull(model);
         var config = ReadConfig(dir, model);
@@ -201,7 +203,7 @@ public static class AdapterFiles
         }
     }
 
-    private static void Copy(SafeTensorsFile file, string path, Autograd.Parameter p, LlamaModel model, string? ropeLayer)
+    private static void Copy(SafeTensorsFile file, string path, Autograd.Parameter p, DecoderModel model, string? ropeLayer)
     {
         using var t = file.GetTensor(p.Name);
         if (!t.Shape.SequenceEqual(p.Value.Shape))

@@ -1,12 +1,11 @@
-using EdgeTune.Adapters.Internal;
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 
 namespace EdgeTune.Adapters;
 
 /// <summary>
-/// One named LoRA (or DoRA) adapter applied to a <see cref="LlamaModel"/> by <see cref="LoraInjector"/>: its
+/// One named LoRA (or DoRA) adapter applied to a <see cref="DecoderModel"/> by <see cref="LoraInjector"/>: its
 /// modules, one per adapted projection, and their parameters under PEFT names (what a trainer optimizes and
 /// <see cref="AdapterFiles"/> saves). Merge folds the update into the base weights and puts plain
 /// <see cref="Linear"/> layers back into the model; Unmerge undoes it; Remove takes the adapter off the model.
@@ -16,14 +15,14 @@ public sealed class LoraAdapter : IDisposable
     private readonly List<Entry> _entries;
     private bool _removed;
 
-    private sealed record Entry(int LayerIndex, string ShortName, LoraLinear Layer, LoraModule Module);
+    private sealed record Entry(string Path, LoraLinear Layer, LoraModule Module);
 
-    internal LoraAdapter(string name, LoraConfig config, LlamaModel model, IEnumerable<(int Layer, string Short, LoraLinear Lora, LoraModule Module)> entries)
+    internal LoraAdapter(string name, LoraConfig config, DecoderModel model, IEnumerable<(string Path, LoraLinear Lora, LoraModule Module)> entries)
     {
         Name = name;
         Config = config;
         Model = model;
-        _entries = entries.Select(e => new Entry(e.Layer, e.Short, e.Lora, e.Module)).ToList();
+        _entries = entries.Select(e => new Entry(e.Path, e.Lora, e.Module)).ToList();
         Parameters = new ParameterCollection(_entries.SelectMany(e => e.Module.Parameters));
     }
 
@@ -32,7 +31,7 @@ public sealed class LoraAdapter : IDisposable
 
     public LoraConfig Config { get; }
 
-    public LlamaModel Model { get; }
+    public DecoderModel Model { get; }
 
     /// <summary>The wrapped layers, in model order (layer by layer: q, k, v, o, gate, up, down).</summary>
     public IReadOnlyList<LoraLinear> Layers => _entries.Select(e => e.Layer).ToList();
@@ -60,7 +59,7 @@ public sealed class LoraAdapter : IDisposable
     /// Folds s·B·A (DoRA: m ⊙ (W + s·B·A)/‖·‖_row) into every adapted F32 base weight and, where no other
     /// unmerged module remains on a layer, puts the plain base <see cref="Linear"/> back into the model; returns
     /// those base layers. A memory-mapped (read-only) weight is copied first and the copy replaces it in
-    /// <see cref="LlamaModel.Parameters"/>, so exports of the model carry the merged weights.
+    /// <see cref="DecoderModel.Parameters"/>, so exports of the model carry the merged weights.
     /// </summary>
     /// <exception cref="InvalidOperationException">A base weight is not F32 (the message names the layer).</exception>
     public IReadOnlyList<ILinear> Merge()
@@ -72,7 +71,7 @@ public sealed class LoraAdapter : IDisposable
         foreach (var e in _entries)
         {
             e.Layer.Merge(e.Module, Model.Parameters);
-            if (e.Layer.Modules.All(m => m.Merged)) LlamaSlots.Set(Model.Layers[e.LayerIndex], e.ShortName, e.Layer.Base);
+            if (e.Layer.Modules.All(m => m.Merged)) Model.SetProjection(e.Path, e.Layer.Base);
             merged.Add(e.Layer.Base);
         }
         return merged;
@@ -85,7 +84,7 @@ public sealed class LoraAdapter : IDisposable
         ThrowIfRemoved();
         foreach (var e in _entries)
         {
-            LlamaSlots.Set(Model.Layers[e.LayerIndex], e.ShortName, e.Layer);
+            Model.SetProjection(e.Path, e.Layer);
             e.Layer.Unmerge(e.Module);
         }
     }
@@ -99,7 +98,7 @@ public sealed class LoraAdapter : IDisposable
         foreach (var e in _entries)
         {
             e.Layer.Remove(e.Module.AdapterName);
-            if (e.Layer.Modules.Count == 0) LlamaSlots.Set(Model.Layers[e.LayerIndex], e.ShortName, e.Layer.Base);
+            if (e.Layer.Modules.Count == 0) Model.SetProjection(e.Path, e.Layer.Base);
         }
         _removed = true;
         Parameters.Dispose();

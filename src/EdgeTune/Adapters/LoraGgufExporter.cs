@@ -16,7 +16,7 @@ namespace EdgeTune.Adapters;
 public static class LoraGgufExporter
 {
     /// <summary>Exports <paramref name="adapter"/>, which must be applied to <paramref name="model"/>.</summary>
-    public static void Export(LoraAdapter adapter, Models.Llama.LlamaModel model, string path, string? name = null)
+    public static void Export(LoraAdapter adapter, Models.DecoderModel model, string path, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(adapter);
         if (!ReferenceEquals(adapter.Model, model))

@@ -1,12 +1,12 @@
 using EdgeTune.Adapters.Internal;
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Adapters;
 
-/// <summary>Applies a <see cref="LoraConfig"/> to a <see cref="LlamaModel"/>: each matching projection is wrapped in
+/// <summary>Applies a <see cref="LoraConfig"/> to a <see cref="DecoderModel"/>: each matching projection is wrapped in
 /// a <see cref="LoraLinear"/> (or gets one more module when already wrapped) and the base is frozen.</summary>
 public static class LoraInjector
 {
@@ -17,7 +17,7 @@ public static class LoraInjector
     /// (gradient checks), else F32. With <paramref name="freezeBase"/> every model parameter is frozen first.
     /// </summary>
     /// <exception cref="ArgumentException">No projection matches, or the adapter name is already used.</exception>
-    public static LoraAdapter Apply(LlamaModel model, LoraConfig config, string adapterName = "default", bool freezeBase = true)
+    public static LoraAdapter Apply(DecoderModel model, LoraConfig config, string adapterName = "default", bool freezeBase = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -26,8 +26,8 @@ public static class LoraInjector
         var targets = Targets(model, config).ToList();
         if (targets.Count == 0)
             throw new ArgumentException($"LoRA: no projection of the model matches target_modules [{string.Join(", ", config.TargetModules)}]" +
-                (config.LayerRange is { } r ? $" in layers {r.First}..{r.Last}" : "") + $" (the model has {model.Layers.Count} layers; names look like '{model.Layers[0].Q.Name}')");
-        foreach (var (i, s, cur) in targets)
+                (config.LayerRange is { } r ? $" in layers {r.First}..{r.Last}" : "") + $" (the model has {model.Layers.Count} layers; names look like '{model.Projections().First().Layer.Name}')");
+        foreach (var (_, cur) in targets)
             if (cur is LoraLinear l && l[adapterName] is not null)
                 throw new ArgumentException($"LoRA: layer '{cur.Name}' already has an adapter named '{adapterName}'");
 
@@ -35,34 +35,28 @@ public static class LoraInjector
         if (freezeBase)
             foreach (var p in model.Parameters) p.Trainable = false;
         var rng = new Rng(config.InitSeed);
-        var entries = new List<(int, string, LoraLinear, LoraModule)>();
-        foreach (var (i, s, cur) in targets)
+        var entries = new List<(string, LoraLinear, LoraModule)>();
+        foreach (var (path, cur) in targets)
         {
             var lora = cur as LoraLinear ?? new LoraLinear(cur);
             var module = CreateModule(adapterName, lora.Base, config, dtype, rng);
             lora.Add(module);
-            LlamaSlots.Set(model.Layers[i], s, lora);
-            entries.Add((i, s, lora, module));
+            model.SetProjection(path, lora);
+            entries.Add((path, lora, module));
         }
         return new LoraAdapter(adapterName, config, model, entries);
     }
 
     /// <summary>The exact number of trainable adapter elements <see cref="Apply"/> would create: Σ r·(in + out)
     /// over the targets (+ out each for DoRA).</summary>
-    public static long CountParameters(LlamaModel model, LoraConfig config)
+    public static long CountParameters(DecoderModel model, LoraConfig config)
     {
         config.Validate();
         return Targets(model, config).Sum(t => (long)config.Rank * (t.Layer.InFeatures + t.Layer.OutFeatures) + (config.UseDora ? t.Layer.OutFeatures : 0));
     }
 
-    private static IEnumerable<(int Index, string Short, ILinear Layer)> Targets(LlamaModel model, LoraConfig config)
-    {
-        foreach (var (i, s) in LlamaSlots.All(model))
-        {
-            var cur = LlamaSlots.Get(model.Layers[i], s);
-            if (config.Targets(cur.Name, i)) yield return (i, s, cur);
-        }
-    }
+    private static IEnumerable<(string Path, ILinear Layer)> Targets(DecoderModel model, LoraConfig config) =>
+        model.Projections().Where(p => config.Targets(p.Layer.Name, ModuleTree.LayerIndex(p.Path)));
 
     private static LoraModule CreateModule(string adapterName, ILinear baseLayer, LoraConfig config, DType dtype, Rng rng)
     {

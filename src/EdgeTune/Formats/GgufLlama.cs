@@ -73,9 +73,9 @@ public static class GgufLlama
     }
 
     /// <summary>The <c>general.*</c> and <c>{arch}.*</c> metadata llama.cpp expects for <paramref name="cfg"/> (no tokenizer keys).</summary>
-    public static List<KeyValuePair<string, GgufValue>> Metadata(HfConfig cfg, string? name = null)
+    public static List<KeyValuePair<string, GgufValue>> Metadata(HfConfig cfg, string? name = null, string? architecture = null)
     {
-        string a = cfg.ModelType;
+        string a = architecture ?? cfg.ModelType;
         var m = new List<KeyValuePair<string, GgufValue>>
         {
             new("general.architecture", a),
@@ -108,9 +108,9 @@ public static class GgufLlama
     /// A tensor of a GGUF file under its HF name, as a new owning tensor; q/k projections are
     /// permuted from the file's layout (<see cref="GgufFile.RopeLayout"/>) into <paramref name="layout"/>.
     /// </summary>
-    public static Tensor GetHfTensor(GgufFile g, HfConfig cfg, string hfName, RopeStyle layout)
+    public static Tensor GetHfTensor(GgufFile g, HfConfig cfg, string hfName, RopeStyle layout, GgufNameMap? names = null)
     {
-        string ggufName = GgufTensorNames.ToGguf(hfName)
+        string ggufName = (names ?? GgufNameMap.Llama).ToGguf(hfName)
             ?? throw new KeyNotFoundException($"{g.Source}: '{hfName}' has no llama.cpp name");
         var t = g.GetTensor(ggufName);
         if (!GgufTensorNames.IsRopeProjection(hfName, out bool isKey))
@@ -132,17 +132,21 @@ public static class GgufLlama
     /// Tensors without a llama.cpp name are refused by name.
     /// </summary>
     public static void Write(string path, HfConfig cfg, IEnumerable<KeyValuePair<string, Tensor>> hfTensors, RopeStyle sourceLayout,
-        IEnumerable<KeyValuePair<string, GgufValue>>? extraMetadata = null)
+        IEnumerable<KeyValuePair<string, GgufValue>>? extraMetadata = null, GgufNameMap? names = null,
+        List<KeyValuePair<string, GgufValue>>? metadata = null, IEnumerable<KeyValuePair<string, Tensor>>? extraTensors = null)
     {
-        RopeStyle target = RopeLayoutOf(cfg.ModelType);
+        names ??= GgufNameMap.Llama;
+        var meta = metadata ?? Metadata(cfg);
+        string arch = meta.FirstOrDefault(kv => kv.Key == "general.architecture").Value?.AsString() ?? cfg.ModelType;
+        RopeStyle target = RopeLayoutOf(arch);
         var converted = new List<KeyValuePair<string, Tensor>>();
         var owned = new List<Tensor>();
         try
         {
             foreach (var (name, t) in hfTensors)
             {
-                string g = GgufTensorNames.ToGguf(name)
-                    ?? throw new CheckpointFormatException(path, "has no llama.cpp name (see GgufTensorNames)", name);
+                string g = names.ToGguf(name)
+                    ?? throw new CheckpointFormatException(path, "has no llama.cpp name (see GgufNameMap)", name);
                 Tensor w = t;
                 if (sourceLayout != target && GgufTensorNames.IsRopeProjection(name, out bool isKey))
                 {
@@ -151,7 +155,8 @@ public static class GgufLlama
                 }
                 converted.Add(new(g, w));
             }
-            var meta = Metadata(cfg);
+            if (extraTensors is not null) converted.AddRange(extraTensors);
+            meta = [.. meta];
             if (extraMetadata is not null) meta.AddRange(extraMetadata);
             GgufWriter.Write(path, meta, converted);
         }

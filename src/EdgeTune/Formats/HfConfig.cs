@@ -48,6 +48,49 @@ public sealed record HfConfig
     /// <summary>Qwen2's <c>use_sliding_window</c>; null when the config does not say.</summary>
     public bool? UseSlidingWindow { get; init; }
 
+    /// <summary>Every top-level field of the config.json this was read from (or that a GGUF file implies), as
+    /// JSON, including those this record has no property for: family-specific settings (Gemma 3's
+    /// <c>query_pre_attn_scalar</c>, Phi-3's <c>partial_rotary_factor</c> ...) are read from here by the family,
+    /// and <see cref="ToJson"/> writes back the ones it does not write itself.</summary>
+    public IReadOnlyDictionary<string, JsonElement> Raw { get; init; } = new Dictionary<string, JsonElement>();
+
+    /// <summary>A raw field as a number, or null when absent or null.</summary>
+    public double? RawDouble(string field) =>
+        Raw.TryGetValue(field, out var e) && e.ValueKind == JsonValueKind.Number ? e.GetDouble() : null;
+
+    /// <summary>A raw field as a string, or null when absent or not a string.</summary>
+    public string? RawString(string field) =>
+        Raw.TryGetValue(field, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+
+    /// <summary>A raw field as a list of strings, or null when absent or not an array.</summary>
+    public IReadOnlyList<string>? RawStringList(string field) =>
+        Raw.TryGetValue(field, out var e) && e.ValueKind == JsonValueKind.Array ? e.EnumerateArray().Select(x => x.GetString() ?? "").ToList() : null;
+
+    /// <summary>This config with raw fields set (or removed, when null).</summary>
+    public HfConfig WithRaw(params (string Field, object? Value)[] fields)
+    {
+        var raw = new Dictionary<string, JsonElement>(Raw);
+        foreach (var (f, v) in fields)
+        {
+            if (v is null) { raw.Remove(f); continue; }
+            string json = v switch
+            {
+                string str => JsonSerializer.Serialize(str, HfConfigJson.Default.String),
+                bool b => b ? "true" : "false",
+                double d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                float fl => ((double)fl).ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                int i => i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                double[] arr => "[" + string.Join(",", arr.Select(x => x.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
+                string[] sa => JsonSerializer.Serialize(sa, HfConfigJson.Default.StringArray),
+                JsonElement el => el.GetRawText(),
+                _ => throw new ArgumentException($"HfConfig.WithRaw: field '{f}' has unsupported value type {v.GetType().Name}"),
+            };
+            using var doc = JsonDocument.Parse(json);
+            raw[f] = doc.RootElement.Clone();
+        }
+        return this with { Raw = raw };
+    }
+
     /// <summary>Rows of k_proj / v_proj: kv heads × head size.</summary>
     public int KeyValueDim => NumKeyValueHeads * HeadDim;
 
@@ -108,6 +151,7 @@ public sealed record HfConfig
                 TorchDtype = r.String("torch_dtype") ?? r.String("dtype"),
                 SlidingWindow = r.Int("sliding_window"),
                 UseSlidingWindow = r.Bool("use_sliding_window"),
+                Raw = doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone(), StringComparer.Ordinal),
             };
             cfg.Validate(source);
             return cfg;
@@ -139,6 +183,14 @@ public sealed record HfConfig
             throw new CheckpointFormatException(source, $"field 'rope_theta' must be a positive number, got {RopeTheta}", "rope_theta");
     }
 
+    private static readonly HashSet<string> WrittenFields = new(StringComparer.Ordinal)
+    {
+        "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+        "num_key_value_heads", "head_dim", "vocab_size", "rms_norm_eps", "rope_theta", "rope_scaling", "max_position_embeddings",
+        "tie_word_embeddings", "attention_bias", "mlp_bias", "hidden_act", "bos_token_id", "eos_token_id", "pad_token_id",
+        "torch_dtype", "dtype", "sliding_window", "use_sliding_window",
+    };
+
     /// <summary>The config as config.json text with HF field names (what <see cref="Parse"/> reads back).</summary>
     public string ToJson()
     {
@@ -159,7 +211,12 @@ public sealed record HfConfig
             w.WriteNumber("vocab_size", VocabSize);
             w.WriteNumber("rms_norm_eps", RmsNormEps);
             w.WriteNumber("rope_theta", RopeTheta);
-            if (RopeScaling is { } rs)
+            if (RopeScaling is not null && Raw.TryGetValue("rope_scaling", out var rawScaling) && rawScaling.ValueKind == JsonValueKind.Object)
+            {
+                w.WritePropertyName("rope_scaling"); // as read: keeps fields such as longrope's short/long factors
+                rawScaling.WriteTo(w);
+            }
+            else if (RopeScaling is { } rs)
             {
                 w.WriteStartObject("rope_scaling");
                 w.WriteString("rope_type", rs.RopeType);
@@ -187,8 +244,18 @@ public sealed record HfConfig
             if (TorchDtype is not null) w.WriteString("torch_dtype", TorchDtype);
             if (SlidingWindow is { } sw) w.WriteNumber("sliding_window", sw);
             if (UseSlidingWindow is { } usw) w.WriteBoolean("use_sliding_window", usw);
+            foreach (var (field, value) in Raw)
+            {
+                if (WrittenFields.Contains(field)) continue;
+                w.WritePropertyName(field);
+                value.WriteTo(w);
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal sealed partial class HfConfigJson : System.Text.Json.Serialization.JsonSerializerContext;

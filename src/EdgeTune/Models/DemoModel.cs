@@ -1,5 +1,5 @@
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Models;
@@ -62,8 +62,8 @@ public static class DemoModel
     /// <paramref name="seed"/> gives bit-identical weights.</summary>
     /// <param name="seed">Random seed of the weights.</param>
     /// <param name="trainable">Mark every parameter trainable (full fine-tuning); false for LoRA, which adds its own.</param>
-    public static LlamaModel Create(ulong seed = DefaultSeed, bool trainable = true) =>
-        LlamaModel.CreateRandom(Config, seed, RopeStyle.HalfSplit, InitStd, trainable);
+    public static DecoderModel Create(ulong seed = DefaultSeed, bool trainable = true) =>
+        DecoderModel.CreateRandom(Config, seed, RopeStyle.HalfSplit, InitStd, trainable);
 
     /// <summary>Number of distinct parameter values (the tied head counted once).</summary>
     public static long ParameterCount
@@ -71,7 +71,7 @@ public static class DemoModel
         get
         {
             long n = 0;
-            foreach (var (_, shape) in LlamaModel.ExpectedTensors(Config))
+            foreach (var (_, shape) in DecoderModel.ExpectedTensors(Config))
             {
                 long e = 1;
                 foreach (int s in shape) e *= s;

@@ -4,29 +4,31 @@ using EdgeTune.Models.Llama;
 namespace EdgeTune.Models;
 
 /// <summary>
-/// Model families keyed by <c>config.json</c>'s <c>model_type</c>. A new family is one new folder
-/// under Models/ plus one <see cref="Register"/> line here.
+/// Model families keyed by <c>config.json</c>'s <c>model_type</c> (and GGUF's <c>general.architecture</c>).
+/// A new family is one folder under Models/ (config reading, the block, the name map) plus one line here.
 /// </summary>
 public static class ModelRegistry
 {
-    private static readonly Dictionary<string, Func<ICheckpointReader, HfConfig, ModelLoadOptions, ICausalLM>> s_families = new(StringComparer.OrdinalIgnoreCase)
-    {
-        // Llama 1/2/3, SmolLM/SmolLM2, TinyLlama and llama2.c checkpoints all say "llama".
-        ["llama"] = LlamaModel.Load,
-        ["mistral"] = LlamaModel.Load,
-        ["qwen2"] = LlamaModel.Load,
-    };
+    private static readonly DecoderFamily[] s_families = [LlamaFamily.Instance];
 
-    public static IReadOnlyCollection<string> SupportedModelTypes => s_families.Keys;
+    private static readonly Dictionary<string, DecoderFamily> s_byType =
+        s_families.SelectMany(f => f.ModelTypes.Select(t => (t, f))).ToDictionary(x => x.t, x => x.f, StringComparer.OrdinalIgnoreCase);
 
-    public static void Register(string modelType, Func<ICheckpointReader, HfConfig, ModelLoadOptions, ICausalLM> factory) => s_families[modelType] = factory;
+    public static IReadOnlyCollection<string> SupportedModelTypes => s_byType.Keys;
+
+    public static IReadOnlyList<DecoderFamily> Families => s_families;
+
+    /// <summary>The family of <paramref name="modelType"/>; the error names the supported types.</summary>
+    public static DecoderFamily Family(string modelType, string? source = null) =>
+        TryFamily(modelType) ?? throw new NotSupportedException(
+            $"{(source is null ? "" : source + ": ")}model_type '{modelType}' is not supported; supported: {string.Join(", ", s_byType.Keys.Order())}");
+
+    public static DecoderFamily? TryFamily(string modelType) => s_byType.GetValueOrDefault(modelType);
 
     /// <summary>Builds the model for <paramref name="config"/>'s model_type over an opened checkpoint (which it then owns).</summary>
     public static ICausalLM Create(ICheckpointReader reader, HfConfig config, ModelLoadOptions? options = null)
     {
-        if (!s_families.TryGetValue(config.ModelType, out var factory))
-            throw new NotSupportedException(
-                $"{reader.Source}: model_type '{config.ModelType}' is not supported; supported: {string.Join(", ", s_families.Keys.Order())}");
-        return factory(reader, config, options ?? ModelLoadOptions.Inference);
+        Family(config.ModelType, reader.Source);
+        return DecoderModel.Load(reader, config, options ?? ModelLoadOptions.Inference);
     }
 }

@@ -8,7 +8,7 @@ namespace EdgeTune.Nn;
 /// composed by replacing one ILinear with another; <see cref="Name"/> is the HF weight name
 /// without its ".weight" suffix (e.g. "model.layers.0.self_attn.q_proj").
 /// </summary>
-public interface ILinear
+public interface ILinear : IModule
 {
     string Name { get; }
     int InFeatures { get; }
@@ -20,6 +20,4 @@ public interface ILinear
     /// <summary>Training: x (…, in) → (…, out) recorded on <paramref name="tape"/>.</summary>
     Variable Forward(Tape tape, Variable x);
 
-    /// <summary>Every parameter of the layer (trainable or frozen).</summary>
-    IEnumerable<Parameter> Parameters { get; }
 }

@@ -20,8 +20,8 @@ public sealed class DelegateTrainableModel(ParameterCollection parameters, Func<
     public Variable Loss(Tape tape, int[] tokens, int[] targets, int batch, int time) => loss(tape, tokens, targets, batch, time);
 
     /// <summary>A Llama model's training loss with the given vocabulary chunk; sets the model's
-    /// <see cref="Models.Llama.LlamaModel.ActivationCheckpointing"/>.</summary>
-    public static DelegateTrainableModel For(Models.Llama.LlamaModel model, int vocabChunk = Tensors.CrossEntropy.DefaultChunk, bool activationCheckpointing = false)
+    /// <see cref="Models.DecoderModel.ActivationCheckpointing"/>.</summary>
+    public static DelegateTrainableModel For(Models.DecoderModel model, int vocabChunk = Tensors.CrossEntropy.DefaultChunk, bool activationCheckpointing = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         model.ActivationCheckpointing = activationCheckpointing;

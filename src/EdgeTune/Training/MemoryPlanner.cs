@@ -1,6 +1,7 @@
 using System.Globalization;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
+using EdgeTune.Nn;
 using EdgeTune.Tensors;
 using EdgeTune.Training.Internal;
 
@@ -87,11 +88,11 @@ public sealed record MemoryEstimate(
 public sealed record MemoryPlan(MemoryPlanRequest Request, MemoryEstimate Estimate, long MaxBytes, bool Fits, IReadOnlyList<string> Changes, string? Reason);
 
 /// <summary>
-/// Predicts the peak memory of fine-tuning a Llama-family model before it starts, and picks settings
-/// that fit a budget. Activations are counted by replaying the tape's liveness over the ops
-/// <see cref="LlamaModel.Loss"/> records (per block: RmsNorm, q/k/v projections, two RoPEs, attention,
-/// o projection, residual add, RmsNorm, gate/up, SwiGLU, down, residual add; views cost no value but
-/// their gradient), forward then backward, with or without per-block checkpointing.
+/// Predicts the peak memory of fine-tuning a model of any family before it starts, and picks settings
+/// that fit a budget. Weights come from the family's tensor list; activations from running the family's own
+/// block definition on <see cref="PlanForward"/>, a shape-only backend that records each op's bytes into a
+/// replay of the tape's liveness (views cost no value but their gradient), forward then backward, with or
+/// without per-block checkpointing. There is no hand-written copy of any network here.
 /// </summary>
 public static class MemoryPlanner
 {
@@ -107,19 +108,19 @@ public static class MemoryPlanner
         bool full = r.Method == FineTuneMethod.Full;
 
         long weights = 0, trainable = 0;
-        foreach (var (name, shape) in LlamaModel.ExpectedTensors(c))
+        foreach (var (name, shape) in DecoderModel.ExpectedTensors(c))
         {
             long n = shape.Aggregate(1L, (a, d) => a * d);
             if (full) { weights += n * tb; trainable += n; }
             else if (shape.Length == 1) weights += n * 4;
-            else if (r.BaseQuantization is { } q && (LlamaModel.IsProjection(name) || r.QuantizedEmbeddings && name is LlamaNames.Embed or LlamaNames.LmHead)
+            else if (r.BaseQuantization is { } q && (DecoderModel.IsProjection(name) || r.QuantizedEmbeddings && name is DecoderModel.Names.Embed or DecoderModel.Names.LmHead)
                 && shape[1] % Compression.Quantization.QuantFormats.Info(q).BlockSize == 0)
                 weights += (long)shape[0] * Compression.Quantization.QuantFormats.RowBytes(q, shape[1]);
             else weights += r.BaseDType.ByteSize(n);
         }
         if (!full)
         {
-            foreach (var (_, inF, outF) in LoraLinears(r)) trainable += (long)r.LoraRank * (inF + outF) * c.NumHiddenLayers;
+            foreach (var l in LoraLinears(r)) trainable += (long)r.LoraRank * (l.InFeatures + l.OutFeatures);
             weights += trainable * tb; // the adapters' A and B
         }
         long grads = trainable * tb;
@@ -135,72 +136,51 @@ public static class MemoryPlanner
         return new MemoryEstimate(weights, grads, optim, act, lmScratch, attnScratch, saved, r.RuntimeBytes);
     }
 
-    private static IEnumerable<(string Name, int In, int Out)> LoraLinears(MemoryPlanRequest r)
-    {
-        var c = r.Model;
-        (string, int, int)[] all =
-        [
-            ("q_proj", c.HiddenSize, c.QueryDim), ("k_proj", c.HiddenSize, c.KeyValueDim), ("v_proj", c.HiddenSize, c.KeyValueDim),
-            ("o_proj", c.QueryDim, c.HiddenSize), ("gate_proj", c.HiddenSize, c.IntermediateSize),
-            ("up_proj", c.HiddenSize, c.IntermediateSize), ("down_proj", c.IntermediateSize, c.HiddenSize),
-        ];
-        return all.Where(x => r.LoraTargets.Contains(x.Item1));
-    }
+    /// <summary>The projections of the family's blocks (shape-only) that the request's LoRA targets select.</summary>
+    private static List<ILinear> LoraLinears(MemoryPlanRequest r) => DecoderModel.WithShapeLayers(r.Model, layers =>
+        layers.SelectMany(l => ModuleTree.All<ILinear>(l)).Select(x => x.Module).Where(l => PlanForward.IsTarget(r, l.Name)).ToList());
 
-    // Replays the tape: embedding, blocks (or checkpointed blocks), final norm, fused LM-head loss.
+    // The tape of DecoderModel.Loss, shape-only: embedding, the family's blocks run on PlanForward (or as
+    // checkpointed segments whose inner peak is one block's), final norm, fused LM-head loss.
     private static long Activations(MemoryPlanRequest r, int tb)
     {
         var c = r.Model;
         long rows = (long)r.MicroBatch * r.SeqLen, x = rows * c.HiddenSize * tb;
         bool full = r.Method == FineTuneMethod.Full;
+        var family = ModelRegistry.Family(c.ModelType);
         var g = new TapeLiveness();
         int h = g.Op("embedding", x, x, full, g.Leaf("tokens", 0, false));
+        if (family.EmbeddingScale(c) != 1.0) h = g.Op("scale", x, x, false, h);
         if (!r.ActivationCheckpointing)
         {
-            for (int i = 0; i < c.NumHiddenLayers; i++) h = Block(g, r, h, tb);
+            var f = new PlanForward(g, r, rows, tb);
+            h = DecoderModel.WithShapeLayers(c, layers =>
+            {
+                int node = h;
+                foreach (var layer in layers) node = layer.Forward(f, new PlanValue(node, c.HiddenSize), r.SeqLen).Node;
+                return node;
+            });
         }
         else
         {
             var inner = new TapeLiveness();
             int leaf = inner.Leaf("block input", x, true);
-            Block(inner, r, leaf, tb);
-            long innerPeak = inner.Peak();
-            bool blockTrains = full || r.LoraTargets.Count > 0;
+            long innerPeak = DecoderModel.WithShapeLayers(c, layers =>
+            {
+                // the largest block's inner peak (blocks of one model differ only where a family alternates layer kinds)
+                return layers.Max(l =>
+                {
+                    var t = new TapeLiveness();
+                    l.Forward(new PlanForward(t, r, rows, tb), new PlanValue(t.Leaf("block input", x, true), c.HiddenSize), r.SeqLen);
+                    return t.Peak();
+                });
+            });
+            bool blockTrains = full || LoraLinears(r).Any();
             for (int i = 0; i < c.NumHiddenLayers; i++) h = g.Segment("checkpoint", x, blockTrains, innerPeak, h);
         }
         int n = g.Op("rmsnorm", x, x, full, h);
         g.Op("lm_head_cross_entropy", tb, tb, full, n);
         return g.Peak();
-    }
-
-    private static int Block(TapeLiveness g, MemoryPlanRequest r, int x, int tb)
-    {
-        var c = r.Model;
-        long rows = (long)r.MicroBatch * r.SeqLen;
-        bool full = r.Method == FineTuneMethod.Full;
-        long C = rows * c.HiddenSize * tb, Q = rows * c.QueryDim * tb, KV = rows * c.KeyValueDim * tb, H = rows * c.IntermediateSize * tb;
-        int Lin(string name, int input, long outBytes)
-        {
-            bool lora = !full && r.LoraTargets.Contains(name);
-            int y = g.Op(name, outBytes, outBytes, full, input);
-            if (!lora) return y;
-            // LoRA: base(x) + scale · B(A(x)): A output (N, r), B output, scaled, sum
-            long a = rows * r.LoraRank * tb;
-            int ya = g.Op(name + ".lora_A", a, a, true, input);
-            int yb = g.Op(name + ".lora_B", outBytes, outBytes, true, ya);
-            int ys = g.Op(name + ".scale", outBytes, outBytes, false, yb);
-            return g.Op(name + ".add", outBytes, outBytes, false, y, ys);
-        }
-        int n1 = g.Op("rmsnorm", C, C, full, x);
-        int q = g.Op("rope", Q, Q, false, g.Op("reshape", 0, Q, false, Lin("q_proj", n1, Q)));
-        int k = g.Op("rope", KV, KV, false, g.Op("reshape", 0, KV, false, Lin("k_proj", n1, KV)));
-        int v = Lin("v_proj", n1, KV);
-        int a = g.Op("attention", Q, Q, false, q, k, v);
-        int o = Lin("o_proj", g.Op("reshape", 0, Q, false, a), C);
-        int x2 = g.Op("add", C, C, false, x, o);
-        int n2 = g.Op("rmsnorm", C, C, full, x2);
-        int s = g.Op("swiglu", H, H, false, Lin("gate_proj", n2, H), Lin("up_proj", n2, H));
-        return g.Op("add", C, C, false, x2, Lin("down_proj", s, C));
     }
 
     /// <summary>

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using EdgeTune.Adapters;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Formats;
 
@@ -20,7 +20,7 @@ public class AdapterFilesTests
     {
         using var dir = new TempDir();
         string folder = dir.File("adapter");
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3, style, std: 0.2f);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3, style, std: 0.2f);
         float[] baseLogits = AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt);
         using (var adapter = LoraInjector.Apply(model, Cfg with { UseDora = dora }))
         {
@@ -57,7 +57,7 @@ public class AdapterFilesTests
     public void FilesAreHalfSplitWhateverTheModelRuns(bool dora)
     {
         using var dir = new TempDir();
-        using var inter = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3, RopeStyle.Interleaved, std: 0.2f);
+        using var inter = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3, RopeStyle.Interleaved, std: 0.2f);
         using var half = AdapterTestUtil.HalfSplitTwin(inter);
         Assert.True(AdapterTestUtil.MaxAbsDiff(AdapterTestUtil.Logits(inter, AdapterTestUtil.Prompt), AdapterTestUtil.Logits(half, AdapterTestUtil.Prompt)) < 1e-5);
         using var adapter = LoraInjector.Apply(inter, Cfg with { UseDora = dora, LayerRange = null });
@@ -68,7 +68,7 @@ public class AdapterFilesTests
         Assert.True(d < 1e-5, $"max |Δ| {d:E3}");
     }
 
-    private static string SaveOne(TempDir dir, LlamaModel model)
+    private static string SaveOne(TempDir dir, DecoderModel model)
     {
         string folder = dir.File("adapter");
         using var adapter = LoraInjector.Apply(model, Cfg);
@@ -92,21 +92,21 @@ public class AdapterFilesTests
     public void MissingTensorIsNamed()
     {
         using var dir = new TempDir();
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
         string folder = SaveOne(dir, model);
         const string victim = "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight";
         Rewrite(folder, ts => ts.Where(t => t.Key != victim).ToList());
         var e = Assert.Throws<CheckpointFormatException>(() => AdapterFiles.Load(folder, model));
         Assert.Contains(victim, e.Message);
         Assert.Contains("missing", e.Message);
-        Assert.IsType<EdgeTune.Nn.Linear>(model.Layers[1].Up); // nothing left applied
+        Assert.IsType<EdgeTune.Nn.Linear>(model.Layers[1].Proj("mlp.up_proj")); // nothing left applied
     }
 
     [Fact]
     public void ExtraTensorIsNamed()
     {
         using var dir = new TempDir();
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
         string folder = SaveOne(dir, model);
         const string extra = "base_model.model.model.layers.0.mlp.up_proj.lora_A.weight";
         Rewrite(folder, ts => [.. ts, new(extra, Tensor.Zeros(4, 24))]);
@@ -118,7 +118,7 @@ public class AdapterFilesTests
     public void ShapeMismatchIsNamed()
     {
         using var dir = new TempDir();
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
         string folder = SaveOne(dir, model);
         const string victim = "base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight";
         Rewrite(folder, ts => ts.Select(t => t.Key == victim ? new KeyValuePair<string, Tensor>(t.Key, Tensor.Zeros(4, 23)) : t).ToList());
@@ -136,7 +136,7 @@ public class AdapterFilesTests
     public void MalformedConfigIsAClearError(string json, string expected)
     {
         using var dir = new TempDir();
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
         string folder = SaveOne(dir, model);
         File.WriteAllText(Path.Combine(folder, AdapterFiles.ConfigFile), json);
         var e = Assert.Throws<CheckpointFormatException>(() => AdapterFiles.Load(folder, model));
@@ -148,7 +148,7 @@ public class AdapterFilesTests
     public void PeftRegexTargetsAndMissingFilesAreHandled()
     {
         using var dir = new TempDir();
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
         string folder = SaveOne(dir, model);
         File.WriteAllText(Path.Combine(folder, AdapterFiles.ConfigFile),
             "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"model\\\\.layers\\\\.1\\\\..*_proj\"}");

@@ -1,7 +1,7 @@
 using EdgeTune.Adapters;
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Tests.Adapters;
@@ -13,7 +13,7 @@ internal static class AdapterTestUtil
 
     public static readonly int[] Prompt = [1, 5, 9, 52, 0, 17, 33];
 
-    public static float[] Logits(LlamaModel m, int[] ids) => Tests.Formats.Export.ExportTestUtil.Logits(m, ids);
+    public static float[] Logits(DecoderModel m, int[] ids) => Tests.Formats.Export.ExportTestUtil.Logits(m, ids);
 
     public static double MaxAbsDiff(float[] a, float[] b) => Tests.Formats.Export.ExportTestUtil.MaxAbsDiff(a, b);
 
@@ -44,9 +44,9 @@ internal static class AdapterTestUtil
     }
 
     /// <summary>A half-split model with the same function as <paramref name="interleaved"/> (q/k rows permuted).</summary>
-    public static LlamaModel HalfSplitTwin(LlamaModel interleaved)
+    public static DecoderModel HalfSplitTwin(DecoderModel interleaved)
     {
-        var twin = LlamaModel.CreateRandom(interleaved.Config, 999, RopeStyle.HalfSplit);
+        var twin = DecoderModel.CreateRandom(interleaved.Config, 999, RopeStyle.HalfSplit);
         foreach (var p in interleaved.Parameters)
         {
             using var t = GgufTensorNames.IsRopeProjection(p.Name, out bool isKey)

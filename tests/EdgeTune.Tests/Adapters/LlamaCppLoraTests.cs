@@ -1,7 +1,7 @@
 using EdgeTune.Adapters;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Formats;
 using EdgeTune.Text;
@@ -31,7 +31,7 @@ public sealed class LlamaCppLoraTests(ITestOutputHelper output)
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
         var tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin"));
         var cfg = CheckpointReader.ConfigFor(reader);
-        using var model = randomHalfSplit ? LlamaModel.CreateRandom(cfg, 17, RopeStyle.HalfSplit, std: 0.1f) : LlamaModel.Load(reader, cfg);
+        using var model = randomHalfSplit ? DecoderModel.CreateRandom(cfg, 17, RopeStyle.HalfSplit, std: 0.1f) : DecoderModel.Load(reader, cfg);
         if (randomHalfSplit) reader.Dispose();
         Formats.Export.LlamaCpp.RequireNative();
 

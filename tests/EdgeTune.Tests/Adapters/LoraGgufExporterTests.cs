@@ -1,6 +1,6 @@
 using EdgeTune.Adapters;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Formats;
 
@@ -15,7 +15,7 @@ public class LoraGgufExporterTests
     {
         using var dir = new TempDir();
         var cfg = AdapterTestUtil.Config();
-        using var model = LlamaModel.CreateRandom(cfg, 3, RopeStyle.HalfSplit);
+        using var model = DecoderModel.CreateRandom(cfg, 3, RopeStyle.HalfSplit);
         using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, UseRsLora = rsLora, TargetModules = ["q_proj", "down_proj"] });
         AdapterTestUtil.RandomizeB(adapter, 2);
         string path = dir.File("lora.gguf");
@@ -42,8 +42,8 @@ public class LoraGgufExporterTests
     public void DoraAndForeignModelsAreRefused()
     {
         using var dir = new TempDir();
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3);
-        using var other = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 4);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
+        using var other = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 4);
         using var adapter = LoraInjector.Apply(model, new LoraConfig { UseDora = true });
         Assert.Throws<NotSupportedException>(() => LoraGgufExporter.Export(adapter, dir.File("x.gguf")));
         Assert.Throws<ArgumentException>(() => LoraGgufExporter.Export(adapter, other, dir.File("x.gguf")));

@@ -1,16 +1,16 @@
 using EdgeTune.Adapters;
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Tests.Adapters;
 
 public class LoraGradientTests
 {
-    private static LlamaModel TinyF64(bool bias = false)
+    private static DecoderModel TinyF64(bool bias = false)
     {
         var cfg = Models.LlamaModelTests.SmallConfig(bias ? "qwen2" : "llama", bias) with { HiddenSize = 8, IntermediateSize = 7, HeadDim = 2, VocabSize = 11, NumHiddenLayers = 2 };
-        var model = LlamaModel.CreateRandom(cfg, seed: 5, std: 0.3f, dtype: DType.F64);
+        var model = DecoderModel.CreateRandom(cfg, seed: 5, std: 0.3f, dtype: DType.F64);
         var rng = new Rng(9);
         foreach (var p in model.Parameters.Matching("*norm*").Concat(model.Parameters.Matching("*.bias")))
         {
@@ -104,7 +104,7 @@ public class LoraGradientTests
     [Fact]
     public void LoraDropoutAppliesOnlyWhileRecording()
     {
-        using var model = LlamaModel.CreateRandom(AdapterTestUtil.Config(), 3, std: 0.2f);
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3, std: 0.2f);
         using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 4, Dropout = 0.5, TargetModules = LoraConfig.AllLlamaProjections });
         AdapterTestUtil.RandomizeB(adapter, 4);
         int[] t = AdapterTestUtil.Prompt, y = [.. AdapterTestUtil.Prompt.Skip(1), 3];

@@ -1,5 +1,5 @@
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Models;
 
@@ -7,7 +7,7 @@ namespace EdgeTune.Tests.Autograd;
 
 public class CheckpointOpTests
 {
-    private static Dictionary<string, float[]> Grads(LlamaModel model, bool checkpointing, int[] tokens, int[] targets, int b, int t, out double loss)
+    private static Dictionary<string, float[]> Grads(DecoderModel model, bool checkpointing, int[] tokens, int[] targets, int b, int t, out double loss)
     {
         model.ActivationCheckpointing = checkpointing;
         model.Parameters.ZeroGrad();
@@ -18,7 +18,7 @@ public class CheckpointOpTests
     [Fact]
     public void LlamaGradientsAreBitIdenticalWithAndWithoutCheckpointingF32()
     {
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig("qwen2", bias: true), seed: 11, std: 0.2f, trainable: true);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig("qwen2", bias: true), seed: 11, std: 0.2f, trainable: true);
         int[] tokens = [1, 4, 7, 2, 9, 3, 40, 12];
         int[] targets = [4, 7, 2, -100, 3, 10, 12, 5];
         var plain = Grads(model, false, tokens, targets, 2, 4, out double l1);
@@ -36,7 +36,7 @@ public class CheckpointOpTests
     public void LoraLikeFrozenEmbeddingStillTrainsBlocksThroughCheckpoint()
     {
         // embedding frozen: the block input needs no gradient, yet the op must be recorded for the block weights
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 12, std: 0.2f, trainable: true);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 12, std: 0.2f, trainable: true);
         model.Parameters.SetTrainable("model.embed_tokens.weight", false);
         int[] tokens = [3, 1, 4, 1, 5, 9];
         int[] targets = [1, 4, 1, 5, 9, 2];
@@ -50,7 +50,7 @@ public class CheckpointOpTests
     public void CheckpointedLlamaMatchesFiniteDifferencesInDouble()
     {
         var cfg = LlamaModelTests.SmallConfig("qwen2", bias: true) with { HiddenSize = 8, IntermediateSize = 7, HeadDim = 2, VocabSize = 11, NumHiddenLayers = 2 };
-        using var model = LlamaModel.CreateRandom(cfg, seed: 5, std: 0.3f, trainable: true, dtype: DType.F64);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 5, std: 0.3f, trainable: true, dtype: DType.F64);
         model.ActivationCheckpointing = true;
         int[] tokens = [1, 4, 7, 2, 9, 3];
         int[] targets = [4, 7, 2, -100, 3, 10];
@@ -62,7 +62,7 @@ public class CheckpointOpTests
     public void CheckpointingLowersPeakTapeMemory()
     {
         var cfg = LlamaModelTests.SmallConfig() with { NumHiddenLayers = 6 };
-        using var model = LlamaModel.CreateRandom(cfg, seed: 2, std: 0.2f, trainable: true);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 2, std: 0.2f, trainable: true);
         var rng = new Rng(1);
         int b = 2, t = 32;
         var tokens = new int[b * t];

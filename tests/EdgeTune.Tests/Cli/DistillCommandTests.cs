@@ -83,7 +83,7 @@ public sealed class DistillCommandTests : IDisposable
 
         // a student with another vocabulary
         string studentDir = Path.Combine(_dir, "student");
-        using (var s = EdgeTune.Models.Llama.LlamaModel.CreateRandom(EdgeTune.Tests.Compression.Distillation.DistillationFixtures.Config(vocab: 300), 1))
+        using (var s = EdgeTune.Models.DecoderModel.CreateRandom(EdgeTune.Tests.Compression.Distillation.DistillationFixtures.Config(vocab: 300), 1))
             EdgeTune.Formats.Export.ModelExporter.ExportSafetensors(s, studentDir);
         var vocab = Run("distill", "--teacher", teacher, "--tokenizer", tok, "--student", studentDir, "--data", data, "--steps", "1", "--seq-len", "16", "--out", Path.Combine(_dir, "v"));
         Assert.Equal(2, vocab.Code);

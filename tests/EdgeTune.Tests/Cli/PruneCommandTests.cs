@@ -2,7 +2,6 @@ using System.CommandLine;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Compression.Pruning;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 
 namespace EdgeTune.Tests.Cli;
 
@@ -43,7 +42,7 @@ public sealed class PruneCommandTests : IDisposable
         Assert.True(e.Code == 0, e.Err);
         Assert.StartsWith("loss ", e.Out);
         using var loaded = ModelLoader.Load(outDir);
-        var (_, total) = PrunableWeights.Measure((LlamaModel)loaded.Model);
+        var (_, total) = PrunableWeights.Measure((DecoderModel)loaded.Model);
         Assert.Equal(0.5, total.Sparsity, 3);
     }
 
@@ -80,7 +79,7 @@ public sealed class PruneCommandTests : IDisposable
         Assert.True(Ppl("recovery validation after") < Ppl("recovery validation before"), stdout);
         Assert.False(Directory.Exists(Path.Combine(outDir, "recovery", "model")));
         using var loaded = ModelLoader.Load(outDir);
-        foreach (var p in ((LlamaModel)loaded.Model).Parameters.Where(p => PrunableWeights.IsProjectionWeight(p.Name)))
+        foreach (var p in ((DecoderModel)loaded.Model).Parameters.Where(p => PrunableWeights.IsProjectionWeight(p.Name)))
         {
             var w = p.Value.ToFloatArray();
             for (int g = 0; g < w.Length; g += 4)

@@ -1,7 +1,7 @@
 using EdgeTune.Compression.Quantization;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Formats;
 using EdgeTune.Tests.Formats.Export;
@@ -35,7 +35,7 @@ public sealed class LlamaCppQuantTests(ITestOutputHelper output)
     public void LlamaCppQuantizerWritesOurBlocks(QuantFormat format, DType dtype, LLamaFtype ftype)
     {
         LlamaCpp.RequireNative();
-        using var model = LlamaModel.CreateRandom(Config(), 21, std: 0.05f);
+        using var model = DecoderModel.CreateRandom(Config(), 21, std: 0.05f);
         using var dir = new TempDir();
         string f32 = dir.File("m-f32.gguf"), quant = dir.File($"m-{format}.gguf");
         ModelExporter.ExportGguf(model, ModelQuantizerTests.TinyTokenizer(320), f32, DType.F32);
@@ -72,14 +72,14 @@ public sealed class LlamaCppQuantTests(ITestOutputHelper output)
         using var dir = new TempDir();
         string path = dir.File("stories260K-q4_0.gguf");
         using (var reader = CheckpointReader.Open(bin))
-        using (var model = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader)))
+        using (var model = DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader)))
         {
             ModelQuantizer.Quantize(model, QuantFormat.Q4_0); // what `edgetune quantize --dtype q4_0` does
             ModelExporter.ExportGguf(model, tok, path, DType.Q4_0);
         }
         using var qreader = CheckpointReader.Open(path);
-        using var ours = LlamaModel.Load(qreader, CheckpointReader.ConfigFor(qreader));
-        Assert.IsType<QuantizedLinear>(ours.Layers[0].Q);
+        using var ours = DecoderModel.Load(qreader, CheckpointReader.ConfigFor(qreader));
+        Assert.IsType<QuantizedLinear>(ours.Layers[0].Proj("self_attn.q_proj"));
         int v = ours.VocabSize;
         string[] prompts =
         [

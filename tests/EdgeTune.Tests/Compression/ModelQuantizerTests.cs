@@ -2,7 +2,6 @@ using EdgeTune.Compression.Quantization;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Formats;
@@ -40,13 +39,13 @@ public class ModelQuantizerTests
     public static TheoryData<QuantFormat> AllFormats => [QuantFormat.Q8_0, QuantFormat.Q4_0, QuantFormat.NF4, QuantFormat.Int8];
 
     /// <summary>The same model with every projection replaced by a plain Linear over its dequantized weight.</summary>
-    private static LlamaModel DequantizedTwin(LlamaModel q, RopeStyle style)
+    private static DecoderModel DequantizedTwin(DecoderModel q, RopeStyle style)
     {
         var twin = ExportTestUtil.Random(q.Config, 1, style);
         foreach (var p in twin.Parameters)
         {
             var src = q.Parameters[p.Name].Value;
-            var layer = ModelQuantizer.Projections(q).Select(x => x.Layer).OfType<QuantizedLinear>().FirstOrDefault(l => l.Name + ".weight" == p.Name);
+            var layer = (q).Projections().Select(x => x.Layer).OfType<QuantizedLinear>().FirstOrDefault(l => l.Name + ".weight" == p.Name);
             float[] values = layer is not null ? layer.Weight.Dequantize() : src.ToFloatArray();
             values.CopyTo(p.Value.Span<float>());
         }
@@ -68,10 +67,10 @@ public class ModelQuantizerTests
         Assert.Equal(before, report.BytesBefore);
         long projBytes = 2L * (64 * 64 + 2 * 32 * 64 + 64 * 64 + 3 * 128 * 64) * 4;
         long expectedQuant = 0;
-        foreach (var (_, _, l) in ModelQuantizer.Projections(model))
+        foreach (var (_, l) in model.Projections())
             expectedQuant += (long)l.OutFeatures * format.RowBytes(l.InFeatures);
         Assert.Equal(before - projBytes + expectedQuant, report.BytesAfter);
-        Assert.All(ModelQuantizer.Projections(model), p => Assert.IsType<QuantizedLinear>(p.Layer));
+        Assert.All((model).Projections(), p => Assert.IsType<QuantizedLinear>(p.Layer));
         Assert.All(model.Parameters, p => Assert.False(p.Trainable));
 
         using var twin = DequantizedTwin(model, model.RopeStyle);
@@ -99,16 +98,16 @@ public class ModelQuantizerTests
             Assert.Contains(format.Info().Name, f.Metadata["model.layers.1.mlp.down_proj.weight.q"]);
 
             using var loaded = ModelLoader.Load(folder);
-            var lm = (LlamaModel)loaded.Model;
-            Assert.All(ModelQuantizer.Projections(lm), p => Assert.Equal(format, Assert.IsType<QuantizedLinear>(p.Layer).Format));
+            var lm = (DecoderModel)loaded.Model;
+            Assert.All((lm).Projections(), p => Assert.Equal(format, Assert.IsType<QuantizedLinear>(p.Layer).Format));
             int[] ids = ExportTestUtil.Prompt.Select(i => i % 300).ToArray();
             double d = ExportTestUtil.MaxAbsDiff(ExportTestUtil.Logits(model, ids), ExportTestUtil.Logits(lm, ids));
             Assert.True(d < 1e-4, $"{format} {style}: max |Δlogit| {d}");
 
             // loading without keeping quantized widens to F32 with the same function
             using var wide = ModelLoader.Load(folder, options: new ModelLoadOptions(KeepQuantized: false));
-            Assert.All(ModelQuantizer.Projections((LlamaModel)wide.Model), p => Assert.IsType<Linear>(p.Layer));
-            Assert.True(ExportTestUtil.MaxAbsDiff(ExportTestUtil.Logits(model, ids), ExportTestUtil.Logits((LlamaModel)wide.Model, ids)) < 1e-4);
+            Assert.All(((DecoderModel)wide.Model).Projections(), p => Assert.IsType<Linear>(p.Layer));
+            Assert.True(ExportTestUtil.MaxAbsDiff(ExportTestUtil.Logits(model, ids), ExportTestUtil.Logits((DecoderModel)wide.Model, ids)) < 1e-4);
         }
     }
 
@@ -119,7 +118,7 @@ public class ModelQuantizerTests
     {
         using var model = ExportTestUtil.Random(Config(), 6);
         ModelQuantizer.Quantize(model, format);
-        var blocks = ((QuantizedLinear)model.Layers[1].Up).Weight.Bytes.ToArray();
+        var blocks = ((QuantizedLinear)model.Layers[1].Proj("mlp.up_proj")).Weight.Bytes.ToArray();
         var tok = TinyTokenizer(300);
         using var dir = new TempDir();
         string path = dir.File("m.gguf");
@@ -131,14 +130,14 @@ public class ModelQuantizerTests
             Assert.Equal(blocks, up.Bytes.ToArray());
         }
         using var reader = CheckpointReader.Open(path);
-        using var loaded = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
-        Assert.All(ModelQuantizer.Projections(loaded), p => Assert.Equal(format, Assert.IsType<QuantizedLinear>(p.Layer).Format));
-        Assert.Equal(blocks, ((QuantizedLinear)loaded.Layers[1].Up).Weight.Bytes.ToArray());
-        Assert.True(((QuantizedLinear)loaded.Layers[1].Up).Storage.Value.IsReadOnly, "the blocks should be a view of the mapped file, not a copy");
-        Assert.True(((QuantizedLinear)loaded.Layers[0].Q).Storage.Value.IsReadOnly);
+        using var loaded = DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader));
+        Assert.All((loaded).Projections(), p => Assert.Equal(format, Assert.IsType<QuantizedLinear>(p.Layer).Format));
+        Assert.Equal(blocks, ((QuantizedLinear)loaded.Layers[1].Proj("mlp.up_proj")).Weight.Bytes.ToArray());
+        Assert.True(((QuantizedLinear)loaded.Layers[1].Proj("mlp.up_proj")).Storage.Value.IsReadOnly, "the blocks should be a view of the mapped file, not a copy");
+        Assert.True(((QuantizedLinear)loaded.Layers[0].Proj("self_attn.q_proj")).Storage.Value.IsReadOnly);
         using var reader2 = CheckpointReader.Open(path);
-        using var widened = LlamaModel.Load(reader2, CheckpointReader.ConfigFor(reader2), new ModelLoadOptions(KeepQuantized: false));
-        Assert.IsType<Linear>(widened.Layers[0].Q);
+        using var widened = DecoderModel.Load(reader2, CheckpointReader.ConfigFor(reader2), new ModelLoadOptions(KeepQuantized: false));
+        Assert.IsType<Linear>(widened.Layers[0].Proj("self_attn.q_proj"));
         int[] ids = ExportTestUtil.Prompt.Select(i => i % 300).ToArray();
         double d = ExportTestUtil.MaxAbsDiff(ExportTestUtil.Logits(loaded, ids), ExportTestUtil.Logits(widened, ids));
         Assert.True(d < 1e-4, $"max |Δlogit| {d}");
@@ -147,7 +146,7 @@ public class ModelQuantizerTests
     [Fact]
     public void LayersWhoseWidthIsNotABlockMultipleStayFloat()
     {
-        using var model = LlamaModel.CreateRandom(Models.LlamaModelTests.SmallConfig(), 2); // hidden 24, FFN 37
+        using var model = DecoderModel.CreateRandom(Models.LlamaModelTests.SmallConfig(), 2); // hidden 24, FFN 37
         var report = ModelQuantizer.Quantize(model, QuantFormat.Q8_0);
         Assert.Equal(0, report.Layers);
         Assert.Equal(14, report.Skipped.Count);

@@ -1,7 +1,7 @@
 using EdgeTune.Adapters;
 using EdgeTune.Autograd;
 using EdgeTune.Compression.Quantization;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Formats;
 using EdgeTune.Training;
@@ -17,10 +17,10 @@ public class QLoraTests
     [InlineData(QuantFormat.Q8_0, false)]
     public void TrainingLowersTheLossAndSavesAPeftAdapter(QuantFormat format, bool checkpointing)
     {
-        using var model = LlamaModel.CreateRandom(ModelQuantizerTests.Config(), 8, std: 0.1f);
+        using var model = DecoderModel.CreateRandom(ModelQuantizerTests.Config(), 8, std: 0.1f);
         var report = ModelQuantizer.Quantize(model, format);
         Assert.Equal(14, report.Layers);
-        var down = (QuantizedLinear)model.Layers[0].Down;
+        var down = (QuantizedLinear)model.Layers[0].Proj("mlp.down_proj");
         byte[] before = down.Weight.Bytes.ToArray();
         using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = LoraConfig.AllLlamaProjections, InitSeed = 2 });
         Assert.All(adapter.Layers, l => Assert.IsType<QuantizedLinear>(l.Base));

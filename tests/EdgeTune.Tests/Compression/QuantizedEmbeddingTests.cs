@@ -79,9 +79,9 @@ public class QuantizedEmbeddingTests
         using var model = ExportTestUtil.Random(cfg, 4);
         var report = ModelQuantizer.Quantize(model, QuantFormat.NF4, includeEmbeddings: true);
         Assert.Equal(14, report.Layers);
-        Assert.NotNull(model.QuantizedEmbed);
-        Assert.NotNull(model.QuantizedHead);
-        Assert.Equal(tied, ReferenceEquals(model.QuantizedEmbed, model.QuantizedHead));
+        Assert.NotNull((model.Embedding as QuantizedEmbedding)?.Matrix);
+        Assert.NotNull((model.Head as QuantizedEmbedding)?.Matrix);
+        Assert.Equal(tied, ReferenceEquals((model.Embedding as QuantizedEmbedding)?.Matrix, (model.Head as QuantizedEmbedding)?.Matrix));
         Assert.Equal(tied, model.TiedHead);
         Assert.Equal(DType.U8, model.Embed.Value.DType);
         Assert.Same(model.Embed, model.Parameters[LlamaNames.Embed]);
@@ -93,10 +93,10 @@ public class QuantizedEmbeddingTests
         using var twin = ExportTestUtil.Random(cfg, 1);
         foreach (var p in twin.Parameters)
         {
-            var layer = ModelQuantizer.Projections(model).Select(x => x.Layer).OfType<QuantizedLinear>().FirstOrDefault(l => l.Name + ".weight" == p.Name);
+            var layer = (model).Projections().Select(x => x.Layer).OfType<QuantizedLinear>().FirstOrDefault(l => l.Name + ".weight" == p.Name);
             float[] values = layer is not null ? layer.Weight.Dequantize()
-                : p.Name == LlamaNames.Embed ? model.QuantizedEmbed!.Dequantize()
-                : p.Name == LlamaNames.LmHead ? model.QuantizedHead!.Dequantize()
+                : p.Name == LlamaNames.Embed ? ((QuantizedEmbedding)model.Embedding).Matrix.Dequantize()
+                : p.Name == LlamaNames.LmHead ? ((QuantizedEmbedding)model.Head).Matrix.Dequantize()
                 : model.Parameters[p.Name].Value.ToFloatArray();
             values.CopyTo(p.Value.Span<float>());
         }
@@ -104,13 +104,13 @@ public class QuantizedEmbeddingTests
         int[] targets = [299, 0, 17, CrossEntropy.IgnoreIndex, 120, 64, 3, 9];
         using (var tape = new Tape())
         {
-            var e = tape.Embedding(model.QuantizedEmbed!, tokens);
+            var e = tape.Embedding((model.Embedding as QuantizedEmbedding)?.Matrix!, tokens);
             Assert.False(e.RequiresGrad);
             var rows = e.Value.ToFloatArray();
-            var expected = model.QuantizedEmbed!.Dequantize();
+            var expected = ((QuantizedEmbedding)model.Embedding).Matrix.Dequantize();
             for (int t = 0; t < tokens.Length; t++)
                 Assert.Equal(expected.AsSpan(tokens[t] * 64, 64).ToArray(), rows.AsSpan(t * 64, 64).ToArray());
-            Assert.Throws<ArgumentOutOfRangeException>(() => tape.Embedding(model.QuantizedEmbed!, [300]));
+            Assert.Throws<ArgumentOutOfRangeException>(() => tape.Embedding((model.Embedding as QuantizedEmbedding)?.Matrix!, [300]));
         }
         using (var tape = new Tape())
         {
@@ -128,9 +128,9 @@ public class QuantizedEmbeddingTests
     [InlineData(QuantFormat.Q8_0, false)]
     public void QLoraOverAQuantizedTiedTableLowersTheLoss(QuantFormat format, bool checkpointing)
     {
-        using var model = LlamaModel.CreateRandom(ModelQuantizerTests.Config(tied: true), 8, std: 0.1f);
+        using var model = DecoderModel.CreateRandom(ModelQuantizerTests.Config(tied: true), 8, std: 0.1f);
         ModelQuantizer.Quantize(model, format, includeEmbeddings: true);
-        byte[] table = model.QuantizedHead!.Bytes.ToArray();
+        byte[] table = ((QuantizedEmbedding)model.Head).Matrix.Bytes.ToArray();
         using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = LoraConfig.AllLlamaProjections, InitSeed = 2 });
         model.ActivationCheckpointing = checkpointing;
         const int b = 2, t = 16;
@@ -151,7 +151,7 @@ public class QuantizedEmbeddingTests
             opt.Step();
         }
         Assert.True(last < first - 0.5, $"{format}: loss {first:F3} -> {last:F3}");
-        Assert.Equal(table, model.QuantizedHead!.Bytes.ToArray());
+        Assert.Equal(table, ((QuantizedEmbedding)model.Head).Matrix.Bytes.ToArray());
     }
 
     [Theory]
@@ -173,19 +173,19 @@ public class QuantizedEmbeddingTests
             Assert.Equal(!tied, f.Tensors.Any(x => x.Name == LlamaNames.LmHead + QuantizedCheckpoint.Suffix));
         }
         using var loaded = ModelLoader.Load(folder);
-        var lm = (LlamaModel)loaded.Model;
-        Assert.Equal(format, lm.QuantizedEmbed!.Format);
+        var lm = (DecoderModel)loaded.Model;
+        Assert.Equal(format, (lm.Embedding as QuantizedEmbedding)?.Matrix!.Format);
         Assert.Equal(tied, lm.TiedHead);
-        Assert.Equal(model.QuantizedHead!.Bytes.ToArray(), lm.QuantizedHead!.Bytes.ToArray());
+        Assert.Equal(((QuantizedEmbedding)model.Head).Matrix.Bytes.ToArray(), (lm.Head as QuantizedEmbedding)?.Matrix!.Bytes.ToArray());
         int[] ids = ExportTestUtil.Prompt;
         double d = ExportTestUtil.MaxAbsDiff(ExportTestUtil.Logits(model, ids), ExportTestUtil.Logits(lm, ids));
         Assert.True(d < 1e-4, $"max |Δlogit| {d}");
 
         // widened on load: a float table of the same values
         using var wide = ModelLoader.Load(folder, options: new ModelLoadOptions(KeepQuantized: false));
-        var wm = (LlamaModel)wide.Model;
-        Assert.Null(wm.QuantizedEmbed);
-        Assert.Equal(model.QuantizedEmbed!.Dequantize(), wm.Embed.Value.ToFloatArray());
+        var wm = (DecoderModel)wide.Model;
+        Assert.Null((wm.Embedding as QuantizedEmbedding)?.Matrix);
+        Assert.Equal(((QuantizedEmbedding)model.Embedding).Matrix.Dequantize(), wm.Embed.Value.ToFloatArray());
     }
 
     [Fact]

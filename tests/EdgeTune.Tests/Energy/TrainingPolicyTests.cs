@@ -1,6 +1,6 @@
 using System.Text.Json;
 using EdgeTune.Energy;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Models;
 using EdgeTune.Training;
@@ -52,16 +52,16 @@ public sealed class TrainingPolicyTests : IDisposable
         EvalEvery = 0, CheckpointEvery = 0, KeepCheckpoints = 5, OutputDir = Path.Combine(_dir, sub),
     };
 
-    private static (LlamaModel Model, TokenStreamBatchSource Train) Setup()
+    private static (DecoderModel Model, TokenStreamBatchSource Train) Setup()
     {
-        var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
+        var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
         var rng = new Rng(77);
         var data = new int[300];
         for (int i = 0; i < data.Length; i++) data[i] = i % 5 == 0 ? rng.NextInt(53) : (data[Math.Max(0, i - 1)] * 3 + 1) % 53;
         return (model, new TokenStreamBatchSource(data, shuffle: true, seed: 5));
     }
 
-    private static float[][] Weights(LlamaModel model) => model.Parameters.Select(p => p.Value.ToFloatArray()).ToArray();
+    private static float[][] Weights(DecoderModel model) => model.Parameters.Select(p => p.Value.ToFloatArray()).ToArray();
 
     private float[][] Unpaused()
     {
@@ -81,7 +81,7 @@ public sealed class TrainingPolicyTests : IDisposable
     }
 
     /// <summary>A trainer whose steps each take 1 s and 10 J on the fake clock and meter.</summary>
-    private static Trainer Build(LlamaModel model, TokenStreamBatchSource train, TrainingOptions options, ManualClock clock, FakeMeter meter,
+    private static Trainer Build(DecoderModel model, TokenStreamBatchSource train, TrainingOptions options, ManualClock clock, FakeMeter meter,
         PolicyEngine? engine, Func<TimeSpan, CancellationToken, Task> delay, IMetricsSink? sink = null, IProgress<TrainingStatus>? progress = null,
         Action<int>? setThreads = null) =>
         new(DelegateTrainableModel.For(model), train, options)

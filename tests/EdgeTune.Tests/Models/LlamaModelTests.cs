@@ -21,7 +21,7 @@ public class LlamaModelTests
     public void PrefillEqualsTokenByToken(string type, bool bias, bool tied)
     {
         var cfg = SmallConfig(type, bias, tied);
-        using var model = LlamaModel.CreateRandom(cfg, seed: 7, std: 0.2f);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 7, std: 0.2f);
         if (bias) // random biases so the bias path matters
             foreach (var p in model.Parameters.Matching("*.bias")) new Rng(3).FillGaussian(p.Value.Span<float>(), 0, 0.5f);
         int[] ids = [1, 5, 9, 52, 0, 17, 33];
@@ -41,8 +41,8 @@ public class LlamaModelTests
     [Fact]
     public void Llama3RopeScalingChangesOnlyLowFrequencies()
     {
-        var plain = LlamaRope.InverseFrequencies(SmallConfig());
-        var scaled = LlamaRope.InverseFrequencies(SmallConfig(scaling: new RopeScaling("llama3", 8, 1, 4, 8192)));
+        var plain = LlamaFamily.Instance.Rope(SmallConfig(), 0).InverseFrequencies;
+        var scaled = LlamaFamily.Instance.Rope(SmallConfig(scaling: new RopeScaling("llama3", 8, 1, 4, 8192)), 0).InverseFrequencies;
         Assert.Equal(plain[0], scaled[0]); // the highest frequency is kept
         Assert.True(scaled[^1] < plain[^1]); // the lowest is divided by the factor
     }
@@ -50,7 +50,7 @@ public class LlamaModelTests
     [Fact]
     public void ShapeErrorsNameTheTensor()
     {
-        using var model = LlamaModel.CreateRandom(SmallConfig(), 1);
+        using var model = DecoderModel.CreateRandom(SmallConfig(), 1);
         using var cache = model.CreateCache(4);
         Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward([53], cache, new float[53]));
         Assert.Throws<ShapeException>(() => model.Forward([1], cache, new float[52]));
@@ -61,7 +61,7 @@ public class LlamaModelTests
     public void SafetensorsCheckpointLoadsTheSameModel()
     {
         var cfg = SmallConfig("qwen2", bias: true, tied: false);
-        using var model = LlamaModel.CreateRandom(cfg, seed: 11, std: 0.2f);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 11, std: 0.2f);
         string dir = Directory.CreateTempSubdirectory("edgetune-llama-").FullName;
         try
         {
@@ -86,7 +86,7 @@ public class LlamaModelTests
         try
         {
             File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJson());
-            using (var m = LlamaModel.CreateRandom(SmallConfig(), 1))
+            using (var m = DecoderModel.CreateRandom(SmallConfig(), 1))
                 SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), m.Parameters.Select(p => p.Value));
             var e = Assert.Throws<NotSupportedException>(() => ModelLoader.Load(dir));
             Assert.Contains("gpt_neox", e.Message);

@@ -1,5 +1,5 @@
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
 
@@ -12,7 +12,7 @@ public class LlamaTrainingTests
     {
         // Every parameter kind: embedding (tied head), norms, q/k/v biases (Qwen2-style), all projections.
         var cfg = LlamaModelTests.SmallConfig("qwen2", bias: true) with { HiddenSize = 8, IntermediateSize = 7, HeadDim = 2, VocabSize = 11, NumHiddenLayers = 2 };
-        using var model = LlamaModel.CreateRandom(cfg, seed: 5, std: 0.3f, trainable: true, dtype: DType.F64);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 5, std: 0.3f, trainable: true, dtype: DType.F64);
         var rng = new Rng(9);
         foreach (var p in model.Parameters.Matching("*norm*").Concat(model.Parameters.Matching("*.bias")))
         {
@@ -28,7 +28,7 @@ public class LlamaTrainingTests
     public void TrainingLossEqualsCrossEntropyOfInferenceLogits()
     {
         var cfg = LlamaModelTests.SmallConfig();
-        using var model = LlamaModel.CreateRandom(cfg, seed: 3, std: 0.2f);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 3, std: 0.2f);
         int[] tokens = [2, 8, 13, 21, 34];
         int[] targets = [8, 13, 21, 34, 5];
         using var tape = new Tape { IsRecording = false };
@@ -52,7 +52,7 @@ public class LlamaTrainingTests
     public void AdamWOnTheTapeLowersTheLossOfARepeatedSequence()
     {
         var cfg = LlamaModelTests.SmallConfig();
-        using var model = LlamaModel.CreateRandom(cfg, seed: 4, trainable: true);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 4, trainable: true);
         var opt = new AdamW(model.Parameters, new AdamWOptions { LearningRate = 1e-2 });
         int[] tokens = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8];
         int[] targets = [.. tokens[1..], 1];

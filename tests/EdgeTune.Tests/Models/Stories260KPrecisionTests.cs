@@ -1,7 +1,7 @@
 using System.Text.Json;
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Tests.Models;
@@ -17,8 +17,8 @@ public class Stories260KPrecisionTests
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
         var cfg = CheckpointReader.ConfigFor(reader);
-        using var f32 = LlamaModel.Load(reader, cfg);
-        using var f64 = LlamaModel.CreateRandom(cfg, 0, f32.RopeStyle, dtype: DType.F64);
+        using var f32 = DecoderModel.Load(reader, cfg);
+        using var f64 = DecoderModel.CreateRandom(cfg, 0, f32.RopeStyle, dtype: DType.F64);
         foreach (var p in f64.Parameters)
         {
             float[] src = f32.Parameters[p.Name].Value.ToFloatArray();
@@ -26,11 +26,7 @@ public class Stories260KPrecisionTests
             for (int i = 0; i < src.Length; i++) dst[i] = src[i];
         }
         using var tape = new Tape { IsRecording = false };
-        var rope = new RopeTable(ids.Length, LlamaRope.InverseFrequencies(cfg));
-        var x = tape.Embedding(f64.Embed, ids);
-        foreach (var layer in f64.Layers)
-            x = f64.Block(tape, layer, x, 1, ids.Length, cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim, cfg.RmsNormEps, f64.AttentionWindow, rope);
-        var logits = tape.Linear(tape.RmsNorm(x, f64.FinalNorm, cfg.RmsNormEps), f64.LmHead.Variable);
+        var logits = tape.Linear(f64.Hidden(tape, ids, 1, ids.Length), f64.LmHead.Variable);
         return logits.Value.ReadOnlySpan<double>().ToArray();
     }
 
@@ -44,7 +40,7 @@ public class Stories260KPrecisionTests
         int v = exact.Length / ids.Length;
 
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
-        using var model = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
+        using var model = DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader));
         var ours = new float[exact.Length];
         using (var cache = model.CreateCache(ids.Length)) model.Forward(ids, cache, ours);
 

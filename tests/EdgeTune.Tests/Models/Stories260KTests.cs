@@ -1,7 +1,7 @@
 using System.Text.Json;
 using EdgeTune.Formats;
 using EdgeTune.Generation;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 
 namespace EdgeTune.Tests.Models;
 
@@ -15,10 +15,10 @@ public class Stories260KTests
     /// </summary>
     private const double RunCTolerance = 2.5e-5;
 
-    private static LlamaModel Load()
+    private static DecoderModel Load()
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
-        return LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
+        return DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader));
     }
 
     [SkippableFact]

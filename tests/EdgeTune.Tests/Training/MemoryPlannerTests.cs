@@ -1,6 +1,6 @@
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
 using Xunit.Abstractions;
@@ -19,7 +19,7 @@ public class MemoryPlannerTests(ITestOutputHelper output)
     private static long MeasureFullStep(HfConfig cfg, int b, int t, bool checkpointing)
     {
         using var scope = TensorMemory.Track();
-        using (var model = LlamaModel.CreateRandom(cfg, seed: 3, std: 0.05f, trainable: true))
+        using (var model = DecoderModel.CreateRandom(cfg, seed: 3, std: 0.05f, trainable: true))
         using (var opt = new AdamW(model.Parameters))
         {
             model.ActivationCheckpointing = checkpointing;

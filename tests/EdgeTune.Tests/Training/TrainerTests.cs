@@ -1,5 +1,5 @@
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Models;
 using EdgeTune.Training;
@@ -34,9 +34,9 @@ public sealed class TrainerTests : IDisposable
         EvalEvery = 3, EvalBatches = 2, CheckpointEvery = 2, KeepCheckpoints = 2, OutputDir = Path.Combine(_dir, sub),
     };
 
-    private static (LlamaModel Model, TokenStreamBatchSource Train, TokenStreamBatchSource Val) Setup()
+    private static (DecoderModel Model, TokenStreamBatchSource Train, TokenStreamBatchSource Val) Setup()
     {
-        var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
+        var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
         var data = Stream(400, 53);
         return (model, new TokenStreamBatchSource(data[..300], shuffle: true, seed: 5), new TokenStreamBatchSource(data[300..]));
     }

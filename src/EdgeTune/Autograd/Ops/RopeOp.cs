@@ -46,6 +46,8 @@ public sealed class RopeOp : TapeOp
         int n = _time * _heads * _dim;
         if (OpChecks.IsDouble(Name, _x.DType))
         {
+            if (_table.AttentionFactor != 1.0)
+                throw new NotSupportedException($"{Name}: the F64 reference has no attention factor (the table's is {_table.AttentionFactor})");
             _x.Value.ReadOnlySpan<double>().CopyTo(_y.Value.Span<double>());
             Span<double> y = _y.Value.Span<double>();
             for (int b = 0; b < _batch; b++)

@@ -1,7 +1,6 @@
 using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Tensors;
 using EdgeTune.Text.Datasets;
 using EdgeTune.Training;
@@ -41,7 +40,7 @@ public static class DistillationJob
             throw new ArgumentException($"teacher cache '{cp}' does not exist; give --top-k K to build it");
 
         using var teacherLoaded = await ModelLoader.LoadAsync(options.Teacher, options.Tokenizer, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var teacher = teacherLoaded.Model as LlamaModel
+        var teacher = teacherLoaded.Model as DecoderModel
             ?? throw new NotSupportedException($"distillation needs a Llama-family teacher; '{options.Teacher}' is {teacherLoaded.Config.ModelType}");
         var tokenizer = teacherLoaded.RequireTokenizer();
         if (tokenizer.VocabSize > teacher.VocabSize)
@@ -49,11 +48,11 @@ public static class DistillationJob
         log?.Report($"teacher: {teacherLoaded.Source} ({teacher.Parameters.ElementCount:N0} parameters, hidden {teacher.Config.HiddenSize}, {teacher.Config.NumHiddenLayers} layers)");
 
         LoadedModel? studentLoaded = null;
-        LlamaModel student;
+        DecoderModel student;
         if (options.Student is { } studentPath)
         {
             studentLoaded = ModelLoader.Load(studentPath, options.Tokenizer ?? (Directory.Exists(options.Teacher) ? options.Teacher : null), ModelLoadOptions.FullFineTuning);
-            student = studentLoaded.Model as LlamaModel
+            student = studentLoaded.Model as DecoderModel
                 ?? throw new NotSupportedException($"distillation needs a Llama-family student; '{studentPath}' is {studentLoaded.Config.ModelType}");
         }
         else
@@ -98,7 +97,7 @@ public static class DistillationJob
             else source = modelTeacher;
 
             var validation = dataset.Validation.Select(v => new EvalWindow(v.Tokens, v.Targets)).ToList();
-            EvalResult? Eval(LlamaModel m) => validation.Count > 0 ? LossEvaluator.Evaluate(m, validation, training.MicroBatch, cancellationToken: cancellationToken) : null;
+            EvalResult? Eval(DecoderModel m) => validation.Count > 0 ? LossEvaluator.Evaluate(m, validation, training.MicroBatch, cancellationToken: cancellationToken) : null;
             var teacherEval = Eval(teacher);
             if (teacherEval is not null) log?.Report($"teacher validation: loss {teacherEval.Loss:F4} ppl {teacherEval.Perplexity:F2}");
             var before = Eval(student);

@@ -1,6 +1,6 @@
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
 
@@ -8,7 +8,7 @@ namespace EdgeTune.Compression.Distillation;
 
 /// <summary>
 /// Knowledge distillation with the ordinary <see cref="Trainer"/>: <see cref="CreateTrainable"/> wraps a
-/// student <see cref="LlamaModel"/> and a teacher into an <see cref="ITrainableModel"/> whose training loss
+/// student <see cref="DecoderModel"/> and a teacher into an <see cref="ITrainableModel"/> whose training loss
 /// is the fused distillation loss (<see cref="DistillationLossOp"/>), so checkpoints, evaluation, energy
 /// accounting and power policies apply unchanged. <see cref="StudentConfig"/> and <see cref="CreateStudent"/>
 /// make a smaller, randomly initialised student that shares the teacher's vocabulary (and tokenizer).
@@ -30,7 +30,7 @@ public static class Distiller
     /// not run either.
     /// </summary>
     /// <exception cref="ArgumentException">the teacher's vocabulary differs from the student's.</exception>
-    public static DelegateTrainableModel CreateTrainable(LlamaModel student, IDistillationTeacher teacher, DistillationSettings settings,
+    public static DelegateTrainableModel CreateTrainable(DecoderModel student, IDistillationTeacher teacher, DistillationSettings settings,
         int vocabChunk = CrossEntropy.DefaultChunk, int rowChunkElements = DistillationLoss.DefaultRowChunkElements)
     {
         ArgumentNullException.ThrowIfNull(student);
@@ -85,6 +85,6 @@ public static class Distiller
     }
 
     /// <summary>A trainable F32 student with random weights (N(0, std) matrices, unit norms); the caller disposes it.</summary>
-    public static LlamaModel CreateStudent(HfConfig config, ulong seed, float std = 0.02f, RopeStyle ropeStyle = RopeStyle.HalfSplit) =>
-        LlamaModel.CreateRandom(config, seed, ropeStyle, std, trainable: true);
+    public static DecoderModel CreateStudent(HfConfig config, ulong seed, float std = 0.02f, RopeStyle ropeStyle = RopeStyle.HalfSplit) =>
+        DecoderModel.CreateRandom(config, seed, ropeStyle, std, trainable: true);
 }

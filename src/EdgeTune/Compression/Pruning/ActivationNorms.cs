@@ -1,5 +1,5 @@
 using EdgeTune.Compression.Quantization.Calibration;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 
 namespace EdgeTune.Compression.Pruning;
@@ -36,7 +36,7 @@ public sealed class ActivationNorms
     /// (each from an empty cache), with every projection wrapped in a recorder that sums the squares of its inputs;
     /// the model's layers are restored afterwards, also on error.
     /// </summary>
-    public static ActivationNorms Collect(LlamaModel model, ReadOnlySpan<int> tokens, int windowLength, CancellationToken cancellationToken = default)
+    public static ActivationNorms Collect(DecoderModel model, ReadOnlySpan<int> tokens, int windowLength, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (tokens.Length == 0) throw new ArgumentException("ActivationNorms.Collect: no calibration tokens", nameof(tokens));

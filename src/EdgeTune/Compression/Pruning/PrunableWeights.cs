@@ -1,6 +1,5 @@
-using EdgeTune.Adapters.Internal;
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
@@ -22,7 +21,7 @@ public sealed record PrunableLinear(int Layer, string Projection, Linear Linear)
 /// </summary>
 public static class PrunableWeights
 {
-    public static readonly IReadOnlyList<string> Projections = LlamaSlots.ShortNames;
+    public static readonly IReadOnlyList<string> Projections = ["q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"];
 
     /// <summary>True for HF names of decoder projection weights ("model.layers.N.{self_attn,mlp}.X_proj.weight").</summary>
     public static bool IsProjectionWeight(string name) =>
@@ -34,13 +33,14 @@ public static class PrunableWeights
     /// plain <see cref="Linear"/> with a writable F32 weight (load the model with
     /// <c>ModelLoadOptions.FullFineTuning</c>); adapters or quantized layers are refused with their name.
     /// </summary>
-    public static IReadOnlyList<PrunableLinear> Of(LlamaModel model)
+    public static IReadOnlyList<PrunableLinear> Of(DecoderModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         var list = new List<PrunableLinear>(model.Layers.Count * 7);
-        foreach (var (l, slot) in LlamaSlots.All(model))
+        foreach (var (path, layer) in model.Projections())
         {
-            var layer = LlamaSlots.Get(model.Layers[l], slot);
+            int l = ModuleTree.LayerIndex(path);
+            string slot = path[(path.LastIndexOf('.') + 1)..];
             if (layer is not Linear lin)
                 throw new NotSupportedException($"pruning: '{layer.Name}' is a {layer.GetType().Name}; only plain Linear layers can be pruned (merge or remove adapters first)");
             var w = lin.Weight.Value;
@@ -52,7 +52,7 @@ public static class PrunableWeights
     }
 
     /// <summary>Per-tensor sparsity (exact zeros) of the decoder projections, and of all of them together.</summary>
-    public static (IReadOnlyList<TensorSparsity> PerTensor, TensorSparsity Total) Measure(LlamaModel model)
+    public static (IReadOnlyList<TensorSparsity> PerTensor, TensorSparsity Total) Measure(DecoderModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         var rows = new List<TensorSparsity>();

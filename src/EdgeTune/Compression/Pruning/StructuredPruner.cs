@@ -1,5 +1,5 @@
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
@@ -25,12 +25,12 @@ public sealed record StructuredPruningOptions
 }
 
 /// <summary>The physically smaller model and, per layer, which KV groups and MLP channels of the original it kept.</summary>
-public sealed record StructuredPruningResult(LlamaModel Model, IReadOnlyList<int[]> KeptKvHeads, IReadOnlyList<int[]> KeptChannels,
+public sealed record StructuredPruningResult(DecoderModel Model, IReadOnlyList<int[]> KeptKvHeads, IReadOnlyList<int[]> KeptChannels,
     long ParametersBefore, long ParametersAfter);
 
 /// <summary>
 /// Structured pruning: removes whole attention heads and MLP intermediate channels and builds a smaller
-/// <see cref="LlamaModel"/> with an updated config (num_attention_heads, num_key_value_heads, intermediate_size and an
+/// <see cref="DecoderModel"/> with an updated config (num_attention_heads, num_key_value_heads, intermediate_size and an
 /// explicit head_dim) that saves as an ordinary safetensors checkpoint and loads with the normal loader.
 /// </summary>
 /// <remarks>
@@ -44,7 +44,7 @@ public sealed record StructuredPruningResult(LlamaModel Model, IReadOnlyList<int
 /// </remarks>
 public static class StructuredPruner
 {
-    public static StructuredPruningResult Prune(LlamaModel model, StructuredPruningOptions options, ActivationNorms? activations = null)
+    public static StructuredPruningResult Prune(DecoderModel model, StructuredPruningOptions options, ActivationNorms? activations = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -72,7 +72,7 @@ public static class StructuredPruner
         {
             foreach (var p in model.Parameters)
                 parameters.Add(new Parameter(p.Name, Slice(model, p, keptHeads, keptChannels, groupSize), trainable: false));
-            var small = LlamaModel.FromParameters(config, parameters, model.RopeStyle);
+            var small = DecoderModel.FromParameters(config, parameters, model.RopeStyle);
             return new StructuredPruningResult(small, keptHeads, keptChannels, model.Parameters.ElementCount, small.Parameters.ElementCount);
         }
         catch
@@ -83,10 +83,10 @@ public static class StructuredPruner
     }
 
     /// <summary>Importance of each KV group of layer <paramref name="layer"/> (see the remarks of <see cref="StructuredPruner"/>).</summary>
-    public static float[] HeadGroupScores(LlamaModel model, int layer, ActivationNorms? activations)
+    public static float[] HeadGroupScores(DecoderModel model, int layer, ActivationNorms? activations)
     {
         var c = model.Config;
-        var L = model.Layers[layer];
+        var L = new Block(model, layer);
         int hkv = c.NumKeyValueHeads, gs = c.NumAttentionHeads / hkv, d = c.HeadDim, qDim = c.QueryDim, hidden = c.HiddenSize;
         var o = Weights(L.O);      // [C, qDim]
         var colNorm = ColumnNorms(o, hidden, qDim);
@@ -114,10 +114,10 @@ public static class StructuredPruner
     }
 
     /// <summary>Importance of each MLP intermediate channel of layer <paramref name="layer"/>.</summary>
-    public static float[] ChannelScores(LlamaModel model, int layer, ActivationNorms? activations)
+    public static float[] ChannelScores(DecoderModel model, int layer, ActivationNorms? activations)
     {
         var c = model.Config;
-        var L = model.Layers[layer];
+        var L = new Block(model, layer);
         int inter = c.IntermediateSize, hidden = c.HiddenSize;
         var downNorm = ColumnNorms(Weights(L.Down), hidden, inter);
         var scores = new float[inter];
@@ -135,6 +135,26 @@ public static class StructuredPruner
             scores[j] = downNorm[j] * (float)Math.Sqrt(s);
         }
         return scores;
+    }
+
+    /// <summary>The separate projections of block <paramref name="layer"/> that structured pruning cuts (families with fused
+    /// q/k/v or gate/up projections are refused by name).</summary>
+    private sealed class Block(DecoderModel model, int layer)
+    {
+        private ILinear P(string local)
+        {
+            string path = $"model.layers.{layer}.{local}";
+            try { return (ILinear)ModuleTree.Get(model, path); }
+            catch (KeyNotFoundException)
+            {
+                throw new NotSupportedException($"structured pruning: a {model.Config.ModelType} block has no '{path}' (it needs separate q/k/v/o and gate/up/down projections)");
+            }
+        }
+
+        public ILinear O => P("self_attn.o_proj");
+        public ILinear V => P("self_attn.v_proj");
+        public ILinear Up => P("mlp.up_proj");
+        public ILinear Down => P("mlp.down_proj");
     }
 
     /// <summary>Indices of the <paramref name="count"/> highest scores, ascending (ties: the earlier index stays).</summary>
@@ -159,7 +179,7 @@ public static class StructuredPruner
     }
 
     /// <summary>The parameter's tensor with the removed heads/channels cut out (an F32 copy).</summary>
-    private static Tensor Slice(LlamaModel model, Parameter p, List<int[]> heads, List<int[]> channels, int groupSize)
+    private static Tensor Slice(DecoderModel model, Parameter p, List<int[]> heads, List<int[]> channels, int groupSize)
     {
         string name = p.Name;
         int d = model.Config.HeadDim;
@@ -168,11 +188,15 @@ public static class StructuredPruner
             if (!name.StartsWith($"model.layers.{l}.", StringComparison.Ordinal)) continue;
             int[] qRows = heads[l].SelectMany(g => Enumerable.Range(g * groupSize * d, groupSize * d)).ToArray();
             int[] kvRows = heads[l].SelectMany(g => Enumerable.Range(g * d, d)).ToArray();
-            if (name == LlamaNames.Q(l) || name == LlamaNames.QBias(l)) return TakeRows(p.Value, qRows);
-            if (name == LlamaNames.K(l) || name == LlamaNames.V(l) || name == LlamaNames.KBias(l) || name == LlamaNames.VBias(l)) return TakeRows(p.Value, kvRows);
-            if (name == LlamaNames.O(l)) return TakeColumns(p.Value, qRows);
-            if (name == LlamaNames.Gate(l) || name == LlamaNames.Up(l)) return TakeRows(p.Value, channels[l]);
-            if (name == LlamaNames.Down(l)) return TakeColumns(p.Value, channels[l]);
+            string local = name[$"model.layers.{l}.".Length..];
+            switch (local)
+            {
+                case "self_attn.q_proj.weight" or "self_attn.q_proj.bias": return TakeRows(p.Value, qRows);
+                case "self_attn.k_proj.weight" or "self_attn.k_proj.bias" or "self_attn.v_proj.weight" or "self_attn.v_proj.bias": return TakeRows(p.Value, kvRows);
+                case "self_attn.o_proj.weight": return TakeColumns(p.Value, qRows);
+                case "mlp.gate_proj.weight" or "mlp.up_proj.weight": return TakeRows(p.Value, channels[l]);
+                case "mlp.down_proj.weight": return TakeColumns(p.Value, channels[l]);
+            }
         }
         var copy = p.Value.DType == DType.F32 ? p.Value.Clone() : Tensor.From<float>(p.Value.ToFloatArray(), p.Value.Shape.ToArray());
         copy.Name = name;

@@ -1,5 +1,5 @@
 using EdgeTune.Compression.Pruning.Internal;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Compression.Pruning;
@@ -13,7 +13,7 @@ public static class WeightPruner
 {
     /// <summary>Computes the mask of <paramref name="options"/> and applies it to the model's weights.</summary>
     /// <param name="activations">Calibration norms; required for <see cref="PruningScore.Wanda"/>.</param>
-    public static PruningMask Prune(LlamaModel model, PruningOptions options, ActivationNorms? activations = null)
+    public static PruningMask Prune(DecoderModel model, PruningOptions options, ActivationNorms? activations = null)
     {
         var mask = ComputeMask(model, options, activations);
         mask.ApplyToWeights(model.Parameters);
@@ -21,7 +21,7 @@ public static class WeightPruner
     }
 
     /// <summary>The mask <paramref name="options"/> select, without changing the model.</summary>
-    public static PruningMask ComputeMask(LlamaModel model, PruningOptions options, ActivationNorms? activations = null)
+    public static PruningMask ComputeMask(DecoderModel model, PruningOptions options, ActivationNorms? activations = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);

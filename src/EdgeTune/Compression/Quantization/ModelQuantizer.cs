@@ -1,6 +1,5 @@
 using EdgeTune.Adapters;
-using EdgeTune.Adapters.Internal;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 
 namespace EdgeTune.Compression.Quantization;
@@ -19,7 +18,7 @@ public sealed record QuantizationReport(QuantFormat Format, int Layers, long Byt
 }
 
 /// <summary>
-/// Post-training quantization of a <see cref="LlamaModel"/>: every decoder projection (q, k, v, o, gate, up, down)
+/// Post-training quantization of a <see cref="DecoderModel"/>: every decoder projection (q, k, v, o, gate, up, down)
 /// becomes a <see cref="QuantizedLinear"/> in one <see cref="QuantFormat"/>. The embedding, the LM head and the
 /// norms stay as they are. Each float weight is released (disposed) as soon as its quantized copy exists, so an
 /// owned F32 model never holds both in full.
@@ -29,16 +28,16 @@ public static class ModelQuantizer
     /// <summary>Quantizes the model's plain <see cref="Linear"/> projections in place (ones already quantized are
     /// left as they are). Call it before injecting adapters.</summary>
     /// <exception cref="ArgumentException">A projection is wrapped by an adapter.</exception>
-    public static QuantizationReport Quantize(LlamaModel model, QuantFormat format) => Quantize(model, format, includeEmbeddings: false);
+    public static QuantizationReport Quantize(DecoderModel model, QuantFormat format) => Quantize(model, format, includeEmbeddings: false);
 
-    /// <summary>As <see cref="Quantize(LlamaModel, QuantFormat)"/>; with <paramref name="includeEmbeddings"/> the token
+    /// <summary>As <see cref="Quantize(DecoderModel, QuantFormat)"/>; with <paramref name="includeEmbeddings"/> the token
     /// embedding and the LM head (one table when tied) are quantized too and become frozen (QLoRA: the base is
     /// frozen anyway, and the tied table is the largest single tensor of a small model). Off by default for PTQ.</summary>
-    public static QuantizationReport Quantize(LlamaModel model, QuantFormat format, bool includeEmbeddings)
+    public static QuantizationReport Quantize(DecoderModel model, QuantFormat format, bool includeEmbeddings)
     {
         ArgumentNullException.ThrowIfNull(model);
         var info = format.Info();
-        foreach (var (_, _, layer) in Projections(model))
+        foreach (var (_, layer) in model.Projections())
         {
             if (layer is LoraLinear)
                 throw new ArgumentException($"ModelQuantizer: '{layer.Name}' carries a LoRA adapter; quantize the base before injecting adapters");
@@ -47,7 +46,7 @@ public static class ModelQuantizer
         int count = 0;
         long elements = 0;
         var skipped = new List<string>();
-        foreach (var (index, slot, layer) in Projections(model).ToList())
+        foreach (var (path, layer) in model.Projections().ToList())
         {
             if (layer is not Linear lin) continue;
             if (lin.InFeatures % info.BlockSize != 0)
@@ -57,7 +56,7 @@ public static class ModelQuantizer
             }
             var q = QuantizedLinear.Quantize(lin, format);
             var old = model.Parameters.Replace(q.Storage);
-            LlamaSlots.Set(model.Layers[index], slot, q);
+            model.SetProjection(path, q);
             old.Dispose();
             count++;
             elements += (long)q.InFeatures * q.OutFeatures;
@@ -67,9 +66,9 @@ public static class ModelQuantizer
             if (model.Embed.Trainable || model.LmHead.Trainable)
                 throw new ArgumentException($"ModelQuantizer: the embedding '{model.Embed.Name}' is trainable; a quantized table is frozen");
             if (model.Config.HiddenSize % info.BlockSize != 0) skipped.Add(model.Embed.Name);
-            else if (model.QuantizedEmbed is null || model.QuantizedHead is null)
+            else
             {
-                int tables = model.QuantizeEmbeddings(format);
+                int tables = QuantizeEmbeddings(model, format);
                 elements += (long)tables * model.Config.VocabSize * model.Config.HiddenSize;
             }
         }
@@ -77,15 +76,33 @@ public static class ModelQuantizer
     }
 
     /// <summary>Bytes of the model's distinct parameter tensors as held now (quantized at their stored size).</summary>
-    public static long SizeInBytes(LlamaModel model)
+    public static long SizeInBytes(DecoderModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         return model.Parameters.Select(p => p.Value).Distinct().Sum(t => t.ByteLength);
     }
 
-    /// <summary>Every decoder projection: layer index, short slot name (q_proj …), current layer.</summary>
-    public static IEnumerable<(int Index, string Slot, ILinear Layer)> Projections(LlamaModel model)
+    /// <summary>Swaps the float embedding (and a separate float LM head) for <see cref="QuantizedEmbedding"/> modules: each
+    /// table is replaced in <see cref="DecoderModel.Parameters"/> by a frozen parameter of its quantized bytes and
+    /// released. Returns the number of tables quantized (0 when already quantized).</summary>
+    internal static int QuantizeEmbeddings(DecoderModel model, QuantFormat format)
     {
-        foreach (var (i, s) in LlamaSlots.All(model)) yield return (i, s, LlamaSlots.Get(model.Layers[i], s));
+        int count = 0;
+        bool tied = model.TiedHead;
+        if (model.Embedding is not QuantizedEmbedding)
+        {
+            var q = QuantizedEmbedding.Quantize(model.Embedding.Name, model.Embed, format);
+            model.Parameters.Replace(q.Weight).Dispose();
+            model.SetEmbedding(q, tied ? q : null);
+            count++;
+        }
+        if (model.Head is not QuantizedEmbedding)
+        {
+            var h = QuantizedEmbedding.Quantize(model.Head.Name, model.LmHead, format);
+            model.Parameters.Replace(h.Weight).Dispose();
+            model.SetEmbedding(model.Embedding, h);
+            count++;
+        }
+        return count;
     }
 }

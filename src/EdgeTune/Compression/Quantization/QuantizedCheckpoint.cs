@@ -1,7 +1,7 @@
 using System.Text.Json;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 
@@ -23,21 +23,21 @@ public static class QuantizedCheckpoint
 
     /// <summary>Writes the folder for a model whose projections may be <see cref="QuantizedLinear"/> (others F32).
     /// The folder is written beside the target and moved into place; an existing folder is replaced.</summary>
-    public static void Save(LlamaModel model, string outDir, string? tokenizerFolder = null, ITokenizer? tokenizer = null)
+    public static void Save(DecoderModel model, string outDir, string? tokenizerFolder = null, ITokenizer? tokenizer = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(outDir);
         if (tokenizerFolder is not null && !Directory.Exists(tokenizerFolder))
             throw new DirectoryNotFoundException($"QuantizedCheckpoint.Save: tokenizer folder '{tokenizerFolder}' does not exist");
-        var layers = ModelQuantizer.Projections(model).ToDictionary(p => p.Layer.Name + ".weight", p => p.Layer);
+        var layers = model.Projections().ToDictionary(p => p.Layer.Name + ".weight", p => p.Layer);
         if (layers.Values.FirstOrDefault(l => l is Adapters.LoraLinear) is { } wrapped)
             throw new ArgumentException($"QuantizedCheckpoint.Save: '{wrapped.Name}' carries a LoRA adapter; save the adapter with AdapterFiles and remove it first");
         var cfg = model.Config with
         {
-            TorchDtype = (model.QuantizedEmbed is null ? model.Embed.Value.DType : DType.BF16) switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
+            TorchDtype = (model.Embedding is not QuantizedEmbedding ? model.Embed.Value.DType : DType.BF16) switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" },
             BosTokenId = model.Config.BosTokenId ?? tokenizer?.BosId,
             EosTokenIds = model.Config.EosTokenIds.Count > 0 ? model.Config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
-            Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : ["LlamaForCausalLM"],
+            Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : [model.Family.DefaultArchitecture(model.Config)],
         };
         string full = Path.GetFullPath(outDir);
         string parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"QuantizedCheckpoint: '{outDir}' has no parent folder", nameof(outDir));
@@ -55,7 +55,7 @@ public static class QuantizedCheckpoint
             {
                 bool rope = GgufTensorNames.IsRopeProjection(p.Name, out bool isKey) && model.RopeStyle != RopeStyle.HalfSplit;
                 int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;
-                QuantizedMatrix? table = p.Name == model.Embed.Name ? model.QuantizedEmbed : p.Name == model.LmHead.Name ? model.QuantizedHead : null;
+                QuantizedMatrix? table = p.Name == model.Embed.Name ? (model.Embedding as QuantizedEmbedding)?.Matrix : p.Name == model.LmHead.Name ? (model.Head as QuantizedEmbedding)?.Matrix : null;
                 if (table is not null || layers.TryGetValue(p.Name, out var layer) && layer is QuantizedLinear)
                 {
                     var w = table ?? ((QuantizedLinear)layers[p.Name]).Weight;

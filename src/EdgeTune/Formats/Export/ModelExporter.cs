@@ -1,12 +1,12 @@
 using System.Text.Json;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 
 namespace EdgeTune.Formats.Export;
 
 /// <summary>
-/// Writes a <see cref="LlamaModel"/> out for other tools: a Hugging Face folder (config.json,
+/// Writes a <see cref="DecoderModel"/> out for other tools: a Hugging Face folder (config.json,
 /// model.safetensors, generation_config.json, tokenizer files) or a single GGUF v3 file for llama.cpp.
 /// </summary>
 public static class ModelExporter
@@ -18,12 +18,12 @@ public static class ModelExporter
     /// <summary>
     /// Writes <paramref name="outDir"/> in Hugging Face layout: <c>config.json</c> (with torch_dtype),
     /// <c>model.safetensors</c> (HF names, every tensor in <paramref name="dtype"/>, q/k rows in HF's half-split
-    /// layout whatever the model's <see cref="LlamaModel.RopeStyle"/>), <c>generation_config.json</c> (bos/eos from
+    /// layout whatever the model's <see cref="DecoderModel.RopeStyle"/>), <c>generation_config.json</c> (bos/eos from
     /// the config, else from <paramref name="tokenizer"/>) and the <see cref="TokenizerFiles"/> found in
     /// <paramref name="tokenizerFolder"/>. The folder is assembled beside the target and moved into place at the
     /// end, so a failed export leaves no half-written folder; an existing <paramref name="outDir"/> is replaced.
     /// </summary>
-    public static void ExportSafetensors(LlamaModel model, string outDir, DType dtype = DType.F32,
+    public static void ExportSafetensors(DecoderModel model, string outDir, DType dtype = DType.F32,
         string? tokenizerFolder = null, ITokenizer? tokenizer = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -98,7 +98,7 @@ public static class ModelExporter
     /// written as F16 instead, as llama.cpp's converter does. q/k rows are permuted to the layout llama.cpp
     /// expects for the architecture. The file appears atomically.
     /// </summary>
-    public static void ExportGguf(LlamaModel model, ITokenizer tokenizer, string outFile, DType dtype = DType.F32)
+    public static void ExportGguf(DecoderModel model, ITokenizer tokenizer, string outFile, DType dtype = DType.F32)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -151,7 +151,7 @@ public static class ModelExporter
     }
 
     /// <summary>q/k weights and biases permuted to half-split when the model runs interleaved RoPE.</summary>
-    private static Tensor ToHfLayout(LlamaModel model, string name, Tensor t, List<Tensor> owned)
+    private static Tensor ToHfLayout(DecoderModel model, string name, Tensor t, List<Tensor> owned)
     {
         if (model.RopeStyle == RopeStyle.HalfSplit || !GgufTensorNames.IsRopeProjection(name, out bool isKey)) return t;
         int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;

@@ -32,8 +32,15 @@ public sealed class RopeTable
         : this(maxPositions, InverseFrequencies(rotaryDim, theta)) { }
 
     /// <summary>Any inverse frequencies (one per pair); RotaryDim = 2·inverseFrequencies.Length.</summary>
-    public RopeTable(int maxPositions, ReadOnlySpan<double> inverseFrequencies)
+    public RopeTable(int maxPositions, ReadOnlySpan<double> inverseFrequencies) : this(maxPositions, inverseFrequencies, 1.0) { }
+
+    /// <summary>Any inverse frequencies, with cos and sin multiplied by <paramref name="attentionFactor"/> (LongRoPE/YaRN's
+    /// magnitude scaling; 1 for plain RoPE).</summary>
+    public RopeTable(int maxPositions, ReadOnlySpan<double> inverseFrequencies, double attentionFactor)
     {
+        if (!(attentionFactor > 0) || !double.IsFinite(attentionFactor))
+            throw new ArgumentOutOfRangeException(nameof(attentionFactor), attentionFactor, "RopeTable: the attention factor must be positive and finite");
+        AttentionFactor = attentionFactor;
         if (maxPositions < 0) throw new ArgumentOutOfRangeException(nameof(maxPositions), maxPositions, "RopeTable: must not be negative");
         if (inverseFrequencies.IsEmpty) throw new ArgumentException("RopeTable: at least one inverse frequency is needed", nameof(inverseFrequencies));
         foreach (double f in inverseFrequencies)
@@ -48,10 +55,13 @@ public sealed class RopeTable
             for (int i = 0; i < pairs; i++)
             {
                 double a = p * inverseFrequencies[i];
-                _cos[p * pairs + i] = (float)Math.Cos(a);
-                _sin[p * pairs + i] = (float)Math.Sin(a);
+                _cos[p * pairs + i] = (float)(Math.Cos(a) * attentionFactor);
+                _sin[p * pairs + i] = (float)(Math.Sin(a) * attentionFactor);
             }
     }
+
+    /// <summary>The factor on cos and sin (1 for plain RoPE).</summary>
+    public double AttentionFactor { get; }
 
     /// <summary>Positions 0..MaxPositions−1 are covered.</summary>
     public int MaxPositions { get; }

@@ -1,12 +1,12 @@
 using EdgeTune.Autograd;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Training.Evaluation;
 
 /// <summary>
 /// Evaluates a model on <see cref="EvalWindow"/>s without recording gradients: batches of windows go
-/// through <see cref="LlamaModel.Loss"/> on a non-recording tape, and the batch means are combined
+/// through <see cref="DecoderModel.Loss"/> on a non-recording tape, and the batch means are combined
 /// weighted by their scored positions, so the result is the mean over all scored positions whatever
 /// the batching.
 /// </summary>
@@ -17,7 +17,7 @@ public static class LossEvaluator
     /// <param name="batchSize">Windows per forward pass.</param>
     /// <param name="progress">Receives the number of windows done after each batch.</param>
     /// <exception cref="ArgumentException">No window scores anything, or the windows differ in length or exceed the model.</exception>
-    public static EvalResult Evaluate(LlamaModel model, IReadOnlyList<EvalWindow> windows, int batchSize = 4,
+    public static EvalResult Evaluate(DecoderModel model, IReadOnlyList<EvalWindow> windows, int batchSize = 4,
         IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);

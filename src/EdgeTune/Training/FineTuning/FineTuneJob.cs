@@ -4,7 +4,6 @@ using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Generation;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Text;
 using EdgeTune.Text.Datasets;
 using EdgeTune.Tensors;
@@ -36,7 +35,7 @@ public static class FineTuneJob
         if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
             throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
         LoadedModel? loaded = null;
-        LlamaModel model;
+        DecoderModel model;
         ITokenizer tokenizer;
         ChatTemplate? template;
         string? tokenizerFolder = null;
@@ -51,7 +50,7 @@ public static class FineTuneJob
         {
             loaded = await ModelLoader.LoadAsync(options.Model, options.Tokenizer, cancellationToken: cancellationToken,
                 options: method == FineTuneMethod.Full ? ModelLoadOptions.FullFineTuning : ModelLoadOptions.Inference).ConfigureAwait(false);
-            model = loaded.Model as LlamaModel ?? throw new NotSupportedException($"fine-tuning supports Llama-family models; '{options.Model}' is {loaded.Config.ModelType}");
+            model = loaded.Model as DecoderModel ?? throw new NotSupportedException($"fine-tuning supports Llama-family models; '{options.Model}' is {loaded.Config.ModelType}");
             tokenizer = loaded.RequireTokenizer();
             template = loaded.ChatTemplate;
             tokenizerFolder = options.Tokenizer is { } t ? (Directory.Exists(t) ? t : null) : (Directory.Exists(loaded.Source) ? loaded.Source : null);
@@ -79,8 +78,8 @@ public static class FineTuneJob
                 throw new InvalidDataException($"'{options.Data}': no training sequence left after validation split and rejections (see the data report)");
 
             var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules,
-                model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Layers[0].Q is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
-                with { BaseQuantization = options.BaseQuantization ?? (model.Layers[0].Q as QuantizedLinear)?.Format }; // a checkpoint loaded quantized counts too
+                model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Projections().First().Layer is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
+                with { BaseQuantization = options.BaseQuantization ?? (model.Projections().First().Layer as QuantizedLinear)?.Format }; // a checkpoint loaded quantized counts too
             var plan = options.MaxMemoryBytes is long max
                 ? MemoryPlanner.Plan(request, max)
                 : new MemoryPlan(request, MemoryPlanner.Estimate(request), long.MaxValue, true, [], null);
@@ -181,7 +180,7 @@ public static class FineTuneJob
     }
 
     /// <summary>Greedy continuation of a prompt, rendered as a user turn when the model has a chat template.</summary>
-    public static Task<string> Sample(LlamaModel model, ITokenizer tokenizer, ChatTemplate? template, string prompt, int maxTokens, CancellationToken ct)
+    public static Task<string> Sample(DecoderModel model, ITokenizer tokenizer, ChatTemplate? template, string prompt, int maxTokens, CancellationToken ct)
     {
         string text = template is null ? prompt : template.Render([new ChatMessage("user", prompt)], addGenerationPrompt: true);
         var options = new GenerationOptions(maxTokens, SamplingOptions.Greedy, ["\n"], AddBos: template is null ? null : false,

@@ -1,13 +1,14 @@
+using EdgeTune.Nn;
 using EdgeTune.Compression.Quantization;
 using EdgeTune.Compression.Quantization.Calibration;
 using EdgeTune.Compression.Quantization.Qat;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 
 namespace EdgeTune.Tests.Compression.Calibration;
 
 public class ActivationStatsTests
 {
-    private static LlamaModel Model() => LlamaModel.CreateRandom(
+    private static DecoderModel Model() => DecoderModel.CreateRandom(
         Tests.Models.LlamaModelTests.SmallConfig() with { HiddenSize = 64, HeadDim = 16, IntermediateSize = 37 }, 7, std: 0.1f, trainable: true);
 
     private static readonly int[][] Calib = [[1, 5, 9, 52, 0, 17], [3, 3, 8, 40, 2, 11, 12, 30]];
@@ -16,12 +17,12 @@ public class ActivationStatsTests
     public void CollectRecordsEveryProjectionInputAndLeavesTheModelAsFound()
     {
         using var model = Model();
-        var before = model.Layers.SelectMany(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }).ToList();
+        var before = model.Layers.SelectMany(l => new ILinear[] { l.Proj("self_attn.q_proj"), l.Proj("self_attn.k_proj"), l.Proj("self_attn.v_proj"), l.Proj("self_attn.o_proj"), l.Proj("mlp.gate_proj"), l.Proj("mlp.up_proj"), l.Proj("mlp.down_proj") }).ToList();
         var logits = Tests.Adapters.AdapterTestUtil.Logits(model, Calib[0]);
         var stats = ActivationStats.Collect(model, Calib);
         Assert.Equal(14, stats.Tokens);
         Assert.Equal(14, stats.Layers.Count);
-        var after = model.Layers.SelectMany(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }).ToList();
+        var after = model.Layers.SelectMany(l => new ILinear[] { l.Proj("self_attn.q_proj"), l.Proj("self_attn.k_proj"), l.Proj("self_attn.v_proj"), l.Proj("self_attn.o_proj"), l.Proj("mlp.gate_proj"), l.Proj("mlp.up_proj"), l.Proj("mlp.down_proj") }).ToList();
         Assert.True(before.Zip(after).All(p => ReferenceEquals(p.First, p.Second)));
         Assert.Equal(logits, Tests.Adapters.AdapterTestUtil.Logits(model, Calib[0]));
 
@@ -43,8 +44,8 @@ public class ActivationStatsTests
         var stats = ActivationStats.Collect(weighted, Calib);
         Assert.Equal(12, stats.RoundWeights(plain, QuantFormat.Q4_0, weighted: false).Count);
         QatInjector.RoundWeights(viaQat, QuantFormat.Q4_0);
-        Assert.Equal(plain.Layers[1].Up is EdgeTune.Nn.Linear a ? a.Weight.Value.ToFloatArray() : null,
-            viaQat.Layers[1].Up is EdgeTune.Nn.Linear b ? b.Weight.Value.ToFloatArray() : null);
+        Assert.Equal(plain.Layers[1].Proj("mlp.up_proj") is EdgeTune.Nn.Linear a ? a.Weight.Value.ToFloatArray() : null,
+            viaQat.Layers[1].Proj("mlp.up_proj") is EdgeTune.Nn.Linear b ? b.Weight.Value.ToFloatArray() : null);
         stats.RoundWeights(weighted, QuantFormat.Q4_0);
         Assert.NotEqual(Tests.Adapters.AdapterTestUtil.Logits(plain, Calib[1]), Tests.Adapters.AdapterTestUtil.Logits(weighted, Calib[1]));
     }

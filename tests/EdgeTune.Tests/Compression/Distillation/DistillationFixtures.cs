@@ -1,5 +1,5 @@
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text.Datasets;
 
@@ -24,7 +24,7 @@ internal static class DistillationFixtures
     };
 
     /// <summary>A teacher with larger weights than the default init, so its predictions are far from uniform.</summary>
-    public static LlamaModel Teacher(ulong seed = 11, int vocab = 32) => LlamaModel.CreateRandom(Config(vocab), seed, std: 0.5f);
+    public static DecoderModel Teacher(ulong seed = 11, int vocab = 32) => DecoderModel.CreateRandom(Config(vocab), seed, std: 0.5f);
 
     public static List<int[]> Sequences(int count, int time, int vocab = 32, ulong seed = 5)
     {

@@ -1,5 +1,6 @@
 using EdgeTune.Autograd;
 using EdgeTune.Compression.Pruning;
+using EdgeTune.Models;
 using EdgeTune.Models.Llama;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Models;
@@ -20,7 +21,7 @@ public class PruningMaskTests
     [Fact]
     public void FromZerosFindsExactlyTheZeroedWeightsOfProjectionsOnly()
     {
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 3, std: 0.1f);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 3, std: 0.1f);
         var up = model.Parameters[LlamaNames.Up(1)];
         up.Value.Span<float>()[5] = 0f;
         up.Value.Span<float>()[17] = 0f;
@@ -58,7 +59,7 @@ public class PruningMaskTests
     [Fact]
     public void MaskStaysFixedDuringTrainingAndLossStillFalls()
     {
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
         var mask = WeightPruner.Prune(model, new PruningOptions { Sparsity = 0.5 });
         var data = Stream(600, 53);
         var options = new TrainingOptions { Steps = 30, MicroBatch = 4, SeqLen = 16, LearningRate = 1e-2, WarmupSteps = 2, WeightDecay = 0.1, EvalEvery = 1000, CheckpointEvery = 1000 };
@@ -91,7 +92,7 @@ public class PruningMaskTests
     [Fact]
     public void WithoutTheHooksTrainingRefillsPrunedWeights()
     {
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
         var mask = WeightPruner.Prune(model, new PruningOptions { Sparsity = 0.5 });
         var options = new TrainingOptions { Steps = 3, MicroBatch = 2, SeqLen = 16, LearningRate = 1e-2, WarmupSteps = 0, EvalEvery = 1000, CheckpointEvery = 1000 };
         using (var trainer = new Trainer(DelegateTrainableModel.For(model), new TokenStreamBatchSource(Stream(300, 53)), options)) trainer.Run();
@@ -101,7 +102,7 @@ public class PruningMaskTests
     [Fact]
     public void FixZerosHooksCaptureTheZerosAtTheFirstBackward()
     {
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 4, std: 0.1f, trainable: true);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 4, std: 0.1f, trainable: true);
         var expected = WeightPruner.Prune(model, PruningOptions.TwoFour());
         PruningMask? captured = null;
         var (ab, st) = PruningMask.FixZeros(onCreated: m => captured = m);

@@ -15,7 +15,7 @@ public sealed class StructuredPrunerTests : IDisposable
 
     private static readonly int[] Ids = [1, 5, 9, 52, 0, 17, 33, 8];
 
-    private static float[] Logits(LlamaModel m)
+    private static float[] Logits(DecoderModel m)
     {
         var logits = new float[Ids.Length * m.VocabSize];
         using var cache = m.CreateCache(Ids.Length);
@@ -23,7 +23,7 @@ public sealed class StructuredPrunerTests : IDisposable
         return logits;
     }
 
-    private static LlamaModel Model() => LlamaModel.CreateRandom(LlamaModelTests.SmallConfig() with { NumKeyValueHeads = 2, NumAttentionHeads = 4 }, 5, std: 0.2f);
+    private static DecoderModel Model() => DecoderModel.CreateRandom(LlamaModelTests.SmallConfig() with { NumKeyValueHeads = 2, NumAttentionHeads = 4 }, 5, std: 0.2f);
 
     private static void AssertClose(float[] a, float[] b, float tol)
     {
@@ -89,7 +89,7 @@ public sealed class StructuredPrunerTests : IDisposable
         ByteTokenizer.WriteMarker(dir);
         Assert.Contains("\"head_dim\": 6", File.ReadAllText(Path.Combine(dir, "config.json")));
         using var loaded = ModelLoader.Load(dir);
-        var back = Assert.IsType<LlamaModel>(loaded.Model);
+        var back = Assert.IsType<DecoderModel>(loaded.Model);
         Assert.Equal(small.Config.NumAttentionHeads, back.Config.NumAttentionHeads);
         Assert.Equal(small.Config.IntermediateSize, back.Config.IntermediateSize);
         Assert.Equal(r.ParametersAfter, back.Parameters.ElementCount);

@@ -1,5 +1,6 @@
 using EdgeTune.Autograd;
 using EdgeTune.Compression.Pruning;
+using EdgeTune.Models;
 using EdgeTune.Models.Llama;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
@@ -9,7 +10,7 @@ namespace EdgeTune.Tests.Compression.Pruning;
 
 public class WeightPrunerTests
 {
-    private static LlamaModel Model(ulong seed = 11) => LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), seed, std: 0.1f);
+    private static DecoderModel Model(ulong seed = 11) => DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed, std: 0.1f);
 
     [Theory]
     [InlineData(0.5)]
@@ -125,14 +126,14 @@ public class WeightPrunerTests
     public void CollectedNormsMatchTheFirstLayersInputAndLayersAreRestored()
     {
         using var model = Model();
-        var before = model.Layers.Select(L => new ILinear[] { L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down }).ToArray();
+        var before = model.Layers.Select(L => new ILinear[] { L.Proj("self_attn.q_proj"), L.Proj("self_attn.k_proj"), L.Proj("self_attn.v_proj"), L.Proj("self_attn.o_proj"), L.Proj("mlp.gate_proj"), L.Proj("mlp.up_proj"), L.Proj("mlp.down_proj") }).ToArray();
         int[] ids = [1, 5, 9, 52, 0, 17, 33];
         var norms = ActivationNorms.Collect(model, ids, windowLength: 3);
         for (int l = 0; l < model.Layers.Count; l++)
         {
             var L = model.Layers[l];
-            Assert.Same(before[l][0], L.Q);
-            Assert.Same(before[l][6], L.Down);
+            Assert.Same(before[l][0], L.Proj("self_attn.q_proj"));
+            Assert.Same(before[l][6], L.Proj("mlp.down_proj"));
         }
         Assert.Equal(ids.Length, norms.Tokens);
         // Layer 0's q/k/v read RMSNorm(embedding) with unit norm weights, whatever the window split.
@@ -164,7 +165,7 @@ public class WeightPrunerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ActivationNorms.Collect(model, [1, 99], 4));
         model.Parameters[LlamaNames.V(1)].Value.Span<float>()[3] = float.NaN;
         Assert.Contains("v_proj", Assert.Throws<ArgumentException>(() => WeightPruner.Prune(model, new PruningOptions())).Message);
-        using var bf16 = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig(), 1, dtype: DType.BF16);
+        using var bf16 = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), 1, dtype: DType.BF16);
         Assert.Contains("F32", Assert.Throws<NotSupportedException>(() => PrunableWeights.Of(bf16)).Message);
     }
 }

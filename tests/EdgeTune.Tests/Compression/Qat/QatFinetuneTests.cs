@@ -3,7 +3,6 @@ using EdgeTune.Cli.Commands;
 using EdgeTune.Compression.Quantization;
 using EdgeTune.Compression.Quantization.Qat;
 using EdgeTune.Models;
-using EdgeTune.Models.Llama;
 using EdgeTune.Nn;
 
 namespace EdgeTune.Tests.Compression.Qat;
@@ -35,10 +34,10 @@ public class QatFinetuneTests
             Assert.Contains("mlp.down_proj", log); // the demo's FFN width (344) is no multiple of 32: left F32
 
             using var saved = ModelLoader.Load(Path.Combine(dir, "model"));
-            var model = (LlamaModel)saved.Model;
-            Assert.IsType<Linear>(model.Layers[0].Q);
+            var model = (DecoderModel)saved.Model;
+            Assert.IsType<Linear>(model.Layers[0].Proj("self_attn.q_proj"));
             // the saved weights are the trained F32 values, not their rounded copies
-            var w = ((Linear)model.Layers[0].Q).Weight.Value;
+            var w = ((Linear)model.Layers[0].Proj("self_attn.q_proj")).Weight.Value;
             var f = w.ToFloatArray();
             var rounded = new float[f.Length];
             FakeQuant.Weights(QuantFormat.Q4_0, f, rounded, w.Dim(0), w.Dim(1));

@@ -2,7 +2,7 @@ using EdgeTune.Adapters;
 using EdgeTune.Autograd;
 using EdgeTune.Compression.Quantization;
 using EdgeTune.Compression.Quantization.Qat;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
@@ -12,12 +12,12 @@ namespace EdgeTune.Tests.Compression.Qat;
 public class QatInjectorTests
 {
     // rows of 64 everywhere except down_proj (37 inputs): Q4_0 must skip it
-    private static LlamaModel Model(ulong seed = 7, bool trainable = false) => LlamaModel.CreateRandom(
+    private static DecoderModel Model(ulong seed = 7, bool trainable = false) => DecoderModel.CreateRandom(
         Tests.Models.LlamaModelTests.SmallConfig() with { HiddenSize = 64, HeadDim = 16, IntermediateSize = 37 }, seed, std: 0.1f, trainable: trainable);
 
     private static readonly int[] Ids = [1, 5, 9, 52, 0, 17, 33, 8];
 
-    private static double Loss(LlamaModel m, int[] tokens, int[] targets, int b, int t)
+    private static double Loss(DecoderModel m, int[] tokens, int[] targets, int b, int t)
     {
         using var tape = new Tape { IsRecording = false };
         return m.Loss(tape, tokens, targets, b, t).Item();
@@ -27,16 +27,16 @@ public class QatInjectorTests
     public void ApplyWrapsFittingProjectionsAndRemoveRestoresThem()
     {
         using var model = Model();
-        var before = model.Layers.SelectMany(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }).ToList();
+        var before = model.Layers.SelectMany(l => new ILinear[] { l.Proj("self_attn.q_proj"), l.Proj("self_attn.k_proj"), l.Proj("self_attn.v_proj"), l.Proj("self_attn.o_proj"), l.Proj("mlp.gate_proj"), l.Proj("mlp.up_proj"), l.Proj("mlp.down_proj") }).ToList();
         var r = QatInjector.Apply(model, QuantFormat.Q4_0);
         Assert.Equal(12, r.Wrapped.Count);
         Assert.Equal(["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"], r.Skipped);
         Assert.Contains("down_proj", r.Describe());
-        Assert.IsType<QatLinear>(model.Layers[1].Gate);
-        Assert.IsType<Linear>(model.Layers[1].Down);
+        Assert.IsType<QatLinear>(model.Layers[1].Proj("mlp.gate_proj"));
+        Assert.IsType<Linear>(model.Layers[1].Proj("mlp.down_proj"));
         Assert.Throws<InvalidOperationException>(() => QatInjector.Apply(model, QuantFormat.Q4_0));
         Assert.Equal(12, QatInjector.Remove(model));
-        var after = model.Layers.SelectMany(l => new[] { l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down }).ToList();
+        var after = model.Layers.SelectMany(l => new ILinear[] { l.Proj("self_attn.q_proj"), l.Proj("self_attn.k_proj"), l.Proj("self_attn.v_proj"), l.Proj("self_attn.o_proj"), l.Proj("mlp.gate_proj"), l.Proj("mlp.up_proj"), l.Proj("mlp.down_proj") }).ToList();
         Assert.True(before.Zip(after).All(p => ReferenceEquals(p.First, p.Second)));
         Assert.Equal(0, QatInjector.Remove(model));
     }
@@ -59,7 +59,7 @@ public class QatInjectorTests
         Assert.Equal(Loss(rounded, Ids, targets, 2, 4), Loss(qat, Ids, targets, 2, 4));
     }
 
-    private static float[] AdapterLogits(LlamaModel m) => Tests.Adapters.AdapterTestUtil.Logits(m, Ids);
+    private static float[] AdapterLogits(DecoderModel m) => Tests.Adapters.AdapterTestUtil.Logits(m, Ids);
 
     [Fact]
     public void TrainingUnderQatLowersTheLossOfTheQuantizedModel()
@@ -98,7 +98,7 @@ public class QatInjectorTests
         QatInjector.Apply(model, QuantFormat.Q8_0);
         QatInjector.RoundWeights(rounded, QuantFormat.Q8_0);
         using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 2, Alpha = 4, TargetModules = LoraConfig.AllLlamaProjections });
-        var lora = Assert.IsType<LoraLinear>(model.Layers[0].Q);
+        var lora = Assert.IsType<LoraLinear>(model.Layers[0].Proj("self_attn.q_proj"));
         Assert.IsType<QatLinear>(lora.Base);
         Assert.Equal(AdapterLogits(rounded), AdapterLogits(model)); // B starts at zero
         int[] targets = [.. Ids.Skip(1), 3];
@@ -113,7 +113,7 @@ public class QatInjectorTests
         // Int8 rows fit any width; the projection weights are frozen (their STE gradient is no derivative),
         // everything around them (embedding, norms) is checked in double
         var cfg = Tests.Models.LlamaModelTests.SmallConfig() with { HiddenSize = 8, IntermediateSize = 7, HeadDim = 2, VocabSize = 11, NumHiddenLayers = 2 };
-        using var model = LlamaModel.CreateRandom(cfg, seed: 5, std: 0.3f, dtype: DType.F64);
+        using var model = DecoderModel.CreateRandom(cfg, seed: 5, std: 0.3f, dtype: DType.F64);
         var rng = new Rng(9);
         foreach (var p in model.Parameters.Matching("*norm*"))
         {

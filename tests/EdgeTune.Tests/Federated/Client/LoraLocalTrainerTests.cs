@@ -1,16 +1,16 @@
 using EdgeTune.Adapters;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Tests.Federated.Client;
 
 public class LoraLocalTrainerTests
 {
-    private static (LlamaModel Model, LoraAdapter Adapter, int[] Tokens) Setup()
+    private static (DecoderModel Model, LoraAdapter Adapter, int[] Tokens) Setup()
     {
-        var model = LlamaModel.CreateRandom(Models.LlamaModelTests.SmallConfig(), seed: 5, std: 0.1f);
+        var model = DecoderModel.CreateRandom(Models.LlamaModelTests.SmallConfig(), seed: 5, std: 0.1f);
         var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 2, Alpha = 4, TargetModules = LoraConfig.AllLlamaProjections });
         var rng = new Rng(9);
         var tokens = Enumerable.Range(0, 400).Select(_ => rng.NextInt(53)).ToArray();

@@ -1,6 +1,6 @@
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Simulation;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Tests.Federated.Simulation;
@@ -23,7 +23,7 @@ public class FlSimulationTests
     [Fact]
     public async Task DropoutsComeBackAndEveryRoundCloses()
     {
-        using var model = LlamaModel.CreateRandom(Models.LlamaModelTests.SmallConfig(), seed: 11, std: 0.1f);
+        using var model = DecoderModel.CreateRandom(Models.LlamaModelTests.SmallConfig(), seed: 11, std: 0.1f);
         var rng = new Rng(4);
         int[] train = Enumerable.Range(0, 600).Select(_ => rng.NextInt(53)).ToArray(), val = train[..100];
         var options = new FlSimulationOptions

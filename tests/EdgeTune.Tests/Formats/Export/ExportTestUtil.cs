@@ -1,5 +1,5 @@
 using EdgeTune.Formats;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Tests.Formats.Export;
@@ -22,14 +22,15 @@ internal static class ExportTestUtil
         MaxPositionEmbeddings = 64,
         TieWordEmbeddings = tied,
         AttentionBias = bias,
+        OutputBias = bias && modelType != "qwen2", // as HfConfig.Parse reads it back: HF Llama's attention_bias covers o_proj
         BosTokenId = 1,
         EosTokenIds = [2],
     };
 
     /// <summary>Random model with non-zero biases and non-unit norms, so that a wrong permutation or a dropped tensor shows.</summary>
-    public static LlamaModel Random(HfConfig cfg, ulong seed, RopeStyle style = RopeStyle.HalfSplit)
+    public static DecoderModel Random(HfConfig cfg, ulong seed, RopeStyle style = RopeStyle.HalfSplit)
     {
-        var m = LlamaModel.CreateRandom(cfg, seed, style, std: 0.2f);
+        var m = DecoderModel.CreateRandom(cfg, seed, style, std: 0.2f);
         var rng = new EdgeTune.Tensors.Rng(seed + 1);
         foreach (var p in m.Parameters)
             if (p.Value.Rank == 1)
@@ -43,7 +44,7 @@ internal static class ExportTestUtil
     public static readonly int[] Prompt = [1, 5, 60, 33, 7, 0, 66, 12, 9];
 
     /// <summary>Logits [T, V] of the whole prompt in one prefill.</summary>
-    public static float[] Logits(LlamaModel m, int[] ids)
+    public static float[] Logits(DecoderModel m, int[] ids)
     {
         using var cache = m.CreateCache(ids.Length);
         var logits = new float[ids.Length * m.VocabSize];
@@ -59,10 +60,10 @@ internal static class ExportTestUtil
         return d;
     }
 
-    public static LlamaModel LoadBack(string path)
+    public static DecoderModel LoadBack(string path)
     {
         var reader = CheckpointReader.Open(path);
         var cfg = Directory.Exists(path) ? HfConfig.Load(Path.Combine(path, "config.json")) : CheckpointReader.ConfigFor(reader);
-        return LlamaModel.Load(reader, cfg);
+        return DecoderModel.Load(reader, cfg);
     }
 }

@@ -1,6 +1,6 @@
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 using static EdgeTune.Tests.Formats.Export.ExportTestUtil;

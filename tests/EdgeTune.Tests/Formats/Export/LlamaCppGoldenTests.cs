@@ -1,6 +1,6 @@
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 using LLama;
@@ -19,11 +19,11 @@ namespace EdgeTune.Tests.Formats.Export;
 public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
 {
     private static readonly int[] PromptIds = [1, 403, 407, 261, 378];
-    private static (LlamaModel Model, Llama2cTokenizer Tokenizer) LoadStories()
+    private static (DecoderModel Model, Llama2cTokenizer Tokenizer) LoadStories()
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
         var tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin"));
-        return (LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader)), tok);
+        return (DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader)), tok);
     }
 
     // One probe for every llama.cpp test class: the native log callback can only be set before the library loads.
@@ -156,7 +156,7 @@ public sealed class LlamaCppGoldenTests(ITestOutputHelper output)
         RequireNative();
         var cfg = ExportTestUtil.Config(modelType, tied: true, bias: modelType == "qwen2", hidden: 32, heads: 4, kvHeads: 2)
             with { VocabSize = tok.VocabSize, NumHiddenLayers = 1, BosTokenId = tok.BosId, EosTokenIds = tok.EosId is int e ? [e] : [] };
-        using var model = LlamaModel.CreateRandom(cfg, 1);
+        using var model = DecoderModel.CreateRandom(cfg, 1);
         using var dir = new TempDir();
         string path = dir.File("vocab.gguf");
         ModelExporter.ExportGguf(model, tok, path, DType.F16);

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 using LLama;
@@ -27,11 +27,11 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
     private const int ReducedLayers = 4;
     private const int PromptLength = 64;
 
-    private static (LlamaModel Model, Llama2cTokenizer Tokenizer) LoadStories()
+    private static (DecoderModel Model, Llama2cTokenizer Tokenizer) LoadStories()
     {
         var reader = CheckpointReader.Open(TestAssets.Require("stories260K/stories260K.bin"));
         var tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin"));
-        return (LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader)), tok);
+        return (DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader)), tok);
     }
 
     /// <summary>SmolLM2-135M's published config (hidden 576, 9 heads over 3 kv heads of 64, FFN 1536, vocab 49152,
@@ -62,7 +62,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
         return ids;
     }
 
-    private void ExpectSameLogits(LlamaModel model, ITokenizer tok, string label)
+    private void ExpectSameLogits(DecoderModel model, ITokenizer tok, string label)
     {
         var sw = Stopwatch.StartNew();
         using var dir = new TempDir();
@@ -93,7 +93,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
     {
         var tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin")); // 512 ids, padded to 49152
         LlamaCpp.RequireNative();
-        using var model = LlamaModel.CreateRandom(SmolLm2Config(FullDepth ? 30 : ReducedLayers), 11, std: 0.02f);
+        using var model = DecoderModel.CreateRandom(SmolLm2Config(FullDepth ? 30 : ReducedLayers), 11, std: 0.02f);
         ExpectSameLogits(model, tok, $"smollm2-135m-shaped-{model.Config.NumHiddenLayers}-layers");
     }
 
@@ -108,7 +108,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
         var cfg = HfConfig.Load(Path.Combine(folder, "config.json")) with { MaxPositionEmbeddings = 2048 };
         if (!FullDepth) cfg = cfg with { NumHiddenLayers = ReducedLayers };
         Assert.True(cfg.AttentionBias, "qwen2 config should imply q/k/v bias");
-        using var model = LlamaModel.CreateRandom(cfg, 12, std: 0.02f);
+        using var model = DecoderModel.CreateRandom(cfg, 12, std: 0.02f);
         var rng = new Rng(13);
         foreach (var p in model.Parameters) // non-zero biases, so that a dropped or mis-permuted bias shows
             if (p.Name.EndsWith("bias", StringComparison.Ordinal)) rng.FillGaussian(p.Value.Span<float>(), 0f, 0.1f);
@@ -133,7 +133,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
         Assert.Equal(ours, theirs);
     }
 
-    private static int[] GreedyOurs(LlamaModel model, int[] prompt, int n)
+    private static int[] GreedyOurs(DecoderModel model, int[] prompt, int n)
     {
         using var cache = model.CreateCache(prompt.Length + n);
         var logits = new float[model.VocabSize];
@@ -192,7 +192,7 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
 
         // 2. EdgeTune loads llama.cpp's file and agrees with llama.cpp on it
         using var reader = CheckpointReader.Open(quant);
-        using var loaded = LlamaModel.Load(reader, CheckpointReader.ConfigFor(reader));
+        using var loaded = DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader));
         int[] ids = tok.Encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", addBos: true);
         int v = loaded.VocabSize;
         float[] ours2 = ExportTestUtil.Logits(loaded, ids);
@@ -210,9 +210,9 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
     }
 
     /// <summary>The same model with its FFN widened to <paramref name="width"/> by zero units.</summary>
-    private static LlamaModel PadFfn(LlamaModel m, int width)
+    private static DecoderModel PadFfn(DecoderModel m, int width)
     {
-        var padded = LlamaModel.CreateRandom(m.Config with { IntermediateSize = width }, 1, m.RopeStyle);
+        var padded = DecoderModel.CreateRandom(m.Config with { IntermediateSize = width }, 1, m.RopeStyle);
         var byName = m.Parameters.ToDictionary(p => p.Name, p => p.Value);
         int f = m.Config.IntermediateSize;
         foreach (var p in padded.Parameters)

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
 using static EdgeTune.Tests.Formats.Export.ExportTestUtil;

@@ -1,7 +1,6 @@
-using EdgeTune.Adapters.Internal;
 using EdgeTune.Autograd;
 using EdgeTune.Compression.Quantization.Qat;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
@@ -34,16 +33,16 @@ public sealed class ActivationStats
 
     /// <summary>Runs <paramref name="model"/> over each sequence (fresh KV cache each, at most the model's
     /// positions) and records the inputs of all seven projections of every layer. The model is left as found.</summary>
-    public static ActivationStats Collect(LlamaModel model, IEnumerable<int[]> sequences)
+    public static ActivationStats Collect(DecoderModel model, IEnumerable<int[]> sequences)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sequences);
-        var recorders = new List<(int Layer, string Short, Recorder R)>();
-        foreach (var (i, s) in LlamaSlots.All(model))
+        var recorders = new List<(string Path, Recorder R)>();
+        foreach (var (path, layer) in model.Projections().ToList())
         {
-            var r = new Recorder(LlamaSlots.Get(model.Layers[i], s));
-            recorders.Add((i, s, r));
-            LlamaSlots.Set(model.Layers[i], s, r);
+            var r = new Recorder(layer);
+            recorders.Add((path, r));
+            model.SetProjection(path, r);
         }
         long tokens = 0;
         try
@@ -61,11 +60,11 @@ public sealed class ActivationStats
         }
         finally
         {
-            foreach (var (i, s, r) in recorders) LlamaSlots.Set(model.Layers[i], s, r.Inner);
+            foreach (var (path, r) in recorders) model.SetProjection(path, r.Inner);
         }
         if (tokens == 0) throw new ArgumentException("ActivationStats.Collect: no calibration tokens");
         var stats = new Dictionary<string, float[]>();
-        foreach (var (_, _, r) in recorders)
+        foreach (var (_, r) in recorders)
         {
             var a = new float[r.Inner.InFeatures];
             for (int j = 0; j < a.Length; j++) a[j] = (float)(r.SumSquares[j] / r.Rows);
@@ -83,7 +82,7 @@ public sealed class ActivationStats
     /// the model computes what the quantized model computes. Returns the names rounded.</summary>
     /// <param name="exponent">Importance a_j = E[x_j²]^exponent: 1 weighs by the expected output error, smaller
     /// values flatten the weighting towards plain (uniform) rounding.</param>
-    public IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format, bool weighted = true, double exponent = 1.0)
+    public IReadOnlyList<string> RoundWeights(DecoderModel model, QuantFormat format, bool weighted = true, double exponent = 1.0)
     {
         if (!(exponent >= 0)) throw new ArgumentOutOfRangeException(nameof(exponent), exponent, "ActivationStats.RoundWeights: the exponent must be ≥ 0");
         const string op = "ActivationStats.RoundWeights";

@@ -1,6 +1,5 @@
 using EdgeTune.Adapters;
-using EdgeTune.Adapters.Internal;
-using EdgeTune.Models.Llama;
+using EdgeTune.Models;
 using EdgeTune.Nn;
 
 namespace EdgeTune.Compression.Quantization.Qat;
@@ -15,7 +14,7 @@ public sealed record QatResult(QuantFormat Format, bool Activations, IReadOnlyLi
 }
 
 /// <summary>
-/// Puts a <see cref="LlamaModel"/>'s projections under quantization-aware training and takes them out again.
+/// Puts a <see cref="DecoderModel"/>'s projections under quantization-aware training and takes them out again.
 /// </summary>
 /// <remarks>
 /// <para>Supported: full-weight QAT (the model loaded trainable, <see cref="Apply"/>, train all parameters,
@@ -30,22 +29,20 @@ public static class QatInjector
 {
     /// <summary>Wraps every plain <see cref="Linear"/> projection whose input dimension fits the format's
     /// block in a <see cref="QatLinear"/>; the rest are listed as skipped.</summary>
-    public static QatResult Apply(LlamaModel model, QuantFormat format, bool activations = false)
+    public static QatResult Apply(DecoderModel model, QuantFormat format, bool activations = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         var wrapped = new List<string>();
         var skipped = new List<string>();
-        foreach (var (i, s) in LlamaSlots.All(model))
+        foreach (var (path, cur) in model.Projections().ToList())
         {
-            var layer = model.Layers[i];
-            var cur = LlamaSlots.Get(layer, s);
             if (cur is QatLinear) throw new InvalidOperationException($"QatInjector.Apply: '{cur.Name}' is already under QAT; Remove first");
             if (cur is not Linear lin || !FakeQuant.Supports(format, lin.InFeatures))
             {
                 skipped.Add(cur.Name);
                 continue;
             }
-            LlamaSlots.Set(layer, s, new QatLinear(lin, format, activations));
+            model.SetProjection(path, new QatLinear(lin, format, activations));
             wrapped.Add(cur.Name);
         }
         return new QatResult(format, activations, wrapped, skipped);
@@ -53,16 +50,15 @@ public static class QatInjector
 
     /// <summary>Restores every <see cref="QatLinear"/> projection to its plain <see cref="Linear"/> (holding the
     /// trained F32 weight, not rounded). Returns how many were restored.</summary>
-    public static int Remove(LlamaModel model)
+    public static int Remove(DecoderModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         int n = 0;
-        foreach (var (i, s) in LlamaSlots.All(model))
+        foreach (var (path, cur) in model.Projections().ToList())
         {
-            var layer = model.Layers[i];
-            if (LlamaSlots.Get(layer, s) is QatLinear q)
+            if (cur is QatLinear q)
             {
-                LlamaSlots.Set(layer, s, q.Inner);
+                model.SetProjection(path, q.Inner);
                 n++;
             }
         }
@@ -71,7 +67,7 @@ public static class QatInjector
 
     /// <summary>Replaces every QAT-able projection's F32 weight by its fake-quantized values in place
     /// (dequant(quant(W))): the model then computes what its quantized copy computes. Returns the names rounded.</summary>
-    public static IReadOnlyList<string> RoundWeights(LlamaModel model, QuantFormat format) =>
+    public static IReadOnlyList<string> RoundWeights(DecoderModel model, QuantFormat format) =>
         RoundProjections(model, format, "QatInjector.RoundWeights", (lin, w) => PlainRound(format, lin, w));
 
     internal static void PlainRound(QuantFormat format, Linear lin, Tensors.Tensor w) =>
@@ -79,13 +75,12 @@ public static class QatInjector
 
     /// <summary>Calls <paramref name="round"/> on every projection (plain or under QAT) whose rows fit <paramref name="format"/>,
     /// with its writable F32 weight to overwrite in place; returns the names rounded. <paramref name="op"/> names the caller in errors.</summary>
-    internal static IReadOnlyList<string> RoundProjections(LlamaModel model, QuantFormat format, string op, Action<Linear, Tensors.Tensor> round)
+    internal static IReadOnlyList<string> RoundProjections(DecoderModel model, QuantFormat format, string op, Action<Linear, Tensors.Tensor> round)
     {
         ArgumentNullException.ThrowIfNull(model);
         var done = new List<string>();
-        foreach (var (i, s) in LlamaSlots.All(model))
+        foreach (var (_, cur) in model.Projections())
         {
-            var cur = LlamaSlots.Get(model.Layers[i], s);
             var lin = cur as Linear ?? (cur as QatLinear)?.Inner;
             if (lin is null || !FakeQuant.Supports(format, lin.InFeatures)) continue;
             var w = lin.Weight.Value;

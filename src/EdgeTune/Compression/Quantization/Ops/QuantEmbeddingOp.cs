@@ -1,7 +1,7 @@
-using EdgeTune.Compression.Quantization;
+using EdgeTune.Autograd;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Autograd;
+namespace EdgeTune.Compression.Quantization;
 
 /// <summary>
 /// Token embedding from a frozen quantized table [V, C]: y[t, :] = dequantized row ids[t] (only the rows
@@ -36,7 +36,7 @@ public sealed class QuantEmbeddingOp : TapeOp
     protected internal override void Backward() { }
 }
 
-public static partial class TapeOps
+public static partial class QuantTapeOps
 {
     /// <summary>Rows of a frozen quantized table [V, C] for token ids [N] → [N, C] (no gradient to the table).</summary>
     public static Variable Embedding(this Tape tape, QuantizedMatrix table, int[] ids) => tape.Apply(new QuantEmbeddingOp(table, ids));

@@ -1,8 +1,8 @@
-using EdgeTune.Compression.Quantization;
+using EdgeTune.Autograd;
 using EdgeTune.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
-namespace EdgeTune.Autograd;
+namespace EdgeTune.Compression.Quantization;
 
 /// <summary>
 /// y = x · Wᵀ (+ b) over a frozen quantized weight W [out, in] (QLoRA's base layer).
@@ -70,7 +70,7 @@ public sealed class QuantLinearOp : TapeOp
     }
 }
 
-public static partial class TapeOps
+public static partial class QuantTapeOps
 {
     /// <summary>x · Wᵀ (+ b) with a frozen quantized W [out, in]; x: (..., in) → (..., out); gradient flows to x (and b).</summary>
     public static Variable QuantLinear(this Tape tape, Variable x, QuantizedMatrix w, Variable? b = null) => tape.Apply(new QuantLinearOp(x, w, b));

@@ -1,8 +1,8 @@
 using EdgeTune.Autograd.Internal;
-using EdgeTune.Compression.Quantization;
+using EdgeTune.Autograd;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Autograd;
+namespace EdgeTune.Compression.Quantization;
 
 /// <summary>
 /// <see cref="LmHeadCrossEntropyOp"/> over a frozen quantized head W [V, C] (QLoRA with a quantized tied
@@ -63,7 +63,7 @@ public sealed class QuantLmHeadCrossEntropyOp : TapeOp
     }
 }
 
-public static partial class TapeOps
+public static partial class QuantTapeOps
 {
     /// <summary>Mean cross-entropy of the logits x·Wᵀ (never materialised) against targets [N]; W: a frozen quantized [V, C].</summary>
     public static Variable LmHeadCrossEntropy(this Tape tape, Variable x, QuantizedMatrix w, int[] targets, int chunk = Tensors.CrossEntropy.DefaultChunk) =>
