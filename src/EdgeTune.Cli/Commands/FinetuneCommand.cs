@@ -73,7 +73,7 @@ public static class FinetuneCommand
                 Tokenizer = parse.GetValue(tokenizer),
                 Data = parse.GetValue(data)!,
                 Method = parse.GetValue(method) switch { "lora" => FineTuneMethod.Lora, "full" => FineTuneMethod.Full, _ => null },
-                Lora = new LoraConfig { Rank = r, Alpha = parse.GetValue(alpha) ?? 2.0 * r, TargetModules = LoraConfig.AllLlamaProjections },
+                Lora = new LoraConfig { Rank = r, Alpha = parse.GetValue(alpha) ?? 2.0 * r, TargetModules = LoraConfig.AllProjections },
                 Training = t,
                 OutputDir = parse.GetValue(output)!,
                 Resume = parse.GetValue(resume),

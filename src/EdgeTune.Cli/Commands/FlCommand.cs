@@ -53,7 +53,7 @@ public static class FlCommand
     }
 
     public static LoraConfig Lora(int rank, double? alpha) =>
-        new() { Rank = rank, Alpha = alpha ?? 2.0 * rank, TargetModules = LoraConfig.AllLlamaProjections };
+        new() { Rank = rank, Alpha = alpha ?? 2.0 * rank, TargetModules = LoraConfig.AllProjections };
 
     /// <summary>Loads a Llama-family model and its tokenizer.</summary>
     public static (LoadedModel Loaded, DecoderModel Llama) LoadLlama(string model, string? tokenizer)

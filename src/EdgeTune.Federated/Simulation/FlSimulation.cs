@@ -22,7 +22,7 @@ public sealed record FlSimulationOptions
     public string Strategy { get; init; } = "fedavg";
     public StrategyOptions StrategyOptions { get; init; } = new();
     public FitInstructions Fit { get; init; } = new() { LocalSteps = 10, BatchSize = 4, SequenceLength = 128, LearningRate = 2e-3 };
-    public LoraConfig Lora { get; init; } = new() { Rank = 8, Alpha = 16, TargetModules = LoraConfig.AllLlamaProjections };
+    public LoraConfig Lora { get; init; } = new() { Rank = 8, Alpha = 16, TargetModules = LoraConfig.AllProjections };
     public double FractionFit { get; init; } = 1.0;
     /// <summary>Accepted updates a round needs (default: half the clients, at least 1).</summary>
     public int? MinQuorum { get; init; }

@@ -23,6 +23,10 @@ public sealed record LoraConfig
     /// <summary>Every projection of a Llama block.</summary>
     public static readonly IReadOnlyList<string> AllLlamaProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
+    /// <summary>Every projection name of the supported families, fused ones included (Phi-3's qkv_proj and gate_up_proj):
+    /// the default "all linear layers of the blocks".</summary>
+    public static readonly IReadOnlyList<string> AllProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"];
+
     /// <summary>The rank r of A [r, in] and B [out, r].</summary>
     public int Rank { get; init; } = 8;
 

@@ -32,7 +32,7 @@ public static class LoraGgufExporter
         var model = adapter.Model;
         if (adapter.Modules.Any(m => m.IsDora))
             throw new NotSupportedException($"LoraGgufExporter: adapter '{adapter.Name}' is DoRA, which llama.cpp LoRA files cannot express; merge it into the model and export that");
-        string arch = model.Config.ModelType;
+        string arch = model.Family.GgufArchitecture(model.Config);
         RopeStyle target = GgufLlama.RopeLayoutOf(arch);
         int rank = adapter.Config.Rank;
         var meta = new List<KeyValuePair<string, GgufValue>>
@@ -50,7 +50,7 @@ public static class LoraGgufExporter
             foreach (var m in adapter.Modules)
             {
                 if (m.Rank != rank) throw new InvalidOperationException($"LoraGgufExporter: layer '{m.LayerName}' has rank {m.Rank}, not the adapter's {rank}");
-                string g = GgufTensorNames.ToGguf(m.LayerName + ".weight")
+                string g = model.Family.GgufNames.ToGguf(m.LayerName + ".weight")
                     ?? throw new CheckpointFormatException(path, "has no llama.cpp name", m.LayerName + ".weight");
                 Tensor a = F32(m.A.Value, owned), b = F32(m.B.Value, owned);
                 if (PeftLayout.Convert(model, m.LayerName, b, model.RopeStyle, target) is { } pb)

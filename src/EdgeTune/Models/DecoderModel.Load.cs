@@ -21,6 +21,7 @@ public sealed partial class DecoderModel
     public static DecoderModel Load(ICheckpointReader reader, HfConfig config, ModelLoadOptions options)
     {
         var family = ModelRegistry.Family(config.ModelType, reader.Source);
+        if (reader is GgufFile ggufFile) config = family.FromGguf(ggufFile, config);
         config.Validate(reader.Source);
         family.Validate(config, reader.Source);
         var names = family.GgufNames;

@@ -55,6 +55,7 @@ public static class ModelLoader
         {
             config = CheckpointReader.ConfigFor(reader);
             model = ModelRegistry.Create(reader, config, options);
+            if (model is DecoderModel d) config = d.Config; // as the family read it (a GGUF's family settings included)
         }
         catch
         {

@@ -9,7 +9,7 @@ namespace EdgeTune.Models;
 /// </summary>
 public static class ModelRegistry
 {
-    private static readonly DecoderFamily[] s_families = [LlamaFamily.Instance];
+    private static readonly DecoderFamily[] s_families = [LlamaFamily.Instance, Qwen3.Qwen3Family.Instance, Gemma3.Gemma3Family.Instance, Phi3.Phi3Family.Instance];
 
     private static readonly Dictionary<string, DecoderFamily> s_byType =
         s_families.SelectMany(f => f.ModelTypes.Select(t => (t, f))).ToDictionary(x => x.t, x => x.f, StringComparer.OrdinalIgnoreCase);

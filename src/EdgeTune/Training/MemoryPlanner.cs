@@ -17,7 +17,7 @@ public sealed record MemoryPlanRequest
     public FineTuneMethod Method { get; init; } = FineTuneMethod.Lora;
     public int LoraRank { get; init; } = 16;
     /// <summary>Projection names LoRA wraps (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).</summary>
-    public IReadOnlyList<string> LoraTargets { get; init; } = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+    public IReadOnlyList<string> LoraTargets { get; init; } = Adapters.LoraConfig.AllProjections;
     /// <summary>How frozen projection and embedding weights are stored (F32, F16, BF16). Norms are F32.</summary>
     public DType BaseDType { get; init; } = DType.F32;
     /// <summary>QLoRA: the format the frozen decoder projections are quantized to (their bytes are the format's rows;

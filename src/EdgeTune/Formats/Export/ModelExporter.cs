@@ -43,7 +43,7 @@ public static class ModelExporter
             TorchDtype = torchDtype,
             BosTokenId = model.Config.BosTokenId ?? tokenizer?.BosId,
             EosTokenIds = model.Config.EosTokenIds.Count > 0 ? model.Config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
-            Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : [DefaultArchitecture(model.Config.ModelType)],
+            Architectures = model.Config.Architectures.Count > 0 ? model.Config.Architectures : [model.Family.DefaultArchitecture(model.Config)],
         };
 
         string full = Path.GetFullPath(outDir);
@@ -62,6 +62,13 @@ public static class ModelExporter
                 foreach (var p in model.Parameters)
                 {
                     var t = ToHfLayout(model, p.Name, p.Value, owned);
+                    if (model.Family.NormOffset != 0 && t.Rank == 1 && model.Family.IsNormWeight(p.Name))
+                    {
+                        // the model keeps the multiplier (1 + w); HF stores w
+                        var stored = Tensor.From<float>(t.ToFloatArray().Select(v => v - model.Family.NormOffset).ToArray(), [t.Dim(0)], p.Name);
+                        owned.Add(stored);
+                        t = stored;
+                    }
                     if (t.DType != dtype)
                     {
                         t = t.DType.IsBlockQuantized() ? GgufQuant.ToFloat32(t).To(dtype) : t.To(dtype);
@@ -124,7 +131,9 @@ public static class ModelExporter
                 }
                 tensors.Add(new(p.Name, t));
             }
-            GgufLlama.Write(outFile, cfg, tensors, model.RopeStyle, meta);
+            var extra = model.Family.GgufExtraTensors(cfg).ToList();
+            owned.AddRange(extra.Select(e => e.Value));
+            GgufLlama.Write(outFile, cfg, tensors, model.RopeStyle, meta, model.Family.GgufNames, model.Family.GgufMetadata(cfg), extra);
         }
         finally
         {
@@ -157,13 +166,6 @@ public static class ModelExporter
         int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;
         return Own(RopePermutation.Convert(t, heads, model.RopeStyle, RopeStyle.HalfSplit), owned);
     }
-
-    private static string DefaultArchitecture(string modelType) => modelType switch
-    {
-        "qwen2" => "Qwen2ForCausalLM",
-        "mistral" => "MistralForCausalLM",
-        _ => "LlamaForCausalLM",
-    };
 
     /// <summary>generation_config.json for a model folder (bos/eos/pad ids from the config).</summary>
     internal static string GenerationConfigJson(HfConfig cfg)

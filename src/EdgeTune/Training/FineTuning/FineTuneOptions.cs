@@ -18,7 +18,7 @@ public sealed record FineTuneOptions
     /// <summary>LoRA (default for a pre-trained model) or full fine-tuning (default for the demo model).</summary>
     public FineTuneMethod? Method { get; init; }
 
-    public LoraConfig Lora { get; init; } = new() { Rank = 16, Alpha = 32, TargetModules = LoraConfig.AllLlamaProjections };
+    public LoraConfig Lora { get; init; } = new() { Rank = 16, Alpha = 32, TargetModules = LoraConfig.AllProjections };
 
     public TrainingOptions Training { get; init; } = new();
 
