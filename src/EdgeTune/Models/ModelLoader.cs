@@ -49,8 +49,10 @@ public static class ModelLoader
     /// <remarks>
     /// The tokenizer comes from <paramref name="tokenizerPath"/> when given (a tokenizer file or folder, or a .gguf whose
     /// embedded tokenizer is used), else from the model's folder, else, for a GGUF model, from the tokenizer and chat
-    /// template embedded in its metadata (<see cref="GgufTokenizer"/>).
+    /// template embedded in its metadata (<see cref="GgufTokenizer"/>). A tokenizer with more ids than the model's
+    /// embedding has rows is refused here, naming both; a smaller one is fine (embeddings are often padded).
     /// </remarks>
+    /// <exception cref="InvalidDataException">The tokenizer's vocabulary is larger than the model's.</exception>
     public static LoadedModel Load(string path, string? tokenizerPath = null, ModelLoadOptions? options = null)
     {
         var reader = CheckpointReader.Open(path);
@@ -58,10 +60,11 @@ public static class ModelLoader
         HfConfig config;
         ITokenizer? tokenizer;
         ChatTemplate? template;
+        string? tokenizerSource;
         try
         {
             config = CheckpointReader.ConfigFor(reader);
-            (tokenizer, template, _) = LoadTokenizer(path, reader, tokenizerPath);
+            (tokenizer, template, tokenizerSource) = LoadTokenizer(path, reader, tokenizerPath);
             model = ModelRegistry.Create(reader, config, options);
         }
         catch
@@ -71,6 +74,7 @@ public static class ModelLoader
         }
         try
         {
+            if (tokenizer is not null) CheckVocabularies(path, model.VocabSize, tokenizerSource!, tokenizer.VocabSize);
             return new LoadedModel(model, config, tokenizer, template, path);
         }
         catch
@@ -78,6 +82,20 @@ public static class ModelLoader
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer that can produce ids the model has no embedding row for (they would fail later, inside the
+    /// embedding lookup, on the first such id). A tokenizer smaller than the model is fine.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Naming both files and both sizes.</exception>
+    public static void CheckVocabularies(string modelPath, int modelVocabSize, string tokenizerPath, int tokenizerVocabSize)
+    {
+        if (tokenizerVocabSize <= modelVocabSize) return;
+        throw new InvalidDataException(
+            $"tokenizer '{tokenizerPath}' has {tokenizerVocabSize} token ids (added tokens included) but model '{modelPath}' has an embedding " +
+            $"of only {modelVocabSize} rows (vocab_size {modelVocabSize}): ids {modelVocabSize}..{tokenizerVocabSize - 1} would have no embedding. " +
+            "Use the tokenizer that belongs to this model (--tokenizer).");
     }
 
     private static (ITokenizer? Tokenizer, ChatTemplate? Template, string? Source) LoadTokenizer(string path, ICheckpointReader reader, string? tokenizerPath)
