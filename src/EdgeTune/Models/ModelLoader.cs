@@ -58,13 +58,9 @@ public static class ModelLoader
         var reader = CheckpointReader.Open(path);
         ICausalLM model;
         HfConfig config;
-        ITokenizer? tokenizer;
-        ChatTemplate? template;
-        string? tokenizerSource;
         try
         {
             config = CheckpointReader.ConfigFor(reader);
-            (tokenizer, template, tokenizerSource) = LoadTokenizer(path, reader, tokenizerPath);
             model = ModelRegistry.Create(reader, config, options);
         }
         catch
@@ -74,6 +70,8 @@ public static class ModelLoader
         }
         try
         {
+            // The model owns the reader now; a GGUF's metadata stays readable whatever the model did with its mapping.
+            var (tokenizer, template, tokenizerSource) = LoadTokenizer(path, reader, tokenizerPath);
             if (tokenizer is not null) CheckVocabularies(path, model.VocabSize, tokenizerSource!, tokenizer.VocabSize);
             return new LoadedModel(model, config, tokenizer, template, path);
         }
@@ -93,8 +91,8 @@ public static class ModelLoader
     {
         if (tokenizerVocabSize <= modelVocabSize) return;
         throw new InvalidDataException(
-            $"tokenizer '{tokenizerPath}' has {tokenizerVocabSize} token ids (added tokens included) but model '{modelPath}' has an embedding " +
-            $"of only {modelVocabSize} rows (vocab_size {modelVocabSize}): ids {modelVocabSize}..{tokenizerVocabSize - 1} would have no embedding. " +
+            $"tokenizer '{tokenizerPath}' has {tokenizerVocabSize} token ids (added tokens included) but the vocabulary of model '{modelPath}' " +
+            $"has only {modelVocabSize} (its embedding rows): ids {modelVocabSize}..{tokenizerVocabSize - 1} would have no embedding. " +
             "Use the tokenizer that belongs to this model (--tokenizer).");
     }
 
