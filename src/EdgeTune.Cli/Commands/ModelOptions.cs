@@ -15,7 +15,8 @@ public static class ModelOptions
 
     public static Option<string?> Tokenizer() => new("--tokenizer")
     {
-        Description = "Tokenizer file or folder (tokenizer.json, tokenizer.model, llama2.c tokenizer.bin); default: the model's folder",
+        Description = "Tokenizer file or folder (tokenizer.json, tokenizer.model, llama2.c tokenizer.bin, or a .gguf that embeds one); " +
+            "default: the model's folder, or the tokenizer embedded in a .gguf model",
     };
 
     public static Option<string?> Adapter() => new("--adapter")

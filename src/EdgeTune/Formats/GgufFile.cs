@@ -4,8 +4,8 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Formats;
 
 /// <summary>
-/// A memory-mapped GGUF file (versions 2 and 3, little-endian): magic "GGUF", u32 version,
-/// u64 tensor count, u64 metadata count, the metadata key/values, the tensor infos, then the data
+/// A memory-mapped GGUF file (versions 2 and 3, little-endian; both use 64-bit counts and lengths, version 1's
+/// 32-bit ones are refused by name): magic "GGUF", u32 version, u64 tensor count, u64 metadata count, the metadata key/values, the tensor infos, then the data
 /// section at the next multiple of <c>general.alignment</c> (default 32). Tensors are read-only
 /// views into the mapping.
 /// </summary>
@@ -75,6 +75,33 @@ public sealed class GgufFile : ICheckpointReader
     public GgufValue GetMetadata(string key) =>
         Metadata.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"{Source}: no metadata key '{key}'");
 
+    /// <summary>An integer metadata value, or null when the key is absent.</summary>
+    /// <exception cref="CheckpointFormatException">The value is not an integer or does not fit an int (the message names the key).</exception>
+    public int? GetInt32OrNull(string key)
+    {
+        if (!Metadata.TryGetValue(key, out var v)) return null;
+        try { return v.AsInt32(); }
+        catch (Exception e) when (e is InvalidCastException or OverflowException)
+        {
+            throw new CheckpointFormatException(Source, $"metadata '{key}': expected an integer that fits an int, found {v.Describe()} {v}", inner: e);
+        }
+    }
+
+    /// <summary>
+    /// A token id key such as <c>tokenizer.ggml.padding_token_id</c>: null when the key is absent or holds -1
+    /// (also as the UInt32 0xFFFFFFFF that llama.cpp's converters write for "none").
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">The value is not an integer, or is another negative or too large value.</exception>
+    public int? GetTokenId(string key)
+    {
+        if (!Metadata.TryGetValue(key, out var v)) return null;
+        try { return v.AsTokenId(); }
+        catch (Exception e) when (e is InvalidCastException or OverflowException)
+        {
+            throw new CheckpointFormatException(Source, $"metadata '{key}': expected a token id (a non-negative integer, or -1 for none), found {v.Describe()} {v}", inner: e);
+        }
+    }
+
     public Tensor GetTensor(string name)
     {
         if (!_byName.TryGetValue(name, out var t))
@@ -100,7 +127,7 @@ public sealed class GgufFile : ICheckpointReader
             uint version = c.U32("version");
             if (version is not (2 or 3))
                 throw new CheckpointFormatException(path, version == 1
-                    ? "GGUF version 1 is not supported (versions 2 and 3 are)"
+                    ? "GGUF version 1 is not supported (versions 2 and 3 are): version 1 files, written before August 2023, use 32-bit counts and lengths; convert the model again with a current llama.cpp"
                     : $"GGUF version {version} is not supported (versions 2 and 3 are){(version > 0xFFFF ? "; a big-endian file?" : "")}");
             ulong tensorCount = c.U64("tensor count");
             ulong kvCount = c.U64("metadata count");

@@ -31,10 +31,9 @@ public static class GgufLlama
     public static HfConfig ToHfConfig(GgufFile g)
     {
         string arch = g.Architecture ?? throw new CheckpointFormatException(g.Source, "metadata 'general.architecture' is missing");
-        int Req(string key) => g.Metadata.TryGetValue($"{arch}.{key}", out var v)
-            ? v.AsInt32()
-            : throw new CheckpointFormatException(g.Source, $"metadata '{arch}.{key}' is missing", $"{arch}.{key}");
-        int? Opt(string key) => g.Metadata.TryGetValue($"{arch}.{key}", out var v) ? v.AsInt32() : null;
+        int Req(string key) => g.GetInt32OrNull($"{arch}.{key}")
+            ?? throw new CheckpointFormatException(g.Source, $"metadata '{arch}.{key}' is missing", $"{arch}.{key}");
+        int? Opt(string key) => g.GetInt32OrNull($"{arch}.{key}");
         double? OptD(string key) => g.Metadata.TryGetValue($"{arch}.{key}", out var v) ? v.AsDouble() : null;
 
         int hidden = Req("embedding_length"), heads = Req("attention.head_count");
@@ -45,7 +44,8 @@ public static class GgufLlama
         RopeScaling? scaling = null;
         if (g.Metadata.TryGetValue($"{arch}.rope.scaling.type", out var st) && st.AsString() is string type && type != "none")
             scaling = new RopeScaling(type, OptD("rope.scaling.factor") ?? 1.0, OriginalMaxPositionEmbeddings: Opt("rope.scaling.original_context_length"));
-        int? Token(string key) => g.Metadata.TryGetValue($"tokenizer.ggml.{key}", out var v) ? v.AsInt32() : null;
+        // Ids written as -1 / 0xFFFFFFFF (llama.cpp's "none", e.g. padding_token_id of a llama2.c conversion) read as absent.
+        int? Token(string key) => g.GetTokenId($"tokenizer.ggml.{key}");
         int? eos = Token("eos_token_id");
         var cfg = new HfConfig
         {

@@ -103,6 +103,30 @@ public sealed class GgufValue : IEquatable<GgufValue>
         return v is >= int.MinValue and <= int.MaxValue ? (int)v : throw new OverflowException($"GGUF value {v} does not fit an int");
     }
 
+    /// <summary>
+    /// A token id (<c>tokenizer.ggml.*_token_id</c>). llama.cpp writes "no such token" as -1, which its usual UInt32
+    /// field holds as 0xFFFFFFFF: -1 of a signed type and the all-ones UInt32/UInt64 give null.
+    /// </summary>
+    /// <exception cref="InvalidCastException">Not an integer.</exception>
+    /// <exception cref="OverflowException">Any other value outside [0, int.MaxValue].</exception>
+    public int? AsTokenId()
+    {
+        bool none = Value switch
+        {
+            sbyte v => v == -1,
+            short v => v == -1,
+            int v => v == -1,
+            long v => v == -1,
+            uint v => v == uint.MaxValue,
+            ulong v => v == ulong.MaxValue,
+            _ => false,
+        };
+        if (none) return null;
+        long id = AsInt64();
+        return id is >= 0 and <= int.MaxValue ? (int)id
+            : throw new OverflowException($"GGUF token id {id} is neither in [0, {int.MaxValue}] nor -1 (no token)");
+    }
+
     /// <summary>Any numeric type, widened to double.</summary>
     public double AsDouble() => Value switch
     {

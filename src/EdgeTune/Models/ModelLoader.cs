@@ -17,7 +17,7 @@ public sealed class LoadedModel(ICausalLM model, HfConfig config, ITokenizer? to
 
     /// <summary>The tokenizer, or an error telling the user to name one.</summary>
     public ITokenizer RequireTokenizer() => Tokenizer ?? throw new InvalidOperationException(
-        $"no tokenizer found for '{Source}': pass --tokenizer with a tokenizer.json, tokenizer.model or llama2.c tokenizer.bin");
+        $"no tokenizer found for '{Source}': pass --tokenizer with a tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a .gguf that embeds one");
 
     /// <summary>Ids that end generation: the tokenizer's EOS and the config's eos_token_id(s).</summary>
     public IReadOnlySet<int> StopIds() => StopIdsOf(Config, Tokenizer);
@@ -46,6 +46,13 @@ public static class ModelLoader
     }
 
     /// <summary>Opens a local model folder or file.</summary>
+    /// <remarks>
+    /// The tokenizer comes from <paramref name="tokenizerPath"/> when given (a tokenizer file or folder, or a .gguf whose
+    /// embedded tokenizer is used), else from the model's folder, else, for a GGUF model, from the tokenizer and chat
+    /// template embedded in its metadata (<see cref="GgufTokenizer"/>). A tokenizer with more ids than the model's
+    /// embedding has rows is refused here, naming both; a smaller one is fine (embeddings are often padded).
+    /// </remarks>
+    /// <exception cref="InvalidDataException">The tokenizer's vocabulary is larger than the model's.</exception>
     public static LoadedModel Load(string path, string? tokenizerPath = null, ModelLoadOptions? options = null)
     {
         var reader = CheckpointReader.Open(path);
@@ -64,15 +71,9 @@ public static class ModelLoader
         }
         try
         {
-            string? tokenizerSource = tokenizerPath ?? (Directory.Exists(path) ? path : null);
-            ITokenizer? tokenizer = tokenizerSource is null ? null : TokenizerLoader.Load(tokenizerSource);
-            ChatTemplate? template = null;
-            if (tokenizerSource is not null)
-            {
-                string folder = Directory.Exists(tokenizerSource) ? tokenizerSource : Path.GetDirectoryName(Path.GetFullPath(tokenizerSource))!;
-                string cfgPath = Path.Combine(folder, "tokenizer_config.json");
-                if (File.Exists(cfgPath)) template = ChatTemplate.Load(cfgPath);
-            }
+            // The model owns the reader now; a GGUF's metadata stays readable whatever the model did with its mapping.
+            var (tokenizer, template, tokenizerSource) = LoadTokenizer(path, reader, tokenizerPath);
+            if (tokenizer is not null) CheckVocabularies(path, model.VocabSize, tokenizerSource!, tokenizer.VocabSize);
             return new LoadedModel(model, config, tokenizer, template, path);
         }
         catch
@@ -80,5 +81,41 @@ public static class ModelLoader
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer that can produce ids the model has no embedding row for (they would fail later, inside the
+    /// embedding lookup, on the first such id). A tokenizer smaller than the model is fine.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Naming both files and both sizes.</exception>
+    public static void CheckVocabularies(string modelPath, int modelVocabSize, string tokenizerPath, int tokenizerVocabSize)
+    {
+        if (tokenizerVocabSize <= modelVocabSize) return;
+        throw new InvalidDataException(
+            $"tokenizer '{tokenizerPath}' has {tokenizerVocabSize} token ids (added tokens included) but the vocabulary of model '{modelPath}' " +
+            $"has only {modelVocabSize} (its embedding rows): ids {modelVocabSize}..{tokenizerVocabSize - 1} would have no embedding. " +
+            "Use the tokenizer that belongs to this model (--tokenizer).");
+    }
+
+    private static (ITokenizer? Tokenizer, ChatTemplate? Template, string? Source) LoadTokenizer(string path, ICheckpointReader reader, string? tokenizerPath)
+    {
+        if (tokenizerPath is null && reader is GgufFile gguf)
+        {
+            var embedded = GgufTokenizer.Read(gguf);
+            return (embedded?.Tokenizer, embedded?.ChatTemplate, path);
+        }
+        string? source = tokenizerPath ?? (Directory.Exists(path) ? path : null);
+        if (source is null) return (null, null, null);
+        if (File.Exists(source) && source.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            var fromGguf = GgufTokenizer.Read(source);
+            return (fromGguf.Tokenizer, fromGguf.ChatTemplate, source);
+        }
+        ITokenizer tokenizer = TokenizerLoader.Load(source);
+        ChatTemplate? template = null;
+        string folder = Directory.Exists(source) ? source : Path.GetDirectoryName(Path.GetFullPath(source))!;
+        string cfgPath = Path.Combine(folder, "tokenizer_config.json");
+        if (File.Exists(cfgPath)) template = ChatTemplate.Load(cfgPath);
+        return (tokenizer, template, source);
     }
 }

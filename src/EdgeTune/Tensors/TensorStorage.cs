@@ -65,22 +65,54 @@ internal sealed unsafe class MappedFileStorage : TensorStorage
     private readonly MemoryMappedFile? _file;
     private readonly MemoryMappedViewAccessor? _view;
 
+    /// <remarks>
+    /// The length is taken from the opened file, not from the directory entry: a symbolic link (the Hugging Face
+    /// cache's <c>snapshots/{commit}/model.safetensors</c> → <c>../../blobs/{sha256}</c>) is followed to its target,
+    /// so the mapping and <see cref="TensorStorage.ByteLength"/> are the target's bytes, never the link's own size.
+    /// </remarks>
     public MappedFileStorage(string path)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"cannot map '{path}': no such file", path);
-        ByteLength = info.Length;
-        IsReadOnly = true;
-        if (ByteLength == 0)
+        FileStream stream = OpenTarget(path);
+        try
         {
-            Pointer = (byte*)NativeMemory.AlignedAlloc(1, Alignment); // an empty file maps to nothing
-            return;
+            ByteLength = stream.Length;
+            IsReadOnly = true;
+            if (ByteLength == 0)
+            {
+                stream.Dispose();
+                Pointer = (byte*)NativeMemory.AlignedAlloc(1, Alignment); // an empty file maps to nothing
+                return;
+            }
+            // The mapping takes over the stream (leaveOpen: false) and closes it on dispose.
+            _file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         }
-        _file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        catch
+        {
+            if (_file is null) stream.Dispose();
+            else _file.Dispose();
+            throw;
+        }
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         Pointer = p + _view.PointerOffset;
+    }
+
+    /// <summary>Opens <paramref name="path"/> for reading (following symbolic links), with errors that say what is missing.</summary>
+    private static FileStream OpenTarget(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.None);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            string? target = null;
+            try { target = new FileInfo(path).LinkTarget; } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw new FileNotFoundException(target is null
+                ? $"cannot map '{path}': no such file"
+                : $"cannot map '{path}': it is a symbolic link to '{target}', which does not exist", path, e);
+        }
     }
 
     public override void Dispose()

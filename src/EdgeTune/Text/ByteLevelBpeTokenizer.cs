@@ -19,7 +19,20 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     /// <summary>Qwen2's pre-tokenizer pattern (tokenizer.json Split regex; single digits).</summary>
     public const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+    /// <summary>Llama 3's pre-tokenizer pattern (tokenizer.json Split regex; digits in runs of up to three). llama.cpp's
+    /// "llama-bpe"/"llama3" and "smaug-bpe" pre-tokenizers use it.</summary>
+    public const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+    /// <summary>
+    /// SmolLM's pre-tokenizer (tokenizer.json: Digits with individual_digits, then ByteLevel's GPT-2 regex) as one
+    /// pattern: every digit is a piece of its own, and the GPT-2 alternatives run between digits, where a digit ends
+    /// a run of spaces as the end of the text would (hence <c>(?![^\s\p{N}])</c> for GPT-2's <c>(?!\S)</c>).
+    /// </summary>
+    public const string SmolLMPattern = @"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+";
+
     private readonly BpeTokenizer _bpe;
+    private readonly Regex _regex;
+    private readonly bool _ignoreMerges;
     private readonly Dictionary<string, int> _vocab;
     private readonly string?[] _tokens;
     private readonly byte[]?[] _bytes; // filled on first use
@@ -31,9 +44,12 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     /// <param name="merges">merges in rank order, each "left right".</param>
     /// <param name="pattern">the pre-tokenizer regex (.NET syntax).</param>
     /// <param name="nfc">apply Unicode NFC before encoding (Qwen2's normalizer).</param>
+    /// <param name="ignoreMerges">a pre-tokenizer piece that is itself a vocabulary token becomes that token without
+    /// merging (tokenizer.json <c>model.ignore_merges</c>, Llama 3; llama.cpp does the same for its "llama-bpe" vocabularies).</param>
     public ByteLevelBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<string> merges, string pattern,
         IEnumerable<AddedToken> addedTokens, bool nfc = false, bool addPrefixSpace = false,
-        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = false)
+        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = false,
+        bool ignoreMerges = false)
         : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
     {
         ArgumentNullException.ThrowIfNull(vocab);
@@ -45,6 +61,8 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
         Merges = mergeList;
         Pattern = pattern;
         var regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        _regex = regex;
+        _ignoreMerges = ignoreMerges;
         _bpe = BpeTokenizer.Create(new BpeOptions(_vocab)
         {
             Merges = merges,
@@ -81,6 +99,9 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     /// <summary>True when encoding applies Unicode NFC first (Qwen2).</summary>
     public bool Nfc => _nfc;
 
+    /// <summary>True when a pre-tokenizer piece found whole in the vocabulary skips merging (Llama 3).</summary>
+    public bool IgnoreMerges => _ignoreMerges;
+
     public override int VocabSize => _vocabSize;
 
     public override string? IdToToken(int id)
@@ -96,7 +117,28 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     {
         if (_nfc) text = text.Normalize(NormalizationForm.FormC);
         if (_addPrefixSpace && offset == 0 && !text.StartsWith(' ')) text = " " + text;
-        ids.AddRange(_bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false));
+        if (!_ignoreMerges)
+        {
+            ids.AddRange(_bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false));
+            return;
+        }
+        // Split here so that each piece can be looked up whole first; text between matches is a piece too.
+        int at = 0;
+        foreach (var m in _regex.EnumerateMatches(text))
+        {
+            if (m.Index > at) EncodePiece(text.AsSpan(at, m.Index - at), ids);
+            EncodePiece(text.AsSpan(m.Index, m.Length), ids);
+            at = m.Index + m.Length;
+        }
+        if (at < text.Length) EncodePiece(text.AsSpan(at), ids);
+    }
+
+    private void EncodePiece(ReadOnlySpan<char> piece, List<int> ids)
+    {
+        if (piece.IsEmpty) return;
+        string s = piece.ToString();
+        if (_vocab.TryGetValue(ByteLevelAlphabet.FromText(s), out int whole)) ids.Add(whole);
+        else ids.AddRange(_bpe.EncodeToIds(s, considerPreTokenization: false, considerNormalization: false));
     }
 
     protected override byte[] ModelTokenBytes(int id, bool atStart)

@@ -18,7 +18,8 @@ public enum PrependScheme
 /// <summary>
 /// SentencePiece-style BPE as Hugging Face tokenizer.json writes it (Llama 2, TinyLlama, Mistral, Phi-3):
 /// spaces become "▁", a "▁" dummy prefix is prepended, the whole segment (no pre-tokenizer split) is merged by
-/// merge rank, and characters missing from the vocabulary fall back to &lt;0xNN&gt; byte tokens.
+/// merge rank, and characters missing from the vocabulary fall back to &lt;0xNN&gt; byte tokens. Built with
+/// <see cref="FromScores"/> (a GGUF "llama" vocabulary), pairs merge by the score of the merged piece instead.
 /// Microsoft.ML.Tokenizers' BpeTokenizer has no byte fallback and its SentencePieceTokenizer only reads a
 /// SentencePiece ModelProto, so this merge step is our own (<see cref="PairMerger"/>).
 /// </summary>
@@ -27,9 +28,10 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
     public const char SpaceMarker = '\u2581';
 
     private readonly Dictionary<string, int> _vocab;
-    private readonly string[] _pieces;
-    private readonly Dictionary<long, (int Rank, int Merged)> _merges; // key: left << 32 | right
+    private readonly string?[] _pieces;
+    private readonly Dictionary<long, (double Priority, int Merged)> _merges = new(); // key: left << 32 | right
     private readonly Dictionary<int, int> _mergeRankOf = new(); // merged id -> rank of the first merge producing it
+    private readonly float[]? _scores; // SentencePiece scores, when built from them (FromScores)
     private readonly Dictionary<int, int> _codepointIds; // single-code-point pieces
     private readonly int[] _byteIds; // -1 where <0xNN> is absent
     private readonly bool _byteFallback;
@@ -45,23 +47,9 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
         IEnumerable<AddedToken> addedTokens, PrependScheme prepend = PrependScheme.Always, bool byteFallback = true,
         int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = true,
         bool metaspace = false)
-        : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
+        : this(vocab, null, null, addedTokens, prepend, byteFallback, bosId, eosId, padId, unkId, addBosByDefault, metaspace)
     {
-        ArgumentNullException.ThrowIfNull(vocab);
         ArgumentNullException.ThrowIfNull(merges);
-        ArgumentNullException.ThrowIfNull(addedTokens);
-        _vocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
-        int max = -1;
-        foreach (var id in _vocab.Values) max = Math.Max(max, id);
-        foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
-        _vocabSize = max + 1;
-        _pieces = new string[_vocabSize];
-        foreach (var (piece, id) in _vocab)
-        {
-            if (id < 0) throw new ArgumentException($"SentencePieceBpeTokenizer: negative id {id} for piece '{piece}'", nameof(vocab));
-            _pieces[id] = piece;
-        }
-        _merges = new Dictionary<long, (int, int)>();
         int rank = 0;
         foreach (var (l, r) in merges)
         {
@@ -72,6 +60,27 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
             }
             rank++;
         }
+    }
+
+    private SentencePieceBpeTokenizer(IReadOnlyDictionary<string, int> vocab, string?[]? pieces, float[]? scores,
+        IEnumerable<AddedToken> addedTokens, PrependScheme prepend, bool byteFallback,
+        int? bosId, int? eosId, int? padId, int? unkId, bool addBosByDefault, bool metaspace)
+        : base(addedTokens ?? throw new ArgumentNullException(nameof(addedTokens)), bosId, eosId, padId, unkId, addBosByDefault)
+    {
+        ArgumentNullException.ThrowIfNull(vocab);
+        _vocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        int max = (pieces?.Length ?? 0) - 1;
+        foreach (var id in _vocab.Values) max = Math.Max(max, id);
+        foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
+        _vocabSize = max + 1;
+        _pieces = new string?[_vocabSize];
+        pieces?.CopyTo(_pieces, 0);
+        foreach (var (piece, id) in _vocab)
+        {
+            if (id < 0) throw new ArgumentException($"SentencePieceBpeTokenizer: negative id {id} for piece '{piece}'", nameof(vocab));
+            _pieces[id] ??= piece;
+        }
+        _scores = scores;
         _codepointIds = new Dictionary<int, int>();
         foreach (var (piece, id) in _vocab)
             if (piece.Length == 1 || (piece.Length == 2 && char.IsSurrogatePair(piece[0], piece[1])))
@@ -81,6 +90,54 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
         _byteFallback = byteFallback;
         _prepend = prepend;
         _metaspace = metaspace;
+    }
+
+    /// <summary>
+    /// SentencePiece BPE driven by piece scores, as a SentencePiece model and llama.cpp's "llama" vocabulary (GGUF
+    /// <c>tokenizer.ggml.tokens</c> + <c>tokenizer.ggml.scores</c>) run it: two adjacent pieces merge when their
+    /// concatenation is a vocabulary piece, the one with the highest score first, ties to the leftmost pair.
+    /// The merge table is every split of every vocabulary piece into two vocabulary pieces.
+    /// </summary>
+    /// <param name="pieces">the piece of each id ("▁" for a space, "&lt;0xNN&gt;" for byte tokens).</param>
+    /// <param name="scores">one score per piece.</param>
+    /// <param name="addedTokens">tokens matched on the raw text before the model (control and user-defined pieces); they
+    /// are not part of the model vocabulary, so no merge produces them.</param>
+    /// <exception cref="ArgumentException">The lists differ in length, or an added token's id is outside them.</exception>
+    public static SentencePieceBpeTokenizer FromScores(IReadOnlyList<string> pieces, IReadOnlyList<float> scores,
+        IEnumerable<AddedToken> addedTokens, PrependScheme prepend = PrependScheme.Always, bool byteFallback = true,
+        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = true)
+    {
+        ArgumentNullException.ThrowIfNull(pieces);
+        ArgumentNullException.ThrowIfNull(scores);
+        ArgumentNullException.ThrowIfNull(addedTokens);
+        if (pieces.Count != scores.Count)
+            throw new ArgumentException($"SentencePieceBpeTokenizer.FromScores: {pieces.Count} pieces but {scores.Count} scores");
+        var added = addedTokens.ToList();
+        var addedIds = new HashSet<int>();
+        foreach (var t in added)
+        {
+            if ((uint)t.Id >= (uint)pieces.Count)
+                throw new ArgumentException($"SentencePieceBpeTokenizer.FromScores: added token '{t.Content}' has id {t.Id}, outside the {pieces.Count} pieces");
+            addedIds.Add(t.Id);
+        }
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int id = 0; id < pieces.Count; id++)
+        {
+            ArgumentNullException.ThrowIfNull(pieces[id], $"pieces[{id}]");
+            if (!addedIds.Contains(id)) vocab.TryAdd(pieces[id], id); // a repeated piece: the first id is the one text maps to
+        }
+        var tok = new SentencePieceBpeTokenizer(vocab, [.. pieces], [.. scores], added, prepend, byteFallback,
+            bosId, eosId, padId, unkId, addBosByDefault, metaspace: false);
+        foreach (var (piece, merged) in vocab)
+        {
+            for (int cut = 1; cut < piece.Length; cut++)
+            {
+                if (char.IsLowSurrogate(piece[cut])) continue; // never split a surrogate pair
+                if (vocab.TryGetValue(piece[..cut], out int left) && vocab.TryGetValue(piece[cut..], out int right))
+                    tok._merges.TryAdd(PairKey(left, right), (-(double)scores[merged], merged));
+            }
+        }
+        return tok;
     }
 
     public override int VocabSize => _vocabSize;
@@ -93,10 +150,12 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
     /// scores): −rank of the first merge that produces the piece, so earlier merges score higher; pieces no merge
     /// produces (single characters, bytes, added tokens) score −(merge count + id). Merging pairs by this score
     /// reproduces rank order, which is what llama.cpp's SentencePiece ("llama") tokenizer does with GGUF scores.
+    /// A tokenizer built by <see cref="FromScores"/> returns the scores it was given.
     /// </summary>
     public float Score(int id)
     {
         if ((uint)id >= (uint)_vocabSize) throw new ArgumentOutOfRangeException(nameof(id), id, $"SentencePieceBpeTokenizer: token id out of range [0, {_vocabSize})");
+        if (_scores is not null) return id < _scores.Length ? _scores[id] : -(float)(_scores.Length + id);
         return _mergeRankOf.TryGetValue(id, out int r) ? -r : -(float)(_merges.Count + id);
     }
 
@@ -148,7 +207,7 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
 
     private bool TryMerge(int left, int right, out double priority, out int merged)
     {
-        if (_merges.TryGetValue(PairKey(left, right), out var m)) { priority = m.Rank; merged = m.Merged; return true; }
+        if (_merges.TryGetValue(PairKey(left, right), out var m)) { priority = m.Priority; merged = m.Merged; return true; }
         priority = 0; merged = -1;
         return false;
     }

@@ -6,7 +6,8 @@ namespace EdgeTune.Text;
 /// Opens a tokenizer by what a folder or file holds, in this order: <c>tokenizer.json</c> (Hugging Face),
 /// <c>tokenizer.model</c> / <c>tokenizer.model.v3</c> (SentencePiece), <c>vocab.json</c> + <c>merges.txt</c>
 /// (byte-level BPE, GPT-2/Qwen2), <c>tokenizer.bin</c> / <c>tok*.bin</c> (llama2.c). Special tokens, BOS/EOS/PAD
-/// and add_bos_token come from <c>tokenizer_config.json</c> beside it when present.
+/// and add_bos_token come from <c>tokenizer_config.json</c> beside it when present. A <c>.gguf</c> file (a model or a
+/// vocab-only file) gives the tokenizer embedded in its metadata (<see cref="Formats.GgufTokenizer"/>).
 /// </summary>
 public static class TokenizerLoader
 {
@@ -43,13 +44,14 @@ public static class TokenizerLoader
     {
         string name = Path.GetFileName(path);
         if (name == ByteTokenizer.MarkerFile) return new ByteTokenizer();
+        if (name.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) return Formats.GgufTokenizer.Read(path).Tokenizer;
         TokenizerConfig? config = LoadConfigBeside(path);
         if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && name != "vocab.json")
             return Internal.HfTokenizerJson.Load(path, config);
         if (name == "vocab.json") return LoadVocabMerges(path, config);
         if (name.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return Llama2cTokenizer.Load(path);
         if (name.Contains(".model", StringComparison.OrdinalIgnoreCase)) return LoadSentencePiece(path, config);
-        throw new NotSupportedException($"{path}: unknown tokenizer file type (expected tokenizer.json, *.model, vocab.json or *.bin)");
+        throw new NotSupportedException($"{path}: unknown tokenizer file type (expected tokenizer.json, *.model, vocab.json, *.bin or *.gguf)");
     }
 
     private static ITokenizer LoadSentencePiece(string path, TokenizerConfig? config)

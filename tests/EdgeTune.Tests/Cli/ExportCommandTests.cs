@@ -60,10 +60,13 @@ public sealed class ExportCommandTests : IDisposable
         Assert.True(b.Code == 0, b.Err);
         Assert.Contains($"{new FileInfo(q8).Length} bytes", b.Out);
         Assert.True(new FileInfo(q8).Length < new FileInfo(f32).Length * 0.6, $"q8_0 {new FileInfo(q8).Length} vs f32 {new FileInfo(f32).Length}");
-        // f32 GGUF is exact. (ModelLoader does not read the tokenizer embedded in a GGUF yet: name it.)
+        // f32 GGUF is exact, with the tokenizer named or with the one the export embedded.
         var g = Run("generate", "--model", f32, "--tokenizer", tok, "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
         Assert.True(g.Code == 0, g.Err);
         Assert.Equal(Greedy(model, tok), g.Out);
+        var embedded = Run("generate", "--model", f32, "--prompt", "Once upon a time", "--max-new-tokens", "40", "--temperature", "0");
+        Assert.True(embedded.Code == 0, embedded.Err);
+        Assert.Equal(g.Out, embedded.Out);
         var q = Run("generate", "--model", q8, "--tokenizer", tok, "--prompt", "Once upon a time", "--max-new-tokens", "20", "--temperature", "0");
         Assert.True(q.Code == 0, q.Err);
         Assert.True(q.Out.Trim().Length > 10, q.Out);

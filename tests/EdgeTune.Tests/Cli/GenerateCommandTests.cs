@@ -29,6 +29,20 @@ public class GenerateCommandTests
         Assert.Contains("tokens/s", stderr);
     }
 
+    /// <summary>A GGUF model as llama.cpp converts it carries its tokenizer: --model file.gguf needs no --tokenizer.</summary>
+    [SkippableFact]
+    public void GgufWithEmbeddedTokenizerNeedsNoTokenizerFlag()
+    {
+        using var dir = new EdgeTune.Tests.Formats.TempDir();
+        string model = dir.File("stories260K.gguf");
+        EdgeTune.Tests.Formats.GgufTokenizerTests.WriteLlamaCppStories260K(model);
+        string expected = File.ReadAllText(TestAssets.Require("stories260K/expected_greedy.txt"));
+        var (code, stdout, stderr) = Run("generate", "--model", model,
+            "--prompt", "Once upon a time", "--max-new-tokens", "96", "--temperature", "0");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(expected, "Once upon a time" + stdout);
+    }
+
     [SkippableFact]
     public void StopStringEndsGenerationBeforeIt()
     {

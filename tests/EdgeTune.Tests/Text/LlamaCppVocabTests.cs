@@ -21,7 +21,7 @@ public class LlamaCppVocabTests
         return result;
     }
 
-    private static int CheckAll(ITokenizer tok, string name, bool roundTrip, Func<string, bool>? knownDeviation = null)
+    internal static int CheckAll(ITokenizer tok, string name, bool roundTrip, Func<string, bool>? knownDeviation = null)
     {
         var vectors = ReadVectors(name);
         Assert.Equal(46, vectors.Length);

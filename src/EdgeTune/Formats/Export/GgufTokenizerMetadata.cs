@@ -93,7 +93,8 @@ public static class GgufTokenizerMetadata
                 : GgufTokenType.Normal);
         }
         var m = Common("gpt2");
-        m.Add(new("tokenizer.ggml.pre", t.Pattern == ByteLevelBpeTokenizer.Qwen2Pattern ? "qwen2" : "gpt-2"));
+        // The name GgufTokenizer reads back to the same regex; a regex no llama.cpp name stands for is written as GPT-2's.
+        m.Add(new("tokenizer.ggml.pre", GgufTokenizer.PreTokenizerNameOf(t) ?? "gpt-2"));
         m.Add(new("tokenizer.ggml.tokens", tokens));
         m.Add(new("tokenizer.ggml.token_type", types));
         m.Add(new("tokenizer.ggml.merges", t.Merges.ToArray()));

@@ -242,7 +242,9 @@ public sealed class HubClient : IDisposable
     {
         if (progress is not null)
         {
-            long length = new FileInfo(path).Length;
+            // A snapshot entry is usually a symlink into blobs/: report the blob's size, not the link's.
+            var info = new FileInfo(path);
+            long length = (info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info).Length;
             progress.Report(new DownloadProgress(filename, length, length, FromCache: true));
         }
         return path;

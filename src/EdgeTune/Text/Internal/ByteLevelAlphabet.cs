@@ -23,6 +23,16 @@ internal static class ByteLevelAlphabet
 
     public static char ToChar(byte b) => ByteToChar[b];
 
+    /// <summary>The byte-level spelling of a text: its UTF-8 bytes, each written as its alphabet character.</summary>
+    public static string FromText(string text)
+    {
+        byte[] utf8 = System.Text.Encoding.UTF8.GetBytes(text);
+        return string.Create(utf8.Length, utf8, static (chars, bytes) =>
+        {
+            for (int i = 0; i < bytes.Length; i++) chars[i] = ByteToChar[bytes[i]];
+        });
+    }
+
     /// <summary>Turns a byte-level token string back into bytes; false if a char is outside the alphabet.</summary>
     public static bool TryGetBytes(string token, out byte[] bytes)
     {

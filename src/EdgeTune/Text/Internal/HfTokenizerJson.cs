@@ -70,7 +70,9 @@ internal static class HfTokenizerJson
             bool prefix = preByteLevel.ValueKind == JsonValueKind.Object && preByteLevel.TryGetProperty("add_prefix_space", out var aps) && aps.ValueKind == JsonValueKind.True;
             bool nfc = FindAll(norm, "NFC").Any();
             CheckRegex(pattern!, path);
-            return new ByteLevelBpeTokenizer(vocab, merges.Select(m => m.Left + " " + m.Right), pattern!, added, nfc, prefix, bos, eos, pad, unkId, addBos);
+            bool ignoreMerges = model.TryGetProperty("ignore_merges", out var im) && im.ValueKind == JsonValueKind.True;
+            return new ByteLevelBpeTokenizer(vocab, merges.Select(m => m.Left + " " + m.Right), pattern!, added, nfc, prefix, bos, eos, pad, unkId, addBos,
+                ignoreMerges);
         }
 
         var meta = FindAll(pre, "Metaspace").FirstOrDefault();

@@ -55,6 +55,26 @@ public static class HubTestKit
             .Add("sub/nested.json", "{\"nested\":true}");
     }
 
+    /// <summary>
+    /// The real stories260K model as a Hub repository would hold it: config.json (a plain git file),
+    /// model.safetensors (HF names and q/k layout, exported from llama2.c's stories260K.bin; LFS) and the
+    /// SentencePiece tokenizer.model it was trained with (LFS). Skips the calling test without the assets.
+    /// </summary>
+    public static FakeRepo Stories260K(string id = "karpathy/stories260K")
+    {
+        string bin = TestAssets.Require("stories260K/stories260K.bin");
+        byte[] tokenizerModel = File.ReadAllBytes(TestAssets.Require("stories260K/tok512.model"));
+        using var scratch = new TempDir();
+        string folder = System.IO.Path.Combine(scratch.Path, "hf");
+        using (var loaded = EdgeTune.Models.ModelLoader.Load(bin))
+            EdgeTune.Formats.Export.ModelExporter.ExportSafetensors((EdgeTune.Models.Llama.LlamaModel)loaded.Model, folder);
+        return new FakeRepo { Id = id }
+            .Add("config.json", File.ReadAllBytes(System.IO.Path.Combine(folder, "config.json")))
+            .Add("model.safetensors", File.ReadAllBytes(System.IO.Path.Combine(folder, "model.safetensors")), lfs: true)
+            .Add("tokenizer.model", tokenizerModel, lfs: true)
+            .Add("README.md", "# stories260K");
+    }
+
     public static readonly string[] ModelFiles =
     [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json",
