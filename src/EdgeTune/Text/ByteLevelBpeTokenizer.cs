@@ -25,15 +25,18 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     private readonly byte[]?[] _bytes; // filled on first use
     private readonly bool _nfc;
     private readonly bool _addPrefixSpace;
+    private readonly DigitSplit _digits;
     private readonly int _vocabSize;
 
     /// <param name="vocab">byte-alphabet token to id.</param>
     /// <param name="merges">merges in rank order, each "left right".</param>
     /// <param name="pattern">the pre-tokenizer regex (.NET syntax).</param>
     /// <param name="nfc">apply Unicode NFC before encoding (Qwen2's normalizer).</param>
+    /// <param name="digits">a Digits pre-tokenizer that splits numbers out before the regex (SmolLM2).</param>
     public ByteLevelBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<string> merges, string pattern,
         IEnumerable<AddedToken> addedTokens, bool nfc = false, bool addPrefixSpace = false,
-        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = false)
+        int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = false,
+        DigitSplit digits = DigitSplit.None)
         : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
     {
         ArgumentNullException.ThrowIfNull(vocab);
@@ -60,6 +63,7 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
         foreach (var (tok, id) in _vocab) _tokens[id] = tok;
         _nfc = nfc;
         _addPrefixSpace = addPrefixSpace;
+        _digits = digits;
     }
 
     /// <summary>
@@ -81,6 +85,9 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     /// <summary>True when encoding applies Unicode NFC first (Qwen2).</summary>
     public bool Nfc => _nfc;
 
+    /// <summary>The Digits pre-tokenizer that runs before the regex, if any.</summary>
+    public DigitSplit Digits => _digits;
+
     public override int VocabSize => _vocabSize;
 
     public override string? IdToToken(int id)
@@ -96,7 +103,37 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     {
         if (_nfc) text = text.Normalize(NormalizationForm.FormC);
         if (_addPrefixSpace && offset == 0 && !text.StartsWith(' ')) text = " " + text;
-        ids.AddRange(_bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false));
+        if (_digits == DigitSplit.None)
+        {
+            ids.AddRange(_bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false));
+            return;
+        }
+        foreach (var (start, length) in DigitPieces(text, _digits == DigitSplit.Individual))
+            ids.AddRange(_bpe.EncodeToIds(text.Substring(start, length), considerPreTokenization: true, considerNormalization: false));
+    }
+
+    /// <summary>Cuts <paramref name="text"/> into numeric and non-numeric pieces as HF's Digits pre-tokenizer does
+    /// (numeric = Unicode Nd, Nl or No, like Rust's char::is_numeric); with <paramref name="individual"/> each numeric
+    /// character is a piece of its own.</summary>
+    internal static List<(int Start, int Length)> DigitPieces(string text, bool individual)
+    {
+        var pieces = new List<(int, int)>();
+        int start = 0;
+        bool? inNumber = null;
+        for (int i = 0; i < text.Length;)
+        {
+            Rune.DecodeFromUtf16(text.AsSpan(i), out var rune, out int len);
+            bool numeric = Rune.IsNumber(rune);
+            if (inNumber is bool prev && (numeric != prev || (numeric && individual)))
+            {
+                pieces.Add((start, i - start));
+                start = i;
+            }
+            inNumber = numeric;
+            i += len;
+        }
+        if (start < text.Length) pieces.Add((start, text.Length - start));
+        return pieces;
     }
 
     protected override byte[] ModelTokenBytes(int id, bool atStart)
