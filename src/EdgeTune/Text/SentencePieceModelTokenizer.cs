@@ -17,18 +17,19 @@ public sealed class SentencePieceModelTokenizer : TokenizerBase
     private readonly string?[] _pieces;
     private readonly Dictionary<string, int> _vocab;
 
-    private SentencePieceModelTokenizer(SentencePieceTokenizer sp, SentencePieceBpeEncoder? bpe, IEnumerable<AddedToken> added,
-        int? bosId, int? eosId, int? padId, bool addBos)
+    private SentencePieceModelTokenizer(SentencePieceTokenizer sp, SentencePieceProto proto, SentencePieceBpeEncoder? bpe,
+        IEnumerable<AddedToken> added, int? bosId, int? eosId, int? padId, bool addBos)
         : base(added, bosId ?? sp.BeginningOfSentenceId, eosId ?? sp.EndOfSentenceId, padId, sp.UnknownId, addBos)
     {
         _sp = sp;
         _bpe = bpe;
-        _vocab = new Dictionary<string, int>(sp.Vocabulary, StringComparer.Ordinal);
-        int max = -1;
-        foreach (int id in _vocab.Values) max = Math.Max(max, id);
+        // The piece table is the ModelProto's own (id = position), every piece type included.
+        _vocab = new Dictionary<string, int>(proto.Pieces.Count, StringComparer.Ordinal);
+        for (int id = 0; id < proto.Pieces.Count; id++) _vocab.TryAdd(proto.Pieces[id].Text, id);
+        int max = proto.Pieces.Count - 1;
         foreach (var t in AddedTokens) max = Math.Max(max, t.Id);
         _pieces = new string?[max + 1];
-        foreach (var (p, id) in _vocab) _pieces[id] = p;
+        for (int id = 0; id < proto.Pieces.Count; id++) _pieces[id] = proto.Pieces[id].Text;
     }
 
     /// <summary>Reads a SentencePiece model file. <paramref name="addedTokens"/>: extra tokens matched on the text
@@ -49,7 +50,7 @@ public sealed class SentencePieceModelTokenizer : TokenizerBase
             throw new InvalidDataException($"{path}: not a readable SentencePiece model ({e.Message})", e);
         }
         var bpe = SentencePieceBpeEncoder.Supports(proto) ? new SentencePieceBpeEncoder(proto) : null;
-        return new SentencePieceModelTokenizer(sp, bpe, addedTokens ?? [], bosId, eosId, padId, addBosByDefault);
+        return new SentencePieceModelTokenizer(sp, proto, bpe, addedTokens ?? [], bosId, eosId, padId, addBosByDefault);
     }
 
     /// <summary>The underlying Microsoft.ML.Tokenizers model.</summary>

@@ -14,9 +14,11 @@ namespace EdgeTune.Tests.Text;
 /// by the post-processor). The json form is compared with Hugging Face tokenizers itself; the model form's ids for
 /// <see cref="Texts"/> (without tokenizer_config.json) were also confirmed with the sentencepiece library 0.1.97 when
 /// this test was written.
-/// Not verified against the real file: the exact piece ids and merges of the 262k vocabulary, whether the real
-/// tokenizer.json carries a (no-op) Split pre-tokenizer, and how the real model treats the "▁▁".. whitespace pieces
-/// that tokenizer_config.json lists as added tokens with normalized=false (here they are ordinary merges).
+/// Not verified against the real file: the exact piece ids, scores and merges of the 262k vocabulary, the exact
+/// layout of the real tokenizer.json (written here after transformers' GemmaConverter), whether Microsoft.ML.Tokenizers
+/// (still used to open tokenizer.model) accepts the real 262k model, and how the real model treats the "▁▁"..
+/// whitespace pieces that tokenizer_config.json lists as added tokens with normalized=false (here they are ordinary
+/// merges).
 /// What is checked on real files: the token table and flags of Gemma 3's tokenizer_config.json.
 /// </summary>
 public class GemmaTokenizerTests
@@ -135,7 +137,10 @@ public class GemmaTokenizerTests
         w.WriteEndObject();
         w.WriteString("content", "▁");
         w.WriteEndObject();
-        w.WriteNull("pre_tokenizer");
+        // GemmaConverter's Split(" ", merged_with_previous) runs after the normalizer has turned every space into "▁",
+        // so it never splits; HF below confirms that it changes nothing.
+        w.WritePropertyName("pre_tokenizer");
+        w.WriteRawValue("""{"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false}""");
         w.WriteStartObject("post_processor");
         w.WriteString("type", "TemplateProcessing");
         w.WriteStartArray("single");
