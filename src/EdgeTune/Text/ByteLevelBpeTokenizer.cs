@@ -33,6 +33,7 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     private readonly BpeTokenizer _bpe;
     private readonly Regex _regex;
     private readonly bool _ignoreMerges;
+    private readonly DigitSplit _digits;
     private readonly Dictionary<string, int> _vocab;
     private readonly string?[] _tokens;
     private readonly byte[]?[] _bytes; // filled on first use
@@ -44,12 +45,13 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     /// <param name="merges">merges in rank order, each "left right".</param>
     /// <param name="pattern">the pre-tokenizer regex (.NET syntax).</param>
     /// <param name="nfc">apply Unicode NFC before encoding (Qwen2's normalizer).</param>
+    /// <param name="digits">a Digits pre-tokenizer that splits numbers out before the regex (SmolLM2).</param>
     /// <param name="ignoreMerges">a pre-tokenizer piece that is itself a vocabulary token becomes that token without
     /// merging (tokenizer.json <c>model.ignore_merges</c>, Llama 3; llama.cpp does the same for its "llama-bpe" vocabularies).</param>
     public ByteLevelBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<string> merges, string pattern,
         IEnumerable<AddedToken> addedTokens, bool nfc = false, bool addPrefixSpace = false,
         int? bosId = null, int? eosId = null, int? padId = null, int? unkId = null, bool addBosByDefault = false,
-        bool ignoreMerges = false)
+        bool ignoreMerges = false, DigitSplit digits = DigitSplit.None)
         : base(addedTokens, bosId, eosId, padId, unkId, addBosByDefault)
     {
         ArgumentNullException.ThrowIfNull(vocab);
@@ -63,6 +65,7 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
         var regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
         _regex = regex;
         _ignoreMerges = ignoreMerges;
+        _digits = digits;
         _bpe = BpeTokenizer.Create(new BpeOptions(_vocab)
         {
             Merges = merges,
@@ -102,6 +105,9 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     /// <summary>True when a pre-tokenizer piece found whole in the vocabulary skips merging (Llama 3).</summary>
     public bool IgnoreMerges => _ignoreMerges;
 
+    /// <summary>The Digits pre-tokenizer that runs before the regex, if any.</summary>
+    public DigitSplit Digits => _digits;
+
     public override int VocabSize => _vocabSize;
 
     public override string? IdToToken(int id)
@@ -117,6 +123,14 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
     {
         if (_nfc) text = text.Normalize(NormalizationForm.FormC);
         if (_addPrefixSpace && offset == 0 && !text.StartsWith(' ')) text = " " + text;
+        if (_digits == DigitSplit.None) EncodeSplit(text, ids);
+        else
+            foreach (var (start, length) in DigitPieces(text, _digits == DigitSplit.Individual))
+                EncodeSplit(text.Substring(start, length), ids);
+    }
+
+    private void EncodeSplit(string text, List<int> ids)
+    {
         if (!_ignoreMerges)
         {
             ids.AddRange(_bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: false));
@@ -131,6 +145,30 @@ public sealed class ByteLevelBpeTokenizer : TokenizerBase
             at = m.Index + m.Length;
         }
         if (at < text.Length) EncodePiece(text.AsSpan(at), ids);
+    }
+
+    /// <summary>Cuts <paramref name="text"/> into numeric and non-numeric pieces as HF's Digits pre-tokenizer does
+    /// (numeric = Unicode Nd, Nl or No, like Rust's char::is_numeric); with <paramref name="individual"/> each numeric
+    /// character is a piece of its own.</summary>
+    internal static List<(int Start, int Length)> DigitPieces(string text, bool individual)
+    {
+        var pieces = new List<(int, int)>();
+        int start = 0;
+        bool? inNumber = null;
+        for (int i = 0; i < text.Length;)
+        {
+            Rune.DecodeFromUtf16(text.AsSpan(i), out var rune, out int len);
+            bool numeric = Rune.IsNumber(rune);
+            if (inNumber is bool prev && (numeric != prev || (numeric && individual)))
+            {
+                pieces.Add((start, i - start));
+                start = i;
+            }
+            inNumber = numeric;
+            i += len;
+        }
+        if (start < text.Length) pieces.Add((start, text.Length - start));
+        return pieces;
     }
 
     private void EncodePiece(ReadOnlySpan<char> piece, List<int> ids)

@@ -216,7 +216,11 @@ public sealed class SentencePieceBpeTokenizer : TokenizerBase
 
     protected override bool IsModelControl(int id) => id == BosId || id == EosId || id == UnkId;
 
-    protected override byte[] ModelTokenBytes(int id, bool atStart) => PieceBytes(_pieces[id], atStart);
+    /// <summary>Where the "▁" dummy prefix goes; with <see cref="PrependScheme.Never"/> (Gemma) decoding keeps a
+    /// leading space, since the tokenizer never added one.</summary>
+    public PrependScheme Prepend => _prepend;
+
+    protected override byte[] ModelTokenBytes(int id, bool atStart) => PieceBytes(_pieces[id], atStart && _prepend != PrependScheme.Never);
 
     /// <summary>Bytes of a SentencePiece piece: &lt;0xNN&gt; is the raw byte, "▁" is a space; at the start of
     /// the text the dummy-prefix space is dropped.</summary>

@@ -15,11 +15,15 @@ public sealed record TokenizerConfig
     public bool? AddBosToken { get; init; }
     public bool? AddEosToken { get; init; }
     public string? TokenizerClass { get; init; }
-    /// <summary>The default chat template (chat_template as a string, or the entry named "default").</summary>
+    /// <summary>The default chat template (chat_template.jinja beside the file, else chat_template as a string, or
+    /// its entry named "default").</summary>
     public string? ChatTemplate { get; init; }
     /// <summary>All named chat templates (a string chat_template is stored as "default").</summary>
     public IReadOnlyDictionary<string, string> ChatTemplates { get; init; } = new Dictionary<string, string>();
     public IReadOnlyList<AddedToken> AddedTokens { get; init; } = [];
+
+    /// <summary>The file beside tokenizer_config.json that holds the default chat template in newer saves.</summary>
+    public const string ChatTemplateFile = "chat_template.jinja";
 
     public static TokenizerConfig Load(string path)
     {
@@ -55,6 +59,10 @@ public sealed record TokenizerConfig
             else if (ct.ValueKind != JsonValueKind.Null)
                 throw new InvalidDataException($"{path}: chat_template must be a string or a list of {{name, template}}, got {ct.ValueKind}");
         }
+        // Newer transformers save the template as chat_template.jinja beside tokenizer_config.json (Gemma 3); when
+        // that file exists it replaces the config's template, as transformers' from_pretrained does.
+        string jinja = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, ChatTemplateFile);
+        if (File.Exists(jinja)) templates["default"] = template = File.ReadAllText(jinja);
         return new TokenizerConfig
         {
             BosToken = TokenString(root, "bos_token", path),

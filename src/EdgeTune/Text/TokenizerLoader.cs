@@ -5,9 +5,10 @@ namespace EdgeTune.Text;
 /// <summary>
 /// Opens a tokenizer by what a folder or file holds, in this order: <c>tokenizer.json</c> (Hugging Face),
 /// <c>tokenizer.model</c> / <c>tokenizer.model.v3</c> (SentencePiece), <c>vocab.json</c> + <c>merges.txt</c>
-/// (byte-level BPE, GPT-2/Qwen2), <c>tokenizer.bin</c> / <c>tok*.bin</c> (llama2.c). Special tokens, BOS/EOS/PAD
-/// and add_bos_token come from <c>tokenizer_config.json</c> beside it when present. A <c>.gguf</c> file (a model or a
-/// vocab-only file) gives the tokenizer embedded in its metadata (<see cref="Formats.GgufTokenizer"/>).
+/// (byte-level BPE, GPT-2/Qwen2/Qwen3), <c>tokenizer.bin</c> / <c>tok*.bin</c> (llama2.c). Special tokens, BOS/EOS/PAD
+/// and add_bos_token come from <c>tokenizer_config.json</c> beside it when present; BOS/EOS/PAD it leaves unnamed
+/// come from <c>generation_config.json</c> (Qwen3's bos_token is null there, its generation config says 151643).
+/// A <c>.gguf</c> file (a model or a vocab-only file) gives the tokenizer embedded in its metadata (<see cref="Formats.GgufTokenizer"/>).
 /// </summary>
 public static class TokenizerLoader
 {
@@ -61,8 +62,9 @@ public static class TokenizerLoader
         if (config is null) return plain;
         // BOS/EOS/PAD named in tokenizer_config.json win over the model proto's ids (e.g. Phi-3's <|endoftext|>).
         int? Id(string? token) => token is null ? null : plain.TokenToId(token);
-        return SentencePieceModelTokenizer.Load(path, added, Id(config.PadToken), config.AddBosToken ?? true,
-            Id(config.BosToken), Id(config.EosToken));
+        int? bos = Id(config.BosToken) ?? plain.BosId, eos = Id(config.EosToken) ?? plain.EosId, pad = Id(config.PadToken);
+        FillFromGenerationConfig(path, id => plain.IdToToken(id) is not null, ref bos, ref eos, ref pad);
+        return SentencePieceModelTokenizer.Load(path, added, pad, config.AddBosToken ?? true, bos, eos);
     }
 
     /// <summary>Byte-level BPE from vocab.json + merges.txt (GPT-2 layout). Qwen2's regex and NFC are used when
@@ -88,7 +90,23 @@ public static class TokenizerLoader
         int? Id(string? t) => t is null ? null : added.FirstOrDefault(a => a.Content == t)?.Id ?? (vocab.TryGetValue(t, out int id) ? id : null);
         int? eos = config is null ? Id("<|endoftext|>") : Id(config.EosToken);
         int? bos = config is null ? Id("<|endoftext|>") : Id(config.BosToken);
+        int? pad = Id(config?.PadToken);
+        // Qwen3: tokenizer_config.json has "bos_token": null; generation_config.json names bos_token_id 151643.
+        var known = new HashSet<int>(vocab.Values.Concat(added.Select(a => a.Id)));
+        FillFromGenerationConfig(vocabPath, known.Contains, ref bos, ref eos, ref pad);
         return new ByteLevelBpeTokenizer(vocab, merges, qwen ? ByteLevelBpeTokenizer.Qwen2Pattern : ByteLevelBpeTokenizer.Gpt2Pattern,
-            added, nfc: qwen, addPrefixSpace: false, bos, eos, Id(config?.PadToken), Id(config?.UnkToken), config?.AddBosToken ?? false);
+            added, nfc: qwen, addPrefixSpace: false, bos, eos, pad, Id(config?.UnkToken), config?.AddBosToken ?? false);
+    }
+
+    /// <summary>BOS/EOS/PAD that tokenizer_config.json left unnamed, from generation_config.json beside
+    /// <paramref name="file"/> (its first eos_token_id when it lists several); ids the vocabulary lacks are ignored.</summary>
+    internal static void FillFromGenerationConfig(string file, Func<int, bool> known, ref int? bos, ref int? eos, ref int? pad)
+    {
+        if (bos is not null && eos is not null && pad is not null) return;
+        var gen = Internal.GenerationConfigIds.LoadBeside(file);
+        if (gen is null) return;
+        if (bos is null && gen.Bos is int b && known(b)) bos = b;
+        if (eos is null && gen.Eos.Count > 0 && known(gen.Eos[0])) eos = gen.Eos[0];
+        if (pad is null && gen.Pad is int p && known(p)) pad = p;
     }
 }

@@ -44,12 +44,12 @@ public sealed class SymlinkedCheckpointTests : IDisposable
                 break;
             case "gguf":
                 using (var source = ModelLoader.Load(bin, tok))
-                    ModelExporter.ExportGguf((LlamaModel)source.Model, source.RequireTokenizer(), _dir.File("blobs/0123abcd"));
+                    ModelExporter.ExportGguf((DecoderModel)source.Model, source.RequireTokenizer(), _dir.File("blobs/0123abcd"));
                 path = Link("model.gguf", _dir.File("blobs/0123abcd"));
                 break;
             default:
                 using (var source = ModelLoader.Load(bin, tok))
-                    ModelExporter.ExportSafetensors((LlamaModel)source.Model, _dir.File("export"));
+                    ModelExporter.ExportSafetensors((DecoderModel)source.Model, _dir.File("export"));
                 File.Move(_dir.File("export/model.safetensors"), _dir.File("blobs/4567cdef"));
                 Directory.CreateDirectory(_dir.File("snapshot"));
                 File.Copy(_dir.File("export/config.json"), _dir.File("snapshot/config.json"));

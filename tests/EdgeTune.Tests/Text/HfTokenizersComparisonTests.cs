@@ -10,7 +10,7 @@ namespace EdgeTune.Tests.Text;
 /// </summary>
 public class HfTokenizersComparisonTests
 {
-    private static readonly string[] Texts =
+    internal static readonly string[] Texts =
     [
         "Hello world", " Hello world", "  two  spaces  ", "\n\nnewlines\n\n\n", "\t tab\tin the middle",
         "numbers 0 12 345 6789 3.14159 1e-5 -42", "Grüße aus Köln, naïve café", "日本語のテキスト 和 中文", "emoji 🚀🦙😀 👩‍👩‍👧 ✅",
@@ -19,7 +19,7 @@ public class HfTokenizersComparisonTests
         "ÀÁÂÃÄÅ àáâãäå", "\U0001F9D1\u200D\U0001F4BB zero width joiner", "'s 't 're 've 'm 'll 'd", "▁already▁marked",
     ];
 
-    private static Tokenizers.DotNet.Tokenizer? TryHf(string path)
+    internal static Tokenizers.DotNet.Tokenizer? TryHf(string path)
     {
         try { return new Tokenizers.DotNet.Tokenizer(path); }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException or TypeInitializationException or EntryPointNotFoundException)
@@ -99,7 +99,7 @@ public class HfTokenizersComparisonTests
         finally { Directory.Delete(tmp, true); }
     }
 
-    private static void WriteByteLevelTokenizerJson(string dir, string path, bool qwen)
+    internal static void WriteByteLevelTokenizerJson(string dir, string path, bool qwen)
     {
         using var vocabDoc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "vocab.json")));
         var merges = File.ReadLines(Path.Combine(dir, "merges.txt")).Where(l => l.Length > 0 && !l.StartsWith("#version", StringComparison.Ordinal));

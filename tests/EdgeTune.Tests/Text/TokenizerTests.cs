@@ -80,11 +80,11 @@ public class TokenizerTests
         Assert.Equal([tok.TokenToId("▁Hello")!.Value], tok.Encode("Hello"));
     }
 
-    /// <summary>Mistral's tokenizer.model.v3 through Microsoft.ML.Tokenizers' SentencePiece: same ids as tokenizer.json
+    /// <summary>Mistral's tokenizer.model.v3 through our SentencePiece BPE port: same ids as tokenizer.json
     /// on ordinary text, but a leading space follows SentencePiece (dummy "▁" + "▁Hello") where HF's Metaspace
     /// (prepend_scheme "first") does not add a second marker.</summary>
     [SkippableFact]
-    public void Mistral_ModelV3_ViaMlTokenizers_LeadingSpaceFollowsSentencePiece()
+    public void Mistral_ModelV3_LeadingSpaceFollowsSentencePiece()
     {
         var sp = TestTokenizers.Get("tokenizers/mistral-7b-instruct-v0.3/tokenizer.model.v3");
         var json = TestTokenizers.Get("tokenizers/mistral-7b-instruct-v0.3/tokenizer.json");

@@ -58,6 +58,8 @@ internal static class HfTokenizerJson
         string? bosText = config is null ? FirstTemplateSpecial(root) ?? "<s>" : config.BosToken;
         string? eosText = config is null ? (Lookup("</s>") is not null ? "</s>" : "<|endoftext|>") : config.EosToken;
         int? bos = Lookup(bosText), eos = Lookup(eosText), pad = Lookup(config?.PadToken), unkId = Lookup(config?.UnkToken ?? unk);
+        var known = new HashSet<int>(vocab.Values.Concat(added.Select(a => a.Id)));
+        TokenizerLoader.FillFromGenerationConfig(path, known.Contains, ref bos, ref eos, ref pad);
         bool addBos = config?.AddBosToken ?? FirstTemplateSpecial(root) is not null;
 
         var byteLevel = FindAll(pre, "ByteLevel").Concat(FindAll(decoder, "ByteLevel")).FirstOrDefault();
@@ -69,10 +71,13 @@ internal static class HfTokenizerJson
             pattern ??= useRegex ? ByteLevelBpeTokenizer.Gpt2Pattern : @"[\s\S]+";
             bool prefix = preByteLevel.ValueKind == JsonValueKind.Object && preByteLevel.TryGetProperty("add_prefix_space", out var aps) && aps.ValueKind == JsonValueKind.True;
             bool nfc = FindAll(norm, "NFC").Any();
+            var digitsEl = FindAll(pre, "Digits").FirstOrDefault();
+            var digits = digitsEl.ValueKind != JsonValueKind.Object ? DigitSplit.None
+                : digitsEl.TryGetProperty("individual_digits", out var ind) && ind.ValueKind == JsonValueKind.True ? DigitSplit.Individual : DigitSplit.Runs;
             CheckRegex(pattern!, path);
             bool ignoreMerges = model.TryGetProperty("ignore_merges", out var im) && im.ValueKind == JsonValueKind.True;
             return new ByteLevelBpeTokenizer(vocab, merges.Select(m => m.Left + " " + m.Right), pattern!, added, nfc, prefix, bos, eos, pad, unkId, addBos,
-                ignoreMerges);
+                ignoreMerges, digits);
         }
 
         var meta = FindAll(pre, "Metaspace").FirstOrDefault();

@@ -82,7 +82,7 @@ public sealed class StructuredPrunerTests : IDisposable
     public void SmallerModelSavesAndLoadsBackWithTheSameLogits()
     {
         // 259 ids: the byte tokenizer saved beside it must fit the embedding (ModelLoader checks the pair).
-        using var model = LlamaModel.CreateRandom(LlamaModelTests.SmallConfig() with { NumKeyValueHeads = 2, NumAttentionHeads = 4, VocabSize = 259 }, 5, std: 0.2f);
+        using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig() with { NumKeyValueHeads = 2, NumAttentionHeads = 4, VocabSize = 259 }, 5, std: 0.2f);
         var r = StructuredPruner.Prune(model, new StructuredPruningOptions { HeadFraction = 0.5, MlpFraction = 0.25 });
         using var small = r.Model;
         string dir = Path.Combine(_dir, "small");

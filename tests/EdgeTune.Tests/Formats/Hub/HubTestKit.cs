@@ -67,7 +67,7 @@ public static class HubTestKit
         using var scratch = new TempDir();
         string folder = System.IO.Path.Combine(scratch.Path, "hf");
         using (var loaded = EdgeTune.Models.ModelLoader.Load(bin))
-            EdgeTune.Formats.Export.ModelExporter.ExportSafetensors((EdgeTune.Models.Llama.LlamaModel)loaded.Model, folder);
+            EdgeTune.Formats.Export.ModelExporter.ExportSafetensors((EdgeTune.Models.DecoderModel)loaded.Model, folder);
         return new FakeRepo { Id = id }
             .Add("config.json", File.ReadAllBytes(System.IO.Path.Combine(folder, "config.json")))
             .Add("model.safetensors", File.ReadAllBytes(System.IO.Path.Combine(folder, "model.safetensors")), lfs: true)

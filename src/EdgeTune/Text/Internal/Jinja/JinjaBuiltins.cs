@@ -4,7 +4,7 @@ using static EdgeTune.Text.Internal.Jinja.JinjaValues;
 namespace EdgeTune.Text.Internal.Jinja;
 
 /// <summary>Global functions, filters, tests, methods and operators of the chat-template Jinja subset.</summary>
-internal static class JinjaBuiltins
+internal static partial class JinjaBuiltins
 {
     public static Dictionary<string, object?> Globals() => new(StringComparer.Ordinal)
     {
@@ -47,7 +47,7 @@ internal static class JinjaBuiltins
             return DictMethod(d, name) ?? (object)Undefined.Instance;
         }
         if (target is string s) return StringMethod(s, name) ?? (object)Undefined.Instance;
-        if (target is List<object?> l && name == "append") return (JinjaCallable)((a, _) => { l.AddRange(a); return null; });
+        if (target is List<object?> l) return ListMethod(l, name) ?? (object)Undefined.Instance;
         return Undefined.Instance;
     }
 
@@ -57,7 +57,7 @@ internal static class JinjaBuiltins
         "keys" => (_, _) => d.Keys.Select(k => (object?)k).ToList(),
         "values" => (_, _) => d.Values.ToList(),
         "get" => (a, _) => a.Count > 0 && d.TryGetValue(Str(a[0]), out var v) ? v : a.Count > 1 ? a[1] : null,
-        _ => null,
+        _ => MoreDictMethod(d, name),
     };
 
     private static JinjaCallable? StringMethod(string s, string name) => name switch
@@ -69,13 +69,7 @@ internal static class JinjaBuiltins
         "lower" => (_, _) => s.ToLowerInvariant(),
         "title" => (_, _) => CultureInfo.InvariantCulture.TextInfo.ToTitleCase(s.ToLowerInvariant()),
         "capitalize" => (_, _) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant(),
-        "startswith" => (a, _) => s.StartsWith(Str(a[0]), StringComparison.Ordinal),
-        "endswith" => (a, _) => s.EndsWith(Str(a[0]), StringComparison.Ordinal),
-        "replace" => (a, _) => s.Replace(Str(a[0]), Str(a[1]), StringComparison.Ordinal),
-        "split" => (a, _) => (a.Count > 0 && a[0] is string sep
-            ? s.Split(sep) : s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).Select(x => (object?)x).ToList(),
-        "format" => (a, _) => PercentFormat(s, a, 0),
-        _ => null,
+        _ => MoreStringMethod(s, name),
     };
 
     public static object? GetItem(object? target, object? index, int line)
@@ -234,11 +228,7 @@ internal static class JinjaBuiltins
                     Undefined or null => 0L,
                     _ => throw new ChatTemplateException($"chat template line {line}: {TypeName(v)} has no length"),
                 };
-            case "tojson":
-            {
-                object? ind = kw.TryGetValue("indent", out var i) ? i : a.Count > 0 ? a[0] : null;
-                return ToJson(v, ind is long n ? (int)n : null);
-            }
+            case "tojson": return ToJsonFilter(v, a, kw, line);
             case "string": return Str(v);
             case "list": return Iterate(v, line).ToList();
             case "first": return Iterate(v, line) is { Count: > 0 } f ? f[0] : Undefined.Instance;
@@ -292,6 +282,7 @@ internal static class JinjaBuiltins
                 if (a.Count > 0) return Iterate(v, line).Select(x => Filter(Str(a[0]), x, a.Skip(1).ToList(), [], line)).ToList();
                 throw new ChatTemplateException($"chat template line {line}: map needs attribute= or a filter name");
         }
+        if (TryMoreFilter(name, v, a, kw, line, out var result)) return result;
         throw new ChatTemplateException($"chat template line {line}: unknown filter '{name}'");
     }
 }

@@ -105,6 +105,8 @@ internal sealed class JinjaInterpreter
                     ["first"] = i == 0, ["last"] = i == items.Count - 1, ["length"] = (long)items.Count,
                     ["previtem"] = i > 0 ? items[i - 1] : Undefined.Instance,
                     ["nextitem"] = i + 1 < items.Count ? items[i + 1] : Undefined.Instance,
+                    ["depth"] = 1L, ["depth0"] = 0L,
+                    ["cycle"] = LoopCycle(i, f.Line),
                 };
                 if (Exec(f.Body) == Flow.Break) break;
             }
@@ -112,6 +114,9 @@ internal sealed class JinjaInterpreter
         }
         finally { _scope = outer; }
     }
+
+    private static JinjaCallable LoopCycle(int index, int line) => (args, _) =>
+        args.Count > 0 ? args[index % args.Count] : throw new ChatTemplateException($"chat template line {line}: loop.cycle() needs at least one value");
 
     private void Bind(List<string> targets, object? item, int line)
     {
@@ -172,7 +177,13 @@ internal sealed class JinjaInterpreter
             {
                 var callee = Eval(c.Callee);
                 if (callee is not JinjaCallable fn)
+                {
+                    if (callee is Undefined && c.Callee is AttrExpr method)
+                        throw new ChatTemplateException($"chat template line {c.Line}: {TypeName(Eval(method.Target))} has no method '{method.Name}' (unknown, or not supported by this Jinja interpreter)");
+                    if (callee is Undefined && c.Callee is NameExpr fnName)
+                        throw new ChatTemplateException($"chat template line {c.Line}: unknown function '{fnName.Name}'");
                     throw new ChatTemplateException($"chat template line {c.Line}: {Describe(c.Callee)} is not callable ({TypeName(callee)})");
+                }
                 return fn(c.Args.Select(Eval).ToList(), c.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value)));
             }
             case FilterExpr f:

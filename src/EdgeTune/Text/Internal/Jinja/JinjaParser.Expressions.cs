@@ -193,6 +193,7 @@ internal sealed partial class JinjaParser
         var kwargs = new List<(string, Expr)>();
         while (!AcceptOp(")"))
         {
+            if (IsOp("*") || IsOp("**")) throw Error("unsupported construct: *args/**kwargs in a call");
             if (Peek.Kind == TokKind.Name && _toks[_pos + 1].Kind == TokKind.Op && _toks[_pos + 1].Text == "=")
             {
                 string n = Next().Text;

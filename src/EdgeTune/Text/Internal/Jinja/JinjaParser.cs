@@ -60,7 +60,7 @@ internal sealed partial class JinjaParser
                 "break" => EndThen(new BreakNode(s.Line)),
                 "continue" => EndThen(new ContinueNode(s.Line)),
                 "generation" => ParseGeneration(s.Line),
-                _ => throw Error($"unsupported statement '{kw}'"),
+                _ => throw Error($"unsupported statement '{kw}' (supported: if, for, set, macro, break, continue, generation)"),
             });
         }
         stop = null;
@@ -137,6 +137,7 @@ internal sealed partial class JinjaParser
     {
         string name = ExpectName();
         string? attr = AcceptOp(".") ? ExpectName() : null;
+        if (IsOp(",")) throw Error("unsupported construct: tuple unpacking in 'set'");
         if (AcceptOp("="))
         {
             var value = ParseExpr();
