@@ -51,7 +51,7 @@ public static class EvalCommand
             ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr);
             if (loaded.Model is not DecoderModel llama)
             {
-                await stderr.WriteLineAsync($"eval: {loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a Llama-family decoder").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"eval: {loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a decoder model").ConfigureAwait(false);
                 return 2;
             }
             var tok = loaded.RequireTokenizer();

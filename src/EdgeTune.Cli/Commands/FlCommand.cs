@@ -55,14 +55,14 @@ public static class FlCommand
     public static LoraConfig Lora(int rank, double? alpha) =>
         new() { Rank = rank, Alpha = alpha ?? 2.0 * rank, TargetModules = LoraConfig.AllProjections };
 
-    /// <summary>Loads a Llama-family model and its tokenizer.</summary>
+    /// <summary>Loads a decoder model and its tokenizer.</summary>
     public static (LoadedModel Loaded, DecoderModel Llama) LoadLlama(string model, string? tokenizer)
     {
         var loaded = ModelLoader.Load(model, tokenizer);
         if (loaded.Model is not DecoderModel llama)
         {
             loaded.Dispose();
-            throw new NotSupportedException($"federated LoRA needs a Llama-family model; '{model}' is {loaded.Config.ModelType}");
+            throw new NotSupportedException($"federated LoRA needs a decoder model; '{model}' is {loaded.Config.ModelType}");
         }
         return (loaded, llama);
     }

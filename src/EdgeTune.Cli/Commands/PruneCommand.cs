@@ -12,7 +12,7 @@ using EdgeTune.Training.FineTuning;
 namespace EdgeTune.Cli.Commands;
 
 /// <summary>
-/// <c>edgetune prune</c>: prunes a Llama-family model (magnitude, 2:4, Wanda, Wanda 2:4 or structured heads/MLP
+/// <c>edgetune prune</c>: prunes a decoder model (magnitude, 2:4, Wanda, Wanda 2:4 or structured heads/MLP
 /// channels), optionally recovers it by full fine-tuning with the pruning mask held fixed, and saves a model folder
 /// (config.json + model.safetensors + the tokenizer) that <c>generate</c> and <c>eval</c> read. Prints the sparsity of
 /// every layer and the totals on stdout.
@@ -88,7 +88,7 @@ public static class PruneCommand
             {
                 if (loaded.Model is not DecoderModel llama)
                 {
-                    await stderr.WriteLineAsync($"prune: {loaded.Source} is a {loaded.Config.ModelType} model; pruning needs a Llama-family decoder").ConfigureAwait(false);
+                    await stderr.WriteLineAsync($"prune: {loaded.Source} is a {loaded.Config.ModelType} model; pruning needs a decoder model").ConfigureAwait(false);
                     return 2;
                 }
                 foreach (var p in llama.Parameters) p.Trainable = false; // F32 writable copies, no gradients needed here

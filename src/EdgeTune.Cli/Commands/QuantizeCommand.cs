@@ -64,7 +64,7 @@ public static class QuantizeCommand
             using var _ = loaded;
             if (loaded.Model is not DecoderModel llama)
             {
-                await stderr.WriteLineAsync($"quantize: {loaded.Source} is a {loaded.Config.ModelType} model; only Llama-family decoders can be quantized").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"quantize: {loaded.Source} is a {loaded.Config.ModelType} model; only decoder models can be quantized").ConfigureAwait(false);
                 return 2;
             }
             long parameters = llama.Parameters.ElementCount;

@@ -116,11 +116,11 @@ public sealed record HfConfig
         {
             var r = new JsonFields(doc.RootElement, source);
             string modelType = r.String("model_type") ?? throw r.Missing("model_type");
-            // A config of another architecture (gpt2's n_embd, ...) lacks the Llama-family fields: say which model_type it is.
+            // A config of another architecture (gpt2's n_embd, ...) lacks the decoder fields: say which model_type it is.
             foreach (string field in (ReadOnlySpan<string>)["hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers", "vocab_size"])
                 if (r.Int(field) is null)
                     throw new CheckpointFormatException(source,
-                        $"required field '{field}' is missing (model_type '{modelType}'; EdgeTune reads Llama-family configs: llama, mistral, qwen2)", field);
+                        $"required field '{field}' is missing (model_type '{modelType}'; EdgeTune reads decoder configs: llama, mistral, qwen2, qwen3, gemma3_text, phi3)", field);
             int hidden = r.Int("hidden_size") ?? throw r.Missing("hidden_size");
             int heads = r.Int("num_attention_heads") ?? throw r.Missing("num_attention_heads");
             bool qwen2 = modelType is "qwen2";

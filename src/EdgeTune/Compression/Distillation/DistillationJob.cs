@@ -41,7 +41,7 @@ public static class DistillationJob
 
         using var teacherLoaded = await ModelLoader.LoadAsync(options.Teacher, options.Tokenizer, cancellationToken: cancellationToken).ConfigureAwait(false);
         var teacher = teacherLoaded.Model as DecoderModel
-            ?? throw new NotSupportedException($"distillation needs a Llama-family teacher; '{options.Teacher}' is {teacherLoaded.Config.ModelType}");
+            ?? throw new NotSupportedException($"distillation needs a decoder-model teacher; '{options.Teacher}' is {teacherLoaded.Config.ModelType}");
         var tokenizer = teacherLoaded.RequireTokenizer();
         if (tokenizer.VocabSize > teacher.VocabSize)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the teacher's vocabulary only {teacher.VocabSize}");
@@ -53,7 +53,7 @@ public static class DistillationJob
         {
             studentLoaded = ModelLoader.Load(studentPath, options.Tokenizer ?? (Directory.Exists(options.Teacher) ? options.Teacher : null), ModelLoadOptions.FullFineTuning);
             student = studentLoaded.Model as DecoderModel
-                ?? throw new NotSupportedException($"distillation needs a Llama-family student; '{studentPath}' is {studentLoaded.Config.ModelType}");
+                ?? throw new NotSupportedException($"distillation needs a decoder-model student; '{studentPath}' is {studentLoaded.Config.ModelType}");
         }
         else
         {

@@ -50,7 +50,7 @@ public static class FineTuneJob
         {
             loaded = await ModelLoader.LoadAsync(options.Model, options.Tokenizer, cancellationToken: cancellationToken,
                 options: method == FineTuneMethod.Full ? ModelLoadOptions.FullFineTuning : ModelLoadOptions.Inference).ConfigureAwait(false);
-            model = loaded.Model as DecoderModel ?? throw new NotSupportedException($"fine-tuning supports Llama-family models; '{options.Model}' is {loaded.Config.ModelType}");
+            model = loaded.Model as DecoderModel ?? throw new NotSupportedException($"fine-tuning supports decoder models; '{options.Model}' is {loaded.Config.ModelType}");
             tokenizer = loaded.RequireTokenizer();
             template = loaded.ChatTemplate;
             tokenizerFolder = options.Tokenizer is { } t ? (Directory.Exists(t) ? t : null) : (Directory.Exists(loaded.Source) ? loaded.Source : null);
