@@ -149,7 +149,7 @@ public sealed class GenerateSuite : IBenchSuite
     {
         using (var bf16 = ViaSafetensors(model, folder + "-bf16", DType.BF16))
         {
-            EdgeTune.Compression.Quantization.ModelQuantizer.Quantize(bf16, EdgeTune.Compression.Quantization.QuantFormat.NF4);
+            EdgeTune.Compression.Quantization.ModelQuantizer.Quantize(bf16, EdgeTune.Tensors.Quantized.QuantFormat.NF4);
             EdgeTune.Compression.Quantization.QuantizedCheckpoint.Save(bf16, folder);
         }
         var reader = CheckpointReader.Open(folder);

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Compression.Quantization.Calibration;
 using EdgeTune.Compression.Quantization.Qat;
 using EdgeTune.Models;

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Formats;
 using EdgeTune.Models;
 using EdgeTune.Tensors;

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using EdgeTune.Bench.Common;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 

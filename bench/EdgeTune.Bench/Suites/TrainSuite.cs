@@ -138,7 +138,7 @@ public sealed class TrainSuite : IBenchSuite
         };
         var request = MemoryPlanRequest.From(config, training, lora ? FineTuneMethod.Lora : FineTuneMethod.Full, LoraRank, LoraConfig.AllLlamaProjections,
                 qlora ? DType.BF16 : DType.F32)
-            with { Threads = threads, BaseQuantization = qlora ? EdgeTune.Compression.Quantization.QuantFormat.NF4 : null, QuantizedEmbeddings = qlora };
+            with { Threads = threads, BaseQuantization = qlora ? EdgeTune.Tensors.Quantized.QuantFormat.NF4 : null, QuantizedEmbeddings = qlora };
         var predicted = MemoryPlanner.Estimate(request);
 
         using var model = qlora

@@ -51,10 +51,10 @@ public static class FinetuneCommand
                 ActivationCheckpointing = parse.GetValue(checkpointing) || t.ActivationCheckpointing,
             };
             int r = parse.GetValue(rank);
-            Compression.Quantization.QuantFormat? baseFormat = null;
+            EdgeTune.Tensors.Quantized.QuantFormat? baseFormat = null;
             if (parse.GetValue(baseDtype) is { } bd)
             {
-                try { baseFormat = Compression.Quantization.QuantFormats.Parse(bd); }
+                try { baseFormat = EdgeTune.Tensors.Quantized.QuantFormats.Parse(bd); }
                 catch (ArgumentException e)
                 {
                     await err.WriteLineAsync($"finetune: --base-dtype: {e.Message}").ConfigureAwait(false);
@@ -79,7 +79,7 @@ public static class FinetuneCommand
                 Resume = parse.GetValue(resume),
                 MaxMemoryBytes = parse.GetValue(maxMemory) is { } m ? MemoryPlanner.ParseBytes(m) : null,
                 SamplePrompt = parse.GetValue(prompt),
-                Qat = parse.GetValue(qat) is { } qf ? Compression.Quantization.QuantFormats.Parse(qf) : null,
+                Qat = parse.GetValue(qat) is { } qf ? EdgeTune.Tensors.Quantized.QuantFormats.Parse(qf) : null,
                 QatActivations = parse.GetValue(qatActivations),
                 Power = policies,
                 EnergyAccounting = accounting,

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Formats.Export;
 using EdgeTune.Models;
 using EdgeTune.Tensors;

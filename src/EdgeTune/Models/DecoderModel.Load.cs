@@ -1,5 +1,6 @@
 using EdgeTune.Autograd;
-using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Formats;
 using EdgeTune.Tensors;
 
@@ -32,7 +33,7 @@ public sealed partial class DecoderModel
         {
             foreach (var (name, shape) in ExpectedTensors(config))
             {
-                if (QuantizedCheckpoint.TryRead(reader, name, shape, out var stored, out var storedFormat))
+                if (QuantizedTensors.TryRead(reader, name, shape, out var stored, out var storedFormat))
                 {
                     if (keepQuantized && (IsProjection(name) || name is Names.Embed or Names.LmHead))
                     {
@@ -40,7 +41,7 @@ public sealed partial class DecoderModel
                         quantized[name] = storedFormat;
                         continue;
                     }
-                    var wide = QuantizedCheckpoint.Dequantize(stored!, storedFormat, shape, name);
+                    var wide = QuantizedTensors.Dequantize(stored!, storedFormat, shape, name);
                     stored!.Dispose();
                     parameters.Add(new Parameter(name, wide, trainable: options.Trainable));
                     continue;

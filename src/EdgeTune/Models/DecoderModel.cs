@@ -1,5 +1,6 @@
 using EdgeTune.Autograd;
-using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Formats;
 using EdgeTune.Generation;
 using EdgeTune.Nn;

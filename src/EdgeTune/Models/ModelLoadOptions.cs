@@ -6,7 +6,7 @@ namespace EdgeTune.Models;
 /// inference and LoRA need.</param>
 /// <param name="KeepQuantized">When not <paramref name="Trainable"/>: decoder projections stored block-quantized
 /// (GGUF Q8_0/Q4_0, or EdgeTune's quantized safetensors <c>.weight.q</c> tensors) stay quantized as
-/// <see cref="Compression.Quantization.QuantizedLinear"/> layers instead of being widened to F32. Embedding and
+/// <see cref="EdgeTune.Nn.Quantized.QuantizedLinear"/> layers instead of being widened to F32. Embedding and
 /// LM head are always widened.</param>
 public sealed record ModelLoadOptions(bool Trainable = false, bool KeepQuantized = true)
 {

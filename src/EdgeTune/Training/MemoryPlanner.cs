@@ -22,7 +22,7 @@ public sealed record MemoryPlanRequest
     public DType BaseDType { get; init; } = DType.F32;
     /// <summary>QLoRA: the format the frozen decoder projections are quantized to (their bytes are the format's rows;
     /// projections whose input width is not a multiple of the block stay in <see cref="BaseDType"/>). Null: not quantized.</summary>
-    public Compression.Quantization.QuantFormat? BaseQuantization { get; init; }
+    public EdgeTune.Tensors.Quantized.QuantFormat? BaseQuantization { get; init; }
     /// <summary>With <see cref="BaseQuantization"/>: the token embedding and LM head are held in that format too
     /// (<c>ModelQuantizer.Quantize(model, format, includeEmbeddings: true)</c>).</summary>
     public bool QuantizedEmbeddings { get; init; }
@@ -114,8 +114,8 @@ public static class MemoryPlanner
             if (full) { weights += n * tb; trainable += n; }
             else if (shape.Length == 1) weights += n * 4;
             else if (r.BaseQuantization is { } q && (DecoderModel.IsProjection(name) || r.QuantizedEmbeddings && name is DecoderModel.Names.Embed or DecoderModel.Names.LmHead)
-                && shape[1] % Compression.Quantization.QuantFormats.Info(q).BlockSize == 0)
-                weights += (long)shape[0] * Compression.Quantization.QuantFormats.RowBytes(q, shape[1]);
+                && shape[1] % EdgeTune.Tensors.Quantized.QuantFormats.Info(q).BlockSize == 0)
+                weights += (long)shape[0] * EdgeTune.Tensors.Quantized.QuantFormats.RowBytes(q, shape[1]);
             else weights += r.BaseDType.ByteSize(n);
         }
         if (!full)

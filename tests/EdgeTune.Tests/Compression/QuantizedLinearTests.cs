@@ -1,5 +1,7 @@
 using EdgeTune.Autograd;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 

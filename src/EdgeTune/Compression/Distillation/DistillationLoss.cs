@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using System.Buffers;
 using System.Numerics.Tensors;
 using EdgeTune.Tensors;

@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 namespace EdgeTune.Compression.Distillation;
 
 /// <summary>Which Kullback-Leibler divergence the student minimises against the teacher.</summary>

@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 namespace EdgeTune.Compression.Distillation;
 
 /// <summary>A source of teacher predictions for the positions of a micro-batch.</summary>

@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 namespace EdgeTune.Compression.Pruning;
 
 /// <summary>How a weight's importance is scored.</summary>

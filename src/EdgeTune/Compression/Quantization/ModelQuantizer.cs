@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Adapters;
 using EdgeTune.Models;
 using EdgeTune.Nn;

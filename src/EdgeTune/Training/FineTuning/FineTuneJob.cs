@@ -1,5 +1,7 @@
 using EdgeTune.Adapters;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Generation;

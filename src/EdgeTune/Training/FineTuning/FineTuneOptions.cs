@@ -63,14 +63,14 @@ public sealed record FineTuneOptions
     /// forward (straight-through gradients, <see cref="Compression.Quantization.Qat.QatInjector"/>), and the F32
     /// weights trained so are saved; null (default) trains plainly. With LoRA the adapter learns against the
     /// fake-quantized frozen base.</summary>
-    public Compression.Quantization.QuantFormat? Qat { get; init; }
+    public EdgeTune.Tensors.Quantized.QuantFormat? Qat { get; init; }
 
     /// <summary>With <see cref="Qat"/>: also fake-quantize each projection's input per token to int8.</summary>
     public bool QatActivations { get; init; }
 
     /// <summary>QLoRA: quantize the frozen base's decoder projections to this format after loading, before LoRA is
     /// injected (the float weights are released). Only with <see cref="FineTuneMethod.Lora"/>. Null: keep the base as loaded.</summary>
-    public Compression.Quantization.QuantFormat? BaseQuantization { get; init; }
+    public EdgeTune.Tensors.Quantized.QuantFormat? BaseQuantization { get; init; }
 
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }

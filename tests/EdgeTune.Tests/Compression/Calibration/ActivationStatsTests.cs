@@ -1,5 +1,7 @@
 using EdgeTune.Nn;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Compression.Quantization.Calibration;
 using EdgeTune.Compression.Quantization.Qat;
 using EdgeTune.Models;

@@ -1,4 +1,6 @@
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Compression.Quantization.Calibration;
 using EdgeTune.Tensors;
 

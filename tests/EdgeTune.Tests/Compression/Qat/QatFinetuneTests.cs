@@ -1,6 +1,8 @@
 using System.CommandLine;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Compression.Quantization.Qat;
 using EdgeTune.Models;
 using EdgeTune.Nn;

@@ -1,4 +1,6 @@
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Tensors;
 using Xunit.Abstractions;
 

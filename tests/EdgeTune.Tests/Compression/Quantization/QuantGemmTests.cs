@@ -1,5 +1,7 @@
 using EdgeTune.Compression.Quantization;
-using EdgeTune.Compression.Quantization.Internal;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
+using EdgeTune.Tensors.Quantized.Internal;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 

@@ -1,4 +1,6 @@
 using EdgeTune.Compression.Quantization;
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 
@@ -66,7 +68,7 @@ public class QuantKernelsTests
         {
             ushort h = (ushort)bits;
             float want = (float)BitConverter.UInt16BitsToHalf(h);
-            float got = EdgeTune.Compression.Quantization.Internal.QuantWiden.Half((byte*)&h);
+            float got = EdgeTune.Tensors.Quantized.Internal.QuantWiden.Half((byte*)&h);
             if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{bits:X4}");
             else Assert.Equal(BitConverter.SingleToUInt32Bits(want), BitConverter.SingleToUInt32Bits(got));
         }

@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 namespace EdgeTune.Compression.Pruning.Internal;
 
 /// <summary>Turns importance scores into keep flags (1 keep, 0 prune). Ties are broken by position: of equal

@@ -1,3 +1,5 @@
+using EdgeTune.Nn.Quantized;
+using EdgeTune.Tensors.Quantized;
 namespace EdgeTune.Compression.Quantization.Calibration;
 
 public static partial class WeightedQuantizer

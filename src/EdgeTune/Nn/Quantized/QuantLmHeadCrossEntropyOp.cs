@@ -1,8 +1,9 @@
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Autograd.Internal;
 using EdgeTune.Autograd;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Nn.Quantized;
 
 /// <summary>
 /// <see cref="LmHeadCrossEntropyOp"/> over a frozen quantized head W [V, C] (QLoRA with a quantized tied

@@ -1,9 +1,9 @@
 using System.Runtime.CompilerServices;
-using EdgeTune.Compression.Quantization.Internal;
+using EdgeTune.Tensors.Quantized.Internal;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>
 /// y[M, N] (+)= x[M, K]·Wᵀ for decode-sized M (a few rows): W streams from memory once, each of its

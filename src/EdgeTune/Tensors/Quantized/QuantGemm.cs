@@ -1,8 +1,8 @@
-using EdgeTune.Compression.Quantization.Internal;
+using EdgeTune.Tensors.Quantized.Internal;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>
 /// Products with a quantized weight W [N, K] (a linear layer's [out, in]): the forward y = x·Wᵀ and the

@@ -1,4 +1,4 @@
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>Weight quantization formats. Every format quantizes a matrix row by row, in blocks along
 /// the row, so each row is self-contained: any row (or run of rows) can be dequantized alone.</summary>

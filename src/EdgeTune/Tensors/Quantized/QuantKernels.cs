@@ -1,8 +1,8 @@
-using EdgeTune.Compression.Quantization.Internal;
+using EdgeTune.Tensors.Quantized.Internal;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>The fast per-row kernels behind <see cref="QuantizedMatrix"/> and <see cref="QuantGemm"/>:
 /// dequantize a row, and the fused dequantize·dot, at the machine's vector width

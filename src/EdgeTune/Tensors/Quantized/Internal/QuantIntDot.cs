@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace EdgeTune.Compression.Quantization.Internal;
+namespace EdgeTune.Tensors.Quantized.Internal;
 
 /// <summary>Which integer dot implementation runs (tests force each one that the machine has).</summary>
 internal enum IntDotPath { Auto, Avx2, Vector128, Scalar }

@@ -1,8 +1,9 @@
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Autograd;
 using EdgeTune.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Nn.Quantized;
 
 /// <summary>
 /// y = x · Wᵀ (+ b) over a frozen quantized weight W [out, in] (QLoRA's base layer).

@@ -1,6 +1,6 @@
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>
 /// A row-major weight matrix [Rows, Cols] (a linear layer's [out, in]) held in a quantized

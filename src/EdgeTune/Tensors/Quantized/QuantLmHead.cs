@@ -2,7 +2,7 @@ using System.Buffers;
 using EdgeTune.Tensors;
 using EdgeTune.Tensors.Internal;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>
 /// The LM head fused with cross-entropy over a frozen quantized head W [V, C] (a quantized tied embedding):

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using EdgeTune.Tensors.Internal;
 
-namespace EdgeTune.Compression.Quantization.Internal;
+namespace EdgeTune.Tensors.Quantized.Internal;
 
 /// <summary>
 /// Width-generic cores of the per-row kernels: dequantize a run of blocks, and the fused

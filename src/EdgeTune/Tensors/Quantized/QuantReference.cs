@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using EdgeTune.Formats;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>
 /// Scalar reference quantize / dequantize / dot of one row in each <see cref="QuantFormat"/>, kept

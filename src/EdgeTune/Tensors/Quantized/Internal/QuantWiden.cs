@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace EdgeTune.Compression.Quantization.Internal;
+namespace EdgeTune.Tensors.Quantized.Internal;
 
 /// <summary>
 /// Turns 16 packed integer codes into 16 floats: signed bytes converted (Q8_0, Q4_0 after the −8,

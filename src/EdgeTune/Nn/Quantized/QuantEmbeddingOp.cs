@@ -1,7 +1,8 @@
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Autograd;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Nn.Quantized;
 
 /// <summary>
 /// Token embedding from a frozen quantized table [V, C]: y[t, :] = dequantized row ids[t] (only the rows

@@ -1,8 +1,9 @@
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Autograd;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Nn.Quantized;
 
 /// <summary>
 /// A frozen quantized table [V, C] that serves as the token embedding (rows decoded on lookup) and as the output

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Tensors.Quantized;
 
 /// <summary>
 /// NF4 with double quantization (QLoRA): 4-bit codes into the NormalFloat-4 code book, one absmax

@@ -1,8 +1,9 @@
+using EdgeTune.Tensors.Quantized;
 using EdgeTune.Autograd;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
-namespace EdgeTune.Compression.Quantization;
+namespace EdgeTune.Nn.Quantized;
 
 /// <summary>
 /// A frozen linear layer y = x·Wᵀ (+ b) whose weight W [out, in] is a <see cref="QuantizedMatrix"/>: inference

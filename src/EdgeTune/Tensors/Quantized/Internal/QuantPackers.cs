@@ -1,6 +1,6 @@
 using EdgeTune.Tensors.Internal;
 
-namespace EdgeTune.Compression.Quantization.Internal;
+namespace EdgeTune.Tensors.Quantized.Internal;
 
 /// <summary>Per-thread float buffer for the rows a quantized packer decodes before laying them
 /// out in panels (at most NR rows of one K block, or one row of one N block).</summary>
