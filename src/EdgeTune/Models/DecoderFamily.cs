@@ -23,6 +23,9 @@ public abstract class DecoderFamily
     /// <summary>Checks family-specific fields of a config; errors name the field.</summary>
     public virtual void Validate(HfConfig config, string source) { }
 
+    /// <summary>Positions the model runs here: <c>max_position_embeddings</c> unless the family's rope supports less.</summary>
+    public virtual int MaxPositions(HfConfig config) => config.MaxPositionEmbeddings;
+
     /// <summary>Factor applied to embedding rows (Gemma: √hidden).</summary>
     public virtual double EmbeddingScale(HfConfig config) => 1.0;
 

@@ -44,6 +44,8 @@ public sealed partial class DecoderModel
         ArgumentNullException.ThrowIfNull(tokens);
         if (batch <= 0 || time <= 0 || tokens.Length != batch * time)
             throw new ShapeException($"DecoderModel.Hidden: tokens ({tokens.Length}) must hold B×T = {batch}×{time} ids");
+        if (time > MaxPositions)
+            throw new ArgumentOutOfRangeException(nameof(time), time, $"DecoderModel.Hidden: sequences of {time} positions exceed the {MaxPositions} this model supports");
         var f = new TapeForward(tape, batch, time);
         var x = Embedding.Forward(tape, tokens); // (B·T, C)
         double scale = Family.EmbeddingScale(Config);

@@ -84,7 +84,7 @@ public sealed partial class DecoderModel : Module, ICausalLM, IDecoderContext
     public Parameter LmHead => Head.Weight;
 
     public int VocabSize => Config.VocabSize;
-    public int MaxPositions => Config.MaxPositionEmbeddings;
+    public int MaxPositions => Family.MaxPositions(Config);
     public bool TiedHead => ReferenceEquals(LmHead, Embed);
 
     /// <summary>Every HF tensor name and shape a config implies, in a fixed order, from the family's block definition.</summary>
@@ -153,7 +153,8 @@ public sealed partial class DecoderModel : Module, ICausalLM, IDecoderContext
     public KvCache CreateCache(int capacity)
     {
         if (capacity > MaxPositions)
-            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the model supports at most {MaxPositions} positions");
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"the model supports at most {MaxPositions} positions" +
+                (MaxPositions < Config.MaxPositionEmbeddings ? $" here (max_position_embeddings is {Config.MaxPositionEmbeddings}, but its {Config.RopeScaling?.RopeType} rope beyond {MaxPositions} is not implemented)" : ""));
         return new KvCache(Config.NumHiddenLayers, capacity, Config.NumKeyValueHeads, Config.HeadDim);
     }
 

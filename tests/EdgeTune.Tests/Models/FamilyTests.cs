@@ -183,6 +183,25 @@ public class FamilyTests
     }
 
     [Fact]
+    public void Phi3LongRopeRunsUpToTheOriginalContextAndRefusesBeyond()
+    {
+        double[] shortF = [1.0, 1.5], longF = [2.0, 4.0];
+        var cfg = (Tiny("phi3", layers: 1) with { MaxPositionEmbeddings = 64, RopeScaling = new RopeScaling("longrope") })
+            .WithRaw(("partial_rotary_factor", null), ("original_max_position_embeddings", 16), ("rope_scaling", System.Text.Json.JsonDocument.Parse(
+                $"{{\"type\":\"longrope\",\"short_factor\":[{string.Join(",", shortF)}],\"long_factor\":[{string.Join(",", longF)}]}}").RootElement.Clone()));
+        using var model = Random(cfg);
+        Assert.Equal(16, model.MaxPositions);
+        var (freq, factor) = model.Family.Rope(cfg, 0);
+        Assert.Equal(Math.Sqrt(1 + Math.Log(4) / Math.Log(16)), factor, 12); // max 64 over original 16
+        Assert.Equal(1.0 / Math.Pow(10000, 2.0 / 4) / 1.5, freq[1], 12);       // divided by the short factor
+        using (var cache = model.CreateCache(16)) model.Forward(Tokens, cache, new float[model.VocabSize]);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => model.CreateCache(17));
+        Assert.Contains("beyond 16 is not implemented", ex.Message);
+        using var tape = new Tape();
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Loss(tape, new int[17], new int[17], 1, 17));
+    }
+
+    [Fact]
     public void GemmaNormsAreStoredAsHfWeightsAndKeptAsMultipliers()
     {
         var cfg = Tiny("gemma3_text");

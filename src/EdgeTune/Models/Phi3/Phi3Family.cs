@@ -55,6 +55,10 @@ public sealed class Phi3Family : DecoderFamily
 
     public override void Validate(HfConfig config, string source) => Phi3Rope.Of(config);
 
+    /// <summary>With LongRoPE only the short factors are implemented: contexts up to <c>original_max_position_embeddings</c>.</summary>
+    public override int MaxPositions(HfConfig config) =>
+        Phi3Rope.Of(config) is { ShortFactor: not null } r ? Math.Min(r.OriginalMaxPositions, config.MaxPositionEmbeddings) : config.MaxPositionEmbeddings;
+
     public override (double[] InverseFrequencies, double AttentionFactor) Rope(HfConfig config, int kind)
     {
         var r = Phi3Rope.Of(config);
