@@ -77,22 +77,36 @@ public sealed class LlamaCppFamilyLoraTests(ITestOutputHelper output)
 
     internal static readonly LoraConfig Lora = new() { Rank = 4, Alpha = 8, TargetModules = LoraConfig.AllProjections, InitSeed = 5 };
 
+    /// <summary>Per-module ranks and alphas with rsLoRA: llama.cpp's single alpha cannot express them, so the exporter
+    /// folds each module's own scale into its lora_b.</summary>
+    internal static readonly LoraConfig PatternLora = Lora with
+    {
+        UseRsLora = true,
+        RankPattern = new Dictionary<string, int> { ["o_proj"] = 2, ["down_proj"] = 6, ["layers\\.1\\.self_attn\\.qkv_proj"] = 3 },
+        AlphaPattern = new Dictionary<string, double> { ["q_proj"] = 3, ["qkv_proj"] = 5, ["gate_up_proj"] = 11, ["model.layers.0.mlp.up_proj"] = 20 },
+    };
+
+    public static IEnumerable<object[]> FamiliesAndPatterns =>
+        Families.SelectMany(f => new[] { new object[] { f[0], false }, [f[0], true] });
+
     [SkippableTheory]
-    [MemberData(nameof(Families))]
-    public void LoraGgufInLlamaCppMatchesOurMergedModel(string family)
+    [MemberData(nameof(FamiliesAndPatterns))]
+    public void LoraGgufInLlamaCppMatchesOurMergedModel(string family, bool perModuleRanks)
     {
         TestAssets.Require("stories260K/tok512.bin");
         LlamaCpp.RequireNative();
         using var model = RandomModel(Config(family), 31, quietFfn: family == "gemma3_text");
         using var dir = new TempDir();
         string basePath = dir.File("base.gguf"), loraPath = dir.File("lora.gguf");
-        var (baseOurs, ours, adapter) = ExportBaseAndLora(model, Lora, basePath, loraPath);
+        var (baseOurs, ours, adapter) = ExportBaseAndLora(model, perModuleRanks ? PatternLora : Lora, basePath, loraPath);
         using var _ = adapter;
+        if (perModuleRanks)
+            Assert.True(adapter.Modules.Select(m => m.Scale * m.Rank).Distinct().Count() > 1, "the modules should need different llama.cpp alphas");
         int v = model.VocabSize;
         double baseDiff = AdapterTestUtil.MaxAbsDiff(baseOurs, LlamaCpp.Logits(basePath, PromptIds, v));
         double effect = AdapterTestUtil.MaxAbsDiff(baseOurs, ours);
         double d = AdapterTestUtil.MaxAbsDiff(ours, LlamaCpp.LogitsWithLora(basePath, loraPath, PromptIds, v));
-        output.WriteLine($"{family}: max |Δlogit| ours vs llama.cpp: base {baseDiff:E3}, merged vs base+LoRA {d:E3} (adapter effect {effect:E3}, {adapter.Modules.Count} modules)");
+        output.WriteLine($"{family}{(perModuleRanks ? " (per-module r/α, rsLoRA)" : "")}: max |Δlogit| ours vs llama.cpp: base {baseDiff:E3}, merged vs base+LoRA {d:E3} (adapter effect {effect:E3}, {adapter.Modules.Count} modules)");
         Assert.True(effect > 0.05, $"{family}: the adapter should move the logits (max |Δ| vs base {effect:E3})");
         Assert.True(baseDiff <= 1e-4, $"{family}: the base GGUF already disagrees with llama.cpp (max |Δlogit| {baseDiff:E3})");
         Assert.True(d <= 1e-4, $"{family}: max |Δlogit| llama.cpp+LoRA vs our merged model {d:E3} exceeds 1e-4");
