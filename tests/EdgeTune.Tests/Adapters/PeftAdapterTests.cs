@@ -271,6 +271,11 @@ public class PeftAdapterTests
             Assert.Equal(head.ToFloatArray(), h.ToFloatArray());
         using var again = AdapterFiles.Load(dir.File("again"), model);
         Assert.Equal(expected, AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt));
+        // a merged export carries the replaced tables
+        again.Merge();
+        EdgeTune.Formats.Export.ModelExporter.ExportSafetensors(model, dir.File("merged"));
+        using var back = Formats.Export.ExportTestUtil.LoadBack(dir.File("merged"));
+        Assert.True(AdapterTestUtil.MaxAbsDiff(expected, AdapterTestUtil.Logits(back, AdapterTestUtil.Prompt)) <= 1e-5);
     }
 
     /// <summary>A tied model takes one table for both names when PEFT saved both (equal); a head alone, or two different
