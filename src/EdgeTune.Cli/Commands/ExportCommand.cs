@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using EdgeTune.Adapters;
+using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
 using EdgeTune.Models;
 using EdgeTune.Tensors;
@@ -7,11 +9,13 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Cli.Commands;
 
 /// <summary><c>edgetune export</c>: writes a model as one GGUF file (llama.cpp, Ollama) or a Hugging Face
-/// safetensors folder. Prints the written path and its size on stdout; load and write figures on stderr.</summary>
+/// safetensors folder; with <c>--adapter</c> the model with the adapter merged into it, or (<c>--format lora-gguf</c>)
+/// the adapter alone as a llama.cpp LoRA GGUF for that base. Prints the written path and its size on stdout; load and
+/// write figures on stderr.</summary>
 public static class ExportCommand
 {
     /// <summary>The <c>--format</c> values.</summary>
-    public static readonly IReadOnlyList<string> Formats = ["gguf", "safetensors"];
+    public static readonly IReadOnlyList<string> Formats = ["gguf", "safetensors", "lora-gguf"];
 
     /// <summary>The <c>--dtype</c> values.</summary>
     public static readonly IReadOnlyList<string> DTypes = ["f32", "f16", "bf16", "q8_0", "q4_0"];
@@ -20,7 +24,12 @@ public static class ExportCommand
     {
         var model = ModelOptions.Model();
         var tokenizer = ModelOptions.Tokenizer();
-        var format = new Option<string>("--format") { Description = "gguf (one file) or safetensors (Hugging Face folder)", Required = true };
+        var adapter = ModelOptions.Adapter();
+        var format = new Option<string>("--format")
+        {
+            Description = "gguf (one file), safetensors (Hugging Face folder), or lora-gguf (the --adapter alone, as a llama.cpp LoRA file for the base model)",
+            Required = true,
+        };
         format.AcceptOnlyFromAmong([.. Formats]);
         var dtype = new Option<string>("--dtype")
         {
@@ -30,8 +39,8 @@ public static class ExportCommand
         dtype.AcceptOnlyFromAmong([.. DTypes]);
         var output = new Option<string>("--out") { Description = "GGUF file or safetensors folder to write (replaced if present)", Required = true };
 
-        var command = new Command("export", "Write a model as GGUF (llama.cpp) or as a Hugging Face safetensors folder");
-        foreach (var o in new Option[] { model, tokenizer, format, dtype, output }) command.Options.Add(o);
+        var command = new Command("export", "Write a model (with an adapter merged in, if given) as GGUF (llama.cpp) or as a Hugging Face safetensors folder, or an adapter as a llama.cpp LoRA GGUF");
+        foreach (var o in new Option[] { model, tokenizer, adapter, format, dtype, output }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -39,49 +48,91 @@ public static class ExportCommand
             string fmt = parse.GetValue(format)!;
             string dt = parse.GetValue(dtype)!;
             string outPath = parse.GetValue(output)!;
-            if (Validate(fmt, dt) is { } problem)
+            string? adapterDir = parse.GetValue(adapter);
+            if ((Validate(fmt, dt) ?? ValidateAdapter(fmt, adapterDir)) is { } problem)
             {
                 await stderr.WriteLineAsync(problem).ConfigureAwait(false);
                 return 2;
             }
+            if (fmt == "lora-gguf" ? Directory.Exists(outPath) : fmt == "gguf" && Directory.Exists(outPath))
+            {
+                await stderr.WriteLineAsync($"export: --out '{outPath}' is a folder; {(fmt == "gguf" ? "GGUF" : "a LoRA GGUF")} is written to a file").ConfigureAwait(false);
+                return 2;
+            }
             var target = ParseDType(dt);
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
+            // Merging needs float projections: quantized GGUF projections are widened on load (F16/BF16 ones when merged).
+            var loadOptions = adapterDir is not null && fmt != "lora-gguf" ? new ModelLoadOptions(KeepQuantized: false) : null;
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, loadOptions).ConfigureAwait(false);
             if (loaded.Model is not DecoderModel llama)
             {
-                await stderr.WriteLineAsync($"export: {loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (Llama-family decoders only)").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"export: {loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (decoder models only)").ConfigureAwait(false);
                 return 2;
             }
             ct.ThrowIfCancellationRequested();
-            long bytes;
-            if (fmt == "gguf")
+            LoraAdapter? applied = null;
+            if (adapterDir is not null)
             {
-                if (loaded.Tokenizer is null)
+                try { applied = AdapterFiles.Load(adapterDir, llama); }
+                catch (Exception e) when (e is CheckpointFormatException or FileNotFoundException or ArgumentException or NotSupportedException)
                 {
-                    await stderr.WriteLineAsync($"export: a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer").ConfigureAwait(false);
+                    await stderr.WriteLineAsync($"export: the adapter '{adapterDir}' does not fit the model {loaded.Source} " +
+                        $"({llama.Config.ModelType}, {llama.Config.NumHiddenLayers} layers, hidden {llama.Config.HiddenSize}): {e.Message}").ConfigureAwait(false);
                     return 2;
                 }
-                if (Directory.Exists(outPath))
+                await stderr.WriteLineAsync($"adapter {adapterDir}: {ModelOptions.Describe(applied)}").ConfigureAwait(false);
+            }
+            using var adapterScope = applied;
+            long bytes;
+            if (fmt == "lora-gguf")
+            {
+                var a = applied!;
+                if (a.Modules.Any(m => m.IsDora) || a.SavedModules.Count > 0)
                 {
-                    await stderr.WriteLineAsync($"export: --out '{outPath}' is a folder; GGUF is written to a file").ConfigureAwait(false);
+                    string what = a.Modules.Any(m => m.IsDora) ? "is DoRA (it has magnitude vectors)" : $"replaces {string.Join(" and ", a.SavedModules)} whole (modules_to_save)";
+                    await stderr.WriteLineAsync($"export: the adapter '{adapterDir}' {what}, which a llama.cpp LoRA file cannot express; " +
+                        "it must be merged: export the merged model with --format gguf instead").ConfigureAwait(false);
                     return 2;
                 }
-                string? parent = Path.GetDirectoryName(Path.GetFullPath(outPath));
-                if (parent is not null) Directory.CreateDirectory(parent);
-                ModelExporter.ExportGguf(llama, loaded.Tokenizer, outPath, target);
+                CreateParent(outPath);
+                LoraGgufExporter.Export(a, outPath, Path.GetFileName(Path.GetFullPath(adapterDir!).TrimEnd(Path.DirectorySeparatorChar)));
                 bytes = new FileInfo(outPath).Length;
             }
             else
             {
-                if (File.Exists(outPath))
+                if (applied is not null)
                 {
-                    await stderr.WriteLineAsync($"export: --out '{outPath}' is a file; safetensors export writes a folder").ConfigureAwait(false);
-                    return 2;
+                    try { applied.Merge(); }
+                    catch (InvalidOperationException e)
+                    {
+                        await stderr.WriteLineAsync($"export: cannot merge the adapter '{adapterDir}': {e.Message}").ConfigureAwait(false);
+                        return 2;
+                    }
+                    await stderr.WriteLineAsync($"merged the adapter into {applied.Layers.Count} projections").ConfigureAwait(false);
                 }
-                string? tokFolder = TokenizerFolder(parse.GetValue(tokenizer), loaded.Source);
-                ModelExporter.ExportSafetensors(llama, outPath, target, tokFolder, loaded.Tokenizer);
-                bytes = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-                if (!ModelExporter.TokenizerFiles.Any(n => File.Exists(Path.Combine(outPath, n))))
-                    await stderr.WriteLineAsync("note: no Hugging Face tokenizer files were found to copy; pass --tokenizer when loading the export").ConfigureAwait(false);
+                if (fmt == "gguf")
+                {
+                    if (loaded.Tokenizer is null)
+                    {
+                        await stderr.WriteLineAsync($"export: a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer").ConfigureAwait(false);
+                        return 2;
+                    }
+                    CreateParent(outPath);
+                    ModelExporter.ExportGguf(llama, loaded.Tokenizer, outPath, target);
+                    bytes = new FileInfo(outPath).Length;
+                }
+                else
+                {
+                    if (File.Exists(outPath))
+                    {
+                        await stderr.WriteLineAsync($"export: --out '{outPath}' is a file; safetensors export writes a folder").ConfigureAwait(false);
+                        return 2;
+                    }
+                    string? tokFolder = TokenizerFolder(parse.GetValue(tokenizer), loaded.Source);
+                    ModelExporter.ExportSafetensors(llama, outPath, target, tokFolder, loaded.Tokenizer);
+                    bytes = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                    if (!ModelExporter.TokenizerFiles.Any(n => File.Exists(Path.Combine(outPath, n))))
+                        await stderr.WriteLineAsync("note: no Hugging Face tokenizer files were found to copy; pass --tokenizer when loading the export").ConfigureAwait(false);
+                }
             }
             await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"{Path.GetFullPath(outPath)} {bytes} bytes ({FormatSize(bytes)})")).ConfigureAwait(false);
@@ -93,12 +144,25 @@ public static class ExportCommand
     /// <summary>Null when <paramref name="format"/> can store <paramref name="dtype"/>, else the reason.</summary>
     public static string? Validate(string format, string dtype) => (format, dtype) switch
     {
+        ("lora-gguf", not "f32") => $"export: --format lora-gguf writes F32 adapter tensors; --dtype {dtype} is for --format gguf or safetensors",
         ("gguf", "bf16") => "export: --dtype bf16 is for --format safetensors; GGUF export writes f32, f16, q8_0 or q4_0",
         ("safetensors", "q8_0" or "q4_0") => $"export: --dtype {dtype} (block-quantized) is for --format gguf; safetensors export writes f32, f16 or bf16",
         _ when !Formats.Contains(format) => $"export: unknown --format '{format}' (expected {string.Join(", ", Formats)})",
         _ when !DTypes.Contains(dtype) => $"export: unknown --dtype '{dtype}' (expected {string.Join(", ", DTypes)})",
         _ => null,
     };
+
+    /// <summary>Null when <paramref name="format"/> and the presence of <c>--adapter</c> go together, else the reason.</summary>
+    public static string? ValidateAdapter(string format, string? adapterDir) =>
+        format == "lora-gguf" && adapterDir is null
+            ? "export: --format lora-gguf writes an adapter alone; name the adapter with --adapter DIR (a PEFT folder or a fine-tuning run folder)"
+            : null;
+
+    private static void CreateParent(string file)
+    {
+        string? parent = Path.GetDirectoryName(Path.GetFullPath(file));
+        if (parent is not null) Directory.CreateDirectory(parent);
+    }
 
     private static DType ParseDType(string s) => s switch
     {

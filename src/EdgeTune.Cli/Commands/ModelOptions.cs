@@ -21,17 +21,30 @@ public static class ModelOptions
 
     public static Option<string?> Adapter() => new("--adapter")
     {
-        Description = "A LoRA/DoRA adapter folder (PEFT layout: adapter_config.json + adapter_model.safetensors) to apply",
+        Description = "A LoRA/DoRA adapter folder (PEFT layout: adapter_config.json + adapter_model.safetensors), " +
+            "or a fine-tuning run folder whose adapter/ subfolder holds one, to apply",
     };
 
-    /// <summary>Applies the adapter named by <paramref name="adapter"/> (if any) to a loaded Llama-family model.</summary>
-    public static void ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error)
+    /// <summary>Applies the adapter named by <paramref name="adapter"/> (if any) to a loaded decoder model; returns it
+    /// (null without --adapter).</summary>
+    public static EdgeTune.Adapters.LoraAdapter? ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error)
     {
-        if (parse.GetValue(adapter) is not { } dir) return;
+        if (parse.GetValue(adapter) is not { } dir) return null;
         if (loaded.Model is not EdgeTune.Models.DecoderModel llama)
-            throw new NotSupportedException($"--adapter needs a Llama-family model; '{loaded.Source}' is {loaded.Config.ModelType}");
+            throw new NotSupportedException($"--adapter needs a decoder model; '{loaded.Source}' is {loaded.Config.ModelType}");
         var a = EdgeTune.Adapters.AdapterFiles.Load(dir, llama);
-        error.WriteLine($"adapter {dir}: r={a.Config.Rank}, {a.ParameterCount:N0} parameters on {a.Layers.Count} projections");
+        error.WriteLine($"adapter {dir}: {Describe(a)}");
+        return a;
+    }
+
+    /// <summary>"r=8, 1,234 parameters on 14 projections" (r=min..max when ranks differ; DoRA and replaced modules noted).</summary>
+    public static string Describe(EdgeTune.Adapters.LoraAdapter a)
+    {
+        int lo = a.Modules.Min(m => m.Rank), hi = a.Modules.Max(m => m.Rank);
+        string r = lo == hi ? $"r={lo}" : $"r={lo}..{hi}";
+        string dora = a.Modules.Any(m => m.IsDora) ? " (DoRA)" : "";
+        string saved = a.SavedModules.Count > 0 ? $"; replaces {string.Join(", ", a.SavedModules)}" : "";
+        return $"{r}{dora}, {a.ParameterCount:N0} parameters on {a.Layers.Count} projections{saved}";
     }
 
     /// <summary>Loads the model named by the options, reporting download progress on stderr.</summary>

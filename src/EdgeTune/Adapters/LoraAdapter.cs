@@ -1,6 +1,7 @@
 using EdgeTune.Autograd;
 using EdgeTune.Models;
 using EdgeTune.Nn;
+using EdgeTune.Tensors;
 
 namespace EdgeTune.Adapters;
 
@@ -9,10 +10,16 @@ namespace EdgeTune.Adapters;
 /// modules, one per adapted projection, and their parameters under PEFT names (what a trainer optimizes and
 /// <see cref="AdapterFiles"/> saves). Merge folds the update into the base weights and puts plain
 /// <see cref="Linear"/> layers back into the model; Unmerge undoes it; Remove takes the adapter off the model.
+/// An adapter loaded from PEFT files may also bring full weights for the embedding and output head (PEFT's
+/// <c>modules_to_save</c>, <see cref="SavedModules"/>): they replace the model's own until Remove.
 /// </summary>
 public sealed class LoraAdapter : IDisposable
 {
     private readonly List<Entry> _entries;
+    private readonly List<string> _savedModules = [];
+    private readonly List<Parameter> _replacedOriginals = [];
+    private IEmbedding? _originalEmbedding;
+    private IOutputHead? _originalHead;
     private bool _removed;
 
     private sealed record Entry(string Path, LoraLinear Layer, LoraModule Module);
@@ -42,6 +49,10 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>A, B (and DoRA m) of every module under PEFT's saved names
     /// (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c>, …), trainable.</summary>
     public ParameterCollection Parameters { get; }
+
+    /// <summary>HF module names ("model.embed_tokens", "lm_head") whose full weights this adapter put in place of the
+    /// model's (PEFT <c>modules_to_save</c>); empty for plain LoRA. Their weights are the model's parameters of those names.</summary>
+    public IReadOnlyList<string> SavedModules => _savedModules;
 
     /// <summary>Σ r·(in + out) over the adapted layers (+ out per layer for DoRA).</summary>
     public long ParameterCount => Parameters.ElementCount;
@@ -90,7 +101,8 @@ public sealed class LoraAdapter : IDisposable
     }
 
     /// <summary>Takes the adapter off the model (unmerging it first when merged): layers left without modules
-    /// get their base back. The adapter's parameters are disposed.</summary>
+    /// get their base back, replaced embedding/head weights (<see cref="SavedModules"/>) their originals. The adapter's
+    /// parameters are disposed.</summary>
     public void Remove()
     {
         if (_removed) return;
@@ -100,8 +112,54 @@ public sealed class LoraAdapter : IDisposable
             e.Layer.Remove(e.Module.AdapterName);
             if (e.Layer.Modules.Count == 0) Model.SetProjection(e.Path, e.Layer.Base);
         }
+        if (_originalEmbedding is not null)
+        {
+            foreach (var p in _replacedOriginals) Model.Parameters.Replace(p).Dispose();
+            Model.SetEmbedding(_originalEmbedding, _originalHead);
+            _replacedOriginals.Clear();
+            _savedModules.Clear();
+        }
         _removed = true;
         Parameters.Dispose();
+    }
+
+    /// <summary>Puts full F32 weights in place of the model's embedding table and/or output head (the adapter owns
+    /// <paramref name="embed"/> and <paramref name="head"/> from here on). A tied model takes one table for both,
+    /// listed under both names.</summary>
+    internal void ReplaceEmbeddings(Tensor? embed, Tensor? head)
+    {
+        ThrowIfRemoved();
+        if (embed is null && head is null) return;
+        if (_originalEmbedding is not null) throw new InvalidOperationException($"LoRA adapter '{Name}' already replaced the model's embedding/head weights");
+        var m = Model;
+        _originalEmbedding = m.Embedding;
+        _originalHead = m.Head;
+        if (m.TiedHead)
+        {
+            var p = new Parameter(DecoderModel.Names.Embed, (embed ?? head)!, trainable: false);
+            if (embed is not null && head is not null) head.Dispose();
+            _replacedOriginals.Add(m.Parameters.Replace(p));
+            m.SetEmbedding(new TokenEmbedding(DecoderModel.Names.EmbedModule, p));
+            _savedModules.AddRange([DecoderModel.Names.EmbedModule, "lm_head"]);
+            return;
+        }
+        IEmbedding embedding = m.Embedding;
+        IOutputHead? newHead = null;
+        if (embed is not null)
+        {
+            var p = new Parameter(DecoderModel.Names.Embed, embed, trainable: false);
+            _replacedOriginals.Add(m.Parameters.Replace(p));
+            embedding = new TokenEmbedding(DecoderModel.Names.EmbedModule, p);
+            _savedModules.Add(DecoderModel.Names.EmbedModule);
+        }
+        if (head is not null)
+        {
+            var p = new Parameter(DecoderModel.Names.LmHead, head, trainable: false);
+            _replacedOriginals.Add(m.Parameters.Replace(p));
+            newHead = new LinearHead("lm_head", p);
+            _savedModules.Add("lm_head");
+        }
+        m.SetEmbedding(embedding, newHead);
     }
 
     private void ThrowIfRemoved()
@@ -109,11 +167,14 @@ public sealed class LoraAdapter : IDisposable
         if (_removed) throw new InvalidOperationException($"LoRA adapter '{Name}' was removed from its model");
     }
 
-    /// <summary>Frees the adapter's parameters (without touching the model; call <see cref="Remove"/> for that).</summary>
+    /// <summary>Frees the adapter's parameters (without touching the model; call <see cref="Remove"/> for that). Replaced
+    /// embedding/head weights stay in the model (which owns them); the originals they replaced are freed.</summary>
     public void Dispose()
     {
         if (_removed) return;
         _removed = true;
         Parameters.Dispose();
+        foreach (var p in _replacedOriginals) p.Dispose();
+        _replacedOriginals.Clear();
     }
 }

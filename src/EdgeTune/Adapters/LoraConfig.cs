@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using EdgeTune.Autograd;
 
 namespace EdgeTune.Adapters;
@@ -16,7 +17,8 @@ public enum LoraInit
 /// A LoRA adapter's settings. <see cref="TargetModules"/> selects layers by their <see cref="Nn.ILinear.Name"/>:
 /// an entry with a dot or a wildcard is a glob over the full name ("*.q_proj", "model.layers.*.mlp.*"); a plain
 /// word is a short name that matches the last name segment ("q_proj" matches "model.layers.3.self_attn.q_proj").
-/// <see cref="LayerRange"/> (inclusive, decoder layer indices) narrows the choice further.
+/// <see cref="LayerRange"/> (inclusive, decoder layer indices) narrows the choice further. <see cref="RankPattern"/> and
+/// <see cref="AlphaPattern"/> override r and α per layer, keyed as PEFT keys its <c>rank_pattern</c>/<c>alpha_pattern</c>.
 /// </summary>
 public sealed record LoraConfig
 {
@@ -57,8 +59,46 @@ public sealed record LoraConfig
     /// do); false back-propagates through it as well (exact gradient).</summary>
     public bool DoraDetachNorm { get; init; } = true;
 
-    /// <summary>The multiplier s of B·A: α/r, or α/√r with rsLoRA.</summary>
-    public double Scale => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+    /// <summary>Per-layer ranks overriding <see cref="Rank"/>, keyed as PEFT's <c>rank_pattern</c>: a key selects a layer
+    /// whose full name equals it, ends with "." + the key, or is fully matched by the key as a regular expression
+    /// (<c>(.*\.)?(key)$</c>); keys are tried in order, the first that selects the layer wins.</summary>
+    public IReadOnlyDictionary<string, int>? RankPattern { get; init; }
+
+    /// <summary>Per-layer α overriding <see cref="Alpha"/>, keyed as <see cref="RankPattern"/> (PEFT's <c>alpha_pattern</c>).</summary>
+    public IReadOnlyDictionary<string, double>? AlphaPattern { get; init; }
+
+    /// <summary>The multiplier s of B·A for layers without a pattern: α/r, or α/√r with rsLoRA.</summary>
+    public double Scale => ScaleOf(Alpha, Rank);
+
+    /// <summary>r of the layer named <paramref name="layerName"/> (its <see cref="RankPattern"/> entry, else <see cref="Rank"/>).</summary>
+    public int RankFor(string layerName) =>
+        RankPattern is { Count: > 0 } p && PatternKey(p.Keys, layerName) is { } k ? p[k] : Rank;
+
+    /// <summary>α of the layer named <paramref name="layerName"/> (its <see cref="AlphaPattern"/> entry, else <see cref="Alpha"/>).</summary>
+    public double AlphaFor(string layerName) =>
+        AlphaPattern is { Count: > 0 } p && PatternKey(p.Keys, layerName) is { } k ? p[k] : Alpha;
+
+    /// <summary>s of the layer named <paramref name="layerName"/>: its α/r (α/√r with rsLoRA).</summary>
+    public double ScaleFor(string layerName) => ScaleOf(AlphaFor(layerName), RankFor(layerName));
+
+    private double ScaleOf(double alpha, int rank) => UseRsLora ? alpha / Math.Sqrt(rank) : alpha / rank;
+
+    /// <summary>The first of <paramref name="keys"/> that selects <paramref name="layerName"/> as PEFT's rank/alpha patterns
+    /// do (equal, a "."-separated suffix, or a regular expression matching the whole name or a "."-separated tail of it), or null.</summary>
+    public static string? PatternKey(IEnumerable<string> keys, string layerName)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(layerName);
+        var list = keys as IReadOnlyCollection<string> ?? keys.ToList();
+        if (list.Contains(layerName)) return layerName;
+        foreach (string k in list)
+            if (layerName.EndsWith("." + k, StringComparison.Ordinal)
+                || Regex.IsMatch(layerName, PatternText(k), RegexOptions.CultureInvariant)) return k;
+        return null;
+    }
+
+    /// <summary>PEFT's <c>re.match(rf"(.*\.)?({key})$", name)</c> as a .NET expression.</summary>
+    private static string PatternText(string key) => "^(?:.*\\.)?(?:" + key + ")\\z";
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad field.</summary>
     public void Validate()
@@ -69,6 +109,23 @@ public sealed record LoraConfig
         if (TargetModules is null || TargetModules.Count == 0) throw new ArgumentException("LoraConfig.TargetModules is empty");
         if (LayerRange is { } r && (r.First < 0 || r.Last < r.First))
             throw new ArgumentException($"LoraConfig.LayerRange ({r.First}, {r.Last}) is not a valid inclusive range");
+        foreach (var (k, v) in RankPattern ?? new Dictionary<string, int>())
+        {
+            CheckKey("RankPattern", k);
+            if (v <= 0) throw new ArgumentException($"LoraConfig.RankPattern['{k}'] must be positive, got {v}");
+        }
+        foreach (var (k, v) in AlphaPattern ?? new Dictionary<string, double>())
+        {
+            CheckKey("AlphaPattern", k);
+            if (!double.IsFinite(v)) throw new ArgumentException($"LoraConfig.AlphaPattern['{k}'] must be finite, got {v}");
+        }
+    }
+
+    private static void CheckKey(string field, string key)
+    {
+        if (string.IsNullOrEmpty(key)) throw new ArgumentException($"LoraConfig.{field} has an empty key");
+        try { _ = new Regex(PatternText(key), RegexOptions.CultureInvariant); }
+        catch (ArgumentException e) { throw new ArgumentException($"LoraConfig.{field} key '{key}' is not a valid regular expression: {e.Message}", e); }
     }
 
     /// <summary>Whether the layer <paramref name="name"/> (in decoder layer <paramref name="layerIndex"/>, or -1) is a target.</summary>

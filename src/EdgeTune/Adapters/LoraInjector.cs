@@ -11,7 +11,8 @@ namespace EdgeTune.Adapters;
 public static class LoraInjector
 {
     /// <summary>
-    /// Wraps every projection whose name the config targets, adding a module named <paramref name="adapterName"/>:
+    /// Wraps every projection whose name the config targets, adding a module named <paramref name="adapterName"/>
+    /// with the layer's own r and α (<see cref="LoraConfig.RankFor"/>, <see cref="LoraConfig.AlphaFor"/>):
     /// A [r, in] from the config's init and seed (targets in model order, one stream), B [out, r] = 0 (so the
     /// model's output is unchanged), DoRA's m = the base weight's row norms. A, B, m are F64 when the model is
     /// (gradient checks), else F32. With <paramref name="freezeBase"/> every model parameter is frozen first.
@@ -48,11 +49,11 @@ public static class LoraInjector
     }
 
     /// <summary>The exact number of trainable adapter elements <see cref="Apply"/> would create: Σ r·(in + out)
-    /// over the targets (+ out each for DoRA).</summary>
+    /// over the targets, each with its own r (+ out each for DoRA).</summary>
     public static long CountParameters(DecoderModel model, LoraConfig config)
     {
         config.Validate();
-        return Targets(model, config).Sum(t => (long)config.Rank * (t.Layer.InFeatures + t.Layer.OutFeatures) + (config.UseDora ? t.Layer.OutFeatures : 0));
+        return Targets(model, config).Sum(t => (long)config.RankFor(t.Layer.Name) * (t.Layer.InFeatures + t.Layer.OutFeatures) + (config.UseDora ? t.Layer.OutFeatures : 0));
     }
 
     private static IEnumerable<(string Path, ILinear Layer)> Targets(DecoderModel model, LoraConfig config) =>
@@ -60,8 +61,8 @@ public static class LoraInjector
 
     private static LoraModule CreateModule(string adapterName, ILinear baseLayer, LoraConfig config, DType dtype, Rng rng)
     {
-        int r = config.Rank, inF = baseLayer.InFeatures, outF = baseLayer.OutFeatures;
         string name = baseLayer.Name;
+        int r = config.RankFor(name), inF = baseLayer.InFeatures, outF = baseLayer.OutFeatures;
         var a = Tensor.Zeros(dtype, [r, inF], LoraModule.PeftName(name, LoraModule.ASuffix));
         var values = new double[r * inF];
         if (config.Init == LoraInit.Gaussian)
@@ -87,7 +88,7 @@ public static class LoraInjector
         }
         return new LoraModule(adapterName, name,
             new Parameter(a.Name, a, trainable: true), new Parameter(b.Name, b, trainable: true), magnitude,
-            config.Scale, config.Dropout, config.DoraDetachNorm, rng.Fork());
+            config.AlphaFor(name), config.ScaleFor(name), config.Dropout, config.DoraDetachNorm, rng.Fork());
     }
 
     internal static void Write(Tensor t, ReadOnlySpan<double> values)

@@ -172,16 +172,17 @@ public sealed class LoraLinear : ILinear
         return tape.Linear(tape.Scale(tape.Linear(h, m.A), m.Scale), m.B);
     }
 
-    /// <summary>Folds <paramref name="m"/> into the base weight (F32 only). A read-only (mapped) weight is first
-    /// copied into a new parameter, which replaces the old one in <paramref name="owner"/> when given.</summary>
+    /// <summary>Folds <paramref name="m"/> into the base weight. A read-only (mapped) or F16/BF16 weight is first
+    /// copied into a new F32 parameter, which replaces the old one in <paramref name="owner"/> when given.</summary>
     internal void Merge(LoraModule m, ParameterCollection? owner)
     {
         if (m.Merged) return;
         CheckMergeable(m);
         var lin = (Linear)Base;
-        if (lin.Weight.Value.IsReadOnly)
+        if (lin.Weight.Value.IsReadOnly || lin.Weight.Value.DType != DType.F32)
         {
-            var copy = new Parameter(lin.Weight.Name, lin.Weight.Value.Clone(), trainable: false);
+            var w0 = lin.Weight.Value;
+            var copy = new Parameter(lin.Weight.Name, w0.DType == DType.F32 ? w0.Clone() : w0.To(DType.F32), trainable: false);
             if (owner is not null && owner.Contains(copy.Name)) owner.Replace(copy).Dispose();
             Base = lin = new Linear(Name, copy, lin.Bias);
         }
@@ -198,13 +199,14 @@ public sealed class LoraLinear : ILinear
         m.Merged = true;
     }
 
-    /// <summary>Throws unless <paramref name="m"/> can be folded into this layer's base (a plain F32 <see cref="Linear"/>).</summary>
+    /// <summary>Throws unless <paramref name="m"/> can be folded into this layer's base (a plain F32, F16 or BF16
+    /// <see cref="Linear"/>; the latter two are widened to F32 when merged).</summary>
     internal void CheckMergeable(LoraModule m)
     {
         if (Base is not Linear lin)
-            throw new InvalidOperationException($"Merge: layer '{Name}' wraps a {Base.GetType().Name}, not a plain Linear with a weight to fold into");
-        if (lin.Weight.Value.DType != DType.F32)
-            throw new InvalidOperationException($"Merge: layer '{Name}' has a {lin.Weight.Value.DType} weight; only an F32 base weight can take the update (load or convert the model to F32)");
+            throw new InvalidOperationException($"Merge: layer '{Name}' wraps a {Base.GetType().Name}, not a plain Linear with a weight to fold into (load the model with its projections dequantized)");
+        if (lin.Weight.Value.DType is not (DType.F32 or DType.F16 or DType.BF16))
+            throw new InvalidOperationException($"Merge: layer '{Name}' has a {lin.Weight.Value.DType} weight; only an F32, F16 or BF16 base weight can take the update (load or convert the model to F32)");
         RequireF32(m);
     }
 

@@ -11,13 +11,14 @@ namespace EdgeTune.Adapters;
 public sealed class LoraModule : IDisposable
 {
     internal LoraModule(string adapterName, string layerName, Parameter a, Parameter b, Parameter? magnitude,
-        double scale, double dropout, bool detachNorm, Rng dropoutRng)
+        double alpha, double scale, double dropout, bool detachNorm, Rng dropoutRng)
     {
         AdapterName = adapterName;
         LayerName = layerName;
         A = a;
         B = b;
         Magnitude = magnitude;
+        Alpha = alpha;
         Scale = scale;
         Dropout = dropout;
         DetachNorm = detachNorm;
@@ -42,7 +43,10 @@ public sealed class LoraModule : IDisposable
 
     public int Rank => A.Value.Dim(0);
 
-    /// <summary>s in W + s·B·A.</summary>
+    /// <summary>α of this module (its config's α, or its alpha_pattern entry).</summary>
+    public double Alpha { get; }
+
+    /// <summary>s in W + s·B·A (α/r, or α/√r with rsLoRA).</summary>
     public double Scale { get; }
 
     public double Dropout { get; }

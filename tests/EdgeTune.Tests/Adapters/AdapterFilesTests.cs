@@ -131,7 +131,7 @@ public class AdapterFilesTests
     [InlineData("{\"peft_type\": \"PREFIX_TUNING\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"]}", "peft_type")]
     [InlineData("{\"peft_type\": \"LORA\", \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"]}", "'r'")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"qkv\"]}", "target_modules")]
-    [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"], \"rank_pattern\": {\"q_proj\": 2}}", "rank_pattern")]
+    [InlineData("{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"], \"rank_pattern\": {\"q_proj\": 2.5}}", "rank_pattern")]
     [InlineData("{\"peft_type\": \"LORA\", \"r\": 4", "JSON")]
     public void MalformedConfigIsAClearError(string json, string expected)
     {

@@ -86,22 +86,43 @@ public class LoraLinearTests
     }
 
     [Fact]
-    public void MergeRefusesANonF32BaseNamingTheLayerAndMergesNothing()
+    public void MergeRefusesAQuantizedBaseNamingTheLayerAndMergesNothing()
     {
-        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3);
-        var down = (Linear)model.Layers[1].Proj("mlp.down_proj");
-        var half = new Parameter(down.Weight.Name, down.Weight.Value.To(DType.F16), trainable: false);
-        model.SetProjection($"model.layers.{1}.mlp.down_proj", new Linear(down.Name, half));
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config() with { HiddenSize = 32 }, 3); // Q8_0 rows of 32
+        var qProj = (Linear)model.Layers[1].Proj("self_attn.q_proj");
+        var q = EdgeTune.Compression.Quantization.QuantizedLinear.Quantize(qProj, EdgeTune.Compression.Quantization.QuantFormat.Q8_0);
+        model.SetProjection("model.layers.1.self_attn.q_proj", q);
         using var adapter = LoraInjector.Apply(model, All7);
         AdapterTestUtil.RandomizeB(adapter, 1);
         float[] before = AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt);
         var e = Assert.Throws<InvalidOperationException>(() => adapter.Merge());
-        Assert.Contains("model.layers.1.mlp.down_proj", e.Message);
-        Assert.Contains("F16", e.Message);
+        Assert.Contains("model.layers.1.self_attn.q_proj", e.Message);
+        Assert.Contains("QuantizedLinear", e.Message);
         Assert.IsType<LoraLinear>(model.Layers[0].Proj("self_attn.q_proj")); // the check runs before any layer is touched
         Assert.False(adapter.Modules[0].Merged);
         Assert.Equal(before, AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt));
-        half.Dispose();
+        q.Storage.Dispose();
+    }
+
+    /// <summary>An F16 (or BF16) base weight is widened to an F32 copy when merged; the merged model equals the adapted one.</summary>
+    [Fact]
+    public void MergeWidensAnF16BaseToF32()
+    {
+        using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config(), 3, std: 0.2f);
+        const string name = "model.layers.1.mlp.down_proj";
+        var down = (Linear)model.Layers[1].Proj("mlp.down_proj");
+        var half = new Parameter(down.Weight.Name, down.Weight.Value.To(DType.F16), trainable: false);
+        model.Parameters.Replace(half).Dispose();
+        model.SetProjection(name, new Linear(down.Name, half));
+        using var adapter = LoraInjector.Apply(model, All7);
+        AdapterTestUtil.RandomizeB(adapter, 1);
+        float[] before = AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt);
+        adapter.Merge();
+        var merged = Assert.IsType<Linear>(model.Layers[1].Proj("mlp.down_proj"));
+        Assert.Equal(DType.F32, merged.Weight.Value.DType);
+        Assert.Same(merged.Weight, model.Parameters[name + ".weight"]); // exports carry the merged weight
+        double d = AdapterTestUtil.MaxAbsDiff(before, AdapterTestUtil.Logits(model, AdapterTestUtil.Prompt));
+        Assert.True(d <= 1e-5, $"max |Δ| {d:E3}");
     }
 
     [Fact]
