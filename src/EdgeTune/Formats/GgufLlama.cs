@@ -79,7 +79,7 @@ public static class GgufLlama
         var m = new List<KeyValuePair<string, GgufValue>>
         {
             new("general.architecture", a),
-            new("general.name", name ?? a),
+            new("general.name", name ?? "EdgeTune export"), // not the architecture: llama.cpp reads some names (e.g. "phi3") as hints about the vocabulary
             new($"{a}.context_length", (uint)cfg.MaxPositionEmbeddings),
             new($"{a}.embedding_length", (uint)cfg.HiddenSize),
             new($"{a}.block_count", (uint)cfg.NumHiddenLayers),

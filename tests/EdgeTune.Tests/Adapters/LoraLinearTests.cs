@@ -90,7 +90,7 @@ public class LoraLinearTests
     {
         using var model = DecoderModel.CreateRandom(AdapterTestUtil.Config() with { HiddenSize = 32 }, 3); // Q8_0 rows of 32
         var qProj = (Linear)model.Layers[1].Proj("self_attn.q_proj");
-        var q = EdgeTune.Compression.Quantization.QuantizedLinear.Quantize(qProj, EdgeTune.Compression.Quantization.QuantFormat.Q8_0);
+        var q = EdgeTune.Nn.Quantized.QuantizedLinear.Quantize(qProj, EdgeTune.Tensors.Quantized.QuantFormat.Q8_0);
         model.SetProjection("model.layers.1.self_attn.q_proj", q);
         using var adapter = LoraInjector.Apply(model, All7);
         AdapterTestUtil.RandomizeB(adapter, 1);
