@@ -11,7 +11,7 @@ internal readonly record struct PlanValue(int Node, long Cols);
 /// <see cref="IForward{TX}"/> for the memory planner: runs a family's block definition without data, recording
 /// for every op what <see cref="TapeForward"/> would put on the tape (its output bytes, whether it needs a
 /// gradient) into a <see cref="TapeLiveness"/>. A LoRA-targeted projection records what <c>LoraLinear</c> does
-/// on the tape: base, A (N, r), B, scale, add.
+/// on the tape: base, A (N, r), scale (N, r), B, add.
 /// </summary>
 internal sealed class PlanForward(TapeLiveness g, MemoryPlanRequest r, long rows, int elementBytes) : IForward<PlanValue>
 {
@@ -33,10 +33,11 @@ internal sealed class PlanForward(TapeLiveness g, MemoryPlanRequest r, long rows
         long outCols = layer.OutFeatures;
         var y = Op(layer.Name, outCols, _full, x.Node);
         if (!IsTarget(r, layer.Name)) return y;
+        // as LoraLinear records it: A (N, r), the scale on the rank-r intermediate, B (N, out), the sum
         var a = Op(layer.Name + ".lora_A", r.LoraRank, true, x.Node);
-        var b = Op(layer.Name + ".lora_B", outCols, true, a.Node);
-        var s = Op(layer.Name + ".scale", outCols, false, b.Node);
-        return Op(layer.Name + ".add", outCols, false, y.Node, s.Node);
+        var s = Op(layer.Name + ".scale", r.LoraRank, false, a.Node);
+        var b = Op(layer.Name + ".lora_B", outCols, true, s.Node);
+        return Op(layer.Name + ".add", outCols, false, y.Node, b.Node);
     }
 
     public PlanValue RmsNorm(PlanValue x, Parameter weight, double eps)
