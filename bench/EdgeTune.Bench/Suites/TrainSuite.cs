@@ -38,8 +38,21 @@ public sealed class TrainSuite : IBenchSuite
     public string Name => "train";
     public string Description => "SmolLM2-135M-shaped LoRA and full fine-tuning: tokens/s, MFU, peak RSS vs plan, CPU-s/token";
 
-    /// <summary>SmolLM2-135M's shapes; <paramref name="layers"/> fewer for a quick check.</summary>
-    public static HfConfig Config(int layers) => new()
+    /// <summary>SmolLM2-135M's shapes; <paramref name="layers"/> fewer for a quick check. EDGETUNE_BENCH_TRAIN_CONFIG names another
+    /// config.json (any family: qwen3, gemma3_text, phi3 ...) run with the same settings; EDGETUNE_BENCH_TRAIN_LAYERS sets the depth.</summary>
+    public static HfConfig Config(int layers)
+    {
+        if (Environment.GetEnvironmentVariable("EDGETUNE_BENCH_TRAIN_LAYERS") is { Length: > 0 } l) layers = int.Parse(l, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable("EDGETUNE_BENCH_TRAIN_CONFIG") is { Length: > 0 } path)
+        {
+            var c = HfConfig.Load(path);
+            var cut = c with { NumHiddenLayers = layers, MaxPositionEmbeddings = Math.Max(SeqLen, Math.Min(c.MaxPositionEmbeddings, 8192)) };
+            return cut.RawStringList("layer_types") is { } types ? cut.WithRaw(("layer_types", types.Take(layers).ToArray())) : cut;
+        }
+        return SmolLm2(layers);
+    }
+
+    private static HfConfig SmolLm2(int layers) => new()
     {
         ModelType = "llama", HiddenSize = 576, IntermediateSize = 1536, NumHiddenLayers = layers, NumAttentionHeads = 9,
         NumKeyValueHeads = 3, HeadDim = 64, VocabSize = 49152, RopeTheta = 100000, TieWordEmbeddings = true,
@@ -57,7 +70,7 @@ public sealed class TrainSuite : IBenchSuite
         int[] threadCounts = options.Threads is { } t ? [t] : [2, 1];
         int layers = options.Quick ? QuickLayers : 30, microBatch = options.Batch ?? DefaultMicroBatch;
         var config = Config(layers);
-        Console.WriteLine($"train suite: SIMD {Simd.Width}, {Environment.ProcessorCount} processors; SmolLM2-135M shapes, {layers} layers" +
+        Console.WriteLine($"train suite: SIMD {Simd.Width}, {Environment.ProcessorCount} processors; {(Environment.GetEnvironmentVariable("EDGETUNE_BENCH_TRAIN_CONFIG") is { Length: > 0 } cfgPath ? $"{config.ModelType} shapes from {cfgPath}" : "SmolLM2-135M shapes")}, {config.NumHiddenLayers} layers" +
             (options.Quick ? " (QUICK: fewer layers and steps)" : "") + $", seq {SeqLen}, micro-batch {microBatch} (--batch N), random weights, F32, AdamW");
         Console.WriteLine("each configuration runs in a child process of the same executable (its own peak RSS); wall-clock figures on a shared machine are noisy");
         foreach (string line in FlopCount.Describe(config, SeqLen, LoraRank)) Console.WriteLine(line);
