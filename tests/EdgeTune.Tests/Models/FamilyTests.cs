@@ -161,6 +161,35 @@ public class FamilyTests
         Assert.True(ratio is > 0.85 and < 1.15, $"{family}: planned {plan.TensorBytes} vs measured {measured} tensor bytes (ratio {ratio:F3})");
     }
 
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void QloraOnAnNf4BaseLearnsAFixedBatch(string family)
+    {
+        // widths that are multiples of NF4's 64-element blocks, so every projection is quantized
+        var cfg = Tiny(family, layers: 2) with { HiddenSize = 64, IntermediateSize = 128, HeadDim = 32, VocabSize = 37 };
+        using var model = Random(cfg);
+        var report = EdgeTune.Compression.Quantization.ModelQuantizer.Quantize(model, EdgeTune.Tensors.Quantized.QuantFormat.NF4, includeEmbeddings: true);
+        Assert.Equal(model.Projections().Count(), report.Layers);
+        Assert.All(model.Projections(), p => Assert.IsType<EdgeTune.Nn.Quantized.QuantizedLinear>(p.Layer));
+        using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = LoraConfig.AllProjections });
+        using var opt = new AdamW(adapter.Parameters, new AdamWOptions { LearningRate = 1e-2 });
+        int[] tokens = Enumerable.Range(0, 16).Select(i => (i * 7 + 3) % cfg.VocabSize).ToArray();
+        int[] targets = tokens.Skip(1).Append(1).ToArray();
+        double first = 0, last = 0;
+        for (int step = 0; step < 30; step++)
+        {
+            adapter.Parameters.ZeroGrad();
+            using var tape = new Tape();
+            var loss = model.Loss(tape, tokens, targets, 2, 8);
+            double l = loss.Item();
+            if (step == 0) first = l;
+            last = l;
+            tape.Backward(loss);
+            opt.Step();
+        }
+        Assert.True(last < 0.5 * first, $"{family}: QLoRA loss {first:F3} -> {last:F3}");
+    }
+
     [Fact]
     public void ModuleTreeHasHfPathsAndReplacesByPath()
     {
