@@ -31,7 +31,7 @@ public sealed partial class DecoderModel
         f.Begin(cache, pos0, t);
         var x = f.Residual(c);
         Embedding.Forward(tokens, x.Span);
-        double scale = Family.EmbeddingScale(Config);
+        double scale = EmbeddingScale;
         if (scale != 1.0) Elementwise.Scale(x.Span, (float)scale, x.Span);
         foreach (var layer in Layers)
         {
@@ -46,7 +46,7 @@ public sealed partial class DecoderModel
         var last = new Act(x.Buffer, rows, c, (t - rows) * c);
         var normed = f.RmsNorm(last, FinalNorm, Config.RmsNormEps);
         Head.Forward(normed.Span, logits, rows);
-        if (Family.FinalLogitSoftcap(Config) is double cap) Softcap(logits, (float)cap);
+        if (FinalLogitSoftcap is double cap) Softcap(logits, (float)cap);
     }
 
     /// <summary>y = cap·tanh(y/cap) in place.</summary>

@@ -27,7 +27,7 @@ public sealed partial class DecoderModel
     {
         if (batch <= 0 || time <= 0 || tokens.Length != batch * time || targets.Length != tokens.Length)
             throw new ShapeException($"DecoderModel.Loss: tokens ({tokens.Length}) and targets ({targets.Length}) must both hold B×T = {batch}×{time} ids");
-        if (Family.FinalLogitSoftcap(Config) is not null)
+        if (FinalLogitSoftcap is not null)
             throw new NotSupportedException($"{Config.ModelType}: training with final_logit_softcapping is not supported (the fused LM-head loss has no soft-cap)");
         var h = Hidden(tape, tokens, batch, time);
         return Head.Loss(tape, h, targets, vocabChunk);
@@ -48,7 +48,7 @@ public sealed partial class DecoderModel
             throw new ArgumentOutOfRangeException(nameof(time), time, $"DecoderModel.Hidden: sequences of {time} positions exceed the {MaxPositions} this model supports");
         var f = new TapeForward(tape, batch, time);
         var x = Embedding.Forward(tape, tokens); // (B·T, C)
-        double scale = Family.EmbeddingScale(Config);
+        double scale = EmbeddingScale;
         if (scale != 1.0) x = tape.Scale(x, scale);
         foreach (var layer in Layers)
         {

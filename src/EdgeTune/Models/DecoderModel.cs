@@ -27,6 +27,9 @@ public sealed partial class DecoderModel : Module, ICausalLM, IDecoderContext
     {
         Family = family;
         Config = config;
+        EmbeddingScale = family.EmbeddingScale(config);
+        FinalLogitSoftcap = family.FinalLogitSoftcap(config);
+        MaxPositions = family.MaxPositions(config);
         RopeStyle = ropeStyle;
         Parameters = parameters;
         _owner = owner;
@@ -63,6 +66,12 @@ public sealed partial class DecoderModel : Module, ICausalLM, IDecoderContext
     }
 
     public DecoderFamily Family { get; }
+
+    /// <summary>The family's factor on embedding rows for this config (read once).</summary>
+    public double EmbeddingScale { get; }
+
+    /// <summary>The family's final logit soft-cap for this config, or null (read once).</summary>
+    public double? FinalLogitSoftcap { get; }
     public HfConfig Config { get; }
 
     /// <summary>How the q/k projection rows pair channels for RoPE (follows the checkpoint's layout).</summary>
@@ -84,7 +93,7 @@ public sealed partial class DecoderModel : Module, ICausalLM, IDecoderContext
     public Parameter LmHead => Head.Weight;
 
     public int VocabSize => Config.VocabSize;
-    public int MaxPositions => Family.MaxPositions(Config);
+    public int MaxPositions { get; }
     public bool TiedHead => ReferenceEquals(LmHead, Embed);
 
     /// <summary>Every HF tensor name and shape a config implies, in a fixed order, from the family's block definition.</summary>
