@@ -133,19 +133,12 @@ public sealed class Gemma3Block : DecoderLayer
         var c = context.Config;
         string p = $"model.layers.{i}.";
         _inputNorm = AddParameter("input_layernorm.weight", w.Vector(p + "input_layernorm.weight", c.HiddenSize));
-        var attn = Add("self_attn", new Module());
-        attn.Add("q_proj", w.Linear(p + "self_attn.q_proj", c.QueryDim, c.HiddenSize, c.AttentionBias));
-        attn.Add("k_proj", w.Linear(p + "self_attn.k_proj", c.KeyValueDim, c.HiddenSize, c.AttentionBias));
-        attn.Add("v_proj", w.Linear(p + "self_attn.v_proj", c.KeyValueDim, c.HiddenSize, c.AttentionBias));
-        attn.Add("o_proj", w.Linear(p + "self_attn.o_proj", c.HiddenSize, c.QueryDim, c.AttentionBias));
+        var attn = Add("self_attn", BlockParts.Attention(w, p, c, c.AttentionBias, c.AttentionBias));
         _qNorm = attn.AddParameter("q_norm.weight", w.Vector(p + "self_attn.q_norm.weight", c.HeadDim));
         _kNorm = attn.AddParameter("k_norm.weight", w.Vector(p + "self_attn.k_norm.weight", c.HeadDim));
         _postAttnNorm = AddParameter("post_attention_layernorm.weight", w.Vector(p + "post_attention_layernorm.weight", c.HiddenSize));
         _preFfnNorm = AddParameter("pre_feedforward_layernorm.weight", w.Vector(p + "pre_feedforward_layernorm.weight", c.HiddenSize));
-        var mlp = Add("mlp", new Module());
-        mlp.Add("gate_proj", w.Linear(p + "mlp.gate_proj", c.IntermediateSize, c.HiddenSize));
-        mlp.Add("up_proj", w.Linear(p + "mlp.up_proj", c.IntermediateSize, c.HiddenSize));
-        mlp.Add("down_proj", w.Linear(p + "mlp.down_proj", c.HiddenSize, c.IntermediateSize));
+        Add("mlp", BlockParts.GatedMlp(w, p, c));
         _postFfnNorm = AddParameter("post_feedforward_layernorm.weight", w.Vector(p + "post_feedforward_layernorm.weight", c.HiddenSize));
     }
 

@@ -30,16 +30,9 @@ public sealed class LlamaBlock : DecoderLayer
         var c = context.Config;
         string p = $"model.layers.{i}.";
         _attnNorm = AddParameter("input_layernorm.weight", w.Vector(p + "input_layernorm.weight", c.HiddenSize));
-        var attn = Add("self_attn", new Module());
-        attn.Add("q_proj", w.Linear(p + "self_attn.q_proj", c.QueryDim, c.HiddenSize, c.AttentionBias));
-        attn.Add("k_proj", w.Linear(p + "self_attn.k_proj", c.KeyValueDim, c.HiddenSize, c.AttentionBias));
-        attn.Add("v_proj", w.Linear(p + "self_attn.v_proj", c.KeyValueDim, c.HiddenSize, c.AttentionBias));
-        attn.Add("o_proj", w.Linear(p + "self_attn.o_proj", c.HiddenSize, c.QueryDim, c.OutputBias));
+        Add("self_attn", BlockParts.Attention(w, p, c, c.AttentionBias, c.OutputBias));
         _ffnNorm = AddParameter("post_attention_layernorm.weight", w.Vector(p + "post_attention_layernorm.weight", c.HiddenSize));
-        var mlp = Add("mlp", new Module());
-        mlp.Add("gate_proj", w.Linear(p + "mlp.gate_proj", c.IntermediateSize, c.HiddenSize, c.MlpBias));
-        mlp.Add("up_proj", w.Linear(p + "mlp.up_proj", c.IntermediateSize, c.HiddenSize, c.MlpBias));
-        mlp.Add("down_proj", w.Linear(p + "mlp.down_proj", c.HiddenSize, c.IntermediateSize, c.MlpBias));
+        Add("mlp", BlockParts.GatedMlp(w, p, c, c.MlpBias));
     }
 
     public override TX Forward<TX>(IForward<TX> f, TX x, int positions)
