@@ -190,6 +190,21 @@ public class FamilyTests
         Assert.True(last < 0.5 * first, $"{family}: QLoRA loss {first:F3} -> {last:F3}");
     }
 
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void QuantizedCheckpointRoundTripKeepsTheLogits(string family)
+    {
+        // the float tensors of a quantized checkpoint cross the HF boundary like an export (Gemma's norms stored as w)
+        var cfg = Tiny(family, layers: 2) with { HiddenSize = 64, IntermediateSize = 128, HeadDim = 32, VocabSize = 37 };
+        using var model = Random(cfg);
+        EdgeTune.Compression.Quantization.ModelQuantizer.Quantize(model, EdgeTune.Tensors.Quantized.QuantFormat.NF4);
+        using var dir = new TempDir();
+        EdgeTune.Compression.Quantization.QuantizedCheckpoint.Save(model, dir.File("q"));
+        using var back = ExportTestUtil.LoadBack(dir.File("q"));
+        Assert.All(back.Projections(), p => Assert.IsType<EdgeTune.Nn.Quantized.QuantizedLinear>(p.Layer));
+        Assert.True(ExportTestUtil.MaxAbsDiff(ExportTestUtil.Logits(model, Tokens), ExportTestUtil.Logits(back, Tokens)) <= 1e-6);
+    }
+
     [Fact]
     public void ModuleTreeHasHfPathsAndReplacesByPath()
     {

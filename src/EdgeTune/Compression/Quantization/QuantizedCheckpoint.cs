@@ -71,8 +71,7 @@ public static class QuantizedCheckpoint
                 }
                 Tensor t = p.Value;
                 if (t.DType.IsBlockQuantized() || t.DType == DType.F64) owned.Add(t = t.DType == DType.F64 ? t.To(DType.F32) : GgufQuant.ToFloat32(t)); // F16/BF16 stay as they are
-                if (rope) owned.Add(t = RopePermutation.Convert(t, heads, model.RopeStyle, RopeStyle.HalfSplit));
-                tensors.Add(new(p.Name, t));
+                tensors.Add(new(p.Name, ModelExporter.ToHfStored(model, p.Name, t, owned)));
             }
             SafeTensorsWriter.Write(Path.Combine(tmp, "model.safetensors"), tensors, meta);
             if (tokenizerFolder is not null)

@@ -61,14 +61,7 @@ public static class ModelExporter
                 var tensors = new List<KeyValuePair<string, Tensor>>();
                 foreach (var p in model.Parameters)
                 {
-                    var t = ToHfLayout(model, p.Name, p.Value, owned);
-                    if (model.Family.NormOffset != 0 && t.Rank == 1 && model.Family.IsNormWeight(p.Name))
-                    {
-                        // the model keeps the multiplier (1 + w); HF stores w
-                        var stored = Tensor.From<float>(t.ToFloatArray().Select(v => v - model.Family.NormOffset).ToArray(), [t.Dim(0)], p.Name);
-                        owned.Add(stored);
-                        t = stored;
-                    }
+                    var t = ToHfStored(model, p.Name, p.Value, owned);
                     if (t.DType != dtype)
                     {
                         t = t.DType.IsBlockQuantized() ? GgufQuant.ToFloat32(t).To(dtype) : t.To(dtype);
@@ -159,12 +152,19 @@ public static class ModelExporter
         return t;
     }
 
-    /// <summary>q/k weights and biases permuted to half-split when the model runs interleaved RoPE.</summary>
-    private static Tensor ToHfLayout(DecoderModel model, string name, Tensor t, List<Tensor> owned)
+    /// <summary>A float parameter as Hugging Face files store it: q/k weights and biases permuted to half-split when the
+    /// model runs interleaved RoPE, and norm weights the family keeps as multipliers (Gemma's 1 + w) back to HF's w.
+    /// New tensors go to <paramref name="owned"/>; anything else is returned as it is.</summary>
+    internal static Tensor ToHfStored(DecoderModel model, string name, Tensor t, List<Tensor> owned)
     {
-        if (model.RopeStyle == RopeStyle.HalfSplit || !GgufTensorNames.IsRopeProjection(name, out bool isKey)) return t;
-        int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;
-        return Own(RopePermutation.Convert(t, heads, model.RopeStyle, RopeStyle.HalfSplit), owned);
+        if (model.RopeStyle != RopeStyle.HalfSplit && GgufTensorNames.IsRopeProjection(name, out bool isKey))
+        {
+            int heads = isKey ? model.Config.NumKeyValueHeads : model.Config.NumAttentionHeads;
+            return Own(RopePermutation.Convert(t, heads, model.RopeStyle, RopeStyle.HalfSplit), owned);
+        }
+        if (model.Family.NormOffset != 0 && t.Rank == 1 && model.Family.IsNormWeight(name))
+            return Own(Tensor.From<float>(t.ToFloatArray().Select(v => v - model.Family.NormOffset).ToArray(), [t.Dim(0)], name), owned);
+        return t;
     }
 
     /// <summary>generation_config.json for a model folder (bos/eos/pad ids from the config).</summary>
