@@ -21,9 +21,6 @@ public sealed partial class DecoderModel
             throw new ShapeException($"DecoderModel.Forward: logits has {logits.Length} elements; expected R×V with V = {v} and 1 ≤ R ≤ T = {t}");
         if (cache.Layers != Config.NumHiddenLayers || cache.KvHeads != Config.NumKeyValueHeads || cache.HeadDim != Config.HeadDim)
             throw new ArgumentException($"DecoderModel.Forward: the cache was made for another model ({cache.Layers} layers, {cache.KvHeads} kv heads of {cache.HeadDim})");
-        for (int i = 0; i < t; i++)
-            if ((uint)tokens[i] >= (uint)v)
-                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"DecoderModel.Forward: token id {tokens[i]} at position {i} is outside the vocabulary [0, {v})");
         cache.EnsureRoom(t);
         int pos0 = cache.Length;
 

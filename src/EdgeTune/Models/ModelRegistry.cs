@@ -26,9 +26,6 @@ public static class ModelRegistry
     public static DecoderFamily? TryFamily(string modelType) => s_byType.GetValueOrDefault(modelType);
 
     /// <summary>Builds the model for <paramref name="config"/>'s model_type over an opened checkpoint (which it then owns).</summary>
-    public static ICausalLM Create(ICheckpointReader reader, HfConfig config, ModelLoadOptions? options = null)
-    {
-        Family(config.ModelType, reader.Source);
-        return DecoderModel.Load(reader, config, options ?? ModelLoadOptions.Inference);
-    }
+    public static ICausalLM Create(ICheckpointReader reader, HfConfig config, ModelLoadOptions? options = null) =>
+        DecoderModel.Load(reader, config, options ?? ModelLoadOptions.Inference);
 }

@@ -40,18 +40,6 @@ public class Module : IModule
             ? c.Module as T ?? throw new InvalidCastException($"{GetType().Name}: child '{name}' is a {c.Module.GetType().Name}, not {typeof(T).Name}")
             : throw new KeyNotFoundException($"{GetType().Name}: no child named '{name}'");
 
-    /// <summary>The child <paramref name="name"/>, or null.</summary>
-    public IModule? Find(string name) => _children.TryGetValue(name, out var c) ? c.Module : null;
-
-    /// <summary>The own parameter <paramref name="localName"/>, or null.</summary>
-    public Parameter? OwnParameter(string localName)
-    {
-        foreach (var (n, p) in _own) if (n == localName) return p;
-        return null;
-    }
-
-    public IReadOnlyList<KeyValuePair<string, Parameter>> OwnParameters => _own;
-
     public IReadOnlyList<KeyValuePair<string, IModule>> Children =>
         _order.Select(n => new KeyValuePair<string, IModule>(n, _children[n].Module)).ToList();
 

@@ -66,7 +66,6 @@ public sealed class LlamaCppFamilyLoraTests(ITestOutputHelper output)
     {
         var tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin"));
         ModelExporter.ExportGguf(model, tok, basePath, DType.F32);
-        LlamaCpp.Rename(basePath, "tiny-random");
         float[] baseOurs = AdapterTestUtil.Logits(model, PromptIds);
         var adapter = LoraInjector.Apply(model, config);
         AdapterTestUtil.RandomizeB(adapter, 23, std: 0.2);
@@ -105,7 +104,7 @@ public sealed class LlamaCppFamilyLoraTests(ITestOutputHelper output)
         int v = model.VocabSize;
         double baseDiff = AdapterTestUtil.MaxAbsDiff(baseOurs, LlamaCpp.Logits(basePath, PromptIds, v));
         double effect = AdapterTestUtil.MaxAbsDiff(baseOurs, ours);
-        double d = AdapterTestUtil.MaxAbsDiff(ours, LlamaCpp.LogitsWithLora(basePath, loraPath, PromptIds, v));
+        double d = AdapterTestUtil.MaxAbsDiff(ours, LlamaCpp.Logits(basePath, PromptIds, v, loraPath));
         output.WriteLine($"{family}{(perModuleRanks ? " (per-module r/α, rsLoRA)" : "")}: max |Δlogit| ours vs llama.cpp: base {baseDiff:E3}, merged vs base+LoRA {d:E3} (adapter effect {effect:E3}, {adapter.Modules.Count} modules)");
         Assert.True(effect > 0.05, $"{family}: the adapter should move the logits (max |Δ| vs base {effect:E3})");
         Assert.True(baseDiff <= 1e-4, $"{family}: the base GGUF already disagrees with llama.cpp (max |Δlogit| {baseDiff:E3})");
@@ -127,9 +126,8 @@ public sealed class LlamaCppFamilyLoraTests(ITestOutputHelper output)
         var (_, ours, adapter) = ExportBaseAndLora(model, Lora, basePath, loraPath);
         using var _ = adapter;
         ModelExporter.ExportGguf(model, tok, mergedPath, DType.F32);
-        LlamaCpp.Rename(mergedPath, "tiny-random");
         int v = model.VocabSize;
-        float[] withLora = LlamaCpp.LogitsWithLora(basePath, loraPath, PromptIds, v);
+        float[] withLora = LlamaCpp.Logits(basePath, PromptIds, v, loraPath);
         float[] merged = LlamaCpp.Logits(mergedPath, PromptIds, v);
         double d = AdapterTestUtil.MaxAbsDiff(withLora, merged);
         output.WriteLine($"{family}: max |Δlogit| llama.cpp base+LoRA vs llama.cpp merged {d:E3}; ours vs llama.cpp merged {AdapterTestUtil.MaxAbsDiff(ours, merged):E3}");

@@ -110,7 +110,7 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
             Assert.Equal("adapter", g.GetMetadata("general.type").AsString());
             Assert.DoesNotContain(g.Tensors, t => !t.Name.EndsWith(".lora_a", StringComparison.Ordinal) && !t.Name.EndsWith(".lora_b", StringComparison.Ordinal));
         }
-        float[] theirs = LlamaCpp.LogitsWithLora(baseGguf, loraGguf, LlamaCppFamilyLoraTests.PromptIds, 512);
+        float[] theirs = LlamaCpp.Logits(baseGguf, LlamaCppFamilyLoraTests.PromptIds, 512, loraGguf);
         double d = AdapterTestUtil.MaxAbsDiff(merged, theirs);
         output.WriteLine($"{family}{(perModuleRanks ? " per-module r/α" : "")}: max |Δlogit| llama.cpp base+LoRA vs our merged {d:E3}");
         Assert.True(d <= 1e-4, $"{family}: max |Δlogit| {d:E3} exceeds 1e-4");

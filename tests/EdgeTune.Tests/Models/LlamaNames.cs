@@ -1,6 +1,6 @@
-namespace EdgeTune.Models.Llama;
+namespace EdgeTune.Tests;
 
-/// <summary>Hugging Face tensor names of the Llama family (the names the model's parameters carry).</summary>
+/// <summary>Hugging Face tensor names of a Llama block, for tests that address single tensors (the model itself builds them in <c>LlamaBlock</c>).</summary>
 public static class LlamaNames
 {
     public const string Embed = "model.embed_tokens.weight";

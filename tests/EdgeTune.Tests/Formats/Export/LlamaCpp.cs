@@ -52,12 +52,14 @@ internal static class LlamaCpp
         GpuLayerCount = 0, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32, FlashAttention = false,
     };
 
-    /// <summary>Logits [T, V] for every prompt position, evaluated in one batch.</summary>
-    public static float[] Logits(string gguf, int[] ids, int vocab)
+    /// <summary>Logits [T, V] for every prompt position, evaluated in one batch; with <paramref name="lora"/>, that LoRA
+    /// GGUF applied at scale 1 on top of <paramref name="gguf"/>.</summary>
+    public static float[] Logits(string gguf, int[] ids, int vocab, string? lora = null)
     {
         var p = Params(gguf, Math.Max(64, ids.Length));
         using var weights = LLamaWeights.LoadFromFile(p);
         using var ctx = weights.CreateContext(p);
+        if (lora is not null) ctx.NativeHandle.SetLoraAdapters([(weights.NativeHandle.LoadLoraFromFile(lora), 1f)]);
         var batch = new LLamaBatch();
         for (int i = 0; i < ids.Length; i++) batch.Add(ids[i], i, LLamaSeqId.Zero, true);
         Assert.Equal(DecodeResult.Ok, ctx.Decode(batch));
@@ -69,46 +71,6 @@ internal static class LlamaCpp
             row.CopyTo(all.AsSpan(i * vocab, vocab));
         }
         return all;
-    }
-
-    /// <summary>Logits [T, V] for every prompt position with the LoRA GGUF <paramref name="lora"/> applied at scale 1 on top of
-    /// <paramref name="gguf"/> (one batch).</summary>
-    public static float[] LogitsWithLora(string gguf, string lora, int[] ids, int vocab)
-    {
-        var p = Params(gguf, Math.Max(64, ids.Length));
-        using var weights = LLamaWeights.LoadFromFile(p);
-        var adapter = weights.NativeHandle.LoadLoraFromFile(lora);
-        using var ctx = weights.CreateContext(p);
-        ctx.NativeHandle.SetLoraAdapters([(adapter, 1f)]);
-        var batch = new LLamaBatch();
-        for (int i = 0; i < ids.Length; i++) batch.Add(ids[i], i, LLamaSeqId.Zero, true);
-        Assert.Equal(DecodeResult.Ok, ctx.Decode(batch));
-        var all = new float[ids.Length * vocab];
-        for (int i = 0; i < ids.Length; i++)
-        {
-            var row = ctx.NativeHandle.GetLogitsIth(i);
-            Assert.Equal(vocab, row.Length);
-            row.CopyTo(all.AsSpan(i * vocab, vocab));
-        }
-        return all;
-    }
-
-    /// <summary>
-    /// Rewrites the GGUF <paramref name="path"/> with <c>general.name</c> = <paramref name="name"/>. llama.cpp keys some
-    /// vocabulary handling on the model name: a name containing "phi3" looks up Phi-3's own special tokens
-    /// (<c>&lt;|endoftext|&gt;</c>) and fails to load with any other vocabulary (such as tok512).
-    /// </summary>
-    public static void Rename(string path, string name)
-    {
-        string tmp = path + ".renamed";
-        using (var g = EdgeTune.Formats.GgufFile.Open(path))
-        {
-            var meta = g.MetadataKeys.Select(k => new KeyValuePair<string, EdgeTune.Formats.GgufValue>(k, k == "general.name" ? name : g.Metadata[k])).ToList();
-            var tensors = g.TensorInfos.Select(t => new KeyValuePair<string, EdgeTune.Tensors.Tensor>(t.Name, g.GetTensor(t.Name))).ToList();
-            try { EdgeTune.Formats.GgufWriter.Write(tmp, meta, tensors); }
-            finally { foreach (var t in tensors) t.Value.Dispose(); }
-        }
-        File.Move(tmp, path, overwrite: true);
     }
 
     /// <summary>Greedy continuation: the prompt in one batch, then one token per decode, argmax of llama.cpp's logits.</summary>
