@@ -38,22 +38,44 @@ public sealed class FamilyLlamaCppParityTests(ITestOutputHelper output)
 
     /// <summary>Gemma-3-270M's config.json (4 norms per block, (1+w) norms, q/k norms, √hidden embedding scale, GeGLU, head_dim 256,
     /// 5 local layers of window 512 at rope base 10000 then a global one at 1e6, vocab 262144), 6 of 18 layers; the window is cut to 16
-    /// so that the 64-token prompt crosses it.</summary>
+    /// so that the 64-token prompt crosses it. The gate projections are scaled by 100 so that nearly every GELU input lies
+    /// outside (-10, 10), where llama.cpp computes GELU exactly instead of through its F16 table (see the next test).</summary>
     [SkippableFact]
     public void Gemma3_270M_ShapedLogitsMatchLlamaCpp()
+    {
+        using var model = Gemma3Shaped(out var tok, out string label, gateScale: 100f);
+        ExpectSameLogits(model, tok, label);
+    }
+
+    /// <summary>The same model with ordinary gate weights. llama.cpp's CPU GeGLU (GGML_GELU_FP16) rounds each GELU input to F16 and
+    /// reads a 65536-entry table; for every F16 input that table equals F16(tanh-GELU(x)) computed here except one entry, and
+    /// emulating it in our forward halves the gap (1.3e-3 → 6.2e-4). The rest is the table's sensitivity: moving every gate input
+    /// by one F32 ulp in the emulation moves our own logits by 5.1e-4, so two correct F32 matmuls that differ in their last bit
+    /// differ by that much after the table. The gap is bounded here; the exact-GELU region is held to 1e-4 above.</summary>
+    [SkippableFact]
+    public void Gemma3_270M_OrdinaryGateMatchesLlamaCppWithinItsF16GeluTable()
+    {
+        using var model = Gemma3Shaped(out var tok, out string label, gateScale: 1f);
+        ExpectSameLogits(model, tok, label, tolerance: 2e-3);
+    }
+
+    private static DecoderModel Gemma3Shaped(out ITokenizer tok, out string label, float gateScale)
     {
         var full = Real("gemma-3-270m-it", 18);
         int layers = FullDepth ? full.NumHiddenLayers : 6;
         var cfg = (full with { NumHiddenLayers = layers, SlidingWindow = 16, MaxPositionEmbeddings = 2048 })
             .WithRaw(("layer_types", full.RawStringList("layer_types")!.Take(layers).ToArray()));
-        var tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin")); // 512 ids, padded to the vocabulary
+        tok = Llama2cTokenizer.Load(TestAssets.Require("stories260K/tok512.bin")); // 512 ids, padded to the vocabulary
         LlamaCpp.RequireNative();
-        using var model = DecoderModel.CreateRandom(cfg, 23, std: 0.02f);
+        var model = DecoderModel.CreateRandom(cfg, 23, std: 0.02f);
         Perturb(model, "*norm*", 24);
-        // llama.cpp's CPU GELU reads a table indexed by the input rounded to F16 (ggml's GGML_GELU_FP16) where we compute
-        // tanh-GELU in F32: emulating the table here halved the gap (1.3e-3 → 6.2e-4, measured); the rest is not
-        // explained yet (attention at D = 256, both rope bases, the window and the norms were each ruled out).
-        ExpectSameLogits(model, tok, $"gemma-3-270m-shaped-{layers}-layers", tolerance: 2e-3);
+        foreach (var p in model.Parameters.Matching("*gate_proj*"))
+        {
+            var v = p.Value.Span<float>();
+            for (int i = 0; i < v.Length; i++) v[i] *= gateScale;
+        }
+        label = $"gemma-3-270m-shaped-{layers}-layers-gate-x{gateScale}";
+        return model;
     }
 
     /// <summary>Phi-3-mini-128k's config.json (fused qkv and gate_up, untied head, LongRoPE short/long factors with attention factor
