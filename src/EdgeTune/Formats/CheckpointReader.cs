@@ -13,7 +13,7 @@ public static class CheckpointReader
     public static ICheckpointReader Open(string path)
     {
         if (Directory.Exists(path) || path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-            return SafeTensorsCheckpoint.Open(path);
+            return TextTowerOrSelf(SafeTensorsCheckpoint.Open(path));
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist", path);
         Span<byte> head = stackalloc byte[9];
         int n;
@@ -22,9 +22,13 @@ public static class CheckpointReader
         if ((n >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == GgufFile.Magic) || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
             return GgufFile.Open(path);
         if (n == 9 && head[8] == (byte)'{' && BinaryPrimitives.ReadUInt64LittleEndian(head) <= SafeTensorsFile.MaxHeaderBytes)
-            return SafeTensorsCheckpoint.Open(path);
+            return TextTowerOrSelf(SafeTensorsCheckpoint.Open(path));
         return Llama2cCheckpoint.Open(path);
     }
+
+    /// <summary>A multimodal checkpoint's text tower under plain names (e.g. Gemma 3 4B's language model), else the checkpoint.</summary>
+    private static ICheckpointReader TextTowerOrSelf(SafeTensorsCheckpoint checkpoint) =>
+        HfTextTower.HasPrefixedTextTower(checkpoint) ? new TextTowerCheckpoint(checkpoint) : checkpoint;
 
     /// <summary>
     /// The model config of an opened checkpoint: llama2.c's header, GGUF metadata, or for

@@ -114,6 +114,8 @@ public sealed record HfConfig
         catch (JsonException e) { throw new CheckpointFormatException(source, $"not valid JSON: {e.Message}", inner: e); }
         using (doc)
         {
+            // A multimodal wrapper (gemma3 = vision + gemma3_text): its text_config is the decoder's config.
+            if (HfTextTower.IsWrapper(doc.RootElement)) return Parse(HfTextTower.TextConfigJson(doc.RootElement, source), source);
             var r = new JsonFields(doc.RootElement, source);
             string modelType = r.String("model_type") ?? throw r.Missing("model_type");
             // A config of another architecture (gpt2's n_embd, ...) lacks the decoder fields: say which model_type it is.

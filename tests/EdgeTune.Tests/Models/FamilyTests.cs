@@ -257,4 +257,71 @@ public class FamilyTests
         float[] mem = model.FinalNorm.Value.ToFloatArray(), file = stored.ToFloatArray();
         for (int i = 0; i < mem.Length; i++) Assert.Equal(mem[i] - 1f, file[i], 6);
     }
+
+    /// <summary>A Gemma 3 multimodal checkpoint (4B and up: model_type gemma3 with a text_config, the text tower under
+    /// language_model.* before transformers 4.52 and model.language_model.* after, a vision tower beside it) loads its
+    /// language model; the vision tensors are ignored.</summary>
+    [Theory]
+    [InlineData("language_model.model.", "language_model.lm_head.")]
+    [InlineData("model.language_model.", "lm_head.")]
+    public void Gemma3MultimodalCheckpointLoadsItsTextTower(string layerPrefix, string headPrefix)
+    {
+        var cfg = Tiny("gemma3_text");
+        using var model = Random(cfg);
+        using var dir = new TempDir();
+        string plain = dir.File("plain"), wrapped = dir.File("wrapped");
+        ModelExporter.ExportSafetensors(model, plain);
+        Directory.CreateDirectory(wrapped);
+        var text = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(plain, "config.json")))!.AsObject();
+        text.Remove("architectures");
+        var root = new System.Text.Json.Nodes.JsonObject
+        {
+            ["architectures"] = new System.Text.Json.Nodes.JsonArray("Gemma3ForConditionalGeneration"),
+            ["model_type"] = "gemma3",
+            ["text_config"] = text,
+            ["vision_config"] = new System.Text.Json.Nodes.JsonObject { ["hidden_size"] = 4, ["model_type"] = "siglip_vision_model" },
+        };
+        File.WriteAllText(Path.Combine(wrapped, "config.json"), root.ToJsonString());
+        using (var st = SafeTensorsFile.Open(Path.Combine(plain, "model.safetensors")))
+        {
+            var renamed = new List<KeyValuePair<string, Tensor>>();
+            foreach (var t in st.Tensors)
+            {
+                string name = t.Name.StartsWith("model.", StringComparison.Ordinal) ? layerPrefix + t.Name["model.".Length..] : headPrefix + t.Name["lm_head.".Length..];
+                renamed.Add(new(name, st.GetTensor(t.Name)));
+            }
+            using var vision = Tensor.Zeros(DType.F32, [4, 3], "vision");
+            renamed.Add(new("vision_tower.vision_model.embeddings.patch_embedding.weight", vision));
+            SafeTensorsWriter.Write(Path.Combine(wrapped, "model.safetensors"), renamed);
+        }
+        var reader = CheckpointReader.Open(wrapped);
+        Assert.IsType<TextTowerCheckpoint>(reader);
+        Assert.DoesNotContain(reader.Tensors, t => t.Name.Contains("vision", StringComparison.Ordinal));
+        using var d = DecoderModel.Load(reader, CheckpointReader.ConfigFor(reader));
+        Assert.Equal("gemma3_text", d.Config.ModelType);
+        float[] expected = ExportTestUtil.Logits(model, Tokens), actual = ExportTestUtil.Logits(d, Tokens);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 5);
+    }
+
+    /// <summary>transformers saves a sub-config as its differences from the class defaults: a gemma3 text_config with only
+    /// the sizes gets Gemma3TextConfig's head counts, head size, vocabulary and rope settings.</summary>
+    [Fact]
+    public void Gemma3TextConfigGetsTheTransformersDefaults()
+    {
+        var c = HfConfig.Parse("""
+            {"model_type": "gemma3", "torch_dtype": "bfloat16",
+             "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+                             "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+             "vision_config": {"hidden_size": 1152}}
+            """);
+        Assert.Equal(("gemma3_text", 2560, 10240, 34), (c.ModelType, c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers));
+        Assert.Equal((8, 4, 256, 262208), (c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.VocabSize));
+        Assert.Equal((1e6, 1024, true, "bfloat16"), (c.RopeTheta, c.SlidingWindow!.Value, c.TieWordEmbeddings, c.TorchDtype));
+        Assert.Equal(8.0, c.RopeScaling!.Factor);
+        var s = EdgeTune.Models.Gemma3.Gemma3Settings.Of(c);
+        Assert.Equal((256.0, 10000.0), (s.QueryPreAttnScalar, s.LocalRopeTheta));
+        Assert.Equal([true, true, true, true, true, false], s.SlidingLayers.Take(6));
+        var ex = Assert.Throws<CheckpointFormatException>(() => HfConfig.Parse("""{"model_type": "llava", "text_config": {"hidden_size": 8}}"""));
+        Assert.Contains("text_config names no model_type", ex.Message);
+    }
 }
