@@ -42,6 +42,23 @@ public static class ModuleTree
         return cur;
     }
 
+    /// <summary>The module at <paramref name="path"/>, or false when some segment of it does not exist.</summary>
+    public static bool TryGet(IModule root, string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IModule? module)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        module = root;
+        foreach (string part in path.Split('.'))
+        {
+            IModule? next = null;
+            foreach (var (name, child) in module.Children)
+                if (name == part) { next = child; break; }
+            if (next is null) { module = null; return false; }
+            module = next;
+        }
+        return true;
+    }
+
     /// <summary>Puts <paramref name="module"/> at <paramref name="path"/>; returns the module it replaced.</summary>
     public static IModule Replace(IModule root, string path, IModule module)
     {

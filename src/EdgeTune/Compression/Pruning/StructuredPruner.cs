@@ -104,7 +104,7 @@ public static class StructuredPruner
             }
             return scores;
         }
-        var v = Weights(L.V);      // [kvDim, C]
+        var v = L.VWeights();      // [kvDim, C]
         for (int g = 0; g < hkv; g++)
         {
             double oo = 0, vv = 0;
@@ -129,7 +129,7 @@ public static class StructuredPruner
             for (int j = 0; j < inter; j++) scores[j] = x[j] * downNorm[j];
             return scores;
         }
-        var up = Weights(L.Up); // [I, C]
+        var up = L.UpWeights(); // [I, C]
         for (int j = 0; j < inter; j++)
         {
             double s = 0;
@@ -139,24 +139,34 @@ public static class StructuredPruner
         return scores;
     }
 
-    /// <summary>The separate projections of block <paramref name="layer"/> that structured pruning cuts (families with fused
-    /// q/k/v or gate/up projections are refused by name).</summary>
+    /// <summary>The projections of block <paramref name="layer"/> that structured pruning scores: separate q/k/v/o and
+    /// gate/up/down, or Phi-3's fused <c>qkv_proj</c> (rows q, k, v) and <c>gate_up_proj</c> (rows gate, up).</summary>
     private sealed class Block(DecoderModel model, int layer)
     {
-        private ILinear P(string local)
-        {
-            string path = $"model.layers.{layer}.{local}";
-            try { return (ILinear)ModuleTree.Get(model, path); }
-            catch (KeyNotFoundException)
-            {
-                throw new NotSupportedException($"structured pruning: a {model.Config.ModelType} block has no '{path}' (it needs separate q/k/v/o and gate/up/down projections)");
-            }
-        }
+        private ILinear? Find(string local) =>
+            ModuleTree.TryGet(model, $"model.layers.{layer}.{local}", out var m) ? (ILinear)m : null;
+
+        private ILinear P(string local) => Find(local) ?? throw new NotSupportedException(
+            $"structured pruning: a {model.Config.ModelType} block has no 'model.layers.{layer}.{local}' (it needs q/k/v (or qkv), o, gate/up (or gate_up) and down projections)");
 
         public ILinear O => P("self_attn.o_proj");
-        public ILinear V => P("self_attn.v_proj");
-        public ILinear Up => P("mlp.up_proj");
         public ILinear Down => P("mlp.down_proj");
+
+        /// <summary>v_proj's weight [kvDim, C]: its own, or rows qDim+kvDim.. of the fused qkv_proj.</summary>
+        public float[] VWeights()
+        {
+            if (Find("self_attn.v_proj") is { } v) return Weights(v);
+            var c = model.Config;
+            return Weights(P("self_attn.qkv_proj")).AsSpan((c.QueryDim + c.KeyValueDim) * c.HiddenSize, c.KeyValueDim * c.HiddenSize).ToArray();
+        }
+
+        /// <summary>up_proj's weight [I, C]: its own, or the second half of the fused gate_up_proj.</summary>
+        public float[] UpWeights()
+        {
+            if (Find("mlp.up_proj") is { } up) return Weights(up);
+            var c = model.Config;
+            return Weights(P("mlp.gate_up_proj")).AsSpan(c.IntermediateSize * c.HiddenSize, c.IntermediateSize * c.HiddenSize).ToArray();
+        }
     }
 
     /// <summary>Indices of the <paramref name="count"/> highest scores, ascending (ties: the earlier index stays).</summary>
@@ -198,6 +208,17 @@ public static class StructuredPruner
                 case "self_attn.o_proj.weight": return TakeColumns(p.Value, qRows);
                 case "mlp.gate_proj.weight" or "mlp.up_proj.weight": return TakeRows(p.Value, channels[l]);
                 case "mlp.down_proj.weight": return TakeColumns(p.Value, channels[l]);
+                // Phi-3's fused projections: the kept rows of each part, parts in their stored order.
+                case "self_attn.qkv_proj.weight" or "self_attn.qkv_proj.bias":
+                    {
+                        int qDim = model.Config.QueryDim, kvDim = model.Config.KeyValueDim;
+                        return TakeRows(p.Value, [.. qRows, .. kvRows.Select(r => qDim + r), .. kvRows.Select(r => qDim + kvDim + r)]);
+                    }
+                case "mlp.gate_up_proj.weight":
+                    {
+                        int inter = model.Config.IntermediateSize;
+                        return TakeRows(p.Value, [.. channels[l], .. channels[l].Select(r => inter + r)]);
+                    }
             }
         }
         var copy = p.Value.DType == DType.F32 ? p.Value.Clone() : Tensor.From<float>(p.Value.ToFloatArray(), p.Value.Shape.ToArray());

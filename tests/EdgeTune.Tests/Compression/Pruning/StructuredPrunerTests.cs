@@ -116,4 +116,40 @@ public sealed class StructuredPrunerTests : IDisposable
         r.Model.Dispose();
         Assert.Throws<ArgumentException>(() => StructuredPruner.Prune(model, new StructuredPruningOptions { HeadFraction = 1.0 }));
     }
+
+    /// <summary>Each family with separate or fused projections (Phi-3's qkv_proj and gate_up_proj): heads and channels pruned
+    /// together equal the original with the removed groups' values and the removed channels' gates zeroed.</summary>
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("gemma3_text")]
+    [InlineData("phi3")]
+    public void EveryFamilyPrunesToTheMaskedOriginal(string family)
+    {
+        int[] ids = [1, 4, 7, 2, 9, 3, 5, 10];
+        using var model = DecoderModel.CreateRandom(FamilyTests.Tiny(family) with { NumKeyValueHeads = 2, NumAttentionHeads = 4 }, 5, std: 0.3f);
+        var r = StructuredPruner.Prune(model, new StructuredPruningOptions { HeadFraction = 0.5, MlpFraction = 0.3 });
+        using var small = r.Model;
+        var c = model.Config;
+        int d = c.HeadDim, h = c.HiddenSize, inter = c.IntermediateSize, qDim = c.QueryDim, kvDim = c.KeyValueDim;
+        Assert.Equal((1, 2, inter - (int)Math.Round(0.3 * inter)), (small.Config.NumKeyValueHeads, small.Config.NumAttentionHeads, small.Config.IntermediateSize));
+        bool fused = family == "phi3";
+        for (int l = 0; l < model.Layers.Count; l++)
+        {
+            string p = $"model.layers.{l}.";
+            int g = 1 - Assert.Single(r.KeptKvHeads[l]);
+            var v = fused ? model.Parameters[p + "self_attn.qkv_proj.weight"].Value.Span<float>()[((qDim + kvDim) * h)..]
+                          : model.Parameters[p + "self_attn.v_proj.weight"].Value.Span<float>();
+            v.Slice(g * d * h, d * h).Clear();
+            var gate = model.Parameters[p + (fused ? "mlp.gate_up_proj.weight" : "mlp.gate_proj.weight")].Value.Span<float>();
+            foreach (int j in Enumerable.Range(0, inter).Except(r.KeptChannels[l])) gate.Slice(j * h, h).Clear();
+        }
+        float[] Run(DecoderModel m)
+        {
+            var logits = new float[ids.Length * m.VocabSize];
+            using var cache = m.CreateCache(ids.Length);
+            m.Forward(ids, cache, logits);
+            return logits;
+        }
+        AssertClose(Run(model), Run(small), 1e-5f);
+    }
 }
