@@ -10,10 +10,14 @@ internal sealed class RejectionLog(int maxExamples)
 
     public int Rows => _lines.Count;
 
+    /// <summary>Added to every line number recorded (rows of the later files of a multi-file dataset follow the earlier ones).</summary>
+    public int LineOffset { get; set; }
+
     public bool Contains(int line) => _lines.Contains(line);
 
     public void Add(int line, string reason, string detail)
     {
+        line += LineOffset;
         if (!_index.TryGetValue(reason, out int i))
         {
             i = _order.Count;
