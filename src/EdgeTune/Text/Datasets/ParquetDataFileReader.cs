@@ -22,7 +22,7 @@ public static class ParquetDataFileReader
         ParquetReader reader;
         try
         {
-            reader = await ParquetReader.CreateAsync(path, cancellationToken: ct).ConfigureAwait(false);
+            reader = await ParquetReader.CreateAsync(path, new ParquetOptions { TreatByteArrayAsString = true }, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
         {

@@ -79,7 +79,7 @@ public sealed class TrainingDataset
             if (kind == DataFileKind.Text || format == DataFormat.PlainText)
                 throw new InvalidDataException($"{path}: plain text files cannot be combined into one dataset; expected JSONL, JSON, CSV or Parquet rows");
             log.LineOffset = rows;
-            var read = DataFiles.Read(path, kind, format, log);
+            var read = DataFiles.Read(path, kind, options.Format, log); // each file detected on its own, then compared
             if (format != DataFormat.Auto && read.Format != format)
                 throw new InvalidDataException($"{path}: its rows are {read.Format}, but {paths[0]} holds {format}; the files of one dataset must share a layout");
             format = read.Format;
