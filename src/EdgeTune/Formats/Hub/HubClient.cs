@@ -228,6 +228,7 @@ public sealed class HubClient : IDisposable
             if (HubDatasetFiles.DataFiles(info.Files).Count == 0 && repo.Revision == HubRepoId.DefaultRevision)
             {
                 Cache.WriteRef(repo, repo.Revision, info.CommitHash);
+                Cache.WriteDataFileList(repo, info.CommitHash, []); // offline, an empty list sends the lookup to the conversion too
                 repo = repo.WithRevision(HubDatasetFiles.ParquetConversionRevision);
                 info = await GetRepoInfoAsync(repo, ct).ConfigureAwait(false);
             }

@@ -60,7 +60,7 @@ internal static class DataFileWriters
 
     public static ShareGptTurn S(string from, string value) => new() { From = from, Value = value };
 
-    public static byte[] Parquet<T>(IEnumerable<T> rows, int rowGroupSize = 0)
+    public static byte[] ParquetBytes<T>(IEnumerable<T> rows, int rowGroupSize = 0)
     {
         using var ms = new MemoryStream();
         var options = new ParquetOptions();
@@ -71,7 +71,7 @@ internal static class DataFileWriters
 
     public static string WriteParquet<T>(string path, IEnumerable<T> rows, int rowGroupSize = 0)
     {
-        File.WriteAllBytes(path, Parquet(rows, rowGroupSize));
+        File.WriteAllBytes(path, ParquetBytes(rows, rowGroupSize));
         return path;
     }
 
