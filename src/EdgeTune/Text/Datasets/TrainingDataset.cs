@@ -65,28 +65,39 @@ public sealed class TrainingDataset
         if (paths.Count == 0) throw new ArgumentException("no data files", nameof(paths));
         options ??= new DatasetOptions();
         options.Validate();
-        if (paths.Count == 1) return Load(paths[0], tokenizer, template, options) is var one && source is null ? one : one.WithSource(source!);
+        if (paths.Count == 1)
+        {
+            var one = Load(paths[0], tokenizer, template, options);
+            return source is null ? one : new TrainingDataset(one.Train, one.Validation, one.Report with { Source = source }, one.PadId);
+        }
         var log = new RejectionLog(options.MaxRejectExamples);
         var samples = new List<DataSample>();
         var format = options.Format;
         DataFileKind? firstKind = null;
         string columns = "";
-        int rows = 0;
+        int rows = 0, offset = 0;
         foreach (string path in paths)
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"data file not found: {path}", path);
             var kind = DataFiles.DetectKind(path);
             if (kind == DataFileKind.Text || format == DataFormat.PlainText)
                 throw new InvalidDataException($"{path}: plain text files cannot be combined into one dataset; expected JSONL, JSON, CSV or Parquet rows");
-            log.LineOffset = rows;
+            log.LineOffset = offset;
             var read = DataFiles.Read(path, kind, options.Format, log); // each file detected on its own, then compared
             if (format != DataFormat.Auto && read.Format != format)
                 throw new InvalidDataException($"{path}: its rows are {read.Format}, but {paths[0]} holds {format}; the files of one dataset must share a layout");
             format = read.Format;
             firstKind ??= kind;
             if (columns.Length == 0) columns = read.Columns;
-            foreach (var s in read.Samples) samples.Add(s with { Line = s.Line + rows });
+            int last = 0;
+            foreach (var s in read.Samples)
+            {
+                samples.Add(s with { Line = s.Line + offset });
+                last = Math.Max(last, s.Line);
+            }
             rows += read.RowsRead;
+            // JSONL rows are numbered by line, blank lines included: the next file starts past every number used.
+            offset = Math.Max(Math.Max(offset + read.RowsRead, offset + last), log.MaxLine);
         }
         log.LineOffset = 0;
         return FromSamples(samples, tokenizer, template, options with { Format = format }, source ?? $"{paths[0]} (+{paths.Count - 1} files)",
@@ -107,8 +118,6 @@ public sealed class TrainingDataset
         var files = await client.DownloadDatasetAsync(reference, progress, ct).ConfigureAwait(false);
         return await Task.Run(() => Load(files, tokenizer, template, options, data), ct).ConfigureAwait(false);
     }
-
-    private TrainingDataset WithSource(string source) => new(Train, Validation, Report with { Source = source }, PadId);
 
     /// <summary>Plain text: the head is cut into training windows, the tail lines held out for validation.</summary>
     public static TrainingDataset FromText(string text, ITokenizer tokenizer, DatasetOptions? options = null, string source = "text")
@@ -225,13 +234,7 @@ public sealed class TrainingDataset
     public static DataFormat DetectFile(string path)
     {
         var kind = DataFiles.DetectKind(path);
-        if (kind == DataFileKind.Text) return DataFormat.PlainText;
-        if (kind == DataFileKind.Jsonl)
-        {
-            string? first = File.ReadLines(path).FirstOrDefault(l => !string.IsNullOrWhiteSpace(l));
-            if (first is null || !first.TrimStart().StartsWith('{')) return DataFormat.PlainText;
-        }
-        return DataFiles.Read(path, kind, DataFormat.Auto, new RejectionLog(0)).Format;
+        return kind == DataFileKind.Text ? DataFormat.PlainText : DataFiles.Read(path, kind, DataFormat.Auto, new RejectionLog(0)).Format;
     }
 
     private static int PadOf(ITokenizer t) => t.PadId ?? t.EosId ?? 0;

@@ -254,12 +254,13 @@ public class DataFormatsTests
     {
         using var files = new DatasetTestFiles();
         string a = WriteParquet(files.PathOf("train-0.parquet"), new[] { new TextRow { Text = "one" }, new TextRow { Text = null } });
-        string b = files.Write("train-1.jsonl", Json(new { text = "two" }), Json(new { text = 3 }));
-        var ds = TrainingDataset.Load([a, b], Tok, null, Exact with { ValidationCount = 1 }, "both");
+        string b = files.Write("train-1.jsonl", "", Json(new { text = "two" }), Json(new { text = 3 })); // rows on lines 2 and 3
+        string c = files.Write("train-2.jsonl", Json(new { txt = "no" }), Json(new { text = "three" }));
+        var ds = TrainingDataset.Load([a, b, c], Tok, null, Exact with { ValidationCount = 1 }, "all");
         var r = ds.Report;
-        Assert.Equal(("both", 4, 2), (r.Source, r.RowsRead, r.RowsUsed));
-        Assert.Equal([2, 4], r.Rejections.SelectMany(x => x.Examples).Select(e => e.Line).Order());
-        Assert.Equal((1, 1), (ds.Train.Count, ds.Validation.Count));
+        Assert.Equal(("all", 6, 3), (r.Source, r.RowsRead, r.RowsUsed));
+        Assert.Equal([2, 5, 6], r.Rejections.SelectMany(x => x.Examples).Select(e => e.Line).Order()); // a:2, b:3 -> 2+3, c:1 -> 5+1
+        Assert.Equal((2, 1), (ds.Train.Count, ds.Validation.Count));
 
         string chat = files.Write("chat.jsonl", Json(new { messages = new[] { Msg("user", "a"), Msg("assistant", "b") } }));
         var e = Assert.Throws<InvalidDataException>(() => TrainingDataset.Load([a, chat], Tok, ChatMl, Exact));

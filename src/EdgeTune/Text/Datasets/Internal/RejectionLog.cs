@@ -15,9 +15,13 @@ internal sealed class RejectionLog(int maxExamples)
 
     public bool Contains(int line) => _lines.Contains(line);
 
+    /// <summary>The largest line number recorded so far (offset included).</summary>
+    public int MaxLine { get; private set; }
+
     public void Add(int line, string reason, string detail)
     {
         line += LineOffset;
+        MaxLine = Math.Max(MaxLine, line);
         if (!_index.TryGetValue(reason, out int i))
         {
             i = _order.Count;
