@@ -14,7 +14,7 @@ public static class FinetuneCommand
     {
         var model = new Option<string?>("--model") { Description = "Model folder/file or Hugging Face id; default: the built-in demo model" };
         var tokenizer = ModelOptions.Tokenizer();
-        var data = new Option<string>("--data") { Description = "Training data (.txt, JSONL text/instruction/chat)", DefaultValueFactory = _ => Path.Combine("samples", "notes.jsonl") };
+        var data = new Option<string>("--data") { Description = "Training data: .txt, or rows (text, instruction/input/output, messages, conversations, prompt/completion) in .jsonl, .json, .csv/.tsv or .parquet; or a Hub dataset hf://datasets/org/name[@revision][/config][/split] (cached like models)", DefaultValueFactory = _ => Path.Combine("samples", "notes.jsonl") };
         var method = new Option<string?>("--method") { Description = "lora or full (default: lora for a pre-trained model, full for the demo)" };
         method.AcceptOnlyFromAmong("lora", "full");
         var rank = new Option<int>("--rank") { Description = "LoRA rank", DefaultValueFactory = _ => 16 };

@@ -14,6 +14,9 @@ namespace EdgeTune.Formats.Hub;
 ///     .no_exist/{commit}/{file}             empty marker: the file does not exist at that commit
 /// {root}/.locks/models--{org}--{name}/{etag}.lock   exclusive lock while a blob is written
 /// </code>
+/// Datasets live beside models in <c>datasets--{org}--{name}/</c>, laid out the same. EdgeTune adds
+/// <c>.edgetune/data_files/{commit}</c> there: the data files the Hub listed at that commit, one per line, so a split
+/// can be found complete (or not) offline; huggingface_hub ignores it.
 /// </summary>
 public sealed class HubCache
 {
@@ -127,6 +130,38 @@ public sealed class HubCache
         string path = NoExistPath(repo, commit, filename);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         using (File.Open(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite)) { }
+    }
+
+    /// <summary><c>.edgetune/data_files/{commit}</c> of a dataset repo.</summary>
+    public string DataFileListPath(HubRepoId repo, string commit)
+    {
+        if (!HubRepoId.IsCommitHash(commit))
+            throw new ArgumentException($"Hub {repo}: '{commit}' is not a 40-character commit hash", nameof(commit));
+        return Path.Combine(RepoFolder(repo), ".edgetune", "data_files", commit);
+    }
+
+    /// <summary>Records the data files of a dataset at a commit (see the class remarks).</summary>
+    public void WriteDataFileList(HubRepoId repo, string commit, IEnumerable<string> files)
+    {
+        string path = DataFileListPath(repo, commit);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        string tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        File.WriteAllLines(tmp, files);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>The data files recorded for the revision's commit, or null when none were recorded.</summary>
+    public IReadOnlyList<string>? TryReadDataFileList(HubRepoId repo)
+    {
+        string? commit = TryResolveCommit(repo);
+        if (commit is null) return null;
+        string path = DataFileListPath(repo, commit);
+        try
+        {
+            return File.Exists(path) ? File.ReadAllLines(path).Where(l => l.Length > 0).ToArray() : null;
+        }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>

@@ -207,6 +207,72 @@ public sealed class HubClient : IDisposable
         return Cache.SnapshotFolder(repo, info.CommitHash);
     }
 
+    /// <summary>
+    /// Downloads the data files of a dataset's split (see <see cref="HubDatasetFiles"/>) into the cache and returns their
+    /// local paths, sorted. The file list comes from <c>GET {endpoint}/api/datasets/{repo}/revision/{revision}</c>; a
+    /// repository without data files at the default revision is read from the Hub's Parquet conversion
+    /// (<see cref="HubDatasetFiles.ParquetConversionRevision"/>). Offline, or when the Hub cannot be reached, the split
+    /// comes from the cache when every one of its files is there.
+    /// </summary>
+    /// <exception cref="HubException">NotFound (no such dataset, config or split), NotInCache, Unauthorized, Network, Integrity.</exception>
+    public async Task<IReadOnlyList<string>> DownloadDatasetAsync(HubDatasetReference dataset, IProgress<DownloadProgress>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        var repo = dataset.Repo.AsDataset();
+        if (Options.Offline) return CachedDatasetOrThrow(dataset, repo, null);
+        HubRepoInfo info;
+        try
+        {
+            info = await GetRepoInfoAsync(repo, ct).ConfigureAwait(false);
+            if (HubDatasetFiles.DataFiles(info.Files).Count == 0 && repo.Revision == HubRepoId.DefaultRevision)
+            {
+                Cache.WriteRef(repo, repo.Revision, info.CommitHash);
+                Cache.WriteDataFileList(repo, info.CommitHash, []); // offline, an empty list sends the lookup to the conversion too
+                repo = repo.WithRevision(HubDatasetFiles.ParquetConversionRevision);
+                info = await GetRepoInfoAsync(repo, ct).ConfigureAwait(false);
+            }
+        }
+        catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Unauthorized)
+        {
+            return CachedDatasetOrThrow(dataset, dataset.Repo.AsDataset(), e);
+        }
+        Cache.WriteRef(repo, repo.Revision, info.CommitHash);
+        var dataFiles = HubDatasetFiles.DataFiles(info.Files);
+        Cache.WriteDataFileList(repo, info.CommitHash, dataFiles);
+        var selected = HubDatasetFiles.Select(dataFiles, dataset);
+        await DownloadAllAsync(repo.WithRevision(info.CommitHash), selected, progress, ct).ConfigureAwait(false);
+        return selected.Select(f => Cache.SnapshotFilePath(repo, info.CommitHash, f)).ToArray();
+    }
+
+    private IReadOnlyList<string> CachedDatasetOrThrow(HubDatasetReference dataset, HubRepoId repo, HubException? cause)
+    {
+        var listed = Cache.TryReadDataFileList(repo);
+        if (listed is { Count: 0 } && repo.Revision == HubRepoId.DefaultRevision)
+        {
+            repo = repo.WithRevision(HubDatasetFiles.ParquetConversionRevision);
+            listed = Cache.TryReadDataFileList(repo);
+        }
+        string why = cause is null
+            ? "offline mode is on (HF_HUB_OFFLINE=1 or the offline option), so nothing can be downloaded; run once online, or unset HF_HUB_OFFLINE"
+            : $"the Hub could not be reached ({cause.Message})";
+        if (listed is null)
+        {
+            if (cause is { Kind: HubErrorKind.Unauthorized }) throw cause;
+            throw new HubException(HubErrorKind.NotInCache, $"Hub: dataset {dataset} is not in the cache ({Cache.RepoFolder(repo)}) and {why}", cause);
+        }
+        var selected = HubDatasetFiles.Select(listed, dataset);
+        var paths = selected.Select(f => Cache.TryGetCachedFile(repo, f)).ToArray();
+        var missing = selected.Where((f, i) => paths[i] is null).ToArray();
+        if (missing.Length > 0)
+        {
+            if (cause is { Kind: HubErrorKind.Unauthorized }) throw cause;
+            throw new HubException(HubErrorKind.NotInCache,
+                $"Hub: dataset {dataset} is not complete in the cache ({Cache.RepoFolder(repo)}; missing: {string.Join(", ", missing.Take(10))}) and {why}", cause);
+        }
+        return paths!;
+    }
+
     private async Task DownloadAllAsync(HubRepoId atCommit, IReadOnlyList<string> files, IProgress<DownloadProgress>? progress,
         CancellationToken ct)
     {

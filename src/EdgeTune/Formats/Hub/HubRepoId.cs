@@ -2,8 +2,17 @@ using System.Text.RegularExpressions;
 
 namespace EdgeTune.Formats.Hub;
 
+/// <summary>The kind of a Hub repository: its URLs and cache folder differ.</summary>
+public enum HubRepoType
+{
+    /// <summary>A model: <c>{endpoint}/org/name</c>, cache folder <c>models--org--name</c>.</summary>
+    Model,
+    /// <summary>A dataset: <c>{endpoint}/datasets/org/name</c>, cache folder <c>datasets--org--name</c>.</summary>
+    Dataset,
+}
+
 /// <summary>
-/// A model repository on the Hugging Face Hub, written <c>org/name</c> or <c>org/name@revision</c>
+/// A model (or, with <see cref="HubRepoType.Dataset"/>, dataset) repository on the Hugging Face Hub, written <c>org/name</c> or <c>org/name@revision</c>
 /// (a branch, a tag, a commit hash, or a ref such as <c>refs/pr/1</c>). The rules for the id are the
 /// ones the Hub itself enforces: letters, digits, '-', '_' and '.', not starting or ending with '-' or
 /// '.', no "--" or "..", at most 96 characters.
@@ -22,7 +31,7 @@ public readonly partial record struct HubRepoId
     /// <summary>The revision asked for (never empty; <see cref="DefaultRevision"/> when none was given).</summary>
     public string Revision { get; }
 
-    public HubRepoId(string owner, string name, string revision = DefaultRevision)
+    public HubRepoId(string owner, string name, string revision = DefaultRevision, HubRepoType type = HubRepoType.Model)
     {
         if (!IsValidPart(owner)) throw new ArgumentException($"Hub repo id: owner '{owner}' is not a valid Hub name", nameof(owner));
         if (!IsValidPart(name)) throw new ArgumentException($"Hub repo id: name '{name}' is not a valid Hub name", nameof(name));
@@ -30,24 +39,33 @@ public readonly partial record struct HubRepoId
             throw new ArgumentException($"Hub repo id '{owner}/{name}' is longer than 96 characters", nameof(name));
         if (!IsValidRevision(revision))
             throw new ArgumentException($"Hub repo id: revision '{revision}' is not valid (empty, whitespace, '..' or a leading/trailing '/')", nameof(revision));
+        if (!Enum.IsDefined(type)) throw new ArgumentOutOfRangeException(nameof(type), type, "unknown Hub repo type");
         Owner = owner;
         Name = name;
         Revision = revision;
+        Type = type;
     }
+
+    /// <summary>Model or dataset.</summary>
+    public HubRepoType Type { get; }
 
     /// <summary><c>org/name</c>, as the Hub's URLs spell it.</summary>
     public string RepoId => Owner + "/" + Name;
 
-    /// <summary>The cache folder name huggingface_hub uses: <c>models--org--name</c>.</summary>
-    public string CacheFolderName => "models--" + Owner + "--" + Name;
+    /// <summary>The cache folder name huggingface_hub uses: <c>models--org--name</c> or <c>datasets--org--name</c>.</summary>
+    public string CacheFolderName => (Type == HubRepoType.Dataset ? "datasets--" : "models--") + Owner + "--" + Name;
 
     /// <summary>True when <see cref="Revision"/> is a full 40-character lowercase commit hash.</summary>
     public bool RevisionIsCommitHash => IsCommitHash(Revision);
 
     /// <summary>The same repository at another revision.</summary>
-    public HubRepoId WithRevision(string revision) => new(Owner, Name, revision);
+    public HubRepoId WithRevision(string revision) => new(Owner, Name, revision, Type);
 
-    public override string ToString() => Revision == DefaultRevision ? RepoId : RepoId + "@" + Revision;
+    /// <summary>The same repository and revision as a dataset.</summary>
+    public HubRepoId AsDataset() => new(Owner, Name, Revision, HubRepoType.Dataset);
+
+    public override string ToString() =>
+        (Type == HubRepoType.Dataset ? "datasets/" : "") + (Revision == DefaultRevision ? RepoId : RepoId + "@" + Revision);
 
     /// <summary>Parses <c>org/name</c> or <c>org/name@revision</c>; throws <see cref="FormatException"/>
     /// naming what is wrong.</summary>

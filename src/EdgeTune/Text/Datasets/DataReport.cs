@@ -11,8 +11,9 @@ public sealed record RejectedRow(int Line, string Detail);
 public sealed record RejectionReason(string Reason, int Count, IReadOnlyList<RejectedRow> Examples);
 
 /// <summary>
-/// What loading a data file did: rows read, used and rejected (with reasons and line numbers), tokens, truncation
-/// and packing. "Rows" are lines of a JSONL file (blank lines are not counted) or lines of a plain text file.
+/// What loading a data file did: the detected format and column mapping, rows read, used and rejected (with reasons
+/// and row numbers), tokens, truncation and packing. "Rows" are lines of a JSONL file (blank lines are not counted),
+/// elements of a JSON array, records of a CSV or Parquet file, or lines of a plain text file.
 /// A row can give several samples (self-instruct <c>instances</c>). Token counts: <see cref="TokensTotal"/> is every
 /// token of every used sample before truncation; <see cref="TrainedTokens"/> and <see cref="ValidationTrainedTokens"/>
 /// count target positions that carry a loss (not <see cref="Tensors.CrossEntropy.IgnoreIndex"/>).
@@ -21,6 +22,10 @@ public sealed record DataReport
 {
     public required string Source { get; init; }
     public required DataFormat Format { get; init; }
+    /// <summary>The container the rows came from.</summary>
+    public DataFileKind FileKind { get; init; }
+    /// <summary>How the columns were read, e.g. "alpaca: instruction+input -> prompt, output -> completion".</summary>
+    public string? Columns { get; init; }
     public required int SeqLen { get; init; }
     public required bool Packed { get; init; }
     public int RowsRead { get; init; }
@@ -54,9 +59,10 @@ public sealed record DataReport
     {
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.Append(c, $"data {Source} ({Format}): {RowsRead} rows read, {RowsUsed} used, {RowsRejected} rejected");
+        sb.Append(c, $"data {Source} ({Format}, {FileKind}): {RowsRead} rows read, {RowsUsed} used, {RowsRejected} rejected");
         if (Samples != RowsUsed) sb.Append(c, $", {Samples} samples");
         sb.AppendLine();
+        if (Columns is not null) sb.AppendLine(c, $"  columns: {Columns}");
         foreach (var r in Rejections)
         {
             sb.Append(c, $"  rejected {r.Count} x {r.Reason}");

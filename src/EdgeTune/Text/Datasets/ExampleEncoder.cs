@@ -13,6 +13,8 @@ namespace EdgeTune.Text.Datasets;
 /// add_generation_prompt=true (where the response starts) and up to and including it (where it ends, trailing
 /// whitespace dropped), so the loss covers the turn's content and its end-of-turn marker, and nothing else.</item>
 /// <item>Instructions without a template: the Alpaca prompt, then the output and EOS, which carry the loss.</item>
+/// <item>Prompt-completion (TRL's layout): [BOS] + prompt + completion + [EOS], no template; the completion and EOS
+/// carry the loss, as TRL's completion-only loss does.</item>
 /// </list>
 /// Token-to-text alignment uses <see cref="ITokenizer.TokenBytes"/>: a token is trained on when its first byte lies in
 /// a response span. When the tokens do not spell the text byte for byte (e.g. a normalizer changed it), the text is
@@ -65,7 +67,13 @@ public sealed class ExampleEncoder
             var (tokens, loss) = Tokenize(prompt + sample.Output, [(prompt.Length, prompt.Length + sample.Output.Length)], parseSpecial: false);
             return Wrap(sample.Line, tokens, loss, bos: true, eosLoss: true);
         }
-        throw new ArgumentException($"ExampleEncoder: sample of line {sample.Line} has neither text, messages nor instruction/output", nameof(sample));
+        if (sample.Prompt is not null && sample.Completion is not null)
+        {
+            string text = sample.Prompt + sample.Completion;
+            var (tokens, loss) = Tokenize(text, [(sample.Prompt.Length, text.Length)], parseSpecial: false);
+            return Wrap(sample.Line, tokens, loss, bos: true, eosLoss: true);
+        }
+        throw new ArgumentException($"ExampleEncoder: sample of line {sample.Line} has neither text, messages, instruction/output nor prompt/completion", nameof(sample));
     }
 
     /// <summary>Plain text with every token trained on: [BOS] + text + [EOS].</summary>

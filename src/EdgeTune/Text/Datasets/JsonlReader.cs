@@ -6,7 +6,8 @@ namespace EdgeTune.Text.Datasets;
 /// <summary>
 /// Reads a JSONL data file into <see cref="DataSample"/>s. Blank lines are skipped (not counted as rows). A line
 /// that is not valid JSON, not an object, lacks a required field, has a field of the wrong type or an empty
-/// output is rejected with its reason and line number; it never stops the load.
+/// output is rejected with its reason and line number; it never stops the load. The row layouts are those of
+/// <see cref="DataFormat"/>; the same reasons apply to JSON arrays, CSV and Parquet rows.
 /// </summary>
 public static class JsonlReader
 {
@@ -18,13 +19,15 @@ public static class JsonlReader
     public const string ReasonNoAssistant = "no assistant message";
     public const string ReasonBadRole = "unknown role";
 
-    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "system", "user", "assistant", "tool" };
-
     /// <summary>The result of reading a file: the format used, the rows read and the samples of the good rows.</summary>
-    public sealed record Result(DataFormat Format, int RowsRead, IReadOnlyList<DataSample> Samples);
+    public sealed record Result(DataFormat Format, int RowsRead, IReadOnlyList<DataSample> Samples)
+    {
+        /// <summary>How the columns map onto prompt and completion (for the data report).</summary>
+        public string Columns { get; init; } = DataLayouts.Mapping(Format);
+    }
 
     /// <summary>Reads <paramref name="path"/>; rejections go to <paramref name="rejections"/>.</summary>
-    /// <exception cref="InvalidDataException">Auto detection found no line with <c>text</c>, <c>instruction</c> or <c>messages</c>.</exception>
+    /// <exception cref="InvalidDataException">Auto detection found no line with known columns, or the data is preference data.</exception>
     internal static Result Read(string path, DataFormat format, RejectionLog rejections) =>
         Read(File.ReadLines(path), path, format, rejections);
 
@@ -38,124 +41,51 @@ public static class JsonlReader
             n++;
             if (!string.IsNullOrWhiteSpace(raw)) rows.Add((n, raw));
         }
-        if (format == DataFormat.Auto) format = Detect(rows.Select(r => r.Text)) ?? throw new InvalidDataException(
-            $"{source}: cannot detect the data format: no line is a JSON object with \"text\", \"instruction\" or \"messages\"");
+        IReadOnlyCollection<string>? columns = null;
+        if (format == DataFormat.Auto)
+        {
+            columns = FirstKnownColumns(rows.Select(r => r.Text)) ?? FirstColumns(rows.Select(r => r.Text)) ?? [];
+            format = DataLayouts.Detect(columns, source);
+        }
 
         var samples = new List<DataSample>(rows.Count);
         foreach (var (line, text) in rows)
         {
             JsonDocument doc;
             try { doc = JsonDocument.Parse(text); }
-            catch (JsonException e) { rejections.Add(line, ReasonInvalidJson, Shorten(e.Message)); continue; }
-            using (doc)
-            {
-                var root = doc.RootElement;
-                if (root.ValueKind != JsonValueKind.Object) { rejections.Add(line, ReasonNotObject, $"found {root.ValueKind}"); continue; }
-                switch (format)
-                {
-                    case DataFormat.JsonlText: ReadText(line, root, samples, rejections); break;
-                    case DataFormat.Instruction: ReadInstruction(line, root, samples, rejections); break;
-                    case DataFormat.Chat: ReadChat(line, root, samples, rejections); break;
-                    default: throw new ArgumentOutOfRangeException(nameof(format), format, null);
-                }
-            }
+            catch (JsonException e) { rejections.Add(line, ReasonInvalidJson, RowConverter.Shorten(e.Message)); continue; }
+            using (doc) RowConverter.Convert(line, doc.RootElement, format, samples, rejections);
         }
-        return new Result(format, rows.Count, samples);
+        return new Result(format, rows.Count, samples) { Columns = DataLayouts.Mapping(format, columns) };
     }
 
-    /// <summary>The format of the first line that is a JSON object with a known field, or null.</summary>
-    public static DataFormat? Detect(IEnumerable<string> lines)
+    /// <summary>The format of the first line that is a JSON object with known columns, or null (none, or preference data).</summary>
+    public static DataFormat? Detect(IEnumerable<string> lines) =>
+        FirstKnownColumns(lines) is { } columns ? DataLayouts.TryDetect(columns) : null;
+
+    /// <summary>The keys of the first object line whose keys name a layout or preference data.</summary>
+    private static IReadOnlyCollection<string>? FirstKnownColumns(IEnumerable<string> lines)
+    {
+        foreach (var keys in ObjectKeys(lines))
+            if (DataLayouts.TryDetect(keys) is not null || DataLayouts.IsPreference(keys)) return keys;
+        return null;
+    }
+
+    private static IReadOnlyCollection<string>? FirstColumns(IEnumerable<string> lines) => ObjectKeys(lines).FirstOrDefault();
+
+    private static IEnumerable<IReadOnlyCollection<string>> ObjectKeys(IEnumerable<string> lines)
     {
         foreach (string line in lines)
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
+            string[]? keys = null;
             try
             {
                 using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object) continue;
-                if (doc.RootElement.TryGetProperty("messages", out _)) return DataFormat.Chat;
-                if (doc.RootElement.TryGetProperty("instruction", out _)) return DataFormat.Instruction;
-                if (doc.RootElement.TryGetProperty("text", out _)) return DataFormat.JsonlText;
+                if (doc.RootElement.ValueKind == JsonValueKind.Object) keys = doc.RootElement.EnumerateObject().Select(p => p.Name).ToArray();
             }
             catch (JsonException) { }
-        }
-        return null;
-    }
-
-    private static void ReadText(int line, JsonElement root, List<DataSample> samples, RejectionLog rej)
-    {
-        if (GetString(line, root, "text", required: true, rej, out string? text) && text is not null)
-        {
-            if (text.Length == 0) rej.Add(line, ReasonEmpty, "'text' is empty");
-            else samples.Add(DataSample.FromText(line, text));
+            if (keys is not null) yield return keys;
         }
     }
-
-    private static void ReadInstruction(int line, JsonElement root, List<DataSample> samples, RejectionLog rej)
-    {
-        if (!GetString(line, root, "instruction", required: true, rej, out string? instruction) || instruction is null) return;
-        if (instruction.Trim().Length == 0) { rej.Add(line, ReasonEmpty, "'instruction' is empty"); return; }
-        if (root.TryGetProperty("instances", out var instances) && !root.TryGetProperty("output", out _))
-        {
-            if (instances.ValueKind != JsonValueKind.Array) { rej.Add(line, ReasonWrongType, $"'instances' is {instances.ValueKind}, expected an array"); return; }
-            int k = 0;
-            foreach (var inst in instances.EnumerateArray())
-            {
-                string where = $"instances[{k++}]";
-                if (inst.ValueKind != JsonValueKind.Object) { rej.Add(line, ReasonWrongType, $"'{where}' is {inst.ValueKind}, expected an object"); continue; }
-                if (!GetString(line, inst, "input", required: false, rej, out string? ii, where)) continue;
-                if (!GetString(line, inst, "output", required: true, rej, out string? io, where) || io is null) continue;
-                if (io.Trim().Length == 0) { rej.Add(line, ReasonEmpty, $"'{where}.output' is empty"); continue; }
-                samples.Add(DataSample.FromInstruction(line, instruction, ii, io));
-            }
-            if (k == 0) rej.Add(line, ReasonEmpty, "'instances' is empty");
-            return;
-        }
-        if (!GetString(line, root, "input", required: false, rej, out string? input)) return;
-        if (!GetString(line, root, "output", required: true, rej, out string? output) || output is null) return;
-        if (output.Trim().Length == 0) { rej.Add(line, ReasonEmpty, "'output' is empty"); return; }
-        samples.Add(DataSample.FromInstruction(line, instruction, input, output));
-    }
-
-    private static void ReadChat(int line, JsonElement root, List<DataSample> samples, RejectionLog rej)
-    {
-        if (!root.TryGetProperty("messages", out var msgs)) { rej.Add(line, ReasonMissingField, "'messages'"); return; }
-        if (msgs.ValueKind != JsonValueKind.Array) { rej.Add(line, ReasonWrongType, $"'messages' is {msgs.ValueKind}, expected an array"); return; }
-        var list = new List<ChatMessage>();
-        int k = 0;
-        foreach (var m in msgs.EnumerateArray())
-        {
-            string where = $"messages[{k++}]";
-            if (m.ValueKind != JsonValueKind.Object) { rej.Add(line, ReasonWrongType, $"'{where}' is {m.ValueKind}, expected an object"); return; }
-            if (!GetString(line, m, "role", required: true, rej, out string? role, where) || role is null) return;
-            if (!Roles.Contains(role)) { rej.Add(line, ReasonBadRole, $"'{where}.role' is \"{Shorten(role)}\", expected system, user, assistant or tool"); return; }
-            if (!GetString(line, m, "content", required: true, rej, out string? content, where) || content is null) return;
-            if (role == "assistant" && content.Trim().Length == 0) { rej.Add(line, ReasonEmpty, $"'{where}.content' (assistant) is empty"); return; }
-            list.Add(new ChatMessage(role, content));
-        }
-        if (!list.Any(m => m.Role == "assistant")) { rej.Add(line, ReasonNoAssistant, $"{list.Count} messages, none from the assistant"); return; }
-        samples.Add(DataSample.FromChat(line, list));
-    }
-
-    /// <summary>Reads a string field. False (and a rejection) when it is required but missing, or not a string;
-    /// a missing or null optional field gives true and null.</summary>
-    private static bool GetString(int line, JsonElement obj, string name, bool required, RejectionLog rej, out string? value, string? where = null)
-    {
-        value = null;
-        string full = where is null ? name : $"{where}.{name}";
-        if (!obj.TryGetProperty(name, out var el) || (el.ValueKind == JsonValueKind.Null && !required))
-        {
-            if (required) rej.Add(line, ReasonMissingField, $"'{full}'");
-            return !required;
-        }
-        if (el.ValueKind != JsonValueKind.String)
-        {
-            rej.Add(line, ReasonWrongType, $"'{full}' is {el.ValueKind}, expected a string");
-            return false;
-        }
-        value = el.GetString();
-        return true;
-    }
-
-    private static string Shorten(string s) => s.Length <= 120 ? s : s[..117] + "...";
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using EdgeTune.Formats.Hub;
 using EdgeTune.Tensors;
 using EdgeTune.Text.Datasets.Internal;
 
@@ -30,22 +31,92 @@ public sealed class TrainingDataset
     /// <summary>The id used for padding (tokenizer PAD, else EOS, else 0).</summary>
     public int PadId { get; }
 
-    /// <summary>Loads <paramref name="path"/> (format from <see cref="DatasetOptions.Format"/> or detected).</summary>
+    /// <summary>Loads <paramref name="path"/> (format from <see cref="DatasetOptions.Format"/> or detected): plain text,
+    /// JSONL, a JSON array, CSV/TSV or Parquet, see <see cref="DataFiles"/> and <see cref="DataFormat"/>.</summary>
     /// <param name="template">the model's chat template, or null when it has none.</param>
     /// <exception cref="FileNotFoundException">no such file.</exception>
-    /// <exception cref="InvalidDataException">the format cannot be detected.</exception>
+    /// <exception cref="InvalidDataException">the file is binary, preference data, or its format cannot be detected.</exception>
     public static TrainingDataset Load(string path, ITokenizer tokenizer, ChatTemplate? template, DatasetOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tokenizer);
         options ??= new DatasetOptions();
         options.Validate();
+        if (HubDatasetReference.IsHubReference(path))
+            throw new ArgumentException($"'{path}' is a Hub dataset: load it with TrainingDataset.LoadAsync, which downloads it", nameof(path));
         if (!File.Exists(path)) throw new FileNotFoundException($"data file not found: {path}", path);
-        var format = options.Format == DataFormat.Auto ? DetectFile(path) : options.Format;
-        if (format == DataFormat.PlainText) return FromText(File.ReadAllText(path), tokenizer, options, path);
+        var kind = DataFiles.DetectKind(path);
+        if (options.Format == DataFormat.PlainText || (options.Format == DataFormat.Auto && kind == DataFileKind.Text))
+            return FromText(DataFiles.ReadText(path), tokenizer, options, path);
         var log = new RejectionLog(options.MaxRejectExamples);
-        var read = JsonlReader.Read(path, format, log);
-        return FromSamples(read.Samples, tokenizer, template, options with { Format = read.Format }, path, read.RowsRead, log);
+        var read = DataFiles.Read(path, kind, options.Format, log);
+        return FromSamples(read.Samples, tokenizer, template, options with { Format = read.Format }, path, read.RowsRead, log, kind, read.Columns);
+    }
+
+    /// <summary>Loads several files of one layout as one dataset (the shards of a Hub dataset split). Rows are numbered
+    /// on from one file to the next, so the validation draw and the rejections see distinct rows.</summary>
+    /// <param name="source">the name the report gives the data (default: the first path and the file count).</param>
+    /// <exception cref="InvalidDataException">a file is plain text, binary, or of another layout than the first.</exception>
+    public static TrainingDataset Load(IReadOnlyList<string> paths, ITokenizer tokenizer, ChatTemplate? template, DatasetOptions? options = null,
+        string? source = null)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (paths.Count == 0) throw new ArgumentException("no data files", nameof(paths));
+        options ??= new DatasetOptions();
+        options.Validate();
+        if (paths.Count == 1)
+        {
+            var one = Load(paths[0], tokenizer, template, options);
+            return source is null ? one : new TrainingDataset(one.Train, one.Validation, one.Report with { Source = source }, one.PadId);
+        }
+        var log = new RejectionLog(options.MaxRejectExamples);
+        var samples = new List<DataSample>();
+        var format = options.Format;
+        DataFileKind? firstKind = null;
+        string columns = "";
+        int rows = 0, offset = 0;
+        foreach (string path in paths)
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"data file not found: {path}", path);
+            var kind = DataFiles.DetectKind(path);
+            if (kind == DataFileKind.Text || format == DataFormat.PlainText)
+                throw new InvalidDataException($"{path}: plain text files cannot be combined into one dataset; expected JSONL, JSON, CSV or Parquet rows");
+            log.LineOffset = offset;
+            var read = DataFiles.Read(path, kind, options.Format, log); // each file detected on its own, then compared
+            if (format != DataFormat.Auto && read.Format != format)
+                throw new InvalidDataException($"{path}: its rows are {read.Format}, but {paths[0]} holds {format}; the files of one dataset must share a layout");
+            format = read.Format;
+            firstKind ??= kind;
+            if (columns.Length == 0) columns = read.Columns;
+            int last = 0;
+            foreach (var s in read.Samples)
+            {
+                samples.Add(s with { Line = s.Line + offset });
+                last = Math.Max(last, s.Line);
+            }
+            rows += read.RowsRead;
+            // JSONL rows are numbered by line, blank lines included: the next file starts past every number used.
+            offset = Math.Max(Math.Max(offset + read.RowsRead, offset + last), log.MaxLine);
+        }
+        log.LineOffset = 0;
+        return FromSamples(samples, tokenizer, template, options with { Format = format }, source ?? $"{paths[0]} (+{paths.Count - 1} files)",
+            rows, log, firstKind!.Value, columns);
+    }
+
+    /// <summary>As <see cref="Load(string, ITokenizer, ChatTemplate?, DatasetOptions?)"/>, and also for a Hub dataset,
+    /// <c>hf://datasets/org/name[@revision][/config][/split]</c>, whose data files are downloaded into the Hub cache (or
+    /// found there, offline) first; see <see cref="HubDatasetReference"/>.</summary>
+    /// <param name="hub">Hub settings; null: <see cref="HubOptions.FromEnvironment()"/>. Unused for a local file.</param>
+    public static async Task<TrainingDataset> LoadAsync(string data, ITokenizer tokenizer, ChatTemplate? template, DatasetOptions? options = null,
+        HubOptions? hub = null, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (!HubDatasetReference.IsHubReference(data)) return Load(data, tokenizer, template, options);
+        var reference = HubDatasetReference.Parse(data);
+        using var client = new HubClient(hub);
+        var files = await client.DownloadDatasetAsync(reference, progress, ct).ConfigureAwait(false);
+        return await Task.Run(() => Load(files, tokenizer, template, options, data), ct).ConfigureAwait(false);
     }
 
     /// <summary>Plain text: the head is cut into training windows, the tail lines held out for validation.</summary>
@@ -68,7 +139,8 @@ public sealed class TrainingDataset
         var val = SequencePacker.Windows(valStream, options.SeqLen, padId);
         var report = new DataReport
         {
-            Source = source, Format = DataFormat.PlainText, SeqLen = options.SeqLen, Packed = false,
+            Source = source, Format = DataFormat.PlainText, FileKind = DataFileKind.Text, Columns = Internal.DataLayouts.Mapping(DataFormat.PlainText),
+            SeqLen = options.SeqLen, Packed = false,
             RowsRead = lines, RowsUsed = lines, Samples = 1 + (valLines > 0 ? 1 : 0),
             TokensTotal = trainStream.Length + valStream.Length,
             TrainRows = lines - valLines, ValidationRows = valLines,
@@ -83,10 +155,10 @@ public sealed class TrainingDataset
     public static TrainingDataset FromSamples(IReadOnlyList<DataSample> samples, ITokenizer tokenizer, ChatTemplate? template,
         DatasetOptions? options = null, string source = "samples") =>
         FromSamples(samples, tokenizer, template, options ?? new DatasetOptions(), source,
-            samples.Select(s => s.Line).Distinct().Count(), new RejectionLog((options ?? new DatasetOptions()).MaxRejectExamples));
+            samples.Select(s => s.Line).Distinct().Count(), new RejectionLog((options ?? new DatasetOptions()).MaxRejectExamples), DataFileKind.Jsonl, null);
 
     private static TrainingDataset FromSamples(IReadOnlyList<DataSample> samples, ITokenizer tokenizer, ChatTemplate? template,
-        DatasetOptions options, string source, int rowsRead, RejectionLog log)
+        DatasetOptions options, string source, int rowsRead, RejectionLog log, DataFileKind kind, string? columns)
     {
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -96,6 +168,7 @@ public sealed class TrainingDataset
             {
                 { Messages: not null } => DataFormat.Chat,
                 { Instruction: not null } => DataFormat.Instruction,
+                { Prompt: not null } => DataFormat.PromptCompletion,
                 _ => DataFormat.JsonlText,
             } };
         int padId = PadOf(tokenizer);
@@ -141,7 +214,8 @@ public sealed class TrainingDataset
         var val = SequencePacker.Pack(valEx, options.SeqLen, options.Pack, tokenizer.EosId, padId);
         var report = new DataReport
         {
-            Source = source, Format = options.Format, SeqLen = options.SeqLen, Packed = options.Pack,
+            Source = source, Format = options.Format, FileKind = kind, Columns = columns ?? Internal.DataLayouts.Mapping(options.Format),
+            SeqLen = options.SeqLen, Packed = options.Pack,
             RowsRead = rowsRead, RowsUsed = lines.Length, RowsRejected = log.Rows, Rejections = log.ToList(),
             Samples = examples.Count, TokensTotal = tokensTotal,
             TruncatedRows = train.TruncatedRows + val.TruncatedRows, TruncatedTokens = train.TruncatedTokens + val.TruncatedTokens,
@@ -154,16 +228,13 @@ public sealed class TrainingDataset
         return new TrainingDataset(train.Sequences, val.Sequences, report, padId);
     }
 
-    /// <summary>The format of a file: .txt/.md/.text are plain text; otherwise the first JSON-object line with a known
-    /// field decides; a file whose first non-blank line does not start with '{' is plain text.</summary>
+    /// <summary>The format of a file: plain text for text files (see <see cref="DataFiles.DetectKind"/>), otherwise the
+    /// layout its columns name.</summary>
+    /// <exception cref="InvalidDataException">binary, preference data, or no known columns.</exception>
     public static DataFormat DetectFile(string path)
     {
-        string ext = Path.GetExtension(path).ToLowerInvariant();
-        if (ext is ".txt" or ".md" or ".text") return DataFormat.PlainText;
-        string? first = File.ReadLines(path).FirstOrDefault(l => !string.IsNullOrWhiteSpace(l));
-        if (first is null || !first.TrimStart().StartsWith('{')) return DataFormat.PlainText;
-        return JsonlReader.Detect(File.ReadLines(path).Take(1000)) ?? throw new InvalidDataException(
-            $"{path}: cannot detect the data format: no line is a JSON object with \"text\", \"instruction\" or \"messages\"");
+        var kind = DataFiles.DetectKind(path);
+        return kind == DataFileKind.Text ? DataFormat.PlainText : DataFiles.Read(path, kind, DataFormat.Auto, new RejectionLog(0)).Format;
     }
 
     private static int PadOf(ITokenizer t) => t.PadId ?? t.EosId ?? 0;

@@ -32,7 +32,8 @@ public static class FineTuneJob
         ArgumentNullException.ThrowIfNull(options);
         options.Training.Validate();
         var method = options.ResolvedMethod;
-        if (!File.Exists(options.Data)) throw new FileNotFoundException($"training data '{options.Data}' does not exist", options.Data);
+        if (!Formats.Hub.HubDatasetReference.IsHubReference(options.Data) && !File.Exists(options.Data))
+            throw new FileNotFoundException($"training data '{options.Data}' does not exist", options.Data);
 
         if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
             throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
@@ -50,7 +51,7 @@ public static class FineTuneJob
         }
         else
         {
-            loaded = await ModelLoader.LoadAsync(options.Model, options.Tokenizer, cancellationToken: cancellationToken,
+            loaded = await ModelLoader.LoadAsync(options.Model, options.Tokenizer, options.Hub, cancellationToken: cancellationToken,
                 options: method == FineTuneMethod.Full ? ModelLoadOptions.FullFineTuning : ModelLoadOptions.Inference).ConfigureAwait(false);
             model = loaded.Model as DecoderModel ?? throw new NotSupportedException($"fine-tuning supports decoder models; '{options.Model}' is {loaded.Config.ModelType}");
             tokenizer = loaded.RequireTokenizer();
@@ -69,12 +70,12 @@ public static class FineTuneJob
                 log?.Report(new($"QLoRA base: {q.Layers} projections quantized to {baseFormat.Info().Name}, weights {MemoryPlanner.Format(q.BytesBefore)} -> {MemoryPlanner.Format(q.BytesAfter)}" +
                     (q.Skipped.Count > 0 ? $" ({q.Skipped.Count} not a multiple of the {baseFormat.Info().BlockSize}-block stay float)" : "")));
             }
-            var dataset = TrainingDataset.Load(options.Data, tokenizer, template, new DatasetOptions
+            var dataset = await TrainingDataset.LoadAsync(options.Data, tokenizer, template, new DatasetOptions
             {
                 SeqLen = options.Training.SeqLen,
                 ValidationFraction = options.ValidationFraction,
                 Seed = options.Training.Seed,
-            });
+            }, options.Hub, ct: cancellationToken).ConfigureAwait(false);
             log?.Report(new(dataset.Report.Describe()));
             if (dataset.Train.Count == 0)
                 throw new InvalidDataException($"'{options.Data}': no training sequence left after validation split and rejections (see the data report)");

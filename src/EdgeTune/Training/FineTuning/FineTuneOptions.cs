@@ -12,8 +12,14 @@ public sealed record FineTuneOptions
     /// <summary>Tokenizer file or folder; default: the model's own (the byte tokenizer for the demo).</summary>
     public string? Tokenizer { get; init; }
 
-    /// <summary>Training data: .txt, JSONL with text, instruction JSONL or chat JSONL.</summary>
+    /// <summary>Training data: a .txt file, or rows (text, Alpaca instruction/input/output, messages, ShareGPT
+    /// conversations, prompt/completion) in JSONL, a JSON array, CSV/TSV or Parquet; or a Hub dataset,
+    /// <c>hf://datasets/org/name[@revision][/config][/split]</c>.</summary>
     public string Data { get; init; } = Path.Combine("samples", "notes.jsonl");
+
+    /// <summary>Hub settings for a Hub model or <c>hf://datasets/...</c> data (endpoint, cache, token, offline);
+    /// null: <see cref="Formats.Hub.HubOptions.FromEnvironment()"/>.</summary>
+    public Formats.Hub.HubOptions? Hub { get; init; }
 
     /// <summary>LoRA (default for a pre-trained model) or full fine-tuning (default for the demo model).</summary>
     public FineTuneMethod? Method { get; init; }

@@ -13,6 +13,13 @@ public sealed class FakeRepo
     public string Commit { get; init; } = Convert.ToHexStringLower(SHA1.HashData(Guid.NewGuid().ToByteArray()));
     public Dictionary<string, (byte[] Bytes, bool Lfs)> Files { get; } = new(StringComparer.Ordinal);
     public bool Gated { get; init; }
+    /// <summary>A dataset repo (served under /datasets/ and /api/datasets/).</summary>
+    public bool Dataset { get; init; }
+    /// <summary>The branch or ref this repo answers for (besides its commit), e.g. refs/convert/parquet.</summary>
+    public string Revision { get; init; } = "main";
+
+    /// <summary>The key the fake Hub files it under.</summary>
+    public string Key => (Dataset ? "datasets/" : "") + Id + "@" + Revision;
 
     public FakeRepo Add(string name, byte[] bytes, bool lfs = false) { Files[name] = (bytes, lfs); return this; }
     public FakeRepo Add(string name, string text) => Add(name, Encoding.UTF8.GetBytes(text));
@@ -60,7 +67,7 @@ public sealed class FakeHub : IAsyncDisposable
 
     public FakeRepo AddRepo(FakeRepo repo)
     {
-        _repos[repo.Id] = repo;
+        _repos[repo.Key] = repo;
         foreach (var name in repo.Files.Keys.Where(n => repo.Files[n].Lfs)) _blobs[repo.EtagOf(name)] = repo.Files[name].Bytes;
         return repo;
     }
@@ -72,12 +79,13 @@ public sealed class FakeHub : IAsyncDisposable
     private LoopbackResponse HandleHub(LoopbackRequest request)
     {
         string path = Uri.UnescapeDataString(request.Target.Split('?')[0]);
-        // /api/models/{org}/{name}/revision/{revision}
-        if (path.StartsWith("/api/models/", StringComparison.Ordinal))
+        // /api/models/{org}/{name}/revision/{revision} (or /api/datasets/...)
+        bool apiDataset = path.StartsWith("/api/datasets/", StringComparison.Ordinal);
+        if (path.StartsWith("/api/models/", StringComparison.Ordinal) || apiDataset)
         {
-            string[] p = path["/api/models/".Length..].Split('/', 4);
+            string[] p = path[(apiDataset ? "/api/datasets/" : "/api/models/").Length..].Split('/', 4);
             if (p.Length < 4 || p[2] != "revision") return LoopbackResponse.Text(400, "bad api path");
-            if (Check(request, p[0] + "/" + p[1], p[3], out var repo) is { } error) return error;
+            if (Check(request, (apiDataset ? "datasets/" : "") + p[0] + "/" + p[1], p[3], out var repo) is { } error) return error;
             string json = JsonSerializer.Serialize(new Dictionary<string, object>
             {
                 ["id"] = repo!.Id,
@@ -87,10 +95,12 @@ public sealed class FakeHub : IAsyncDisposable
             return LoopbackResponse.Text(200, json, ("Content-Type", "application/json"));
         }
         // /{org}/{name}/resolve/{revision}/{file}; the revision was escaped (refs%2Fpr%2F1), so split the raw target
-        string[] raw = request.Target.Split('?')[0].TrimStart('/').Split('/', 5);
+        string target = request.Target.Split('?')[0].TrimStart('/');
+        bool dataset = target.StartsWith("datasets/", StringComparison.Ordinal);
+        string[] raw = (dataset ? target["datasets/".Length..] : target).Split('/', 5);
         if (raw.Length == 5 && raw[2] == "resolve")
         {
-            string repoId = raw[0] + "/" + raw[1], revision = Uri.UnescapeDataString(raw[3]), file = Uri.UnescapeDataString(raw[4]);
+            string repoId = (dataset ? "datasets/" : "") + raw[0] + "/" + raw[1], revision = Uri.UnescapeDataString(raw[3]), file = Uri.UnescapeDataString(raw[4]);
             if (repoId == "old-org/renamed") // a renamed repo: relative redirect on the same host
                 return new LoopbackResponse(307, null, [KeyValuePair.Create("Location", $"/org/tiny/resolve/{raw[3]}/{raw[4]}")]);
             if (Check(request, repoId, revision, out var repo) is { } error) return error;
@@ -117,11 +127,13 @@ public sealed class FakeHub : IAsyncDisposable
 
     private LoopbackResponse? Check(LoopbackRequest request, string repoId, string revision, out FakeRepo? repo)
     {
-        if (!_repos.TryGetValue(repoId, out repo))
+        var all = _repos.Values.Where(r => (r.Dataset ? "datasets/" : "") + r.Id == repoId).ToList();
+        repo = all.FirstOrDefault(r => revision == r.Revision || revision == r.Commit);
+        if (all.Count == 0)
             return LoopbackResponse.Text(404, "repo not found", ("X-Error-Code", "RepoNotFound"));
-        if (repo.Gated && request.Header("Authorization") != "Bearer " + GoodToken)
+        if (all[0].Gated && request.Header("Authorization") != "Bearer " + GoodToken)
             return LoopbackResponse.Text(401, "gated", ("X-Error-Code", "GatedRepo"), ("X-Error-Message", "Access to this model is restricted."));
-        if (revision != "main" && revision != repo.Commit)
+        if (repo is null)
             return LoopbackResponse.Text(404, "revision not found", ("X-Error-Code", "RevisionNotFound"));
         return null;
     }

@@ -14,6 +14,22 @@ internal sealed class DatasetTestFiles : IDisposable
         return path;
     }
 
+    public string PathOf(string name) => Path.Combine(_dir, name);
+
+    public string WriteBytes(string name, byte[] bytes)
+    {
+        string path = Path.Combine(_dir, name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    public string WriteText(string name, string text)
+    {
+        string path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
     public void Dispose()
     {
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }

@@ -32,17 +32,18 @@ internal sealed class HubHttp : IDisposable
 
     public void Dispose() => _client.Dispose();
 
-    /// <summary><c>{endpoint}/{org}/{name}/resolve/{revision}/{file}</c>, revision fully escaped (refs/pr/1 → refs%2Fpr%2F1).</summary>
+    /// <summary><c>{endpoint}/{org}/{name}/resolve/{revision}/{file}</c> (datasets: <c>{endpoint}/datasets/{org}/...</c>),
+    /// revision fully escaped (refs/pr/1 → refs%2Fpr%2F1).</summary>
     public Uri ResolveUri(HubRepoId repo, string filename)
     {
         HubCache.ToRelativePath(filename); // validates
         string file = string.Join('/', filename.Split('/').Select(Uri.EscapeDataString));
-        return new Uri($"{Base}/{Uri.EscapeDataString(repo.Owner)}/{Uri.EscapeDataString(repo.Name)}/resolve/{Uri.EscapeDataString(repo.Revision)}/{file}");
+        return new Uri($"{Base}/{(repo.Type == HubRepoType.Dataset ? "datasets/" : "")}{Uri.EscapeDataString(repo.Owner)}/{Uri.EscapeDataString(repo.Name)}/resolve/{Uri.EscapeDataString(repo.Revision)}/{file}");
     }
 
-    /// <summary><c>{endpoint}/api/models/{org}/{name}/revision/{revision}</c>.</summary>
+    /// <summary><c>{endpoint}/api/models/{org}/{name}/revision/{revision}</c> (datasets: <c>/api/datasets/...</c>).</summary>
     public Uri RepoInfoUri(HubRepoId repo) =>
-        new($"{Base}/api/models/{Uri.EscapeDataString(repo.Owner)}/{Uri.EscapeDataString(repo.Name)}/revision/{Uri.EscapeDataString(repo.Revision)}");
+        new($"{Base}/api/{(repo.Type == HubRepoType.Dataset ? "datasets" : "models")}/{Uri.EscapeDataString(repo.Owner)}/{Uri.EscapeDataString(repo.Name)}/revision/{Uri.EscapeDataString(repo.Revision)}");
 
     private string Base => _options.Endpoint.AbsoluteUri.TrimEnd('/');
 

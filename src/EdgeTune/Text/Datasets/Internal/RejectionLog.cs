@@ -10,10 +10,18 @@ internal sealed class RejectionLog(int maxExamples)
 
     public int Rows => _lines.Count;
 
+    /// <summary>Added to every line number recorded (rows of the later files of a multi-file dataset follow the earlier ones).</summary>
+    public int LineOffset { get; set; }
+
     public bool Contains(int line) => _lines.Contains(line);
+
+    /// <summary>The largest line number recorded so far (offset included).</summary>
+    public int MaxLine { get; private set; }
 
     public void Add(int line, string reason, string detail)
     {
+        line += LineOffset;
+        MaxLine = Math.Max(MaxLine, line);
         if (!_index.TryGetValue(reason, out int i))
         {
             i = _order.Count;
