@@ -52,13 +52,14 @@ public static class ExportCommand
             if ((Validate(fmt, dt) ?? ValidateAdapter(fmt, adapterDir)) is { } problem)
             {
                 await stderr.WriteLineAsync(problem).ConfigureAwait(false);
-                return 2;
+                return CliErrors.Usage;
             }
             if (fmt == "lora-gguf" ? Directory.Exists(outPath) : fmt == "gguf" && Directory.Exists(outPath))
             {
                 await stderr.WriteLineAsync($"export: --out '{outPath}' is a folder; {(fmt == "gguf" ? "GGUF" : "a LoRA GGUF")} is written to a file").ConfigureAwait(false);
-                return 2;
+                return CliErrors.Input;
             }
+            ModelOptions.ResolveAdapter(parse, adapter);
             var target = ParseDType(dt);
             // Merging needs float projections: quantized GGUF projections are widened on load (F16/BF16 ones when merged).
             var loadOptions = adapterDir is not null && fmt != "lora-gguf" ? new ModelLoadOptions(KeepQuantized: false) : null;
@@ -66,7 +67,7 @@ public static class ExportCommand
             if (loaded.Model is not DecoderModel llama)
             {
                 await stderr.WriteLineAsync($"export: {loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (decoder models only)").ConfigureAwait(false);
-                return 2;
+                return CliErrors.Model;
             }
             ct.ThrowIfCancellationRequested();
             LoraAdapter? applied = null;
@@ -77,7 +78,7 @@ public static class ExportCommand
                 {
                     await stderr.WriteLineAsync($"export: the adapter '{adapterDir}' does not fit the model {loaded.Source} " +
                         $"({llama.Config.ModelType}, {llama.Config.NumHiddenLayers} layers, hidden {llama.Config.HiddenSize}): {e.Message}").ConfigureAwait(false);
-                    return 2;
+                    return CliErrors.Model;
                 }
                 await stderr.WriteLineAsync($"adapter {adapterDir}: {ModelOptions.Describe(applied)}").ConfigureAwait(false);
             }
@@ -91,7 +92,7 @@ public static class ExportCommand
                     string what = a.Modules.Any(m => m.IsDora) ? "is DoRA (it has magnitude vectors)" : $"replaces {string.Join(" and ", a.SavedModules)} whole (modules_to_save)";
                     await stderr.WriteLineAsync($"export: the adapter '{adapterDir}' {what}, which a llama.cpp LoRA file cannot express; " +
                         "it must be merged: export the merged model with --format gguf instead").ConfigureAwait(false);
-                    return 2;
+                    return CliErrors.Model;
                 }
                 CreateParent(outPath);
                 LoraGgufExporter.Export(a, outPath, Path.GetFileName(Path.GetFullPath(adapterDir!).TrimEnd(Path.DirectorySeparatorChar)));
@@ -105,7 +106,7 @@ public static class ExportCommand
                     catch (InvalidOperationException e)
                     {
                         await stderr.WriteLineAsync($"export: cannot merge the adapter '{adapterDir}': {e.Message}").ConfigureAwait(false);
-                        return 2;
+                        return CliErrors.Model;
                     }
                     await stderr.WriteLineAsync($"merged the adapter into {applied.Layers.Count} projections").ConfigureAwait(false);
                 }
@@ -114,7 +115,7 @@ public static class ExportCommand
                     if (loaded.Tokenizer is null)
                     {
                         await stderr.WriteLineAsync($"export: a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer").ConfigureAwait(false);
-                        return 2;
+                        return CliErrors.Input;
                     }
                     CreateParent(outPath);
                     ModelExporter.ExportGguf(llama, loaded.Tokenizer, outPath, target);
@@ -125,7 +126,7 @@ public static class ExportCommand
                     if (File.Exists(outPath))
                     {
                         await stderr.WriteLineAsync($"export: --out '{outPath}' is a file; safetensors export writes a folder").ConfigureAwait(false);
-                        return 2;
+                        return CliErrors.Input;
                     }
                     string? tokFolder = TokenizerFolder(parse.GetValue(tokenizer), loaded.Source);
                     ModelExporter.ExportSafetensors(llama, outPath, target, tokFolder, loaded.Tokenizer);

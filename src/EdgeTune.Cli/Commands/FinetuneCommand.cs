@@ -58,12 +58,12 @@ public static class FinetuneCommand
                 catch (ArgumentException e)
                 {
                     await err.WriteLineAsync($"finetune: --base-dtype: {e.Message}").ConfigureAwait(false);
-                    return 2;
+                    return CliErrors.Usage;
                 }
                 if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
                 {
                     await err.WriteLineAsync("finetune: --base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)").ConfigureAwait(false);
-                    return 2;
+                    return CliErrors.Usage;
                 }
             }
             var (policies, accounting, profile) = power.Bind(parse);

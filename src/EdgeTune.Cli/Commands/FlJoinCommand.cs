@@ -65,7 +65,7 @@ public static class FlJoinCommand
             catch (Grpc.Core.RpcException e)
             {
                 await parse.InvocationConfiguration.Error.WriteLineAsync($"server {parse.GetValue(server)} failed or stayed unreachable: {e.Status.StatusCode} {e.Status.Detail}").ConfigureAwait(false);
-                return 1;
+                return CliErrors.Network;
             }
             await outp.WriteLineAsync($"done: trained {summary.RoundsTrained} rounds, {summary.Accepted} updates accepted, final global version {summary.LastGlobalVersion}").ConfigureAwait(false);
             foreach (var r in summary.Rejections) await outp.WriteLineAsync("rejected: " + r).ConfigureAwait(false);

@@ -39,35 +39,25 @@ public static class QuantizeCommand
             if (!DTypes.Contains(dt))
             {
                 await stderr.WriteLineAsync($"quantize: unknown --dtype '{dt}' (expected {string.Join(", ", DTypes)})").ConfigureAwait(false);
-                return 2;
+                return CliErrors.Usage;
             }
             var format = QuantFormats.Parse(dt);
             bool gguf = format is QuantFormat.Q8_0 or QuantFormat.Q4_0;
             if (gguf && Directory.Exists(outPath))
             {
                 await stderr.WriteLineAsync($"quantize: --out '{outPath}' is a folder; --dtype {dt} writes one GGUF file").ConfigureAwait(false);
-                return 2;
+                return CliErrors.Input;
             }
             if (!gguf && File.Exists(outPath))
             {
                 await stderr.WriteLineAsync($"quantize: --out '{outPath}' is a file; --dtype {dt} writes a safetensors folder").ConfigureAwait(false);
-                return 2;
+                return CliErrors.Input;
             }
-            LoadedModel loaded;
-            try
-            {
-                loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, new ModelLoadOptions(KeepQuantized: false)).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or Formats.CheckpointFormatException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
-            {
-                await stderr.WriteLineAsync($"quantize: cannot load '{parse.GetValue(model)}': {e.Message}").ConfigureAwait(false);
-                return 2;
-            }
-            using var _ = loaded;
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, new ModelLoadOptions(KeepQuantized: false)).ConfigureAwait(false);
             if (loaded.Model is not DecoderModel llama)
             {
                 await stderr.WriteLineAsync($"quantize: {loaded.Source} is a {loaded.Config.ModelType} model; only decoder models can be quantized").ConfigureAwait(false);
-                return 2;
+                return CliErrors.Model;
             }
             long parameters = llama.Parameters.ElementCount;
             long before = ModelQuantizer.SizeInBytes(llama);
@@ -79,7 +69,7 @@ public static class QuantizeCommand
                 if (loaded.Tokenizer is null)
                 {
                     await stderr.WriteLineAsync($"quantize: a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer").ConfigureAwait(false);
-                    return 2;
+                    return CliErrors.Input;
                 }
                 var report = ModelQuantizer.Quantize(llama, format);
                 if (report.Skipped.Count > 0)
@@ -93,7 +83,7 @@ public static class QuantizeCommand
                 if (report.Layers == 0)
                 {
                     await stderr.WriteLineAsync($"quantize: no projection of {loaded.Source} has an input width that is a multiple of {format.Info().Name}'s block of {format.Info().BlockSize}").ConfigureAwait(false);
-                    return 2;
+                    return CliErrors.Model;
                 }
                 if (report.Skipped.Count > 0)
                     await stderr.WriteLineAsync($"note: {report.Skipped.Count} projections are not a multiple of the {format.Info().BlockSize}-block and stay F32 (e.g. {report.Skipped[0]})").ConfigureAwait(false);

@@ -24,10 +24,9 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        var root = new RootCommand { ExportCommand.Create() };
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = stdout, Error = stderr });
         return (code, stdout.ToString(), stderr.ToString());
     }
 

@@ -51,7 +51,6 @@ public class QatFinetuneTests
     [Fact]
     public void AnUnknownQatFormatIsRefused()
     {
-        var root = new RootCommand { FinetuneCommand.Create() };
         var error = new StringWriter();
         int code = root.Parse(["finetune", "--qat", "q3_k", "--steps", "1"]).Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = error });
         Assert.NotEqual(0, code);
