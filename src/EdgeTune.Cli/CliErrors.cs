@@ -55,7 +55,7 @@ public static class CliErrors
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true }) // --help, --version: let them answer
         {
             string verb = Verb(parse);
-            configuration.Error.WriteLine($"{verb}: {OneLine(string.Join("; ", parse.Errors.Select(e => e.Message).Distinct()))} (see '{verb} --help')");
+            configuration.Error.WriteLine($"{verb}: {OneLine(string.Join("; ", parse.Errors.Select(e => e.Message.TrimEnd('.')).Distinct()))}; see '{verb} --help'");
             return Usage;
         }
         try
@@ -97,7 +97,7 @@ public static class CliErrors
         return e switch
         {
             OperationCanceledException => Cancelled,
-            CliUsageException => Usage,
+            CliException c => c.ExitCode,
             HubException or HttpRequestException or System.Net.Sockets.SocketException or Grpc.Core.RpcException
                 or EdgeTune.Federated.Server.FlRejectedException => Network,
             InsufficientMemoryException or OutOfMemoryException => Resources,
@@ -154,5 +154,10 @@ public static class CliErrors
         string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 }
 
-/// <summary>A command line that cannot work (flags that do not go together, a value out of range): exit code 2.</summary>
-public sealed class CliUsageException(string message) : Exception(message);
+/// <summary>A user error a command detects itself (flags that do not go together, a value out of range, an output path
+/// of the wrong kind): <see cref="CliErrors"/> prints its message and exits with <see cref="ExitCode"/>.</summary>
+public sealed class CliException(int exitCode, string message) : Exception(message)
+{
+    /// <summary>One of the <see cref="CliErrors"/> codes.</summary>
+    public int ExitCode { get; } = exitCode;
+}
