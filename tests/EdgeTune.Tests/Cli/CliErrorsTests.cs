@@ -52,7 +52,7 @@ public sealed class CliErrorsTests : IDisposable
         File.WriteAllText(Path.Combine(full, "config.json"), "{}");
     }
 
-    public static TheoryData<string, int, string, string> Cases => new()
+    public static TheoryData<string, string, int, string> Cases => new()
     {
         // name, command line ({T}: temp folder), exit code, text the message must name
         { "missing model path", "generate --model {T}/nope.gguf --prompt hi", CliErrors.Input, "nope.gguf" },
@@ -67,10 +67,10 @@ public sealed class CliErrorsTests : IDisposable
         { "JSONL with no usable rows", "finetune --data {T}/norows.jsonl --steps 1 --out {T}/run", CliErrors.Input, "norows.jsonl" },
         { "--adapter at an empty folder", "generate --model {T}/nope.gguf --adapter {T}/empty", CliErrors.Input, "empty" },
         { "--adapter at a missing folder", "eval --model {T}/nope.gguf --data {NOTES} --adapter {T}/gone", CliErrors.Input, "gone" },
-        { "--adapter at a full fine-tuning run", "export --model {T}/nope.gguf --adapter {T}/fullrun --out {T}/x.gguf", CliErrors.Input, "fullrun" },
+        { "--adapter at a full fine-tuning run", "export --model {T}/nope.gguf --adapter {T}/fullrun --format gguf --out {T}/x.gguf", CliErrors.Input, "fullrun" },
         { "--adapter at a file", "generate --model {T}/nope.gguf --adapter {T}/notes.bin", CliErrors.Input, "notes.bin" },
         { "bad flag combination", "finetune --base-dtype nf4 --method full --data {NOTES} --steps 1 --out {T}/run", CliErrors.Usage, "--base-dtype" },
-        { "flags export cannot combine", "export --model {T}/nope.gguf --format lora-gguf --out {T}/a.gguf", CliErrors.Usage, "--adapter" },
+        { "flags export cannot combine", "export --model {T}/nope.gguf --format lora-gguf --out {T}/a.gguf", CliErrors.Usage, "--adapter DIR" },
         { "unknown flag", "generate --model m --bogus", CliErrors.Usage, "--bogus" },
         { "missing required flag", "eval --data {NOTES}", CliErrors.Usage, "--model" },
         { "value out of range", "finetune --data {NOTES} --steps 0 --out {T}/run", CliErrors.Usage, "Steps" },
@@ -162,7 +162,7 @@ public sealed class CliErrorsTests : IDisposable
     /// <summary>A Hub id while offline (HF_HUB_OFFLINE=1, an empty cache), through the real executable so the
     /// environment stays the child's: exit 5, one line naming the repository, no trace.</summary>
     [Fact]
-    public void HubIdWhileOfflineIsANetworkError()
+    public async Task HubIdWhileOfflineIsANetworkError()
     {
         string cli = Path.Combine(AppContext.BaseDirectory, "EdgeTune.Cli.dll");
         Assert.True(File.Exists(cli), cli);
@@ -179,9 +179,11 @@ public sealed class CliErrorsTests : IDisposable
         start.Environment["HF_ENDPOINT"] = "http://127.0.0.1:9";
         using var p = Process.Start(start)!;
         var stderrTask = p.StandardError.ReadToEndAsync();
-        _ = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(120_000), "the CLI did not exit");
-        string stderr = stderrTask.Result;
+        var stdoutTask = p.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await p.WaitForExitAsync(timeout.Token);
+        string stderr = await stderrTask;
+        await stdoutTask;
         AssertOneErrorLine("offline Hub", stderr, "edgetune-test/no-such-model");
         Assert.Contains("HF_HUB_OFFLINE", stderr);
         Assert.Equal(CliErrors.Network, p.ExitCode);
