@@ -34,7 +34,7 @@ public static class CliErrors
     public const string HelpText = """
         Exit codes:
           0    success
-          1    internal error (a bug: the stack trace is printed)
+          1    internal error (a bug: the stack trace is printed), or training stopped on non-finite losses
           2    usage: unknown, missing or conflicting flags, bad values
           3    input: a missing or unreadable path, data with no usable rows
           4    model or format: a malformed or unsupported model, checkpoint, adapter or tokenizer

@@ -36,6 +36,7 @@ public sealed class CliErrorsTests : IDisposable
         Directory.CreateDirectory(Path.Combine(_dir, "empty"));
         File.WriteAllText(Path.Combine(_dir, "notes.bin"), "these are my notes, not a checkpoint\n");
         File.WriteAllText(Path.Combine(_dir, "bad.gguf"), "GGUF? no: plain text");
+        File.WriteAllText(Path.Combine(_dir, "bad.safetensors"), "{\"a\":");
         File.WriteAllBytes(Path.Combine(_dir, "truncated.gguf"), [(byte)'G', (byte)'G', (byte)'U', (byte)'F', 3, 0, 0, 0, 1, 2]);
         File.WriteAllText(Path.Combine(_dir, "norows.jsonl"), "{\"prompt\":\"a\",\"completion\":\"b\"}\n{\"foo\":1}\n");
         // A Hugging Face folder whose safetensors header length points far past the end of the file.
@@ -61,6 +62,7 @@ public sealed class CliErrorsTests : IDisposable
         { "malformed GGUF", "generate --model {T}/bad.gguf", CliErrors.Model, "bad.gguf" },
         { "truncated GGUF", "eval --model {T}/truncated.gguf --data {NOTES}", CliErrors.Model, "truncated.gguf" },
         { "malformed safetensors", "generate --model {T}/st", CliErrors.Model, "model.safetensors" },
+        { "safetensors file that is not one", "generate --model {T}/bad.safetensors", CliErrors.Model, "bad.safetensors" },
         { "unsupported model type", "generate --model {T}/bert", CliErrors.Model, "bert" },
         { "missing data file", "finetune --data {T}/missing.jsonl --steps 1 --out {T}/run", CliErrors.Input, "missing.jsonl" },
         { "eval data file missing", "eval --model {T}/nope.gguf --data {T}/missing.txt", CliErrors.Input, "missing.txt" },
