@@ -38,7 +38,7 @@ public static class CliErrors
           2    usage: unknown, missing or conflicting flags, bad values
           3    input: a missing or unreadable path, data with no usable rows
           4    model or format: a malformed or unsupported model, checkpoint, adapter or tokenizer
-          5    network: Hugging Face Hub offline or unreachable, federated server
+          5    network: the Hugging Face Hub (offline, unreachable, unknown or gated repository), a federated server
           6    resources: the memory budget cannot be met, disk full
           130  interrupted (Ctrl+C)
         A user error prints one line on stderr; --verbose adds its stack trace.
