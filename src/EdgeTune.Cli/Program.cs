@@ -1,13 +1,39 @@
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
 using EdgeTune.Cli.Commands;
 
 namespace EdgeTune.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    /// <summary>The command's name in help and messages (the tool command, not the assembly name).</summary>
+    public const string Name = "edgetune";
+
+    public static int Main(string[] args) =>
+        // Ctrl+C cancels the running command's token; give it time to finish a step and write a checkpoint.
+        Run(args, new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
+
+    /// <summary>Runs the CLI in-process with <paramref name="configuration"/>'s writers (tests pass string writers);
+    /// <paramref name="input"/> replaces stdin for the commands that read it.</summary>
+    public static int Run(IReadOnlyList<string> args, InvocationConfiguration configuration, TextReader? input = null)
     {
-        var root = new RootCommand("EdgeTune: energy-efficient local training of small LLMs");
+        var (root, verbose) = CreateRoot(input);
+        return CliErrors.Invoke(root, verbose, args, configuration);
+    }
+
+    /// <summary>The <c>edgetune</c> command with every verb, and its global <c>--verbose</c> option.</summary>
+    public static (Command Root, Option<bool> Verbose) CreateRoot(TextReader? input = null)
+    {
+        // A plain Command, not RootCommand: RootCommand takes its name from the executable (EdgeTune.Cli), and the
+        // usage line should read "edgetune".
+        var root = new Command(Name, "EdgeTune: energy-efficient local training of small LLMs");
+        var help = new HelpOption();
+        help.Action = new HelpWithExitCodes(help.Action!, root);
+        root.Options.Add(help);
+        root.Options.Add(new VersionOption());
+        var verbose = new Option<bool>("--verbose") { Description = "Print the stack trace of an error as well as its message", Recursive = true };
+        root.Options.Add(verbose);
         root.Subcommands.Add(FinetuneCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(EnergyCommand.Create());
@@ -17,7 +43,24 @@ public static class Program
         root.Subcommands.Add(DistillCommand.Create());
         root.Subcommands.Add(QuantizeCommand.Create());
         root.Subcommands.Add(FlCommand.Create());
-        // Ctrl+C cancels the running command's token; give it time to finish a step and write a checkpoint.
-        return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
+        root.Subcommands.Add(TokenizeCommand.Create(input));
+        return (root, verbose);
+    }
+
+    /// <summary>The standard help, then the exit-code table under the top-level command's help.</summary>
+    private sealed class HelpWithExitCodes(CommandLineAction help, Command root) : SynchronousCommandLineAction
+    {
+        public override bool ClearsParseErrors => true;
+
+        public override int Invoke(ParseResult parseResult)
+        {
+            int code = help is SynchronousCommandLineAction sync ? sync.Invoke(parseResult) : 0;
+            if (ReferenceEquals(parseResult.CommandResult.Command, root))
+            {
+                var output = parseResult.InvocationConfiguration.Output;
+                output.WriteLine(CliErrors.HelpText);
+            }
+            return code;
+        }
     }
 }

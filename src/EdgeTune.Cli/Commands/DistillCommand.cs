@@ -59,17 +59,7 @@ public static class DistillCommand
                 else if (s.Event == TrainingEvent.Step && (s.Step % 50 == 0 || s.Step == s.TotalSteps))
                     err.WriteLine(string.Create(c, $"{s.Step}/{s.TotalSteps} loss {s.Loss:F4} lr {s.LearningRate:E2} {s.TokensPerSecond:F0} tok/s"));
             });
-            DistillationJobResult result;
-            try
-            {
-                result = await DistillationJob.RunAsync(options, progress, log, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or ArgumentException or InvalidDataException
-                or NotSupportedException or KeyNotFoundException or Formats.CheckpointFormatException)
-            {
-                await err.WriteLineAsync($"distill: {e.Message}").ConfigureAwait(false);
-                return 2;
-            }
+            var result = await DistillationJob.RunAsync(options, progress, log, ct).ConfigureAwait(false);
             if (result.Teacher is { } te) await outp.WriteLineAsync(string.Create(c, $"teacher validation:        loss {te.Loss:F4} ppl {te.Perplexity:F2} ({result.TeacherParameters:N0} parameters)")).ConfigureAwait(false);
             if (result.StudentBefore is { } b0) await outp.WriteLineAsync(string.Create(c, $"student validation before: loss {b0.Loss:F4} ppl {b0.Perplexity:F2}")).ConfigureAwait(false);
             if (result.StudentAfter is { } a0) await outp.WriteLineAsync(string.Create(c, $"student validation after:  loss {a0.Loss:F4} ppl {a0.Perplexity:F2} ({result.StudentParameters:N0} parameters)")).ConfigureAwait(false);

@@ -44,8 +44,7 @@ public static class EnergyCommand
             double secs = parseResult.GetValue(seconds);
             if (!(secs >= 0) || secs > 3600)
             {
-                await error.WriteLineAsync("--seconds must be between 0 and 3600").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Usage, "--seconds must be between 0 and 3600");
             }
             var result = await RunAsync(services, secs, error, ct).ConfigureAwait(false);
             await output.WriteLineAsync(parseResult.GetValue(json) ? ToJson(result) : ToText(result)).ConfigureAwait(false);

@@ -38,34 +38,30 @@ public static class EvalCommand
             string dataPath = parse.GetValue(data)!;
             if (!File.Exists(dataPath))
             {
-                await stderr.WriteLineAsync($"eval: data file '{dataPath}' does not exist").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Input, $"data file '{dataPath}' does not exist");
             }
             if (parse.GetValue(seqLen) is int l && l < 1 || parse.GetValue(maxTokens) is long m && m < 2 || parse.GetValue(batch) < 1)
             {
-                await stderr.WriteLineAsync("eval: --seq-len and --batch must be at least 1, --max-tokens at least 2").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Usage, "--seq-len and --batch must be at least 1, --max-tokens at least 2");
             }
+            ModelOptions.ResolveAdapter(parse, adapter);
             var sw = Stopwatch.StartNew();
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
             ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr);
             if (loaded.Model is not DecoderModel llama)
             {
-                await stderr.WriteLineAsync($"eval: {loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a decoder model").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a decoder model");
             }
             var tok = loaded.RequireTokenizer();
             int len = parse.GetValue(seqLen) ?? Math.Min(256, llama.MaxPositions);
             if (len > llama.MaxPositions)
             {
-                await stderr.WriteLineAsync($"eval: --seq-len {len} exceeds the model's {llama.MaxPositions} positions").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Usage, $"--seq-len {len} exceeds the model's {llama.MaxPositions} positions");
             }
             var windows = LoadWindows(dataPath, tok, len, parse.GetValue(maxTokens), loaded.ChatTemplate);
             if (windows.Count == 0)
             {
-                await stderr.WriteLineAsync($"eval: '{dataPath}' holds fewer than 2 tokens; nothing to evaluate").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Input, $"'{dataPath}' holds fewer than 2 tokens; nothing to evaluate");
             }
             await stderr.WriteLineAsync($"loaded {loaded.Source} in {sw.Elapsed.TotalSeconds:F2} s; {windows.Count} windows of {len} tokens").ConfigureAwait(false);
             sw.Restart();

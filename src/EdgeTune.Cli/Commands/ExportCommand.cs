@@ -51,22 +51,20 @@ public static class ExportCommand
             string? adapterDir = parse.GetValue(adapter);
             if ((Validate(fmt, dt) ?? ValidateAdapter(fmt, adapterDir)) is { } problem)
             {
-                await stderr.WriteLineAsync(problem).ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Usage, problem);
             }
             if (fmt == "lora-gguf" ? Directory.Exists(outPath) : fmt == "gguf" && Directory.Exists(outPath))
             {
-                await stderr.WriteLineAsync($"export: --out '{outPath}' is a folder; {(fmt == "gguf" ? "GGUF" : "a LoRA GGUF")} is written to a file").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Input, $"--out '{outPath}' is a folder; {(fmt == "gguf" ? "GGUF" : "a LoRA GGUF")} is written to a file");
             }
+            ModelOptions.ResolveAdapter(parse, adapter);
             var target = ParseDType(dt);
             // Merging needs float projections: quantized GGUF projections are widened on load (F16/BF16 ones when merged).
             var loadOptions = adapterDir is not null && fmt != "lora-gguf" ? new ModelLoadOptions(KeepQuantized: false) : null;
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, loadOptions).ConfigureAwait(false);
             if (loaded.Model is not DecoderModel llama)
             {
-                await stderr.WriteLineAsync($"export: {loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (decoder models only)").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (decoder models only)");
             }
             ct.ThrowIfCancellationRequested();
             LoraAdapter? applied = null;
@@ -75,9 +73,8 @@ public static class ExportCommand
                 try { applied = AdapterFiles.Load(adapterDir, llama); }
                 catch (Exception e) when (e is CheckpointFormatException or FileNotFoundException or ArgumentException or NotSupportedException)
                 {
-                    await stderr.WriteLineAsync($"export: the adapter '{adapterDir}' does not fit the model {loaded.Source} " +
-                        $"({llama.Config.ModelType}, {llama.Config.NumHiddenLayers} layers, hidden {llama.Config.HiddenSize}): {e.Message}").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Model, $"the adapter '{adapterDir}' does not fit the model {loaded.Source} " +
+                        $"({llama.Config.ModelType}, {llama.Config.NumHiddenLayers} layers, hidden {llama.Config.HiddenSize}): {e.Message}");
                 }
                 await stderr.WriteLineAsync($"adapter {adapterDir}: {ModelOptions.Describe(applied)}").ConfigureAwait(false);
             }
@@ -89,9 +86,8 @@ public static class ExportCommand
                 if (a.Modules.Any(m => m.IsDora) || a.SavedModules.Count > 0)
                 {
                     string what = a.Modules.Any(m => m.IsDora) ? "is DoRA (it has magnitude vectors)" : $"replaces {string.Join(" and ", a.SavedModules)} whole (modules_to_save)";
-                    await stderr.WriteLineAsync($"export: the adapter '{adapterDir}' {what}, which a llama.cpp LoRA file cannot express; " +
-                        "it must be merged: export the merged model with --format gguf instead").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Model, $"the adapter '{adapterDir}' {what}, which a llama.cpp LoRA file cannot express; " +
+                        "it must be merged: export the merged model with --format gguf instead");
                 }
                 CreateParent(outPath);
                 LoraGgufExporter.Export(a, outPath, Path.GetFileName(Path.GetFullPath(adapterDir!).TrimEnd(Path.DirectorySeparatorChar)));
@@ -104,8 +100,7 @@ public static class ExportCommand
                     try { applied.Merge(); }
                     catch (InvalidOperationException e)
                     {
-                        await stderr.WriteLineAsync($"export: cannot merge the adapter '{adapterDir}': {e.Message}").ConfigureAwait(false);
-                        return 2;
+                        throw new CliException(CliErrors.Model, $"cannot merge the adapter '{adapterDir}': {e.Message}");
                     }
                     await stderr.WriteLineAsync($"merged the adapter into {applied.Layers.Count} projections").ConfigureAwait(false);
                 }
@@ -113,8 +108,7 @@ public static class ExportCommand
                 {
                     if (loaded.Tokenizer is null)
                     {
-                        await stderr.WriteLineAsync($"export: a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer").ConfigureAwait(false);
-                        return 2;
+                        throw new CliException(CliErrors.Input, $"a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer");
                     }
                     CreateParent(outPath);
                     ModelExporter.ExportGguf(llama, loaded.Tokenizer, outPath, target);
@@ -124,8 +118,7 @@ public static class ExportCommand
                 {
                     if (File.Exists(outPath))
                     {
-                        await stderr.WriteLineAsync($"export: --out '{outPath}' is a file; safetensors export writes a folder").ConfigureAwait(false);
-                        return 2;
+                        throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; safetensors export writes a folder");
                     }
                     string? tokFolder = TokenizerFolder(parse.GetValue(tokenizer), loaded.Source);
                     ModelExporter.ExportSafetensors(llama, outPath, target, tokFolder, loaded.Tokenizer);
@@ -144,18 +137,18 @@ public static class ExportCommand
     /// <summary>Null when <paramref name="format"/> can store <paramref name="dtype"/>, else the reason.</summary>
     public static string? Validate(string format, string dtype) => (format, dtype) switch
     {
-        ("lora-gguf", not "f32") => $"export: --format lora-gguf writes F32 adapter tensors; --dtype {dtype} is for --format gguf or safetensors",
-        ("gguf", "bf16") => "export: --dtype bf16 is for --format safetensors; GGUF export writes f32, f16, q8_0 or q4_0",
-        ("safetensors", "q8_0" or "q4_0") => $"export: --dtype {dtype} (block-quantized) is for --format gguf; safetensors export writes f32, f16 or bf16",
-        _ when !Formats.Contains(format) => $"export: unknown --format '{format}' (expected {string.Join(", ", Formats)})",
-        _ when !DTypes.Contains(dtype) => $"export: unknown --dtype '{dtype}' (expected {string.Join(", ", DTypes)})",
+        ("lora-gguf", not "f32") => $"--format lora-gguf writes F32 adapter tensors; --dtype {dtype} is for --format gguf or safetensors",
+        ("gguf", "bf16") => "--dtype bf16 is for --format safetensors; GGUF export writes f32, f16, q8_0 or q4_0",
+        ("safetensors", "q8_0" or "q4_0") => $"--dtype {dtype} (block-quantized) is for --format gguf; safetensors export writes f32, f16 or bf16",
+        _ when !Formats.Contains(format) => $"unknown --format '{format}' (expected {string.Join(", ", Formats)})",
+        _ when !DTypes.Contains(dtype) => $"unknown --dtype '{dtype}' (expected {string.Join(", ", DTypes)})",
         _ => null,
     };
 
     /// <summary>Null when <paramref name="format"/> and the presence of <c>--adapter</c> go together, else the reason.</summary>
     public static string? ValidateAdapter(string format, string? adapterDir) =>
         format == "lora-gguf" && adapterDir is null
-            ? "export: --format lora-gguf writes an adapter alone; name the adapter with --adapter DIR (a PEFT folder or a fine-tuning run folder)"
+            ? "--format lora-gguf writes an adapter alone; name the adapter with --adapter DIR (a PEFT folder or a fine-tuning run folder)"
             : null;
 
     private static void CreateParent(string file)

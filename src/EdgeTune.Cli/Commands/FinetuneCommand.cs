@@ -57,13 +57,11 @@ public static class FinetuneCommand
                 try { baseFormat = EdgeTune.Tensors.Quantized.QuantFormats.Parse(bd); }
                 catch (ArgumentException e)
                 {
-                    await err.WriteLineAsync($"finetune: --base-dtype: {e.Message}").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Usage, $"--base-dtype: {e.Message}");
                 }
                 if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
                 {
-                    await err.WriteLineAsync("finetune: --base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Usage, "--base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)");
                 }
             }
             var (policies, accounting, profile) = power.Bind(parse);

@@ -64,8 +64,7 @@ public static class FlJoinCommand
             try { summary = await client.RunAsync(ct).ConfigureAwait(false); }
             catch (Grpc.Core.RpcException e)
             {
-                await parse.InvocationConfiguration.Error.WriteLineAsync($"server {parse.GetValue(server)} failed or stayed unreachable: {e.Status.StatusCode} {e.Status.Detail}").ConfigureAwait(false);
-                return 1;
+                throw new CliException(CliErrors.Network, $"server {parse.GetValue(server)} failed or stayed unreachable: {e.Status.StatusCode} {e.Status.Detail}");
             }
             await outp.WriteLineAsync($"done: trained {summary.RoundsTrained} rounds, {summary.Accepted} updates accepted, final global version {summary.LastGlobalVersion}").ConfigureAwait(false);
             foreach (var r in summary.Rejections) await outp.WriteLineAsync("rejected: " + r).ConfigureAwait(false);

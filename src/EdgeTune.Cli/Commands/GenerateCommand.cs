@@ -36,6 +36,7 @@ public static class GenerateCommand
             var sampling = new SamplingOptions(parse.GetValue(temperature), parse.GetValue(topK), parse.GetValue(topP),
                 RepetitionPenalty: parse.GetValue(repetition), Seed: parse.GetValue(seed));
             sampling.Validate();
+            ModelOptions.ResolveAdapter(parse, adapter);
             var sw = Stopwatch.StartNew();
             using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, error, ct).ConfigureAwait(false);
             ModelOptions.ApplyAdapter(parse, adapter, loaded, error);

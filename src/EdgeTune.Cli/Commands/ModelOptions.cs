@@ -25,6 +25,19 @@ public static class ModelOptions
             "or a fine-tuning run folder whose adapter/ subfolder holds one, to apply",
     };
 
+    /// <summary>Checks, before any model is loaded, that --adapter (if given) names an adapter: a PEFT folder, or a
+    /// fine-tuning run folder whose adapter/ subfolder is one. Returns that folder (null without --adapter).</summary>
+    /// <exception cref="FileNotFoundException">It names neither (the message says what it found instead).</exception>
+    public static string? ResolveAdapter(ParseResult parse, Option<string?> adapter)
+    {
+        if (parse.GetValue(adapter) is not { } dir) return null;
+        string folder = EdgeTune.Adapters.AdapterFiles.ResolveFolder(dir);
+        string weights = Path.Combine(folder, EdgeTune.Adapters.AdapterFiles.WeightsFile);
+        if (!File.Exists(weights) && !File.Exists(Path.Combine(folder, EdgeTune.Adapters.AdapterFiles.PickleWeightsFile)))
+            throw new FileNotFoundException($"--adapter: '{folder}' has {EdgeTune.Adapters.AdapterFiles.ConfigFile} but no {EdgeTune.Adapters.AdapterFiles.WeightsFile}", weights);
+        return folder;
+    }
+
     /// <summary>Applies the adapter named by <paramref name="adapter"/> (if any) to a loaded decoder model; returns it
     /// (null without --adapter).</summary>
     public static EdgeTune.Adapters.LoraAdapter? ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error)

@@ -59,49 +59,36 @@ public static class PruneCommand
                 : scopeText is not null and not ("tensor" or "row" or "global") ? $"--scope '{scopeText}' is not tensor, row or global"
                 : m.StartsWith("wanda", StringComparison.Ordinal) && scopeText == "global" ? "--scope global does not apply to wanda (scores are not comparable across layers)"
                 : m.StartsWith("wanda", StringComparison.Ordinal) && calPath is null ? $"--method {m} needs --calibration text"
-                : calPath is not null && !File.Exists(calPath) ? $"calibration file '{calPath}' does not exist"
                 : parse.GetValue(calTokens) < 1 ? "--calibration-tokens must be at least 1"
                 : steps < 0 ? "--recover-steps must not be negative"
                 : steps > 0 && dataPath is null ? "--recover-steps needs --data"
-                : dataPath is not null && !File.Exists(dataPath) ? $"data file '{dataPath}' does not exist"
                 : parse.GetValue(batch) < 1 || parse.GetValue(seqLen) is < 1 ? "--batch and --seq-len must be at least 1"
                 : !(parse.GetValue(lr) > 0) ? "--lr must be positive"
                 : null;
-            if (error is not null)
-            {
-                await stderr.WriteLineAsync("prune: " + error).ConfigureAwait(false);
-                return 2;
-            }
+            if (error is not null) throw new CliException(CliErrors.Usage, error);
+            if (calPath is not null && !File.Exists(calPath)) throw new FileNotFoundException($"calibration file '{calPath}' does not exist", calPath);
+            if (dataPath is not null && !File.Exists(dataPath)) throw new FileNotFoundException($"data file '{dataPath}' does not exist", dataPath);
             string outDir = parse.GetValue(output)!;
             string reference = parse.GetValue(model)!;
             string? tokArg = parse.GetValue(tokenizer);
 
-            LoadedModel loaded;
-            try { loaded = ModelLoader.Load(reference, tokArg, ModelLoadOptions.FullFineTuning); }
-            catch (Exception e) when (e is IOException or InvalidDataException or FormatException or NotSupportedException or Formats.CheckpointFormatException or ArgumentException)
-            {
-                await stderr.WriteLineAsync($"prune: cannot load '{reference}': {e.Message}").ConfigureAwait(false);
-                return 2;
-            }
+            var loaded = ModelLoader.Load(reference, tokArg, ModelLoadOptions.FullFineTuning);
             DecoderModel? pruned = null;
             using (loaded)
             {
                 if (loaded.Model is not DecoderModel llama)
                 {
-                    await stderr.WriteLineAsync($"prune: {loaded.Source} is a {loaded.Config.ModelType} model; pruning needs a decoder model").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model; pruning needs a decoder model");
                 }
                 foreach (var p in llama.Parameters) p.Trainable = false; // F32 writable copies, no gradients needed here
                 if ((calPath is not null || steps > 0) && loaded.Tokenizer is null)
                 {
-                    await stderr.WriteLineAsync($"prune: no tokenizer found for '{reference}': pass --tokenizer (needed for --calibration and --recover-steps)").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Input, $"no tokenizer found for '{reference}': pass --tokenizer (needed for --calibration and --recover-steps)");
                 }
                 int window = parse.GetValue(seqLen) ?? Math.Min(256, llama.MaxPositions);
                 if (window > llama.MaxPositions)
                 {
-                    await stderr.WriteLineAsync($"prune: --seq-len {window} exceeds the model's {llama.MaxPositions} positions").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Usage, $"--seq-len {window} exceeds the model's {llama.MaxPositions} positions");
                 }
                 ActivationNorms? norms = null;
                 if (calPath is not null)
@@ -114,8 +101,7 @@ public static class PruneCommand
                     if (ids.Length > cap) ids = ids[..cap];
                     if (ids.Length == 0)
                     {
-                        await stderr.WriteLineAsync($"prune: calibration file '{calPath}' holds no tokens").ConfigureAwait(false);
-                        return 2;
+                        throw new CliException(CliErrors.Input, $"calibration file '{calPath}' holds no tokens");
                     }
                     norms = ActivationNorms.Collect(llama, ids, window, ct);
                     await stderr.WriteLineAsync($"calibration: {ids.Length} tokens from {calPath}").ConfigureAwait(false);

@@ -38,36 +38,22 @@ public static class QuantizeCommand
             string outPath = parse.GetValue(output)!;
             if (!DTypes.Contains(dt))
             {
-                await stderr.WriteLineAsync($"quantize: unknown --dtype '{dt}' (expected {string.Join(", ", DTypes)})").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Usage, $"unknown --dtype '{dt}' (expected {string.Join(", ", DTypes)})");
             }
             var format = QuantFormats.Parse(dt);
             bool gguf = format is QuantFormat.Q8_0 or QuantFormat.Q4_0;
             if (gguf && Directory.Exists(outPath))
             {
-                await stderr.WriteLineAsync($"quantize: --out '{outPath}' is a folder; --dtype {dt} writes one GGUF file").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Input, $"--out '{outPath}' is a folder; --dtype {dt} writes one GGUF file");
             }
             if (!gguf && File.Exists(outPath))
             {
-                await stderr.WriteLineAsync($"quantize: --out '{outPath}' is a file; --dtype {dt} writes a safetensors folder").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; --dtype {dt} writes a safetensors folder");
             }
-            LoadedModel loaded;
-            try
-            {
-                loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, new ModelLoadOptions(KeepQuantized: false)).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or Formats.CheckpointFormatException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
-            {
-                await stderr.WriteLineAsync($"quantize: cannot load '{parse.GetValue(model)}': {e.Message}").ConfigureAwait(false);
-                return 2;
-            }
-            using var _ = loaded;
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, new ModelLoadOptions(KeepQuantized: false)).ConfigureAwait(false);
             if (loaded.Model is not DecoderModel llama)
             {
-                await stderr.WriteLineAsync($"quantize: {loaded.Source} is a {loaded.Config.ModelType} model; only decoder models can be quantized").ConfigureAwait(false);
-                return 2;
+                throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model; only decoder models can be quantized");
             }
             long parameters = llama.Parameters.ElementCount;
             long before = ModelQuantizer.SizeInBytes(llama);
@@ -78,8 +64,7 @@ public static class QuantizeCommand
             {
                 if (loaded.Tokenizer is null)
                 {
-                    await stderr.WriteLineAsync($"quantize: a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Input, $"a GGUF file embeds the tokenizer, but none was found for {loaded.Source}; name it with --tokenizer");
                 }
                 var report = ModelQuantizer.Quantize(llama, format);
                 if (report.Skipped.Count > 0)
@@ -92,8 +77,7 @@ public static class QuantizeCommand
                 var report = ModelQuantizer.Quantize(llama, format);
                 if (report.Layers == 0)
                 {
-                    await stderr.WriteLineAsync($"quantize: no projection of {loaded.Source} has an input width that is a multiple of {format.Info().Name}'s block of {format.Info().BlockSize}").ConfigureAwait(false);
-                    return 2;
+                    throw new CliException(CliErrors.Model, $"no projection of {loaded.Source} has an input width that is a multiple of {format.Info().Name}'s block of {format.Info().BlockSize}");
                 }
                 if (report.Skipped.Count > 0)
                     await stderr.WriteLineAsync($"note: {report.Skipped.Count} projections are not a multiple of the {format.Info().BlockSize}-block and stay F32 (e.g. {report.Skipped[0]})").ConfigureAwait(false);

@@ -35,8 +35,11 @@ public static class AdapterFiles
         if (File.Exists(Path.Combine(dir, ConfigFile))) return dir;
         string sub = Path.Combine(dir, RunSubfolder);
         if (File.Exists(Path.Combine(sub, ConfigFile))) return sub;
-        string where = Directory.Exists(dir) ? $"'{dir}' holds no {ConfigFile} (nor does '{sub}')" : $"'{dir}' does not exist";
-        throw new FileNotFoundException($"PEFT adapter: {where}; expected a PEFT adapter folder or a fine-tuning run folder with an {RunSubfolder}/ subfolder",
+        string where = File.Exists(dir) ? $"'{dir}' is a file"
+            : !Directory.Exists(dir) ? $"'{dir}' does not exist"
+            : File.Exists(Path.Combine(dir, "model", "config.json")) ? $"'{dir}' is a full fine-tuning run (its model/ folder is a whole model: pass it as the model instead)"
+            : $"'{dir}' holds no {ConfigFile} (nor does '{sub}')";
+        throw new FileNotFoundException($"PEFT adapter: {where}; expected a PEFT adapter folder ({ConfigFile} + {WeightsFile}) or a fine-tuning run folder with an {RunSubfolder}/ subfolder",
             Path.Combine(dir, ConfigFile));
     }
 

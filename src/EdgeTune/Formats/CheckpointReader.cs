@@ -21,7 +21,9 @@ public static class CheckpointReader
         // A .gguf file is read as GGUF whatever its first bytes, so that a bad magic is reported as such.
         if ((n >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == GgufFile.Magic) || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
             return GgufFile.Open(path);
-        if (n == 9 && head[8] == (byte)'{' && BinaryPrimitives.ReadUInt64LittleEndian(head) <= SafeTensorsFile.MaxHeaderBytes)
+        // Likewise a .safetensors file: a broken header is reported as one, not as a llama2.c file that is too short.
+        if ((n == 9 && head[8] == (byte)'{' && BinaryPrimitives.ReadUInt64LittleEndian(head) <= SafeTensorsFile.MaxHeaderBytes)
+            || path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             return TextTowerOrSelf(SafeTensorsCheckpoint.Open(path));
         return Llama2cCheckpoint.Open(path);
     }

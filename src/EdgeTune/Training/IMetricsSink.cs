@@ -19,14 +19,18 @@ public interface IMetricsSink
 /// </summary>
 public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
 {
-    private readonly StreamWriter _writer;
+    private readonly Lock _gate = new();
+    private StreamWriter _writer;
 
     public JsonlMetricsSink(string path, bool append = true)
     {
         Path = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
-        _writer = new StreamWriter(new FileStream(Path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+        _writer = Open(Path, append);
     }
+
+    private static StreamWriter Open(string path, bool append) =>
+        new(new FileStream(path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
 
     public string Path { get; }
 
@@ -35,11 +39,71 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
     /// <summary>Writes a raw JSON line (e.g. the resolved options at the start of a run).</summary>
     public void WriteLine(string json)
     {
-        lock (_writer)
+        lock (_gate)
         {
             _writer.Write(json);
             _writer.Write('\n');
             _writer.Flush();
+        }
+    }
+
+    /// <summary>
+    /// Drops the rows a resumed run is about to write again: keeps, in their order, the rows whose <c>step</c> is at most
+    /// <paramref name="step"/> (the resumed checkpoint's step), or none when <paramref name="step"/> is null (a fresh start).
+    /// A line that is not a JSON object with a step (a row torn by a kill) is dropped too. The kept rows go to a
+    /// temporary file in the same folder which then replaces the metrics file in one rename, so a crash at any point
+    /// leaves either the old file or the new one, never fewer rows up to the checkpoint. Later rows append as before.
+    /// </summary>
+    /// <returns>The number of rows dropped.</returns>
+    public int TruncateAfterStep(long? step)
+    {
+        lock (_gate)
+        {
+            _writer.Dispose();
+            int dropped = 0;
+            string temp = Path + ".tmp";
+            try
+            {
+                using (var input = new StreamReader(new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite), Encoding.UTF8))
+                using (var output = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+                using (var w = new StreamWriter(output, new UTF8Encoding(false)))
+                {
+                    for (string? line = input.ReadLine(); line is not null; line = input.ReadLine())
+                    {
+                        if (line.Length == 0) continue;
+                        if (step is long max && StepOf(line) is long s && s <= max)
+                        {
+                            w.Write(line);
+                            w.Write('\n');
+                        }
+                        else dropped++;
+                    }
+                    w.Flush();
+                    output.Flush(flushToDisk: true);
+                }
+                File.Move(temp, Path, overwrite: true);
+            }
+            finally
+            {
+                if (File.Exists(temp)) File.Delete(temp);
+                _writer = Open(Path, append: true);
+            }
+            return dropped;
+        }
+    }
+
+    /// <summary>The "step" of one metrics row, or null when the line is not a complete JSON object carrying one.</summary>
+    private static long? StepOf(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.ValueKind == JsonValueKind.Object
+                && doc.RootElement.TryGetProperty("step", out var v) && v.TryGetInt64(out long s) ? s : null;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 
@@ -88,5 +152,8 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
         else w.WriteString(name, v.ToString(System.Globalization.CultureInfo.InvariantCulture)); // JSON has no NaN
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        lock (_gate) _writer.Dispose();
+    }
 }

@@ -1,3 +1,4 @@
+using EdgeTune.Cli;
 using System.CommandLine;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Models;
@@ -14,10 +15,9 @@ public sealed class DistillCommandTests : IDisposable
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        var root = new RootCommand { DistillCommand.Create() };
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -57,28 +57,28 @@ public sealed class DistillCommandTests : IDisposable
         Assert.True(again.Code == 0, again.Err);
         Assert.DoesNotContain("building teacher cache", again.Err);
 
-        // a corrupt cache is a clear error, exit 2
+        // a corrupt cache is a clear input error
         var bytes = File.ReadAllBytes(cache);
         bytes[100] ^= 1;
         File.WriteAllBytes(cache, bytes);
         var bad = Run(common);
-        Assert.Equal(2, bad.Code);
+        Assert.Equal(CliErrors.Input, bad.Code);
         Assert.Contains("checksum", bad.Err);
     }
 
     [SkippableFact]
-    public void BadInputExitsTwoWithAClearMessage()
+    public void BadInputExitsWithItsCodeAndAClearMessage()
     {
         string teacher = TestAssets.Require("stories260K/stories260K.bin");
         string tok = TestAssets.Require("stories260K/tok512.bin");
         string data = Data();
 
         var missing = Run("distill", "--teacher", teacher, "--tokenizer", tok, "--data", Path.Combine(_dir, "absent.txt"), "--out", _dir);
-        Assert.Equal(2, missing.Code);
+        Assert.Equal(CliErrors.Input, missing.Code);
         Assert.Contains("absent.txt", missing.Err);
 
         var noTeacher = Run("distill", "--teacher", Path.Combine(_dir, "none.bin"), "--data", data, "--out", _dir);
-        Assert.Equal(2, noTeacher.Code);
+        Assert.Equal(CliErrors.Input, noTeacher.Code);
         Assert.Contains("none.bin", noTeacher.Err);
 
         // a student with another vocabulary
@@ -86,11 +86,11 @@ public sealed class DistillCommandTests : IDisposable
         using (var s = EdgeTune.Models.DecoderModel.CreateRandom(EdgeTune.Tests.Compression.Distillation.DistillationFixtures.Config(vocab: 300), 1))
             EdgeTune.Formats.Export.ModelExporter.ExportSafetensors(s, studentDir);
         var vocab = Run("distill", "--teacher", teacher, "--tokenizer", tok, "--student", studentDir, "--data", data, "--steps", "1", "--seq-len", "16", "--out", Path.Combine(_dir, "v"));
-        Assert.Equal(2, vocab.Code);
+        Assert.Equal(CliErrors.Input, vocab.Code); // the files given do not fit together
         Assert.Contains("vocabulary", vocab.Err);
 
         var badAlpha = Run("distill", "--teacher", teacher, "--tokenizer", tok, "--data", data, "--alpha", "2", "--out", Path.Combine(_dir, "a"));
-        Assert.Equal(2, badAlpha.Code);
+        Assert.Equal(CliErrors.Usage, badAlpha.Code);
         Assert.Contains("alpha", badAlpha.Err);
     }
 }

@@ -1,3 +1,4 @@
+using EdgeTune.Cli;
 using System.CommandLine;
 using EdgeTune.Adapters;
 using EdgeTune.Cli.Commands;
@@ -24,10 +25,9 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        var root = new RootCommand { ExportCommand.Create() };
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = stdout, Error = stderr });
         return (code, stdout.ToString(), stderr.ToString());
     }
 
@@ -142,7 +142,7 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
             string outPath = P("out-" + format);
             var (code, stdout, stderr) = Run("export", "--model", baseDir, "--adapter", run, "--format", format, "--out", outPath);
             output.WriteLine(stderr);
-            Assert.Equal(2, code);
+            Assert.Equal(CliErrors.Model, code);
             Assert.Contains("does not fit the model", stderr);
             Assert.Contains("hidden 32", stderr);
             Assert.Contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", stderr); // the first tensor whose shape differs
@@ -155,10 +155,10 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
         var (phiRun, _) = WriteAdapter(phi, LlamaCppFamilyLoraTests.Lora with { TargetModules = ["qkv_proj"] }, "phirun");
         var r = Run("export", "--model", baseDir, "--adapter", phiRun, "--format", "lora-gguf", "--out", P("phi.gguf"));
         output.WriteLine(r.Err);
-        Assert.Equal(2, r.Code);
+        Assert.Equal(CliErrors.Model, r.Code);
         Assert.Contains("target_modules", r.Err);
         var missing = Run("export", "--model", baseDir, "--adapter", P("nowhere"), "--format", "safetensors", "--out", P("nowhere-out"));
-        Assert.Equal(2, missing.Code);
+        Assert.Equal(CliErrors.Input, missing.Code);
         Assert.Contains("does not exist", missing.Err);
     }
 
@@ -170,7 +170,7 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
         string outPath = P("dora.gguf");
         var (code, stdout, stderr) = Run("export", "--model", baseDir, "--adapter", run, "--format", "lora-gguf", "--out", outPath);
         output.WriteLine(stderr);
-        Assert.Equal(2, code);
+        Assert.Equal(CliErrors.Model, code);
         Assert.Contains("is DoRA", stderr);
         Assert.Contains("--format gguf", stderr);
         Assert.Equal("", stdout);

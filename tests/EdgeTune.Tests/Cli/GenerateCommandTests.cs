@@ -7,10 +7,9 @@ public class GenerateCommandTests
 {
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        var root = new RootCommand { GenerateCommand.Create() };
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 

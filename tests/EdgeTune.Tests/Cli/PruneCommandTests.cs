@@ -1,3 +1,4 @@
+using EdgeTune.Cli;
 using System.CommandLine;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Compression.Pruning;
@@ -13,10 +14,9 @@ public sealed class PruneCommandTests : IDisposable
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        var root = new RootCommand { PruneCommand.Create(), EvalCommand.Create() };
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -88,27 +88,27 @@ public sealed class PruneCommandTests : IDisposable
     }
 
     [SkippableTheory]
-    [InlineData("--method", "random")]
-    [InlineData("--sparsity", "1.5")]
-    [InlineData("--method", "wanda")]
-    [InlineData("--recover-steps", "5")]
-    [InlineData("--heads", "-0.1")]
-    [InlineData("--scope", "everything")]
-    [InlineData("--calibration", "/no/such/file.txt")]
-    public void BadInputExitsWithTwo(string flag, string value)
+    [InlineData("--method", "random", CliErrors.Usage)]
+    [InlineData("--sparsity", "1.5", CliErrors.Usage)]
+    [InlineData("--method", "wanda", CliErrors.Usage)]
+    [InlineData("--recover-steps", "5", CliErrors.Usage)]
+    [InlineData("--heads", "-0.1", CliErrors.Usage)]
+    [InlineData("--scope", "everything", CliErrors.Usage)]
+    [InlineData("--calibration", "/no/such/file.txt", CliErrors.Input)]
+    public void BadInputIsAUsageOrInputError(string flag, string value, int expected)
     {
         string model = TestAssets.Require("stories260K/stories260K.bin");
         var (code, _, stderr) = Run("prune", "--model", model, flag, value, "--out", Path.Combine(_dir, "bad"));
-        Assert.Equal(2, code);
-        Assert.StartsWith("prune: ", stderr);
+        Assert.Equal(expected, code);
+        Assert.StartsWith("edgetune prune: ", stderr);
         Assert.False(Directory.Exists(Path.Combine(_dir, "bad")));
     }
 
     [Fact]
-    public void MissingModelExitsWithTwo()
+    public void MissingModelIsAnInputError()
     {
         var (code, _, stderr) = Run("prune", "--model", Path.Combine(_dir, "nothing-here"), "--out", Path.Combine(_dir, "o"));
-        Assert.Equal(2, code);
-        Assert.Contains("cannot load", stderr);
+        Assert.Equal(CliErrors.Input, code);
+        Assert.Contains("nothing-here", stderr);
     }
 }

@@ -1,3 +1,4 @@
+using EdgeTune.Cli;
 using System.CommandLine;
 using EdgeTune.Cli.Commands;
 
@@ -11,10 +12,9 @@ public sealed class QuantizeCommandTests : IDisposable
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        var root = new RootCommand { QuantizeCommand.Create(), GenerateCommand.Create(), EvalCommand.Create() };
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -49,15 +49,15 @@ public sealed class QuantizeCommandTests : IDisposable
     }
 
     [Fact]
-    public void BadInputExitsWith2()
+    public void BadInputExitsWithItsCode()
     {
-        Assert.Equal(2, Run("quantize", "--model", Path.Combine(_dir, "missing"), "--dtype", "q4_0", "--out", Path.Combine(_dir, "x.gguf")).Code);
+        Assert.Equal(CliErrors.Input, Run("quantize", "--model", Path.Combine(_dir, "missing"), "--dtype", "q4_0", "--out", Path.Combine(_dir, "x.gguf")).Code);
         var (code, _, err) = Run("quantize", "--model", Path.Combine(_dir, "missing"), "--dtype", "q5_k", "--out", Path.Combine(_dir, "x.gguf"));
-        Assert.Equal(2, code);
+        Assert.Equal(CliErrors.Usage, code);
         Assert.Contains("q5_k", err);
         Directory.CreateDirectory(Path.Combine(_dir, "afolder"));
         (code, _, err) = Run("quantize", "--model", Path.Combine(_dir, "missing"), "--dtype", "q8_0", "--out", Path.Combine(_dir, "afolder"));
-        Assert.Equal(2, code);
+        Assert.Equal(CliErrors.Input, code);
         Assert.Contains("folder", err);
     }
 }

@@ -28,11 +28,14 @@ public class EnergyCommandTests
 
     private static (int Code, string Out, string Err) Invoke(Command command, params string[] args)
     {
+        // The command with injected services under a root of its own, errors reported as the edgetune CLI does.
         var root = new RootCommand("test");
+        var verbose = new Option<bool>("--verbose") { Recursive = true };
+        root.Options.Add(verbose);
         root.Subcommands.Add(command);
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = EdgeTune.Cli.CliErrors.Invoke(root, verbose, args, new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -154,7 +157,7 @@ public class EnergyCommandTests
     {
         var clock = new ManualClock();
         var (code, stdout, stderr) = Invoke(EnergyCommand.Create(new EnergyCommandServices(clock, clock.AsDelay())), "energy", "--seconds", "-1");
-        Assert.Equal(2, code);
+        Assert.Equal(EdgeTune.Cli.CliErrors.Usage, code);
         Assert.Equal("", stdout);
         Assert.Contains("--seconds", stderr);
     }

@@ -131,7 +131,12 @@ public static class FineTuneJob
                 AfterStep = options.AfterStep,
             };
             if (options.Resume)
-                log?.Report(new(trainer.Resume() is { } from ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));
+            {
+                string? from = trainer.Resume();
+                // Rows written after the checkpoint (by the run that stopped) would otherwise appear twice.
+                metrics.TruncateAfterStep(from is null ? null : trainer.State.Step);
+                log?.Report(new(from is not null ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));
+            }
             var before = validation is not null && trainer.State.Step == 0 ? trainer.Evaluate() : ((double, double)?)null;
             var result = await Task.Run(() => trainer.Run(cancellationToken), CancellationToken.None).ConfigureAwait(false);
             var after = validation is not null ? trainer.Evaluate() : ((double, double)?)null;

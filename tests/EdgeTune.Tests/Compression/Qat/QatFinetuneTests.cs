@@ -51,10 +51,9 @@ public class QatFinetuneTests
     [Fact]
     public void AnUnknownQatFormatIsRefused()
     {
-        var root = new RootCommand { FinetuneCommand.Create() };
         var error = new StringWriter();
-        int code = root.Parse(["finetune", "--qat", "q3_k", "--steps", "1"]).Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = error });
-        Assert.NotEqual(0, code);
+        int code = EdgeTune.Cli.Program.Run(["finetune", "--qat", "q3_k", "--steps", "1"], new InvocationConfiguration { Output = new StringWriter(), Error = error });
+        Assert.Equal(EdgeTune.Cli.CliErrors.Usage, code);
         Assert.Contains("q3_k", error.ToString());
     }
 }
