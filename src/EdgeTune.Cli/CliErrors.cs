@@ -46,11 +46,21 @@ public static class CliErrors
 
     /// <summary>Parses and runs <paramref name="args"/> against <paramref name="root"/>: parse errors and exceptions
     /// are reported here instead of by System.CommandLine's default handler.</summary>
-    public static int Invoke(Command root, Option<bool> verbose, IReadOnlyList<string> args, InvocationConfiguration configuration)
+    public static int Invoke(Command root, Option<bool> verbose, IReadOnlyList<string> args, InvocationConfiguration configuration,
+        Option<string?>? config = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(configuration);
         configuration.EnableDefaultExceptionHandler = false;
+        if (config is not null)
+        {
+            try { args = RunConfigFile.Expand(root, config, [.. args]); }
+            catch (Exception e)
+            {
+                var bare = root.Parse(args);
+                return Report(e, Verb(bare), bare.GetValue(verbose), configuration.Error);
+            }
+        }
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true }) // --help, --version: let them answer
         {
@@ -60,6 +70,7 @@ public static class CliErrors
         }
         try
         {
+            if (parse.Action is not { ClearsParseErrors: true }) RunConfigFile.WriteResolved(parse);
             return parse.Invoke(configuration);
         }
         catch (Exception e)

@@ -18,12 +18,12 @@ public static class Program
     /// <paramref name="input"/> replaces stdin for the commands that read it.</summary>
     public static int Run(IReadOnlyList<string> args, InvocationConfiguration configuration, TextReader? input = null)
     {
-        var (root, verbose) = CreateRoot(input);
-        return CliErrors.Invoke(root, verbose, args, configuration);
+        var (root, verbose, config) = CreateRoot(input);
+        return CliErrors.Invoke(root, verbose, args, configuration, config);
     }
 
-    /// <summary>The <c>edgetune</c> command with every verb, and its global <c>--verbose</c> option.</summary>
-    public static (Command Root, Option<bool> Verbose) CreateRoot(TextReader? input = null)
+    /// <summary>The <c>edgetune</c> command with every verb, and its global <c>--verbose</c> and <c>--config</c> options.</summary>
+    public static (Command Root, Option<bool> Verbose, Option<string?> Config) CreateRoot(TextReader? input = null)
     {
         // A plain Command, not RootCommand: RootCommand takes its name from the executable (EdgeTune.Cli), and the
         // usage line should read "edgetune".
@@ -34,6 +34,8 @@ public static class Program
         root.Options.Add(new VersionOption());
         var verbose = new Option<bool>("--verbose") { Description = "Print the stack trace of an error as well as its message", Recursive = true };
         root.Options.Add(verbose);
+        var config = RunConfigFile.CreateOption();
+        root.Options.Add(config);
         root.Subcommands.Add(FinetuneCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(EnergyCommand.Create());
@@ -44,7 +46,7 @@ public static class Program
         root.Subcommands.Add(QuantizeCommand.Create());
         root.Subcommands.Add(FlCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create(input));
-        return (root, verbose);
+        return (root, verbose, config);
     }
 
     /// <summary>The standard help, then the exit-code table under the top-level command's help.</summary>

@@ -38,7 +38,7 @@ public sealed class CliErrorsTests : IDisposable
         File.WriteAllText(Path.Combine(_dir, "bad.gguf"), "GGUF? no: plain text");
         File.WriteAllText(Path.Combine(_dir, "bad.safetensors"), "{\"a\":");
         File.WriteAllBytes(Path.Combine(_dir, "truncated.gguf"), [(byte)'G', (byte)'G', (byte)'U', (byte)'F', 3, 0, 0, 0, 1, 2]);
-        File.WriteAllText(Path.Combine(_dir, "norows.jsonl"), "{\"prompt\":\"a\",\"completion\":\"b\"}\n{\"foo\":1}\n");
+        File.WriteAllText(Path.Combine(_dir, "norows.jsonl"), "{\"text\":\"\"}\n{\"text\":null}\n");
         // A Hugging Face folder whose safetensors header length points far past the end of the file.
         string st = Directory.CreateDirectory(Path.Combine(_dir, "st")).FullName;
         File.WriteAllText(Path.Combine(st, "config.json"),
