@@ -74,7 +74,7 @@ public static class ServeCommand
     }
 
     /// <summary>"name=path" → (name, path); the name must be non-empty and the path given.</summary>
-    internal static (string Name, string Path) ParseAdapter(string spec)
+    public static (string Name, string Path) ParseAdapter(string spec)
     {
         int eq = spec.IndexOf('=');
         if (eq <= 0 || eq == spec.Length - 1)
@@ -83,7 +83,7 @@ public static class ServeCommand
     }
 
     /// <summary>The last path segment of a model reference (a file without its extension), or a hub id as given.</summary>
-    internal static string DefaultModelId(string reference)
+    public static string DefaultModelId(string reference)
     {
         string trimmed = reference.TrimEnd('/', '\\');
         if (File.Exists(trimmed)) return Path.GetFileNameWithoutExtension(trimmed);

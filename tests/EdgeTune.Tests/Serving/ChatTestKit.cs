@@ -1,6 +1,7 @@
 using EdgeTune.Adapters;
 using EdgeTune.Generation;
 using EdgeTune.Models;
+using EdgeTune.Tensors;
 using EdgeTune.Text;
 
 namespace EdgeTune.Tests.Serving;

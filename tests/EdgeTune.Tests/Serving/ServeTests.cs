@@ -12,6 +12,7 @@ using EdgeTune.Serving;
 using EdgeTune.Tests.Formats;
 using OpenAI;
 using OpenAI.Chat;
+using ChatCompletion = OpenAI.Chat.ChatCompletion;
 
 namespace EdgeTune.Tests.Serving;
 
@@ -93,14 +94,14 @@ public sealed class ServeTests : IAsyncLifetime
         Assert.Equal(["tiny", "poet", "coder"], models.Value.Select(m => m.Id));
 
         string Text(ChatCompletion c) => c.Content.Count == 0 ? "" : c.Content[0].Text;
-        string basic = Text(await Chat(server, "tiny").CompleteChatAsync(Prompt, Greedy()));
-        string poet = Text(await Chat(server, "poet").CompleteChatAsync(Prompt, Greedy()));
-        string coder = Text(await Chat(server, "coder").CompleteChatAsync(Prompt, Greedy()));
+        string basic = Text((await Chat(server, "tiny").CompleteChatAsync(Prompt, Greedy())).Value);
+        string poet = Text((await Chat(server, "poet").CompleteChatAsync(Prompt, Greedy())).Value);
+        string coder = Text((await Chat(server, "coder").CompleteChatAsync(Prompt, Greedy())).Value);
         Assert.NotEqual(poet, coder);
         Assert.NotEqual(basic, poet);
         Assert.NotEqual(basic, coder);
         Assert.Equal(poet, await StreamTextAsync(Chat(server, "poet"), Greedy()));
-        Assert.Equal(basic, Text(await Chat(server, "tiny").CompleteChatAsync(Prompt, Greedy())));
+        Assert.Equal(basic, Text((await Chat(server, "tiny").CompleteChatAsync(Prompt, Greedy())).Value));
 
         var missing = await Assert.ThrowsAsync<ClientResultException>(() => Chat(server, "nope").CompleteChatAsync(Prompt, Greedy()));
         Assert.Equal(404, missing.Status);
