@@ -177,10 +177,14 @@ internal sealed class OpenAiEndpoints(LocalChatClient client, OpenAiServerOption
                     any = await updates.MoveNextAsync().ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (stream && e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                await SendEventAsync(ctx, new ErrorEnvelope { Error = new ErrorBody { Message = e.Message, Type = "server_error" } },
-                    OpenAiJsonContext.Default.ErrorEnvelope).ConfigureAwait(false);
+                // the generation failed after it started: an error event mid-stream, else a 500 in OpenAI's shape
+                if (stream)
+                    await SendEventAsync(ctx, new ErrorEnvelope { Error = new ErrorBody { Message = e.Message, Type = "server_error" } },
+                        OpenAiJsonContext.Default.ErrorEnvelope).ConfigureAwait(false);
+                else
+                    await ErrorAsync(ctx, StatusCodes.Status500InternalServerError, e.Message, "server_error", null).ConfigureAwait(false);
                 return;
             }
             if (!stream)

@@ -146,6 +146,22 @@ public class ChatClientTests
         Assert.IsType<ChatClientMetadata>(client.GetService(typeof(ChatClientMetadata)));
     }
 
+    /// <summary>The raw-completion path over a real checkpoint reproduces llama2.c's greedy reference text.</summary>
+    [SkippableFact]
+    public async Task Stories260KCompletionMatchesRunCGreedyText()
+    {
+        string modelPath = TestAssets.Require("stories260K/stories260K.bin");
+        string tok = TestAssets.Require("stories260K/tok512.bin");
+        string expected = File.ReadAllText(TestAssets.Require("stories260K/expected_greedy.txt"));
+        using var loaded = EdgeTune.Models.ModelLoader.Load(modelPath, tok);
+        using var client = new LocalChatClient(loaded.Model, loaded.RequireTokenizer(), new LocalChatClientOptions(StopIds: loaded.StopIds()));
+        // run.c -n 100 counts BOS + the 4 prompt tokens: 96 new tokens; it echoes the prompt and ends with a newline
+        var r = await client.GetCompletionAsync("Once upon a time", Greedy(max: 96));
+        Assert.Equal(expected, "Once upon a time" + r.Text + "\n");
+        Assert.Equal(5, r.Usage!.InputTokenCount);
+        Assert.Equal(96, r.Usage.OutputTokenCount);
+    }
+
     [Fact]
     public async Task BadOptionsAreArgumentErrors()
     {

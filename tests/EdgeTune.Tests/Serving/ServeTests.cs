@@ -149,6 +149,36 @@ public sealed class ServeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AQueuedRequestWaitsForTheSlotAndOneMoreIsRefused()
+    {
+        var admitted = new SemaphoreSlim(0);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await StartAsync(new OpenAiServerOptions
+        {
+            MaxConcurrency = 1, MaxQueue = 1,
+            AfterAdmission = async ct => { admitted.Release(); await release.Task.WaitAsync(ct); },
+        });
+        using var http = new HttpClient { BaseAddress = server.Url };
+        const string body = """{"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"temperature":0}""";
+        var running = http.PostAsync("/v1/chat/completions", Json(body));
+        Assert.True(await admitted.WaitAsync(TimeSpan.FromSeconds(30)));
+        var queued = http.PostAsync("/v1/chat/completions", Json(body));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (server.ActiveRequests < 2 && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.Equal(2, server.ActiveRequests); // one running, one waiting for the slot (its hook has not run)
+        Assert.Equal(0, admitted.CurrentCount);
+        using (var refused = await http.PostAsync("/v1/chat/completions", Json(body)))
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.False(queued.IsCompleted);
+        release.SetResult();
+        using var r1 = await running;
+        using var r2 = await queued;
+        Assert.Equal(HttpStatusCode.OK, r1.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, r2.StatusCode);
+        Assert.Contains("\"completion_tokens\":2", await r2.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task RawSseStreamHasDataChunksUsageAndDone()
     {
         await using var server = await StartAsync();
