@@ -241,8 +241,14 @@ public sealed class ServeTests : IAsyncLifetime
         await using var server = await StartAsync(new OpenAiServerOptions { MaxRequestBodyBytes = 2048 });
         using var http = new HttpClient { BaseAddress = server.Url };
 
-        using var big = await http.PostAsync("/v1/chat/completions",
-            Json($$"""{"model":"tiny","messages":[{"role":"user","content":"{{new string('x', 5000)}}"}]}"""));
+        // Expect: 100-continue, as careful clients send large bodies: the server refuses before the body is sent, so
+        // the refusal cannot race a connection reset (a server that closes with unread data in its buffer sends RST).
+        using var bigRequest = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json($$"""{"model":"tiny","messages":[{"role":"user","content":"{{new string('x', 5000)}}"}]}"""),
+        };
+        bigRequest.Headers.ExpectContinue = true;
+        using var big = await http.SendAsync(bigRequest);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, big.StatusCode);
         await AssertErrorAsync(big, "invalid_request_error", "request_too_large");
 
