@@ -177,7 +177,7 @@ internal sealed class OpenAiEndpoints(LocalChatClient client, OpenAiServerOption
                     any = await updates.MoveNextAsync().ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException && !ct.IsCancellationRequested)
             {
                 // the generation failed after it started: an error event mid-stream, else a 500 in OpenAI's shape
                 if (stream)

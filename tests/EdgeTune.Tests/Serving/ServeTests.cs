@@ -84,6 +84,14 @@ public sealed class ServeTests : IAsyncLifetime
         Assert.Equal(_client.EncodeChat([new(Microsoft.Extensions.AI.ChatRole.System, "You are terse."), new(Microsoft.Extensions.AI.ChatRole.User, "Name a colour.")]).Length,
             whole.Usage.InputTokenCount);
         Assert.Equal(expected, await StreamTextAsync(chat, Greedy()));
+
+        Assert.True(expected.Length >= 8, expected);
+        string stop = expected.Substring(4, 2);
+        var stopping = Greedy();
+        stopping.StopSequences.Add(stop);
+        ChatCompletion stopped = await chat.CompleteChatAsync(Prompt, stopping);
+        Assert.Equal(expected[..expected.IndexOf(stop, StringComparison.Ordinal)], stopped.Content.Count == 0 ? "" : stopped.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, stopped.FinishReason);
     }
 
     [Fact]
