@@ -37,6 +37,8 @@ public sealed record LocalChatClientOptions(
 /// A model must be run through one <see cref="AdapterSwitchingModel"/> only. The tokenizer is only read.</remarks>
 public sealed class LocalChatClient : IChatClient
 {
+    private const string ChatIdPrefix = "chatcmpl-";
+    private const string CompletionIdPrefix = "cmpl-";
     private readonly ITokenizer _tokenizer;
     private readonly ChatTemplate _template;
     private readonly IReadOnlySet<int> _stopIds;
@@ -87,18 +89,18 @@ public sealed class LocalChatClient : IChatClient
     }
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<AiChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        await CollectAsync(EncodeChat(messages), options, cancellationToken).ConfigureAwait(false);
+        await CollectAsync(EncodeChat(messages), options, ChatIdPrefix, cancellationToken).ConfigureAwait(false);
 
     public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        StreamAsync(EncodeChat(messages), options, cancellationToken);
+        StreamAsync(EncodeChat(messages), options, ChatIdPrefix, cancellationToken);
 
     /// <summary>Continues raw text (no chat template), as OpenAI's legacy completions do.</summary>
     public Task<ChatResponse> GetCompletionAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        CollectAsync(EncodeText(prompt), options, cancellationToken);
+        CollectAsync(EncodeText(prompt), options, CompletionIdPrefix, cancellationToken);
 
     /// <summary>Streams the continuation of raw text (no chat template).</summary>
     public IAsyncEnumerable<ChatResponseUpdate> GetStreamingCompletionAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        StreamAsync(EncodeText(prompt), options, cancellationToken);
+        StreamAsync(EncodeText(prompt), options, CompletionIdPrefix, cancellationToken);
 
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
@@ -111,12 +113,12 @@ public sealed class LocalChatClient : IChatClient
     /// <summary>The model, tokenizer and adapters belong to the caller; nothing to release.</summary>
     public void Dispose() { }
 
-    private async Task<ChatResponse> CollectAsync(int[] prompt, ChatOptions? options, CancellationToken cancellationToken)
+    private async Task<ChatResponse> CollectAsync(int[] prompt, ChatOptions? options, string idPrefix, CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
         ChatResponseUpdate? last = null;
         UsageDetails? usage = null;
-        await foreach (var update in StreamAsync(prompt, options, cancellationToken).ConfigureAwait(false))
+        await foreach (var update in StreamAsync(prompt, options, idPrefix, cancellationToken).ConfigureAwait(false))
         {
             text.Append(update.Text);
             usage = update.Contents.OfType<UsageContent>().FirstOrDefault()?.Details ?? usage;
@@ -133,7 +135,7 @@ public sealed class LocalChatClient : IChatClient
     }
 
     /// <summary>Yields one update per piece of text, then one with the finish reason and a <see cref="UsageContent"/>.</summary>
-    private async IAsyncEnumerable<ChatResponseUpdate> StreamAsync(int[] prompt, ChatOptions? options,
+    private async IAsyncEnumerable<ChatResponseUpdate> StreamAsync(int[] prompt, ChatOptions? options, string idPrefix,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string modelId = options?.ModelId ?? Options.ModelId;
@@ -147,7 +149,7 @@ public sealed class LocalChatClient : IChatClient
             throw new ArgumentException($"the prompt has {prompt.Length} tokens; the model holds {model.MaxPositions} positions in all");
         maxNew = Math.Min(maxNew, model.MaxPositions - prompt.Length);
 
-        string responseId = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        string responseId = idPrefix + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow;
         ChatResponseUpdate Update(string? text) => new(ChatRole.Assistant, text)
         {
