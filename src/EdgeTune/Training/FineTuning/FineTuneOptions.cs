@@ -6,16 +6,17 @@ namespace EdgeTune.Training.FineTuning;
 /// <summary>Everything a fine-tuning run needs; defaults work. The CLI binds its flags to this record.</summary>
 public sealed record FineTuneOptions
 {
-    /// <summary>A model folder/file or Hub id; null trains the built-in demo model from scratch.</summary>
+    /// <summary>A model folder/file or Hub id; null fine-tunes the built-in pre-trained stories260K (<see cref="Models.BuiltInModels"/>).</summary>
     public string? Model { get; init; }
 
-    /// <summary>Tokenizer file or folder; default: the model's own (the byte tokenizer for the demo).</summary>
+    /// <summary>Tokenizer file or folder; default: the model's own.</summary>
     public string? Tokenizer { get; init; }
 
-    /// <summary>Training data: .txt, JSONL with text, instruction JSONL or chat JSONL.</summary>
-    public string Data { get; init; } = Path.Combine("samples", "notes.jsonl");
+    /// <summary>Training data: .txt, JSONL with text, instruction JSONL or chat JSONL; null: the built-in demo stories
+    /// (<see cref="Models.BuiltInModels.DemoDataPath"/>), which teach stories260K about Zog the little green dragon.</summary>
+    public string? Data { get; init; }
 
-    /// <summary>LoRA (default for a pre-trained model) or full fine-tuning (default for the demo model).</summary>
+    /// <summary>LoRA or full fine-tuning; null: LoRA.</summary>
     public FineTuneMethod? Method { get; init; }
 
     public LoraConfig Lora { get; init; } = new() { Rank = 16, Alpha = 32, TargetModules = LoraConfig.AllProjections };
@@ -34,7 +35,8 @@ public sealed record FineTuneOptions
     /// <summary>Memory budget: settings are chosen to fit it, or the run is refused with the reason.</summary>
     public long? MaxMemoryBytes { get; init; }
 
-    /// <summary>A prompt to generate from after training (a user message when the data is instruction/chat).</summary>
+    /// <summary>A prompt answered greedily before and after training (a user message when the model has a chat template);
+    /// null: the built-in demo's prompts for the demo data, else the data's first instruction/user message (JSONL).</summary>
     public string? SamplePrompt { get; init; }
 
     public int SampleTokens { get; init; } = 80;
@@ -72,5 +74,5 @@ public sealed record FineTuneOptions
     /// injected (the float weights are released). Only with <see cref="FineTuneMethod.Lora"/>. Null: keep the base as loaded.</summary>
     public EdgeTune.Tensors.Quantized.QuantFormat? BaseQuantization { get; init; }
 
-    public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
+    public FineTuneMethod ResolvedMethod => Method ?? FineTuneMethod.Lora;
 }
