@@ -16,7 +16,7 @@ public static class FinetuneCommand
         var model = new Option<string?>("--model") { Description = "Model folder/file or Hugging Face id; default: the built-in stories260K (TinyStories, MIT)" };
         var tokenizer = ModelOptions.Tokenizer();
         var data = new Option<string?>("--data") { Description = "Training data (.txt, JSONL text/instruction/chat); default: the built-in demo stories (they teach the built-in model about Zog the dragon)" };
-        var method = new Option<string?>("--method") { Description = "lora or full (default: lora)" };
+        var method = new Option<string?>("--method") { Description = "lora or full (default: lora; full for the built-in model)" };
         method.AcceptOnlyFromAmong("lora", "full");
         var rank = new Option<int>("--rank") { Description = "LoRA rank", DefaultValueFactory = _ => 16 };
         var alpha = new Option<double?>("--alpha") { Description = "LoRA alpha (default 2 x rank)" };
@@ -45,7 +45,7 @@ public static class FinetuneCommand
             string? modelRef = parse.GetValue(model);
             bool demo = modelRef is null;
             var t = new TrainingOptions();
-            if (demo) t = t with { Steps = DemoSteps, LearningRate = DemoLearningRate, WarmupSteps = 20, MinLrRatio = 0, SeqLen = 64, MicroBatch = 8, EvalEvery = 50, CheckpointEvery = 100 };
+            if (demo) t = t with { Steps = DemoSteps, LearningRate = DemoLearningRate, WarmupSteps = 10, MinLrRatio = 0, SeqLen = 128, MicroBatch = 8, EvalEvery = 25, CheckpointEvery = 50 };
             t = training.Apply(parse, t) with
             {
                 Epochs = parse.GetValue(epochs) ?? t.Epochs,
@@ -61,7 +61,7 @@ public static class FinetuneCommand
                     await err.WriteLineAsync($"finetune: --base-dtype: {e.Message}").ConfigureAwait(false);
                     return 2;
                 }
-                if (parse.GetValue(method) == "full")
+                if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
                 {
                     await err.WriteLineAsync("finetune: --base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)").ConfigureAwait(false);
                     return 2;
@@ -108,11 +108,15 @@ public static class FinetuneCommand
         return command;
     }
 
-    /// <summary>Steps of the built-in demo (no --model): about a minute on two cores.</summary>
-    public const int DemoSteps = 300;
+    /// <summary>Steps of the built-in demo (no --model): well under a minute on two cores.</summary>
+    /// <remarks>Measured on the 40 demo stories (batch 8 x 128, full fine-tuning, peak learning rate
+    /// <see cref="DemoLearningRate"/>, cosine to 0): validation loss 2.45 -> about 1.4 and every demo prompt answered
+    /// with the taught fact. Held-out loss is lowest near step 25 and rises slowly after it while the facts are
+    /// memorised, which is what the demo shows.</remarks>
+    public const int DemoSteps = 150;
 
-    /// <summary>Peak learning rate of the built-in demo (LoRA on stories260K).</summary>
-    public const double DemoLearningRate = 3e-3;
+    /// <summary>Peak learning rate of the built-in demo (full fine-tuning of stories260K).</summary>
+    public const double DemoLearningRate = 1e-3;
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 

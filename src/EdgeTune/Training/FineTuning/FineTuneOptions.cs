@@ -16,7 +16,10 @@ public sealed record FineTuneOptions
     /// (<see cref="Models.BuiltInModels.DemoDataPath"/>), which teach stories260K about Zog the little green dragon.</summary>
     public string? Data { get; init; }
 
-    /// <summary>LoRA or full fine-tuning; null: LoRA.</summary>
+    /// <summary>LoRA or full fine-tuning; null: LoRA for a named model, full for the built-in one.</summary>
+    /// <remarks>Full is the built-in default because stories260K was trained with BOS between stories and never saw
+    /// EOS: LoRA leaves the embeddings frozen, so a LoRA-tuned stories260K does not learn to end a text and runs on
+    /// into noise after what it learned; full fine-tuning trains the EOS row too.</remarks>
     public FineTuneMethod? Method { get; init; }
 
     public LoraConfig Lora { get; init; } = new() { Rank = 16, Alpha = 32, TargetModules = LoraConfig.AllProjections };
@@ -74,5 +77,5 @@ public sealed record FineTuneOptions
     /// injected (the float weights are released). Only with <see cref="FineTuneMethod.Lora"/>. Null: keep the base as loaded.</summary>
     public EdgeTune.Tensors.Quantized.QuantFormat? BaseQuantization { get; init; }
 
-    public FineTuneMethod ResolvedMethod => Method ?? FineTuneMethod.Lora;
+    public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }
