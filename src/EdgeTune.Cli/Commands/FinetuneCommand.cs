@@ -98,11 +98,13 @@ public static class FinetuneCommand
             var tr = result.Training;
             await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
             await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}\nloss curves: {result.LossPlotPath}").ConfigureAwait(false);
-            if (result.MergedModelPath is not null) await outp.WriteLineAsync($"merged model: {result.MergedModelPath} (try: edgetune generate --model {result.MergedModelPath} --prompt \"{result.SamplePrompt}\" --temperature 0)").ConfigureAwait(false);
+            if (result.MergedModelPath is not null) await outp.WriteLineAsync($"merged model: {result.MergedModelPath}").ConfigureAwait(false);
             if (result.EnergyPlotPath is not null) await outp.WriteLineAsync($"energy curves: {result.EnergyPlotPath}").ConfigureAwait(false);
             if (result.Energy is { } en) await outp.WriteLineAsync(EnergySummary(en)).ConfigureAwait(false);
             foreach (var sample in result.Samples)
                 await outp.WriteLineAsync($"sample — {sample.Prompt}\n  before: {OneLine(sample.Before)}\n  after:  {OneLine(sample.After)}").ConfigureAwait(false);
+            if (demo && result.SamplePrompt is not null && tr.Reason != TrainingStopReason.Cancelled)
+                await outp.WriteLineAsync($"try: edgetune generate --model {result.MergedModelPath ?? result.SavedTo} --prompt \"{result.SamplePrompt}\" --temperature 0").ConfigureAwait(false);
             return tr.Reason == TrainingStopReason.NonFinite ? 1 : 0;
         });
         return command;
