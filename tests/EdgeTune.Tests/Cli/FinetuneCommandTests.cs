@@ -37,6 +37,7 @@ public class FinetuneCommandTests
             string beforeLine = stdout[stdout.IndexOf("sample — Zog likes to eat", StringComparison.Ordinal)..].Split('\n')[1];
             Assert.StartsWith("  after:  red apples", afterLine);
             Assert.DoesNotContain("red apples", beforeLine);
+            Assert.Contains($"try: edgetune generate --model {Path.Combine(dir, "model")} --prompt \"Zog is a little\"", stdout);
 
             // The saved folder carries its tokenizer: eval and generate load it alone.
             string data = EdgeTune.Models.BuiltInModels.DemoDataPath();
