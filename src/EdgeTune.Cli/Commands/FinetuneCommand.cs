@@ -7,15 +7,16 @@ using EdgeTune.Training.FineTuning;
 namespace EdgeTune.Cli.Commands;
 
 /// <summary><c>edgetune finetune</c>: binds flags to <see cref="FineTuneOptions"/> and shows progress; the work is
-/// <see cref="FineTuneJob"/>'s. With no --model the built-in demo model learns samples/notes.jsonl offline.</summary>
+/// <see cref="FineTuneJob"/>'s. With no --model the built-in pre-trained stories260K is fine-tuned offline, by default
+/// on the built-in demo stories, showing its answers to the demo prompts before and after.</summary>
 public static class FinetuneCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "Model folder/file or Hugging Face id; default: the built-in demo model" };
+        var model = new Option<string?>("--model") { Description = "Model folder/file or Hugging Face id; default: the built-in stories260K (TinyStories, MIT)" };
         var tokenizer = ModelOptions.Tokenizer();
-        var data = new Option<string>("--data") { Description = "Training data: .txt, or rows (text, instruction/input/output, messages, conversations, prompt/completion) in .jsonl, .json, .csv/.tsv or .parquet; or a Hub dataset hf://datasets/org/name[@revision][/config][/split] (cached like models)", DefaultValueFactory = _ => Path.Combine("samples", "notes.jsonl") };
-        var method = new Option<string?>("--method") { Description = "lora or full (default: lora for a pre-trained model, full for the demo)" };
+        var data = new Option<string?>("--data") { Description = "Training data: .txt, or rows (text, instruction/input/output, messages, conversations, prompt/completion) in .jsonl, .json, .csv/.tsv or .parquet; or a Hub dataset hf://datasets/org/name[@revision][/config][/split] (cached like models); default: the built-in demo stories (they teach the built-in model about Zog the dragon)" };
+        var method = new Option<string?>("--method") { Description = "lora or full (default: lora; full for the built-in model)" };
         method.AcceptOnlyFromAmong("lora", "full");
         var rank = new Option<int>("--rank") { Description = "LoRA rank", DefaultValueFactory = _ => 16 };
         var alpha = new Option<double?>("--alpha") { Description = "LoRA alpha (default 2 x rank)" };
@@ -44,7 +45,7 @@ public static class FinetuneCommand
             string? modelRef = parse.GetValue(model);
             bool demo = modelRef is null;
             var t = new TrainingOptions();
-            if (demo) t = t with { Steps = 600, LearningRate = Models.DemoModel.SuggestedLearningRate, WarmupSteps = 30, MinLrRatio = 0, SeqLen = 128, MicroBatch = 4, EvalEvery = 100, CheckpointEvery = 200 };
+            if (demo) t = t with { Steps = DemoSteps, LearningRate = DemoLearningRate, WarmupSteps = 10, MinLrRatio = 0, SeqLen = 128, MicroBatch = 8, EvalEvery = 25, CheckpointEvery = 50 };
             t = training.Apply(parse, t) with
             {
                 Epochs = parse.GetValue(epochs) ?? t.Epochs,
@@ -69,7 +70,7 @@ public static class FinetuneCommand
             {
                 Model = modelRef,
                 Tokenizer = parse.GetValue(tokenizer),
-                Data = parse.GetValue(data)!,
+                Data = parse.GetValue(data),
                 Method = parse.GetValue(method) switch { "lora" => FineTuneMethod.Lora, "full" => FineTuneMethod.Full, _ => null },
                 Lora = new LoraConfig { Rank = r, Alpha = parse.GetValue(alpha) ?? 2.0 * r, TargetModules = LoraConfig.AllProjections },
                 Training = t,
@@ -95,13 +96,29 @@ public static class FinetuneCommand
             var tr = result.Training;
             await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
             await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}\nloss curves: {result.LossPlotPath}").ConfigureAwait(false);
+            if (result.MergedModelPath is not null) await outp.WriteLineAsync($"merged model: {result.MergedModelPath}").ConfigureAwait(false);
             if (result.EnergyPlotPath is not null) await outp.WriteLineAsync($"energy curves: {result.EnergyPlotPath}").ConfigureAwait(false);
             if (result.Energy is { } en) await outp.WriteLineAsync(EnergySummary(en)).ConfigureAwait(false);
-            if (result.Sample is not null) await outp.WriteLineAsync($"sample — {result.SamplePrompt}\n  {result.Sample}").ConfigureAwait(false);
+            foreach (var sample in result.Samples)
+                await outp.WriteLineAsync($"sample — {sample.Prompt}\n  before: {OneLine(sample.Before)}\n  after:  {OneLine(sample.After)}").ConfigureAwait(false);
+            if (demo && result.SamplePrompt is not null && tr.Reason != TrainingStopReason.Cancelled)
+                await outp.WriteLineAsync($"try: edgetune generate --model {result.MergedModelPath ?? result.SavedTo} --prompt \"{result.SamplePrompt}\" --temperature 0").ConfigureAwait(false);
             return tr.Reason == TrainingStopReason.NonFinite ? 1 : 0;
         });
         return command;
     }
+
+    /// <summary>Steps of the built-in demo (no --model): well under a minute on two cores.</summary>
+    /// <remarks>Measured on the 40 demo stories (batch 8 x 128, full fine-tuning, peak learning rate
+    /// <see cref="DemoLearningRate"/>, cosine to 0): validation loss 2.45 -> about 1.4 and every demo prompt answered
+    /// with the taught fact. Held-out loss is lowest near step 25 and rises slowly after it while the facts are
+    /// memorised, which is what the demo shows.</remarks>
+    public const int DemoSteps = 150;
+
+    /// <summary>Peak learning rate of the built-in demo (full fine-tuning of stories260K).</summary>
+    public const double DemoLearningRate = 1e-3;
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 
     /// <summary>The energy line printed at the end, e.g.
     /// "energy: 1234.5 J (0.3429 Wh), 0.0301 J/token, 12.40 W average, 0.137 g CO2e (estimate)".</summary>

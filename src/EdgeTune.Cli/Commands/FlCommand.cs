@@ -67,7 +67,7 @@ public static class FlCommand
         return (loaded, llama);
     }
 
-    /// <summary>The text of <paramref name="path"/> tokenized (no BOS/EOS, special-token text kept as text).</summary>
+    /// <summary><paramref name="text"/> tokenized (no BOS/EOS, special-token text kept as text).</summary>
     public static int[] Tokens(LoadedModel loaded, string text) => loaded.RequireTokenizer().Encode(text, parseSpecial: false);
 
     public static string Describe(FlRoundResult r)

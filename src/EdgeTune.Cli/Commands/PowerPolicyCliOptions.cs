@@ -8,7 +8,7 @@ namespace EdgeTune.Cli.Commands;
 /// or generates): <c>--only-on-ac</c>, <c>--min-battery 30</c>, <c>--max-temp 75</c>,
 /// <c>--power-cap 10W</c>, <c>--energy-budget 5Wh</c>, <c>--grid-intensity 400</c>, <c>--device-profile</c>.
 /// <see cref="AddTo"/> puts them on a command; <see cref="Bind"/> turns a parse result into the option
-/// records (CLI flags override <paramref name="defaults"/>, e.g. values from a JSON file).</summary>
+/// records (CLI flags override <c>defaults</c>, e.g. values from a JSON file).</summary>
 public sealed class PowerPolicyCliOptions
 {
     public Option<bool> OnlyOnAc { get; } = new("--only-on-ac") { Description = "Train only on mains power; pause (with a checkpoint) on battery and resume when plugged in" };

@@ -55,7 +55,7 @@ public sealed record FlSimulationResult(IReadOnlyList<FlRoundResult> Rounds, dou
 /// <see cref="FlServerHost"/> and N <see cref="FlClient"/>s, each with its own shard of the training tokens. One model
 /// and one adapter are shared: clients (and the server's evaluation) take turns under a gate, since they would share
 /// the worker threads anyway. Dropped-out clients go silent and come back, resuming a pending upload when their
-/// round is still open. <see cref="RunCentralisedAsync"/> trains the same adapter on all the data at the same budget.
+/// round is still open. <see cref="RunCentralised"/> trains the same adapter on all the data at the same budget.
 /// </summary>
 public static class FlSimulation
 {

@@ -65,7 +65,7 @@ public abstract class TapeOp : IDisposable
 
     internal bool Applied { get; set; }
 
-    /// <summary>Computes the outputs (made with <see cref="NewOutput"/>).</summary>
+    /// <summary>Computes the outputs (made with <c>NewOutput</c>).</summary>
     protected internal abstract void Forward(Tape tape);
 
     /// <summary>Accumulates input gradients from output gradients. Called only when some output has a gradient.</summary>

@@ -5,7 +5,7 @@ namespace EdgeTune.Energy;
 /// <summary><c>--min-battery 30</c>: while the battery drains, pause when its charge falls to the floor;
 /// resume when it is back above floor + hysteresis (a resting battery's reading recovers a few percent,
 /// which must not restart training), or as soon as the machine is on mains power and the battery no
-/// longer discharges (unless <paramref name="resumeOnAc"/> is false).</summary>
+/// longer discharges (unless <c>resumeOnAc</c> is false).</summary>
 public sealed class BatteryFloorPolicy : IPowerPolicy
 {
     private bool _paused;

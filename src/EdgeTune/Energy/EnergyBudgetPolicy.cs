@@ -3,7 +3,7 @@ using System.Globalization;
 namespace EdgeTune.Energy;
 
 /// <summary><c>--energy-budget 5Wh</c>: stop cleanly (with a checkpoint) once the run has used its budget.
-/// With <paramref name="stopBeforeExceeding"/>, it stops one step earlier when the next step, costing
+/// With <c>stopBeforeExceeding</c>, it stops one step earlier when the next step, costing
 /// about as much as the last one, would go over.</summary>
 public sealed class EnergyBudgetPolicy : IPowerPolicy
 {

@@ -43,7 +43,7 @@ public abstract record PolicyDecision
         public override string Reason => Why;
     }
 
-    /// <param name="Why">Explanation, e.g. "battery 29% <= floor 30%; resumes at 35% or on mains power".</param>
+    /// <param name="Why">Explanation, e.g. "battery 29% &lt;= floor 30%; resumes at 35% or on mains power".</param>
     /// <param name="PollInterval">How long to wait before asking again.</param>
     public sealed record Pause(string Why, TimeSpan PollInterval) : PolicyDecision
     {

@@ -3,7 +3,7 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Formats;
 
 /// <summary>
-/// Reorders the rows of a q or k projection between the two RoPE pairings (<see cref="RopeLayout"/>).
+/// Reorders the rows of a q or k projection between the two RoPE pairings (<see cref="RopeStyle"/>).
 /// </summary>
 /// <remarks>
 /// Within each head of D rows, the half-split layout (HF) rotates row i with row i + D/2, the
@@ -39,7 +39,7 @@ public static class RopePermutation
     public static Tensor Convert(Tensor w, int heads, RopeStyle from, RopeStyle to) =>
         from == to ? w.Clone() : Permute(w, heads, toGguf: to == RopeStyle.Interleaved);
 
-    /// <summary>Moves rows of <paramref name="rowBytes"/> bytes from <paramref name="src"/> to <paramref name="dst"/> (same length).</summary>
+    /// <summary>Moves rows of <c>rowBytes</c> bytes from <paramref name="src"/> to <paramref name="dst"/> (same length).</summary>
     public static void PermuteRows(ReadOnlySpan<byte> src, Span<byte> dst, int rows, int heads, bool toGguf)
     {
         if (heads <= 0 || rows % heads != 0 || (rows / heads) % 2 != 0)

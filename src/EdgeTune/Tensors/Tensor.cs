@@ -7,7 +7,7 @@ namespace EdgeTune.Tensors;
 /// of a <see cref="TensorStorage"/> (aligned native memory or a read-only file mapping).
 /// </summary>
 /// <remarks>
-/// A tensor made by <see cref="Zeros"/> or <see cref="From{T}"/> owns its storage and frees it on
+/// A tensor made by <c>Zeros</c> or <see cref="From{T}"/> owns its storage and frees it on
 /// <see cref="Dispose"/>; views (<see cref="View"/>, <see cref="Reshape"/>, <see cref="Rows"/>) share
 /// storage with their source and never free it.
 /// </remarks>

@@ -14,32 +14,56 @@ public class FinetuneCommandTests
         return (code, output.ToString(), error.ToString());
     }
 
-    private static string RepoSamples()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "samples", "notes.jsonl"))) return Path.Combine(dir.FullName, "samples", "notes.jsonl");
-        throw new FileNotFoundException("samples/notes.jsonl not found above the test binaries");
-    }
-
     [Fact]
-    public void DemoRunLearnsAndWritesEverything()
+    public void BuiltInDemoTeachesTheFactsAndWritesEverything()
     {
         string dir = Directory.CreateTempSubdirectory("edgetune-ft-").FullName;
         try
         {
-            var (code, stdout, stderr) = Run("finetune", "--data", RepoSamples(), "--steps", "40", "--eval-every", "20", "--out", dir);
+            // No --model, no --data: the embedded stories260K learns the embedded Zog stories (full fine-tuning by default).
+            var (code, stdout, stderr) = Run("finetune", "--steps", "40", "--eval-every", "20", "--out", dir);
             Assert.True(code == 0, stderr + stdout);
+            Assert.Contains("model: built-in stories260K", stderr);
             double before = Value(stdout, "validation before: loss ");
             double after = Value(stdout, "validation after:  loss ");
-            Assert.True(after < before - 1.0, $"validation loss {before} -> {after}");
-            foreach (string f in new[] { "metrics.jsonl", "loss.png", "data_report.json", "model/model.safetensors", "model/config.json" })
+            Assert.True(after < before - 0.5, $"validation loss {before} -> {after}");
+            foreach (string f in new[] { "metrics.jsonl", "loss.png", "data_report.json", "model/model.safetensors", "model/config.json", "model/tokenizer.bin", "model/LICENSE" })
                 Assert.True(File.Exists(Path.Combine(dir, f)), $"{f} missing");
             Assert.NotEmpty(Directory.GetDirectories(Path.Combine(dir, "checkpoints")));
-            Assert.Contains("sample — ", stdout);
-            // The saved demo model carries its byte tokenizer and prompt format: eval loads the folder alone (JSONL, response-only loss).
-            var eval = Run("eval", "--model", Path.Combine(dir, "model"), "--data", RepoSamples(), "--seq-len", "128");
+            // Before and after for each demo prompt: the base model does not know Zog, the tuned one does.
+            Assert.Contains("sample — Zog is a little\n  before: ", stdout);
+            string afterLine = stdout[stdout.IndexOf("sample — Zog likes to eat", StringComparison.Ordinal)..].Split('\n')[2];
+            string beforeLine = stdout[stdout.IndexOf("sample — Zog likes to eat", StringComparison.Ordinal)..].Split('\n')[1];
+            Assert.StartsWith("  after:  red apples", afterLine);
+            Assert.DoesNotContain("red apples", beforeLine);
+            Assert.Contains($"try: edgetune generate --model {Path.Combine(dir, "model")} --prompt \"Zog is a little\"", stdout);
+
+            // The saved folder carries its tokenizer: eval and generate load it alone.
+            string data = EdgeTune.Models.BuiltInModels.DemoDataPath();
+            var eval = Run("eval", "--model", Path.Combine(dir, "model"), "--data", data, "--seq-len", "128");
             Assert.True(eval.Code == 0, eval.Err);
             Assert.True(Value(eval.Out, "loss ") < before, eval.Out);
+            var gen = Run("generate", "--model", Path.Combine(dir, "model"), "--prompt", "Zog is a little", "--temperature", "0", "--max-new-tokens", "8");
+            Assert.True(gen.Code == 0, gen.Err);
+            Assert.Contains("green dragon", gen.Out);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void BuiltInLoraRunAlsoSavesAMergedModelThatLoads()
+    {
+        string dir = Directory.CreateTempSubdirectory("edgetune-ft-").FullName;
+        try
+        {
+            var (code, stdout, stderr) = Run("finetune", "--method", "lora", "--rank", "4", "--steps", "3", "--eval-every", "0", "--checkpoint-every", "0", "--out", dir);
+            Assert.True(code == 0, stderr + stdout);
+            Assert.True(File.Exists(Path.Combine(dir, "adapter", "adapter_config.json")));
+            Assert.Contains(EdgeTune.Models.BuiltInModels.Stories260KName, File.ReadAllText(Path.Combine(dir, "adapter", "adapter_config.json")));
+            Assert.Contains($"merged model: {Path.Combine(dir, "model")}", stdout);
+            using var merged = EdgeTune.Models.ModelLoader.Load(Path.Combine(dir, "model"));
+            Assert.Equal(512, merged.RequireTokenizer().VocabSize);
+            Assert.Equal(260_032, ((EdgeTune.Models.DecoderModel)merged.Model).Parameters.ElementCount);
         }
         finally { Directory.Delete(dir, true); }
     }

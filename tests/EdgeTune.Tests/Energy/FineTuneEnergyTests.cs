@@ -27,14 +27,6 @@ public sealed class FineTuneEnergyTests : IDisposable
         public double ReadJoules() => _joules += 1;
     }
 
-    private static string RepoFile(string relative)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "EdgeTune.slnx"))) dir = dir.Parent;
-        Assert.NotNull(dir);
-        return Path.Combine(dir!.FullName, relative);
-    }
-
     [Fact]
     public async Task EnergyBudgetStopsTheJobAndEnergyPlotIsWritten()
     {
@@ -43,7 +35,6 @@ public sealed class FineTuneEnergyTests : IDisposable
             new FixedPowerStateSource(new PowerState(true, null, BatteryStatus.NoBattery, null, null, "fake")), []);
         var options = new FineTuneOptions
         {
-            Data = RepoFile(Path.Combine("samples", "notes.jsonl")),
             OutputDir = _dir,
             Training = new() { Steps = 30, SeqLen = 32, MicroBatch = 2, EvalEvery = 0, CheckpointEvery = 0, WarmupSteps = 1 },
             Power = new PowerPolicyOptions(EnergyBudgetJoules: 5),

@@ -10,7 +10,7 @@ namespace EdgeTune.Compression.Distillation;
 /// The student's LM head fused with the distillation loss (<see cref="DistillationSettings"/>), in
 /// float. x: (N,C) student hidden states, weight: (V,C) (F32 float, F16 Half or BF16 ushort, as
 /// <see cref="Gemm"/> reads them), targets: (N), teacher: <see cref="TeacherTargets"/> for the N rows.
-/// The student logits are made a block of rows at a time (at most <paramref name="rowChunkElements"/>
+/// The student logits are made a block of rows at a time (at most <c>rowChunkElements</c>
 /// floats, at least one row), so the (N,V) student logits never exist as a whole; backward recomputes
 /// each block. The definition is <see cref="DistillationLossReference"/>.
 /// </summary>

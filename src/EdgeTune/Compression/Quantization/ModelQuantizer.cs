@@ -6,7 +6,7 @@ using EdgeTune.Nn;
 
 namespace EdgeTune.Compression.Quantization;
 
-/// <summary>What <see cref="ModelQuantizer.Quantize"/> did.</summary>
+/// <summary>What <see cref="ModelQuantizer.Quantize(EdgeTune.Models.DecoderModel, EdgeTune.Tensors.Quantized.QuantFormat)"/> did.</summary>
 /// <param name="Layers">Projections quantized by this call.</param>
 /// <param name="BytesBefore">Bytes of every distinct parameter tensor before.</param>
 /// <param name="BytesAfter">The same after (quantized weights at their stored size).</param>

@@ -1,7 +1,7 @@
 namespace EdgeTune.Formats.Hub;
 
 /// <summary>
-/// Settings of the Hub client. <see cref="FromEnvironment"/> reads them the way Python's huggingface_hub
+/// Settings of the Hub client. <see cref="FromEnvironment()"/> reads them the way Python's huggingface_hub
 /// does, so both tools share one cache and one token:
 /// <list type="bullet">
 /// <item><c>HF_HUB_CACHE</c> (or legacy <c>HUGGINGFACE_HUB_CACHE</c>), else <c>HF_HOME/hub</c>, where

@@ -21,7 +21,7 @@ internal readonly struct Rows14 : IGemmRows { public static int MR => 14; }
 /// The register-blocked GEMM micro-kernel: an MR x NR tile of C (NR = 2 vectors) from a packed A
 /// micro-panel (kc steps of MR floats) and a packed B micro-panel (kc steps of NR floats). Each step
 /// loads two B vectors, broadcasts MR values of A and issues 2*MR independent FMAs into accumulators
-/// held in registers for the whole k loop. Written once over <typeparamref name="TV"/>; rows beyond
+/// held in registers for the whole k loop. Written once over <c>TV</c>; rows beyond
 /// MR are removed by the JIT because <c>TR.MR</c> is a constant for each instantiation.
 /// </summary>
 internal static unsafe class GemmMicroKernel

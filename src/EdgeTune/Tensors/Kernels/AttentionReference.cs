@@ -6,7 +6,7 @@ namespace EdgeTune.Tensors;
 /// Plain scalar causal grouped-query attention, generic over the element type so gradient checks
 /// run it in double. It builds each head's full softmax matrix: the definition the tiled fast
 /// path (<see cref="Attention"/>) is tested against, kept forever. Layouts and arguments are those
-/// of <see cref="Attention"/>; <paramref name="scale"/> is explicit here.
+/// of <see cref="Attention"/>; <c>scale</c> is explicit here.
 /// </summary>
 public static class AttentionReference
 {

@@ -13,46 +13,47 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Training.FineTuning;
 
 /// <summary>
-/// One fine-tuning run end to end: load the model (or build the demo model), read and report the data,
-/// plan memory, attach LoRA (or train all weights), train with checkpoints and evaluation, then save the
-/// adapter (PEFT layout) or the model (HF safetensors), plot the loss curves and generate a sample.
+/// One fine-tuning run end to end: load the model (or the built-in stories260K, <see cref="BuiltInModels"/>), read and
+/// report the data, plan memory, generate the sample prompts' answers before training, attach LoRA (or train all
+/// weights), train with checkpoints and evaluation, then save the adapter (PEFT layout) or the model (HF safetensors),
+/// plot the loss curves and generate the same prompts again. With the built-in model the run folder also gets a
+/// merged, self-contained model folder (weights + tokenizer) that <c>generate</c> and <c>eval</c> load directly.
 /// Energy: the meters found on the machine (<see cref="EnergyMeterDiscovery"/>, honouring <c>EDGETUNE_SYSFS_ROOT</c>)
 /// account every step into metrics.jsonl and the result, the power policies of <see cref="FineTuneOptions.Power"/>
 /// run between steps, and energy.png shows power and cumulative energy next to loss.png.
 /// </summary>
 public static class FineTuneJob
 {
-    /// <summary>The chat template of the demo data: "Q: …\nA: …" with EOS closing each answer.</summary>
-    public const string DemoTemplate =
-        "{% for m in messages %}{% if m['role'] == 'user' %}Q: {{ m['content'] }}\n{% elif m['role'] == 'assistant' %}A: {{ m['content'] }}{{ eos_token }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}A: {% endif %}";
-
     public static async Task<FineTuneResult> RunAsync(FineTuneOptions options, IProgress<TrainingStatus>? progress = null,
         IProgress<FineTuneMessage>? log = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Training.Validate();
         var method = options.ResolvedMethod;
-        if (!Formats.Hub.HubDatasetReference.IsHubReference(options.Data) && !File.Exists(options.Data))
-            throw new FileNotFoundException($"training data '{options.Data}' does not exist", options.Data);
+        bool builtIn = options.Model is null;
+        string dataPath = options.Data ?? BuiltInModels.DemoDataPath();
+        if (!Formats.Hub.HubDatasetReference.IsHubReference(dataPath) && !File.Exists(dataPath))
+            throw new FileNotFoundException($"training data '{dataPath}' does not exist", dataPath);
 
         if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
             throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
-        LoadedModel? loaded = null;
+        LoadedModel loaded;
         DecoderModel model;
         ITokenizer tokenizer;
         ChatTemplate? template;
         string? tokenizerFolder = null;
-        if (options.Model is null)
+        var loadOptions = method == FineTuneMethod.Full ? ModelLoadOptions.FullFineTuning : ModelLoadOptions.Inference;
+        if (builtIn)
         {
-            model = DemoModel.Create(options.Training.Seed is 0 ? DemoModel.DefaultSeed : options.Training.Seed, trainable: method == FineTuneMethod.Full);
-            tokenizer = new ByteTokenizer();
-            template = new ChatTemplate(DemoTemplate, "<|bos|>", "<|eos|>");
-            log?.Report(new($"model: built-in demo Llama ({DemoModel.ParameterCount:N0} parameters, byte tokenizer), random init"));
+            loaded = BuiltInModels.Stories260K(loadOptions);
+            model = (DecoderModel)loaded.Model;
+            tokenizer = loaded.RequireTokenizer();
+            template = null; // a story model: it continues text
+            log?.Report(new($"model: built-in stories260K (llama2.c TinyStories, MIT; {model.Parameters.ElementCount:N0} parameters, {tokenizer.VocabSize}-token vocabulary), pre-trained"));
         }
         else
         {
-            loaded = await ModelLoader.LoadAsync(options.Model, options.Tokenizer, options.Hub, cancellationToken: cancellationToken,
-                options: method == FineTuneMethod.Full ? ModelLoadOptions.FullFineTuning : ModelLoadOptions.Inference).ConfigureAwait(false);
+            loaded = await ModelLoader.LoadAsync(options.Model!, options.Tokenizer, options.Hub, cancellationToken: cancellationToken, options: loadOptions).ConfigureAwait(false);
             model = loaded.Model as DecoderModel ?? throw new NotSupportedException($"fine-tuning supports decoder models; '{options.Model}' is {loaded.Config.ModelType}");
             tokenizer = loaded.RequireTokenizer();
             template = loaded.ChatTemplate;
@@ -70,7 +71,7 @@ public static class FineTuneJob
                 log?.Report(new($"QLoRA base: {q.Layers} projections quantized to {baseFormat.Info().Name}, weights {MemoryPlanner.Format(q.BytesBefore)} -> {MemoryPlanner.Format(q.BytesAfter)}" +
                     (q.Skipped.Count > 0 ? $" ({q.Skipped.Count} not a multiple of the {baseFormat.Info().BlockSize}-block stay float)" : "")));
             }
-            var dataset = await TrainingDataset.LoadAsync(options.Data, tokenizer, template, new DatasetOptions
+            var dataset = await TrainingDataset.LoadAsync(dataPath, tokenizer, template, new DatasetOptions
             {
                 SeqLen = options.Training.SeqLen,
                 ValidationFraction = options.ValidationFraction,
@@ -78,7 +79,7 @@ public static class FineTuneJob
             }, options.Hub, ct: cancellationToken).ConfigureAwait(false);
             log?.Report(new(dataset.Report.Describe()));
             if (dataset.Train.Count == 0)
-                throw new InvalidDataException($"'{options.Data}': no training sequence left after validation split and rejections (see the data report)");
+                throw new InvalidDataException($"'{dataPath}': no training sequence left after validation split and rejections (see the data report)");
 
             var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules,
                 model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Projections().First().Layer is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
@@ -90,6 +91,12 @@ public static class FineTuneJob
             foreach (string change in plan.Changes) log?.Report(new($"memory plan: {change}"));
             log?.Report(new($"predicted peak memory: {MemoryPlanner.Format(plan.Estimate.Total)}"));
             var training = plan.Request.ApplyTo(options.Training) with { OutputDir = options.OutputDir };
+
+            // The base model's answers, generated before anything trains (after a QLoRA base quantization: that is the base trained on).
+            var prompts = options.SamplePrompt is { } sp ? [sp] : builtIn && options.Data is null ? BuiltInModels.DemoPrompts : FirstQuestion(dataPath) is { } first ? [first] : (IReadOnlyList<string>)[];
+            var before = new List<string>(prompts.Count);
+            foreach (string p in prompts)
+                before.Add(await Sample(model, tokenizer, template, p, options.SampleTokens, cancellationToken).ConfigureAwait(false));
 
             if (options.Qat is { } qatFormat)
                 log?.Report(new(Compression.Quantization.Qat.QatInjector.Apply(model, qatFormat, options.QatActivations).Describe()));
@@ -137,54 +144,61 @@ public static class FineTuneJob
                 metrics.TruncateAfterStep(from is null ? null : trainer.State.Step);
                 log?.Report(new(from is not null ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));
             }
-            var before = validation is not null && trainer.State.Step == 0 ? trainer.Evaluate() : ((double, double)?)null;
+            var evalBefore = validation is not null && trainer.State.Step == 0 ? trainer.Evaluate() : ((double, double)?)null;
             var result = await Task.Run(() => trainer.Run(cancellationToken), CancellationToken.None).ConfigureAwait(false);
-            var after = validation is not null ? trainer.Evaluate() : ((double, double)?)null;
+            var evalAfter = validation is not null ? trainer.Evaluate() : ((double, double)?)null;
 
             string savedTo;
+            string? mergedTo = null;
             if (adapter is not null)
             {
                 savedTo = Path.Combine(options.OutputDir, "adapter");
-                AdapterFiles.Save(adapter, savedTo, options.Model);
+                AdapterFiles.Save(adapter, savedTo, options.Model ?? BuiltInModels.Stories260KName);
+                if (builtIn && options.BaseQuantization is null && options.Qat is null)
+                {
+                    // The built-in base has no path a user can name, so the run also gets the merged model, ready to load.
+                    adapter.Merge();
+                    mergedTo = Path.Combine(options.OutputDir, "model");
+                    ExportWithTokenizer(model, mergedTo);
+                }
             }
             else
             {
                 Compression.Quantization.Qat.QatInjector.Remove(model); // save the trained F32 weights, not rounded
                 savedTo = Path.Combine(options.OutputDir, "model");
-                ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder);
-                if (options.Model is null)
-                {
-                    // The demo model's tokenizer and prompt format travel with it, so generate/eval can load the folder.
-                    ByteTokenizer.WriteMarker(savedTo);
-                    var node = new System.Text.Json.Nodes.JsonObject
-                    {
-                        ["bos_token"] = ByteTokenizer.BosText, ["eos_token"] = ByteTokenizer.EosText, ["pad_token"] = ByteTokenizer.PadText,
-                        ["add_bos_token"] = false, ["chat_template"] = DemoTemplate,
-                    };
-                    File.WriteAllText(Path.Combine(savedTo, "tokenizer_config.json"), node.ToJsonString());
-                }
+                if (builtIn) ExportWithTokenizer(model, savedTo);
+                else ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder);
             }
+
+            var comparisons = new List<SampleComparison>(prompts.Count);
+            if (result.Reason != TrainingStopReason.Cancelled)
+                for (int i = 0; i < prompts.Count; i++)
+                    comparisons.Add(new(prompts[i], before[i], await Sample(model, tokenizer, template, prompts[i], options.SampleTokens, cancellationToken).ConfigureAwait(false)));
 
             string plotPath = Path.Combine(options.OutputDir, "loss.png");
             LossCurves.Save(metricsPath, plotPath);
             string energyPlotPath = Path.Combine(options.OutputDir, "energy.png");
             string? energyPlot = EnergyCurves.Save(metricsPath, energyPlotPath) ? energyPlotPath : null;
 
-            string? samplePrompt = options.SamplePrompt ?? FirstQuestion(options.Data);
-            string? sample = null;
-            if (samplePrompt is not null && result.Reason != TrainingStopReason.Cancelled)
-                sample = await Sample(model, tokenizer, template, samplePrompt, options.SampleTokens, cancellationToken).ConfigureAwait(false);
-
             return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, totalParameters,
-                before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample,
-                result.Energy, energyPlot, meters.TotalExplanation);
+                evalBefore, evalAfter, result, options.OutputDir, savedTo, metricsPath, plotPath,
+                prompts.Count > 0 ? prompts[0] : null, comparisons.Count > 0 ? comparisons[0].After : null,
+                result.Energy, energyPlot, meters.TotalExplanation)
+            { Samples = comparisons, MergedModelPath = mergedTo };
         }
         finally
         {
             adapter?.Dispose();
-            if (loaded is not null) loaded.Dispose();
-            else model.Dispose();
+            loaded.Dispose();
         }
+    }
+
+    /// <summary>Exports a model of the built-in family with a copy of its llama2.c tokenizer, so the folder loads alone.</summary>
+    private static void ExportWithTokenizer(DecoderModel model, string dir)
+    {
+        ModelExporter.ExportSafetensors(model, dir, DType.F32);
+        File.Copy(Path.Combine(BuiltInModels.Stories260KFolder(), BuiltInModels.TokenizerFile), Path.Combine(dir, BuiltInModels.TokenizerFile), overwrite: true);
+        File.Copy(Path.Combine(BuiltInModels.Stories260KFolder(), "LICENSE"), Path.Combine(dir, "LICENSE"), overwrite: true);
     }
 
     /// <summary>Greedy continuation of a prompt, rendered as a user turn when the model has a chat template.</summary>

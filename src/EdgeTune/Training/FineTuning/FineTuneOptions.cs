@@ -6,22 +6,26 @@ namespace EdgeTune.Training.FineTuning;
 /// <summary>Everything a fine-tuning run needs; defaults work. The CLI binds its flags to this record.</summary>
 public sealed record FineTuneOptions
 {
-    /// <summary>A model folder/file or Hub id; null trains the built-in demo model from scratch.</summary>
+    /// <summary>A model folder/file or Hub id; null fine-tunes the built-in pre-trained stories260K (<see cref="Models.BuiltInModels"/>).</summary>
     public string? Model { get; init; }
 
-    /// <summary>Tokenizer file or folder; default: the model's own (the byte tokenizer for the demo).</summary>
+    /// <summary>Tokenizer file or folder; default: the model's own.</summary>
     public string? Tokenizer { get; init; }
 
     /// <summary>Training data: a .txt file, or rows (text, Alpaca instruction/input/output, messages, ShareGPT
     /// conversations, prompt/completion) in JSONL, a JSON array, CSV/TSV or Parquet; or a Hub dataset,
-    /// <c>hf://datasets/org/name[@revision][/config][/split]</c>.</summary>
-    public string Data { get; init; } = Path.Combine("samples", "notes.jsonl");
+    /// <c>hf://datasets/org/name[@revision][/config][/split]</c>; null: the built-in demo stories
+    /// (<see cref="Models.BuiltInModels.DemoDataPath"/>), which teach stories260K about Zog the little green dragon.</summary>
+    public string? Data { get; init; }
 
     /// <summary>Hub settings for a Hub model or <c>hf://datasets/...</c> data (endpoint, cache, token, offline);
     /// null: <see cref="Formats.Hub.HubOptions.FromEnvironment()"/>.</summary>
     public Formats.Hub.HubOptions? Hub { get; init; }
 
-    /// <summary>LoRA (default for a pre-trained model) or full fine-tuning (default for the demo model).</summary>
+    /// <summary>LoRA or full fine-tuning; null: LoRA for a named model, full for the built-in one.</summary>
+    /// <remarks>Full is the built-in default because stories260K was trained with BOS between stories and never saw
+    /// EOS: LoRA leaves the embeddings frozen, so a LoRA-tuned stories260K does not learn to end a text and runs on
+    /// into noise after what it learned; full fine-tuning trains the EOS row too.</remarks>
     public FineTuneMethod? Method { get; init; }
 
     public LoraConfig Lora { get; init; } = new() { Rank = 16, Alpha = 32, TargetModules = LoraConfig.AllProjections };
@@ -40,7 +44,8 @@ public sealed record FineTuneOptions
     /// <summary>Memory budget: settings are chosen to fit it, or the run is refused with the reason.</summary>
     public long? MaxMemoryBytes { get; init; }
 
-    /// <summary>A prompt to generate from after training (a user message when the data is instruction/chat).</summary>
+    /// <summary>A prompt answered greedily before and after training (a user message when the model has a chat template);
+    /// null: the built-in demo's prompts for the demo data, else the data's first instruction/user message (JSONL).</summary>
     public string? SamplePrompt { get; init; }
 
     public int SampleTokens { get; init; } = 80;

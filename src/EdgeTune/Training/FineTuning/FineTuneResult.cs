@@ -20,7 +20,18 @@ public sealed record FineTuneResult(
     string? Sample,
     EdgeTune.Energy.EnergyReport? Energy = null,
     string? EnergyPlotPath = null,
-    string? EnergyMeterExplanation = null);
+    string? EnergyMeterExplanation = null)
+{
+    /// <summary>Each sample prompt with the greedy answer before training and after (empty when cancelled or without prompts).</summary>
+    public IReadOnlyList<SampleComparison> Samples { get; init; } = [];
+
+    /// <summary>With the built-in model and LoRA: a self-contained model folder (base with the adapter merged, plus
+    /// the tokenizer) that <c>generate</c>/<c>eval</c> load directly; null otherwise.</summary>
+    public string? MergedModelPath { get; init; }
+}
+
+/// <summary>A prompt with the model's greedy answer before fine-tuning and after.</summary>
+public sealed record SampleComparison(string Prompt, string Before, string After);
 
 /// <summary>A line of progress from <see cref="FineTuneJob"/> outside the training steps themselves.</summary>
 public sealed record FineTuneMessage(string Text);

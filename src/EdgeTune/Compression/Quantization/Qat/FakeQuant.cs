@@ -9,7 +9,7 @@ namespace EdgeTune.Compression.Quantization.Qat;
 /// Fake quantization: a value is replaced by what a quantized copy of it dequantizes to,
 /// ŵ = dequant(quant(w)), while staying a float. Weights round-trip row by row in a
 /// <see cref="QuantFormat"/> (exactly the bytes <see cref="QuantReference.QuantizeRow"/> writes, read back by
-/// <see cref="QuantKernels.DequantizeRow"/>), so a weight trained under fake quantization quantizes later to
+/// <see cref="QuantKernels.DequantizeRow(QuantFormat, ReadOnlySpan{byte}, Span{float})"/>), so a weight trained under fake quantization quantizes later to
 /// precisely the values training saw. Activations round-trip per row (per token) in symmetric int8
 /// (scale amax/127, the <see cref="QuantFormat.Int8"/> row).
 /// </summary>

@@ -8,7 +8,7 @@ namespace EdgeTune.Tensors.Quantized.Internal;
 /// Width-generic cores of the per-row kernels: dequantize a run of blocks, and the fused
 /// dequantize·dot. Each block's integer codes are widened to floats (<see cref="QuantWiden"/>), then
 /// scaled (dequantize), or scaled and multiply-added into two running vector accumulators (dot), at
-/// the vector width <typeparamref name="TV"/>. Callers have
+/// the vector width <c>TV</c>. Callers have
 /// checked every length; these read and write only inside the ranges they are given.
 /// </summary>
 internal static unsafe class QuantRowKernels
