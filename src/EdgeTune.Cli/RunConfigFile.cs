@@ -55,7 +55,7 @@ public static class RunConfigFile
         return [.. args, .. extra];
     }
 
-    /// <summary>Every option of <paramref name="command"/> with its final value (defaults, file and flags applied), as JSON.</summary>
+    /// <summary>Every option of the parsed command with its final value (defaults, file and flags applied), as JSON.</summary>
     public static JsonObject Resolved(ParseResult parse)
     {
         var o = new JsonObject();

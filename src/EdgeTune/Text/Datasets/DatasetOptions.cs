@@ -1,6 +1,6 @@
 namespace EdgeTune.Text.Datasets;
 
-/// <summary>How <see cref="TrainingDataset.Load"/> turns a data file into training sequences.</summary>
+/// <summary>How <see cref="TrainingDataset.Load(string, ITokenizer, ChatTemplate?, DatasetOptions?)"/> turns a data file into training sequences.</summary>
 public sealed record DatasetOptions
 {
     /// <summary>The file layout; <see cref="DataFormat.Auto"/> detects it.</summary>
