@@ -48,6 +48,8 @@ public sealed class GenerationTelemetry
     public const string Output = "output";
 
     private static readonly string? Version = typeof(GenerationTelemetry).Assembly.GetName().Version?.ToString();
+    // before Shared: static fields initialise in declaration order
+    private static readonly double[] SecondsBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
     /// <summary>The library's activity source (one static source per component: the standard System.Diagnostics pattern).</summary>
     public static ActivitySource Source { get; } = new(ActivitySourceName, Version);
@@ -55,7 +57,6 @@ public sealed class GenerationTelemetry
     /// <summary>Instruments on a library-owned static meter, for callers without an <see cref="IMeterFactory"/>.</summary>
     public static GenerationTelemetry Shared { get; } = new(new Meter(MeterName, Version));
 
-    private static readonly double[] SecondsBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
     private readonly Counter<long> _tokens;
     private readonly Histogram<double> _timeToFirstToken;

@@ -61,6 +61,8 @@ public sealed class TrainingTelemetry
     public const string Validation = "validation";
 
     private static readonly string? Version = typeof(TrainingTelemetry).Assembly.GetName().Version?.ToString();
+    // before Shared: static fields initialise in declaration order
+    private static readonly double[] SecondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
     /// <summary>The library's activity source. Sources have no factory: one static source per component is the
     /// standard System.Diagnostics pattern, and it costs nothing while no listener samples it.</summary>
@@ -70,7 +72,6 @@ public sealed class TrainingTelemetry
     /// (the standard pattern for System.Diagnostics.Metrics instrumentation in libraries).</summary>
     public static TrainingTelemetry Shared { get; } = new(new Meter(MeterName, Version));
 
-    private static readonly double[] SecondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
     private readonly Counter<long> _tokens;
     private readonly Counter<long> _steps;
