@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using EdgeTune.Federated.Aggregation;
+using EdgeTune.Federated.Diagnostics;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
 using EdgeTune.Federated.Storage;
@@ -29,7 +30,8 @@ public sealed partial class FlServer
                     throw new FlRejectedException(StatusCode.InvalidArgument, "upload id reused with a different payload (size or digest differ)");
                 return StateOf(existing);
             }
-            string? reason = HeaderProblem(clientId, header);
+            var problem = HeaderProblem(clientId, header);
+            string? reason = problem?.Reason;
             var metrics = header.Metrics.Count <= 64 && header.Metrics.All(kv => kv.Key.Length <= 64 && double.IsFinite(kv.Value))
                 ? JsonSerializer.Serialize(header.Metrics.ToDictionary(kv => kv.Key, kv => kv.Value)) : "{}";
             var upload = new StoredUpload(header.UploadId!, clientId, header.Round, header.GlobalVersion, header.TotalBytes, header.NumExamples,
@@ -38,6 +40,7 @@ public sealed partial class FlServer
             if (reason is not null)
             {
                 _store.Reject(upload.UploadId, clientId, header.Round, reason);
+                Telemetry.RecordRejected(problem!.Value.Code);
                 return new UploadReply { Status = UploadStatus.Rejected, Reason = reason };
             }
             File.WriteAllBytes(_store.PartPath(upload.UploadId), []);
@@ -45,23 +48,23 @@ public sealed partial class FlServer
         }
     }
 
-    /// <summary>Why a new upload's header is refused, or null.</summary>
-    private string? HeaderProblem(string clientId, UploadHeader h)
+    /// <summary>Why a new upload's header is refused (a code for metrics and a sentence), or null.</summary>
+    private (string Code, string Reason)? HeaderProblem(string clientId, UploadHeader h)
     {
-        if (h.TotalBytes <= 0 || h.TotalBytes > MaxUpdateBytes) return $"update of {h.TotalBytes} bytes is outside (0, {MaxUpdateBytes}] for this layout";
+        if (h.TotalBytes <= 0 || h.TotalBytes > MaxUpdateBytes) return (Validation.UpdateRejection.TooLarge, $"update of {h.TotalBytes} bytes is outside (0, {MaxUpdateBytes}] for this layout");
         if (Options.SecureAggregation)
         {
-            if (h.Encoding != MaskedEncoding) return $"this server runs secure aggregation: updates must be masked inputs (encoding '{MaskedEncoding}'), not '{h.Encoding}'";
+            if (h.Encoding != MaskedEncoding) return (FederatedTelemetry.RejectedEncoding, $"this server runs secure aggregation: updates must be masked inputs (encoding '{MaskedEncoding}'), not '{h.Encoding}'");
         }
-        else if (!UpdateCodec.Names.Contains(h.Encoding)) return $"encoding '{h.Encoding}' is not accepted (expected one of {string.Join(", ", UpdateCodec.Names)})";
-        if (h.Sha256.Length != 32) return "sha256 must be 32 bytes";
-        if (h.NumExamples < 0 || h.NumExamples > 1_000_000_000) return $"num_examples {h.NumExamples} is out of range";
+        else if (!UpdateCodec.Names.Contains(h.Encoding)) return (FederatedTelemetry.RejectedEncoding, $"encoding '{h.Encoding}' is not accepted (expected one of {string.Join(", ", UpdateCodec.Names)})");
+        if (h.Sha256.Length != 32) return (FederatedTelemetry.RejectedDigest, "sha256 must be 32 bytes");
+        if (h.NumExamples < 0 || h.NumExamples > 1_000_000_000) return (Validation.UpdateRejection.BadExampleCount, $"num_examples {h.NumExamples} is out of range");
         var round = _store.GetRound(h.Round);
-        if (round is null) return $"round {h.Round} does not exist";
-        if (!round.Open) return $"late: round {h.Round} already closed (global version {round.ResultVersion})";
-        if (h.GlobalVersion != round.GlobalVersion) return $"stale: trained from global version {h.GlobalVersion}, round {h.Round} uses {round.GlobalVersion}";
-        if (!_store.IsAssigned(h.Round, clientId)) return $"not selected for round {h.Round}";
-        if (_store.HasUpdate(h.Round, clientId)) return $"already contributed an update to round {h.Round}";
+        if (round is null) return (FederatedTelemetry.RejectedUnknownRound, $"round {h.Round} does not exist");
+        if (!round.Open) return (FederatedTelemetry.RejectedLate, $"late: round {h.Round} already closed (global version {round.ResultVersion})");
+        if (h.GlobalVersion != round.GlobalVersion) return (FederatedTelemetry.RejectedStale, $"stale: trained from global version {h.GlobalVersion}, round {h.Round} uses {round.GlobalVersion}");
+        if (!_store.IsAssigned(h.Round, clientId)) return (FederatedTelemetry.RejectedNotSelected, $"not selected for round {h.Round}");
+        if (_store.HasUpdate(h.Round, clientId)) return (FederatedTelemetry.RejectedDuplicate, $"already contributed an update to round {h.Round}");
         return null;
     }
 
@@ -99,6 +102,7 @@ public sealed partial class FlServer
                 {
                     string reason = $"update is larger than its declared {u.TotalBytes} bytes";
                     _store.Reject(uploadId, clientId, u.Round, reason);
+                    Telemetry.RecordRejected(Validation.UpdateRejection.TooLarge);
                     DeletePart(uploadId);
                     return new UploadReply { Status = UploadStatus.Rejected, Reason = reason };
                 }
@@ -133,12 +137,13 @@ public sealed partial class FlServer
     private UploadReply FinishLocked(StoredUpload u)
     {
         byte[] payload = File.ReadAllBytes(_store.PartPath(u.UploadId));
-        string? reason = null;
-        if (!SHA256.HashData(payload).AsSpan().SequenceEqual(u.Sha256)) reason = "sha256 of the received bytes does not match the header";
+        string? reason = null, code = null;
+        if (!SHA256.HashData(payload).AsSpan().SequenceEqual(u.Sha256)) (reason, code) = ("sha256 of the received bytes does not match the header", FederatedTelemetry.RejectedDigest);
         var round = _store.GetRound(u.Round);
-        if (reason is null && round is not { Open: true }) reason = $"late: round {u.Round} closed while the update was uploading";
+        if (reason is null && round is not { Open: true }) (reason, code) = ($"late: round {u.Round} closed while the update was uploading", FederatedTelemetry.RejectedLate);
         if (reason is null && Options.SecureAggregation)
-            reason = u.Encoding == MaskedEncoding ? ReceiveMaskedLocked(u, payload) : $"encoding '{u.Encoding}' is not a masked input";
+            (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload), FederatedTelemetry.RejectedSecureAggregation)
+                : ($"encoding '{u.Encoding}' is not a masked input", FederatedTelemetry.RejectedEncoding);
         else if (reason is null)
         {
             float[]? delta = null;
@@ -147,16 +152,19 @@ public sealed partial class FlServer
                 if (UpdateCodec.CodecOf(payload) != u.Encoding) throw new FormatException($"payload is encoded with '{UpdateCodec.CodecOf(payload)}', the header declares '{u.Encoding}'");
                 delta = UpdateCodec.Decode(payload, Layout.TotalLength);
             }
-            catch (FormatException e) { reason = e.Message; }
-            if (delta is not null) reason = _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples))?.ToString();
+            catch (FormatException e) { (reason, code) = (e.Message, FederatedTelemetry.RejectedFormat); }
+            if (delta is not null && _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples)) is { } rejection)
+                (reason, code) = (rejection.ToString(), rejection.Code);
         }
-        if (reason is null && !_store.Accept(u, payload)) reason = $"already contributed an update to round {u.Round}";
+        if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
         DeletePart(u.UploadId);
         if (reason is not null)
         {
             _store.Reject(u.UploadId, u.ClientId, u.Round, reason);
+            Telemetry.RecordRejected(code!);
             return new UploadReply { Status = UploadStatus.Rejected, Reason = reason, BytesReceived = payload.Length };
         }
+        Telemetry.RecordAccepted();
         return new UploadReply { Status = UploadStatus.Accepted, BytesReceived = payload.Length };
     }
 
@@ -174,9 +182,9 @@ public sealed partial class FlServer
     public void Tick()
     {
         if (Interlocked.Exchange(ref _ticking, 1) == 1) return;
+        FlRoundResult? result = null;
         try
         {
-            FlRoundResult? result;
             float[]? global = null;
             lock (_lock)
             {
@@ -186,12 +194,15 @@ public sealed partial class FlServer
                 else if (IsFinished()) _done.TrySetResult(); // completion is signalled after the last round's event
             }
             if (result is null) return;
+            _roundSpan ??= FederatedTelemetry.StartRound(result.Round, DateTimeOffset.UtcNow - result.Duration); // secure aggregation
             if (_evaluate is not null)
             {
                 lock (_evalLock)
                 {
                     if (_disposed) return;
+                    var evaluation = FederatedTelemetry.StartChild(FederatedTelemetry.EvaluateSpanName, _roundSpan);
                     result = result with { Evaluation = _evaluate(global!) };
+                    FederatedTelemetry.Stop(evaluation);
                 }
                 lock (_lock)
                 {
@@ -199,12 +210,20 @@ public sealed partial class FlServer
                     _store.SetRoundMetrics(result.Round, JsonSerializer.Serialize(result, Json));
                 }
             }
+            Telemetry.RecordRound(result);
+            FederatedTelemetry.EndRound(_roundSpan, result);
+            _roundSpan = null;
             RoundCompleted?.Invoke(result);
             lock (_lock) if (!_disposed && IsFinished()) _done.TrySetResult();
         }
         catch (ObjectDisposedException) { }
         finally
         {
+            if (_roundSpan is not null) // the round's version is stored, but the server stopped (or failed) before the end of Tick
+            {
+                FederatedTelemetry.EndRound(_roundSpan, null);
+                _roundSpan = null;
+            }
             Volatile.Write(ref _ticking, 0);
         }
     }
@@ -233,6 +252,7 @@ public sealed partial class FlServer
             }
         }
         if (closedBy is null) return null;
+        _roundSpan = FederatedTelemetry.StartRound(round.Round, DateTimeOffset.FromUnixTimeMilliseconds((long)(round.StartedAt * 1000)));
 
         // one stored payload in memory at a time: only the decoded vectors are held together
         var updates = new List<ClientUpdate>();
@@ -244,7 +264,9 @@ public sealed partial class FlServer
                 Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
             });
         }
+        var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
         var next = _strategy.Aggregate(round.Round, _global, updates);
+        FederatedTelemetry.Stop(aggregation);
         if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
             throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");
         double lossSum = 0, lossWeight = 0;

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using EdgeTune.Federated.Aggregation;
+using EdgeTune.Federated.Diagnostics;
 using EdgeTune.Federated.Privacy;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
@@ -44,14 +45,18 @@ public sealed partial class FlServer : IDisposable
     private long _version;
     private int _ticking;
     private bool _disposed;
+    private System.Diagnostics.Activity? _roundSpan; // the closing round's span, from aggregation to the end of Tick
 
     /// <param name="layout">The adapter's tensors, in the order of the flat vectors.</param>
     /// <param name="initialGlobal">Version 0 of the global adapter (ignored when the state folder already has versions).</param>
     /// <param name="evaluate">Evaluates a global vector on the server's validation data (e.g. "loss", "ppl"); optional.</param>
     /// <param name="strategy">The aggregation strategy; default: made from <see cref="FlServerOptions.Strategy"/>.</param>
+    /// <param name="telemetry">Where rounds, updates and enrolments are measured; default: <see cref="FederatedTelemetry.Shared"/>.</param>
     public FlServer(FlServerOptions options, UpdateLayout layout, ReadOnlySpan<float> initialGlobal,
-        Func<float[], IReadOnlyDictionary<string, double>>? evaluate = null, IAggregationStrategy? strategy = null)
+        Func<float[], IReadOnlyDictionary<string, double>>? evaluate = null, IAggregationStrategy? strategy = null,
+        FederatedTelemetry? telemetry = null)
     {
+        Telemetry = telemetry ?? FederatedTelemetry.Shared;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(layout);
         Options = options.Validate();
@@ -113,6 +118,9 @@ public sealed partial class FlServer : IDisposable
 
     public UpdateLayout Layout { get; }
 
+    /// <summary>The server's metrics (System.Diagnostics.Metrics).</summary>
+    public FederatedTelemetry Telemetry { get; }
+
     /// <summary>Raised after each round's new global version is stored (and evaluated, when the server evaluates).</summary>
     public event Action<FlRoundResult>? RoundCompleted;
 
@@ -171,6 +179,7 @@ public sealed partial class FlServer : IDisposable
             _store.AddClient(client);
             _clients[id] = client;
         }
+        Telemetry.RecordEnrolled();
         return new EnrolReply { ClientId = id, Credential = secret };
     }
 

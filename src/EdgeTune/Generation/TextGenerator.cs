@@ -26,6 +26,9 @@ public sealed class TextGenerator(ICausalLM model, ITokenizer tokenizer)
 {
     public StopReason LastStopReason { get; private set; }
 
+    /// <summary>Passed to the <see cref="TokenGenerator"/> of each call.</summary>
+    public Diagnostics.GenerationTelemetry Telemetry { get; init; } = Diagnostics.GenerationTelemetry.Shared;
+
     /// <summary>Streams the generated text piece by piece.</summary>
     public async IAsyncEnumerable<GeneratedPiece> StreamAsync(string prompt, GenerationOptions options,
         ITokenSampler? sampler = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -38,7 +41,7 @@ public sealed class TextGenerator(ICausalLM model, ITokenizer tokenizer)
         var stopIds = options.StopIds ?? (tokenizer.EosId is int e ? new HashSet<int> { e } : new HashSet<int>());
         var decoder = tokenizer.CreateStreamingDecoder(skipSpecial: true);
         var stops = new StopStringFilter(options.StopStrings ?? []);
-        var gen = new TokenGenerator(model);
+        var gen = new TokenGenerator(model) { Telemetry = Telemetry };
         LastStopReason = StopReason.MaxTokens;
         foreach (int id in gen.Generate(ids, options.MaxNewTokens, sampler, stopIds, cancellationToken: cancellationToken))
         {

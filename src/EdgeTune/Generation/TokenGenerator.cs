@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using EdgeTune.Diagnostics;
 using EdgeTune.Models;
 
 namespace EdgeTune.Generation;
@@ -14,6 +16,10 @@ public sealed class TokenGenerator
     private readonly ICausalLM _model;
 
     public TokenGenerator(ICausalLM model) => _model = model;
+
+    /// <summary>Where prompt and generated tokens, time to first token, duration and throughput are measured; the
+    /// library's shared meter unless one made from an <see cref="System.Diagnostics.Metrics.IMeterFactory"/> is given.</summary>
+    public GenerationTelemetry Telemetry { get; init; } = GenerationTelemetry.Shared;
 
     /// <summary>Why the last <see cref="Generate"/> ended.</summary>
     public StopReason LastStopReason { get; private set; }
@@ -36,18 +42,45 @@ public sealed class TokenGenerator
         var logits = new float[v];
         var history = new List<int>(prompt);
         using var cache = _model.CreateCache(capacity);
-        _model.Forward(prompt.ToArray(), cache, logits);
-        LastStopReason = StopReason.MaxTokens;
-        for (int n = 0; n < maxNewTokens; n++)
+        long started = Stopwatch.GetTimestamp();
+        var span = GenerationTelemetry.StartDetached(GenerationTelemetry.GenerateSpanName);
+        var phase = GenerationTelemetry.StartDetached(GenerationTelemetry.PrefillSpanName, span?.Context ?? default);
+        int produced = 0;
+        bool ended = false, suspended = false; // not ended in the finally block: the consumer stopped reading at a yield, or an error
+        try
         {
-            if (cancellationToken.IsCancellationRequested) { LastStopReason = StopReason.Cancelled; yield break; }
-            int next = sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));
-            history.Add(next);
-            yield return next;
-            if (stopIds is not null && stopIds.Contains(next)) { LastStopReason = StopReason.EndOfSequence; yield break; }
-            if (n == maxNewTokens - 1) break;
-            if (cache.Length >= cache.Capacity) { LastStopReason = StopReason.ContextFull; yield break; }
-            _model.Forward([next], cache, logits);
+            _model.Forward(prompt.ToArray(), cache, logits);
+            Telemetry.RecordPrompt(prompt.Count);
+            GenerationTelemetry.StopDetached(phase);
+            phase = GenerationTelemetry.StartDetached(GenerationTelemetry.DecodeSpanName, span?.Context ?? default);
+            LastStopReason = StopReason.MaxTokens;
+            for (int n = 0; n < maxNewTokens; n++)
+            {
+                if (cancellationToken.IsCancellationRequested) { LastStopReason = StopReason.Cancelled; ended = true; yield break; }
+                int next = sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));
+                history.Add(next);
+                if (++produced == 1) Telemetry.RecordFirstToken(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                bool stop = stopIds is not null && stopIds.Contains(next);
+                if (stop) { LastStopReason = StopReason.EndOfSequence; ended = true; } // set before the yield: callers often stop reading at EOS
+                suspended = true;
+                yield return next;
+                suspended = false;
+                if (stop) yield break;
+                if (n == maxNewTokens - 1) break;
+                if (cache.Length >= cache.Capacity) { LastStopReason = StopReason.ContextFull; ended = true; yield break; }
+                _model.Forward([next], cache, logits);
+            }
+            ended = true;
+        }
+        finally
+        {
+            GenerationTelemetry.StopDetached(phase);
+            string reason = ended ? LastStopReason.ToString() : suspended ? GenerationTelemetry.ConsumerStopped : GenerationTelemetry.Error;
+            if (reason == GenerationTelemetry.Error) span?.SetStatus(ActivityStatusCode.Error);
+            Telemetry.RecordEnd(produced, Stopwatch.GetElapsedTime(started).TotalSeconds, reason);
+            span?.SetTag(GenerationTelemetry.InputTokensTag, prompt.Count).SetTag(GenerationTelemetry.OutputTokensTag, produced)
+                .SetTag(GenerationTelemetry.StopReasonTag, reason);
+            GenerationTelemetry.StopDetached(span);
         }
     }
 }

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using EdgeTune.Autograd;
+using EdgeTune.Diagnostics;
 using EdgeTune.Energy;
 using EdgeTune.Tensors;
 using EdgeTune.Training.Internal;
@@ -95,6 +97,10 @@ public sealed class Trainer : IDisposable
     /// in <see cref="TrainingResult.Energy"/>. Null: no energy accounting.</summary>
     public EnergyAccountant? Energy { get; init; }
 
+    /// <summary>Where steps, losses, energy and memory peaks are measured (System.Diagnostics.Metrics); the library's
+    /// shared meter unless one made from an <see cref="System.Diagnostics.Metrics.IMeterFactory"/> is given.</summary>
+    public TrainingTelemetry Telemetry { get; init; } = TrainingTelemetry.Shared;
+
     /// <summary>How the power policies wait (pause polls, duty-cycle sleeps); <see cref="Task.Delay(TimeSpan, CancellationToken)"/>
     /// when null. Tests pass <see cref="ManualClock.AsDelay"/> so that nothing really sleeps.</summary>
     public Func<TimeSpan, CancellationToken, Task>? PolicyDelay { get; init; }
@@ -144,6 +150,7 @@ public sealed class Trainer : IDisposable
             DataPosition = _train.SavePosition(),
             Rngs = _rngs.ToDictionary(kv => kv.Key, kv => kv.Value.State, StringComparer.Ordinal),
         };
+        using var span = TrainingTelemetry.Source.StartActivity(TrainingTelemetry.CheckpointSpanName);
         string folder = TrainingCheckpoint.Write(CheckpointDirectory, state, Trainable, Optimizer, Options, Options.KeepCheckpoints);
         _lastCheckpointStep = state.Step;
         LastCheckpoint = folder;
@@ -159,6 +166,7 @@ public sealed class Trainer : IDisposable
     public (double Loss, double Perplexity) Evaluate(IBatchSource? source = null)
     {
         var src = source ?? _validation ?? throw new InvalidOperationException("Trainer.Evaluate: no validation source");
+        using var span = TrainingTelemetry.Source.StartActivity(TrainingTelemetry.EvalSpanName);
         src.Reset();
         double sum = 0;
         for (int i = 0; i < Options.EvalBatches; i++)
@@ -168,6 +176,8 @@ public sealed class Trainer : IDisposable
             sum += _model.Loss(tape, b.Tokens, b.Targets, b.Batch, b.Time).Item();
         }
         double loss = sum / Options.EvalBatches;
+        span?.SetTag(TrainingTelemetry.LossTag, loss);
+        Telemetry.RecordEvaluation(loss);
         return (loss, Math.Exp(loss));
     }
 
@@ -175,6 +185,7 @@ public sealed class Trainer : IDisposable
     /// (after writing a checkpoint when an output folder is set), early stopping or repeated non-finite steps.</summary>
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
+        using var runSpan = TrainingTelemetry.Source.StartActivity(TrainingTelemetry.RunSpanName);
         long firstStep = State.Step;
         var losses = new List<double>();
         _evals.Clear();
@@ -201,11 +212,14 @@ public sealed class Trainer : IDisposable
             BeforeStep?.Invoke(step);
             double lr = Schedule.At(step - 1);
             Optimizer.LearningRate = lr;
+            long stepStart = Stopwatch.GetTimestamp();
             var (loss, norm, skip) = TrainStep();
+            double stepSeconds = Stopwatch.GetElapsedTime(stepStart).TotalSeconds;
             gate?.AfterStep(step == TotalSteps, cancellationToken);
             var energy = Energy?.RecordStep(step, Options.TokensPerStep);
             runTokens += Options.TokensPerStep;
             State = State with { Step = step, Tokens = State.Tokens + Options.TokensPerStep };
+            Telemetry.RecordStep(Options.TokensPerStep, loss, skip is not null, lr, stepSeconds, energy);
             var elapsed = Clock.Elapsed - start;
             double tps = elapsed.TotalSeconds > 0 ? runTokens / elapsed.TotalSeconds : 0;
             TimeSpan? eta = step > firstStep ? elapsed / (step - firstStep) * (TotalSteps - step) : null;
@@ -250,6 +264,8 @@ public sealed class Trainer : IDisposable
         message += $"; peak RSS {MemoryPlanner.Format(rss)}" + (PredictedMemory is { } p ? $" (predicted {MemoryPlanner.Format(p.Total)})" : "")
             + $", peak tensor memory {MemoryPlanner.Format(tensors)}" + (PredictedMemory is { } q ? $" (predicted {MemoryPlanner.Format(q.TensorBytes)})" : "");
         Report(TrainingEvent.Stopped, null, null, message);
+        Telemetry.RecordMemory(rss, tensors);
+        runSpan?.SetTag(TrainingTelemetry.StopReasonTag, reason.ToString()).SetTag(TrainingTelemetry.StepTag, State.Step);
         return new TrainingResult(reason, firstStep, State.Step, TotalSteps, losses, _evals.ToList(), State.BestEvalLoss, LastCheckpoint,
             tensors, rss, message, PredictedMemory?.Total, PredictedMemory?.TensorBytes, energyReport,
             gate?.Pauses ?? 0, gate?.PausedTime ?? TimeSpan.Zero);
@@ -266,6 +282,7 @@ public sealed class Trainer : IDisposable
     {
         int accum = Options.GradAccumulation;
         double sum = 0;
+        using var span = TrainingTelemetry.StartStep(State.Step + 1);
         try
         {
             for (int a = 0; a < accum; a++)
@@ -281,10 +298,12 @@ public sealed class Trainer : IDisposable
             if (!double.IsFinite(norm)) throw new NonFiniteException("Trainer", "global gradient norm", norm);
             Optimizer.Step();
             AfterStep?.Invoke(Trainable);
+            span?.SetTag(TrainingTelemetry.LossTag, sum / accum);
             return (sum / accum, norm, null);
         }
         catch (NonFiniteException e)
         {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
             return (double.IsFinite(sum) ? null : sum, null, e.Message);
         }
         finally
