@@ -12,7 +12,16 @@ internal static class ChatTestKit
 {
     public const ulong ModelSeed = 17;
 
-    public static DecoderModel Model() => DecoderModel.CreateRandom(DemoModel.Config, ModelSeed, RopeStyle.HalfSplit, std: 0.08f);
+    /// <summary>Hidden 128, 4 layers, 4 query heads of 32 over 2 key/value heads, FFN 344, tied, over the byte tokenizer's
+    /// 259 ids (256 bytes, BOS 256, EOS 257, PAD 258).</summary>
+    public static readonly EdgeTune.Formats.HfConfig Config = new()
+    {
+        ModelType = "llama", Architectures = ["LlamaForCausalLM"], HiddenSize = 128, IntermediateSize = 344, NumHiddenLayers = 4,
+        NumAttentionHeads = 4, NumKeyValueHeads = 2, HeadDim = 32, VocabSize = 259, RmsNormEps = 1e-5, RopeTheta = 10000.0,
+        MaxPositionEmbeddings = 256, TieWordEmbeddings = true, BosTokenId = 256, EosTokenIds = [257], PadTokenId = 258, TorchDtype = "float32",
+    };
+
+    public static DecoderModel Model() => DecoderModel.CreateRandom(Config, ModelSeed, RopeStyle.HalfSplit, std: 0.08f);
 
     public static ByteTokenizer Tokenizer() => new();
 
