@@ -1,6 +1,6 @@
-using EdgeTune.Federated.Privacy;
+using EdgeTune.Privacy;
 
-namespace EdgeTune.Tests.Federated.Privacy;
+namespace EdgeTune.Tests.Privacy;
 
 public class RdpAccountantTests
 {
