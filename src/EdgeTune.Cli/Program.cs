@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(DistillCommand.Create());
         root.Subcommands.Add(QuantizeCommand.Create());
         root.Subcommands.Add(FlCommand.Create());
+        root.Subcommands.Add(AuditCommand.Create());
         // Ctrl+C cancels the running command's token; give it time to finish a step and write a checkpoint.
         return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) });
     }

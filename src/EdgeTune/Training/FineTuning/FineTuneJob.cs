@@ -6,6 +6,7 @@ using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Generation;
 using EdgeTune.Models;
+using EdgeTune.Privacy;
 using EdgeTune.Text;
 using EdgeTune.Text.Datasets;
 using EdgeTune.Tensors;
@@ -35,6 +36,11 @@ public static class FineTuneJob
         if (!Formats.Hub.HubDatasetReference.IsHubReference(options.Data) && !File.Exists(options.Data))
             throw new FileNotFoundException($"training data '{options.Data}' does not exist", options.Data);
 
+        if (options.DifferentialPrivacy is not null && method != FineTuneMethod.Lora)
+            throw new ArgumentException("differential privacy (DP-SGD) is implemented for LoRA fine-tuning only: use --method lora with a pre-trained model");
+        options.DifferentialPrivacy?.Validate();
+        if (options.Canaries < 0 || options.CanaryRepeats <= 0)
+            throw new ArgumentException($"canaries: count {options.Canaries} must be ≥ 0 and repeats {options.CanaryRepeats} > 0");
         if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
             throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
         LoadedModel? loaded = null;
@@ -79,6 +85,17 @@ public static class FineTuneJob
             log?.Report(new(dataset.Report.Describe()));
             if (dataset.Train.Count == 0)
                 throw new InvalidDataException($"'{options.Data}': no training sequence left after validation split and rejections (see the data report)");
+            IReadOnlyList<TrainingSequence> trainSequences = dataset.Train;
+            string? canariesPath = null;
+            if (options.Canaries > 0)
+            {
+                var canaries = CanarySet.Generate(options.Canaries, options.Training.Seed, options.CanaryRepeats);
+                trainSequences = [.. dataset.Train, .. canaries.ToSequences(tokenizer, options.Training.SeqLen, dataset.PadId)];
+                Directory.CreateDirectory(options.OutputDir);
+                canariesPath = Path.Combine(options.OutputDir, CanarySet.FileName);
+                canaries.Save(canariesPath);
+                log?.Report(new($"canaries: {canaries.Secrets.Count} secrets of {canaries.Digits} digits, each inserted {canaries.Repeats} times ({canaries.Secrets.Count * canaries.Repeats} of {trainSequences.Count} training sequences), written to {canariesPath}"));
+            }
 
             var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules,
                 model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Projections().First().Layer is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
@@ -101,11 +118,20 @@ public static class FineTuneJob
             model.ActivationCheckpointing = training.ActivationCheckpointing;
             var trainable = adapter?.Parameters ?? model.Parameters;
             var trainableModel = new DelegateTrainableModel(trainable, (tape, tok, tgt, b, t) => model.Loss(tape, tok, tgt, b, t, training.VocabChunk));
-            var trainSource = new SequenceBatcherSource(new SequenceBatcher(dataset.Train, training.MicroBatch, training.Seed, shuffle: true, padId: dataset.PadId));
+            var trainSource = new SequenceBatcherSource(new SequenceBatcher(trainSequences, training.MicroBatch, training.Seed, shuffle: true, padId: dataset.PadId));
             var validation = dataset.Validation.Count > 0
                 ? new SequenceBatcherSource(new SequenceBatcher(dataset.Validation, training.MicroBatch, training.Seed, shuffle: false, padId: dataset.PadId))
                 : null;
 
+            DpSgd? dp = null;
+            if (options.DifferentialPrivacy is { } dpOptions)
+            {
+                int lot = training.MicroBatch * training.GradAccumulation, steps = Trainer.PlanSteps(training, trainSource);
+                dp = DpSgd.Create(dpOptions, lot, trainSequences.Count, steps);
+                double planned = NoiseCalibration.EpsilonFor(dp.SamplingRate, dp.NoiseMultiplier, steps, dp.Delta);
+                log?.Report(new(FormattableString.Invariant(
+                    $"differential privacy: DP-SGD, clip C={dp.ClipNorm:G4}, noise multiplier sigma={dp.NoiseMultiplier:G4}{(dpOptions.TargetEpsilon is null ? "" : " (calibrated)")}, lot {lot} of {trainSequences.Count} sequences (q={dp.SamplingRate:G4}), {steps} steps: epsilon={planned:G4} at delta={dp.Delta:G3} planned (RDP accountant, Poisson-sampling assumption; batches are shuffled)")));
+            }
             Directory.CreateDirectory(options.OutputDir);
             File.WriteAllText(Path.Combine(options.OutputDir, "data_report.json"), dataset.Report.ToJson());
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
@@ -129,6 +155,7 @@ public static class FineTuneJob
                 PowerPolicies = engine,
                 AfterBackward = options.AfterBackward,
                 AfterStep = options.AfterStep,
+                Privacy = dp,
             };
             if (options.Resume)
                 log?.Report(new(trainer.Resume() is { } from ? $"resumed from {from}" : "no valid checkpoint to resume from; starting fresh"));
@@ -172,7 +199,9 @@ public static class FineTuneJob
 
             return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, totalParameters,
                 before, after, result, options.OutputDir, savedTo, metricsPath, plotPath, samplePrompt, sample,
-                result.Energy, energyPlot, meters.TotalExplanation);
+                result.Energy, energyPlot, meters.TotalExplanation,
+                dp is null ? null : new DpSummary(dp.Epsilon, dp.Delta, dp.NoiseMultiplier, dp.ClipNorm, dp.SamplingRate, dp.Accountant.Rounds, dp.LotSize, dp.DatasetSize),
+                canariesPath);
         }
         finally
         {
