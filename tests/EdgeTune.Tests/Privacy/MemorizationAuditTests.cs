@@ -95,7 +95,7 @@ public class MemorizationAuditTests
         double before = MemorizationAudit.Run(lm, tok, null, null, null, set, audit).MeanExposure!.Value;
 
         var seqs = set.ToSequences(tok, 24, tok.EosId ?? 0);
-        var source = new SequenceBatcherSource(new Text.Datasets.SequenceBatcher(seqs, 4, 1));
+        var source = new SequenceBatcherSource(new EdgeTune.Text.Datasets.SequenceBatcher(seqs, 4, 1));
         var options = new TrainingOptions { Steps = 80, MicroBatch = 4, SeqLen = 24, LearningRate = 1e-2, WarmupSteps = 5, EvalEvery = 0, CheckpointEvery = 0 };
         using (var trainer = new Trainer(lm, source, options)) Assert.Equal(TrainingStopReason.Completed, trainer.Run().Reason);
         var after = MemorizationAudit.Run(lm, tok, null, null, null, set, audit);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Privacy;
+using EdgeTune.Training;
 using EdgeTune.Training.FineTuning;
 
 namespace EdgeTune.Tests.Privacy;
@@ -31,7 +32,7 @@ public sealed class PrivateFineTuneTests : IDisposable
             Tokenizer = TestAssets.Require("stories260K/tok512.bin"),
             Data = train,
             OutputDir = outDir,
-            Lora = new Adapters.LoraConfig { Rank = 4, Alpha = 8, TargetModules = Adapters.LoraConfig.AllProjections },
+            Lora = new EdgeTune.Adapters.LoraConfig { Rank = 4, Alpha = 8, TargetModules = EdgeTune.Adapters.LoraConfig.AllProjections },
             Training = new() { Steps = 8, SeqLen = 32, MicroBatch = 2, GradAccumulation = 2, EvalEvery = 0, CheckpointEvery = 0, WarmupSteps = 1 },
             DifferentialPrivacy = new DpSgdOptions { TargetEpsilon = 4, Delta = 1e-4, ClipNorm = 0.5, NoiseSeed = 3 },
             Canaries = 2,
