@@ -42,7 +42,7 @@ public sealed class PrivateFineTuneTests : IDisposable
         Assert.NotNull(r.Privacy);
         var dp = r.Privacy!;
         Assert.Equal(8, dp.Steps);
-        Assert.Equal(60 + 2 * 5, dp.DatasetSize); // the canary copies are training sequences too
+        Assert.Equal(r.Data.TrainSequences + 2 * 5, dp.DatasetSize); // the canary copies are training sequences too
         Assert.Equal(4, dp.LotSize);
         Assert.InRange(dp.Epsilon, 3.9, 4.0);
         Assert.Equal(NoiseCalibration.EpsilonFor(dp.SamplingRate, dp.NoiseMultiplier, 8, 1e-4), dp.Epsilon, 12);

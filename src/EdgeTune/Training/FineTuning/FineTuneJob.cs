@@ -20,6 +20,10 @@ namespace EdgeTune.Training.FineTuning;
 /// Energy: the meters found on the machine (<see cref="EnergyMeterDiscovery"/>, honouring <c>EDGETUNE_SYSFS_ROOT</c>)
 /// account every step into metrics.jsonl and the result, the power policies of <see cref="FineTuneOptions.Power"/>
 /// run between steps, and energy.png shows power and cumulative energy next to loss.png.
+/// Privacy: <see cref="FineTuneOptions.Canaries"/> inserts random canaries into the training sequences (canaries.json,
+/// for <see cref="Privacy.MemorizationAudit"/>), and <see cref="FineTuneOptions.DifferentialPrivacy"/> trains the LoRA
+/// adapter with DP-SGD (<see cref="Privacy.DpSgd"/>; q = lot / training sequences, the canary copies included), reporting
+/// ε in the log, metrics.jsonl and <see cref="FineTuneResult.Privacy"/>.
 /// </summary>
 public static class FineTuneJob
 {
