@@ -58,7 +58,7 @@ public class RdpAccountantTests
     /// ε = 1.19; σ = 1.1, 60 epochs: ε = 3.01; σ = 0.7, 45 epochs: ε = 7.10. Those come from TF Privacy's RDP accountant
     /// (the same sampled-Gaussian RDP and the same ε = RDP + log(1/δ)/(α−1) conversion) over orders 1.1, 1.2, …, 10.9
     /// and 12..63, which include fractional ones; this accountant uses integer orders only, so its ε can be a little
-    /// larger near a fractional optimum. Tolerance: 2% relative. (Abadi et al.'s moments accountant, with its own
+    /// larger near a fractional optimum (here: 1.192, 3.009, 7.123). Tolerance: 1% relative. (Abadi et al.'s moments accountant, with its own
     /// bounds, gives somewhat different figures for the same settings; these are the RDP ones.)</summary>
     [Theory]
     [InlineData(1.3, 15, 1.19)]
@@ -69,7 +69,7 @@ public class RdpAccountantTests
         var acc = new RdpAccountant(256.0 / 60000, sigma);
         acc.Step(epochs * 60000L / 256);
         var (eps, _) = acc.GetEpsilon(1e-5);
-        Assert.InRange(eps, published * 0.98, published * 1.02);
+        Assert.InRange(eps, published * 0.99, published * 1.01);
     }
 
     [Theory]
