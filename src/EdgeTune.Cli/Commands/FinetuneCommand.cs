@@ -31,9 +31,14 @@ public static class FinetuneCommand
         qat.AcceptOnlyFromAmong("nf4", "q4_0", "q8_0", "int8");
         var qatActivations = new Option<bool>("--qat-activations") { Description = "With --qat: also fake-quantize projection inputs per token to int8" };
         var baseDtype = new Option<string?>("--base-dtype") { Description = "QLoRA: quantize the frozen base's projections to nf4, q4_0, q8_0 or int8 before LoRA (releases the float weights)" };
+        var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Differentially private LoRA fine-tuning (DP-SGD): the ε to reach at --dp-delta over the planned steps; the noise multiplier is calibrated to it (RDP accountant, Poisson-sampling assumption)" };
+        var dpNoise = new Option<double?>("--dp-noise") { Description = "DP-SGD with this noise multiplier σ instead of a target ε (ε spent is reported)" };
+        var dpDelta = new Option<double>("--dp-delta") { Description = "δ of the DP guarantee (keep it below 1 / training sequences)", DefaultValueFactory = _ => 1e-5 };
+        var dpClip = new Option<double>("--dp-clip") { Description = "DP-SGD per-example gradient clipping norm C", DefaultValueFactory = _ => 1.0 };
+        var canaries = new Option<int>("--canaries") { Description = "Insert this many random canaries (\"my code is d d d d d d\") into the training data, 5 copies each, and write them to canaries.json for `edgetune audit`", DefaultValueFactory = _ => 0 };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpDelta, dpClip, canaries })
             command.Options.Add(o);
         training.AddTo(command);
         var power = new PowerPolicyCliOptions();
@@ -65,6 +70,28 @@ public static class FinetuneCommand
                     throw new CliException(CliErrors.Usage, "--base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)");
                 }
             }
+            EdgeTune.Privacy.DpSgdOptions? dpOptions = null;
+            if (parse.GetValue(dpEpsilon) is not null || parse.GetValue(dpNoise) is not null)
+            {
+                if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
+                    throw new CliException(CliErrors.Usage, "--dp-epsilon/--dp-noise (DP-SGD) are implemented for LoRA fine-tuning only; full fine-tuning is refused (pass --method lora)");
+                dpOptions = new EdgeTune.Privacy.DpSgdOptions
+                {
+                    TargetEpsilon = parse.GetValue(dpEpsilon), NoiseMultiplier = parse.GetValue(dpNoise),
+                    Delta = parse.GetValue(dpDelta), ClipNorm = parse.GetValue(dpClip),
+                };
+                try { dpOptions.Validate(); }
+                catch (ArgumentException e)
+                {
+                    await err.WriteLineAsync($"finetune: {e.Message}").ConfigureAwait(false);
+                    return 2;
+                }
+            }
+            if (parse.GetValue(canaries) < 0)
+            {
+                await err.WriteLineAsync("finetune: --canaries must be ≥ 0").ConfigureAwait(false);
+                return 2;
+            }
             var (policies, accounting, profile) = power.Bind(parse);
             var options = new FineTuneOptions
             {
@@ -84,6 +111,8 @@ public static class FinetuneCommand
                 EnergyAccounting = accounting,
                 DeviceProfile = profile,
                 BaseQuantization = baseFormat,
+                DifferentialPrivacy = dpOptions,
+                Canaries = parse.GetValue(canaries),
             };
             var bar = new ProgressLine(err);
             var log = new Progress<FineTuneMessage>(msg => { bar.Clear(); err.WriteLine(msg.Text); });
@@ -99,6 +128,9 @@ public static class FinetuneCommand
             if (result.MergedModelPath is not null) await outp.WriteLineAsync($"merged model: {result.MergedModelPath}").ConfigureAwait(false);
             if (result.EnergyPlotPath is not null) await outp.WriteLineAsync($"energy curves: {result.EnergyPlotPath}").ConfigureAwait(false);
             if (result.Energy is { } en) await outp.WriteLineAsync(EnergySummary(en)).ConfigureAwait(false);
+            if (result.Privacy is { } dp)
+                await outp.WriteLineAsync(string.Create(c, $"differential privacy: epsilon {dp.Epsilon:F3} at delta {dp.Delta:G3} spent over {dp.Steps} steps (DP-SGD, sigma {dp.NoiseMultiplier:G4}, clip {dp.ClipNorm:G4}, q {dp.SamplingRate:G4}; RDP accountant assuming Poisson sampling, batches were shuffled)")).ConfigureAwait(false);
+            if (result.CanariesPath is not null) await outp.WriteLineAsync($"canaries: {result.CanariesPath}").ConfigureAwait(false);
             foreach (var sample in result.Samples)
                 await outp.WriteLineAsync($"sample — {sample.Prompt}\n  before: {OneLine(sample.Before)}\n  after:  {OneLine(sample.After)}").ConfigureAwait(false);
             if (demo && result.SamplePrompt is not null && tr.Reason != TrainingStopReason.Cancelled)

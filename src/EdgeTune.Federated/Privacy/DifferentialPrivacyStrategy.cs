@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using EdgeTune.Federated.Aggregation;
+using EdgeTune.Privacy;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Federated.Privacy;

@@ -14,7 +14,8 @@ public interface IMetricsSink
 /// "grad_norm":..,"tokens_per_s":..,"elapsed_s":..,"rss_bytes":..,"tensor_bytes":..}</c>, with
 /// <c>eval_loss</c>/<c>perplexity</c> for evaluations, <c>message</c> where present, and the step's energy where
 /// the trainer accounts it: <c>joules</c>, <c>wh</c>, <c>avg_w</c>, <c>j_per_token</c>, <c>cum_joules</c>,
-/// <c>co2e_g</c>, <c>estimated</c> (true when the figures are modelled, not measured), <c>meter</c>. Each line is
+/// <c>co2e_g</c>, <c>estimated</c> (true when the figures are modelled, not measured), <c>meter</c>; and
+/// <c>dp_epsilon</c> (ε spent so far) in differentially private runs. Each line is
 /// flushed as written, so a killed run keeps its metrics.
 /// </summary>
 public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
@@ -129,6 +130,7 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
             Number(w, "eval_loss", s.EvalLoss);
             Number(w, "perplexity", s.EvalPerplexity);
             if (s.Message is not null) w.WriteString("message", s.Message);
+            Number(w, "dp_epsilon", s.DpEpsilon);
             if (s.Energy is { } e)
             {
                 Number(w, "joules", e.Joules);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using EdgeTune.Autograd;
 using EdgeTune.Diagnostics;
 using EdgeTune.Energy;
+using EdgeTune.Privacy;
 using EdgeTune.Tensors;
 using EdgeTune.Training.Internal;
 
@@ -19,7 +20,9 @@ namespace EdgeTune.Training;
 /// cancellation, and resumes exactly (<see cref="Resume"/>): same losses, bit for bit. Optionally evaluates
 /// power policies between steps (<see cref="PowerPolicies"/>: pause with a checkpoint and resume by itself,
 /// throttle, or stop cleanly) and accounts each step's energy (<see cref="Energy"/>) into its metrics line and
-/// the result; neither changes the work done, so the final weights equal an unpaused run's.
+/// the result; neither changes the work done, so the final weights equal an unpaused run's. With
+/// <see cref="Privacy"/> set, each step's gradient is DP-SGD's (per-example clipping and Gaussian noise, see
+/// <see cref="DpSgd"/>) instead, global-norm clipping is not applied, and ε spent is reported with every step.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -47,12 +50,21 @@ public sealed class Trainer : IDisposable
         if (Trainable.Count == 0) throw new ArgumentException("Trainer: the model has no trainable parameter", nameof(model));
         _ownsOptimizer = optimizer is null;
         Optimizer = optimizer ?? new AdamW(Trainable, new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = options.WeightDecay });
-        long? perEpoch = options.Epochs is double e ? train.BatchesPerEpoch(options.MicroBatch, options.SeqLen) : null;
-        TotalSteps = perEpoch is long n ? (int)Math.Max(1, Math.Ceiling(options.Epochs!.Value * n / options.GradAccumulation)) : options.Steps;
+        TotalSteps = PlanSteps(options, train);
         Schedule = LrSchedule.From(options, TotalSteps);
         Rng = new Rng(options.Seed);
         _rngs[TrainerRngName] = Rng;
         State = new TrainingState { TotalSteps = TotalSteps };
+    }
+
+    /// <summary>The optimizer steps a run of <paramref name="options"/> over <paramref name="train"/> takes:
+    /// ⌈epochs × batches per epoch / accumulation⌉ when epochs are set and the source knows its size, else Steps.</summary>
+    public static int PlanSteps(TrainingOptions options, IBatchSource train)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(train);
+        long? perEpoch = options.Epochs is double ? train.BatchesPerEpoch(options.MicroBatch, options.SeqLen) : null;
+        return perEpoch is long n ? (int)Math.Max(1, Math.Ceiling(options.Epochs!.Value * n / options.GradAccumulation)) : options.Steps;
     }
 
     public TrainingOptions Options { get; }
@@ -108,6 +120,22 @@ public sealed class Trainer : IDisposable
     /// <summary>Sets the worker threads when a policy throttles (and restores them after);
     /// <see cref="WorkerPool.Configure"/> when null.</summary>
     public Action<int>? SetThreads { get; init; }
+
+    /// <summary>Differentially private training (DP-SGD): each step's gradient is computed per example, clipped,
+    /// summed and noised by this object, whose lot size must equal micro-batch × accumulation; its noise generator is
+    /// checkpointed (<see cref="DpSgd.NoiseRngName"/>) and its accountant follows the step count (resume included).
+    /// <see cref="TrainingOptions.MaxGradNorm"/> is not applied (the noisy gradient is not clipped again). Null: plain training.</summary>
+    public DpSgd? Privacy
+    {
+        get => _privacy;
+        init
+        {
+            _privacy = value;
+            if (value is not null) _rngs[DpSgd.NoiseRngName] = value.NoiseRng;
+        }
+    }
+
+    private readonly DpSgd? _privacy;
 
     /// <summary>Where checkpoints go: OutputDir/checkpoints (null without an output folder).</summary>
     public string? CheckpointDirectory => Options.OutputDir is null ? null : Path.Combine(Options.OutputDir, "checkpoints");
@@ -193,6 +221,12 @@ public sealed class Trainer : IDisposable
         long runTokens = 0;
         var reason = TrainingStopReason.Completed;
         string? message = null;
+        if (Privacy is { } dp)
+        {
+            if (dp.LotSize != Options.MicroBatch * Options.GradAccumulation)
+                throw new InvalidOperationException($"Trainer: DP-SGD was set up for lots of {dp.LotSize} examples, but a step takes micro-batch {Options.MicroBatch} × accumulation {Options.GradAccumulation} = {Options.MicroBatch * Options.GradAccumulation}");
+            dp.Accountant.SetRounds(State.Step);
+        }
         Optimizer.ZeroGrad();
         var gate = PowerPolicies is { IsEmpty: false } engine
             ? new PowerGate(engine, Clock, PolicyDelay, SetThreads, WorkerPool.Shared.Threads, Energy)
@@ -220,6 +254,7 @@ public sealed class Trainer : IDisposable
             runTokens += Options.TokensPerStep;
             State = State with { Step = step, Tokens = State.Tokens + Options.TokensPerStep };
             Telemetry.RecordStep(Options.TokensPerStep, loss, skip is not null, lr, stepSeconds, energy);
+            Privacy?.Accountant.SetRounds(step); // a skipped step counts too: its gradients were computed from the data
             var elapsed = Clock.Elapsed - start;
             double tps = elapsed.TotalSeconds > 0 ? runTokens / elapsed.TotalSeconds : 0;
             TimeSpan? eta = step > firstStep ? elapsed / (step - firstStep) * (TotalSteps - step) : null;
@@ -260,6 +295,7 @@ public sealed class Trainer : IDisposable
         message ??= $"completed {State.Step} of {TotalSteps} steps";
         var energyReport = Energy?.Report();
         if (energyReport is not null) message += "; " + energyReport.Describe();
+        if (Privacy is not null) message += "; " + Privacy.Describe();
         long rss = ProcessMemory.PeakRssBytes(), tensors = TensorMemory.PeakBytes;
         message += $"; peak RSS {MemoryPlanner.Format(rss)}" + (PredictedMemory is { } p ? $" (predicted {MemoryPlanner.Format(p.Total)})" : "")
             + $", peak tensor memory {MemoryPlanner.Format(tensors)}" + (PredictedMemory is { } q ? $" (predicted {MemoryPlanner.Format(q.TensorBytes)})" : "");
@@ -268,7 +304,7 @@ public sealed class Trainer : IDisposable
         runSpan?.SetTag(TrainingTelemetry.StopReasonTag, reason.ToString()).SetTag(TrainingTelemetry.StepTag, State.Step);
         return new TrainingResult(reason, firstStep, State.Step, TotalSteps, losses, _evals.ToList(), State.BestEvalLoss, LastCheckpoint,
             tensors, rss, message, PredictedMemory?.Total, PredictedMemory?.TensorBytes, energyReport,
-            gate?.Pauses ?? 0, gate?.PausedTime ?? TimeSpan.Zero);
+            gate?.Pauses ?? 0, gate?.PausedTime ?? TimeSpan.Zero, Privacy?.Epsilon);
     }
 
     /// <summary>Writes a checkpoint unless there is no output folder or the current step already has one.</summary>
@@ -285,6 +321,19 @@ public sealed class Trainer : IDisposable
         using var span = TrainingTelemetry.StartStep(State.Step + 1);
         try
         {
+            if (Privacy is { } dp)
+            {
+                var lot = new TrainingBatch[accum];
+                for (int a = 0; a < accum; a++) lot[a] = _train.Next(Options.MicroBatch, Options.SeqLen).Validate("training source");
+                double meanLoss = dp.ComputeGradient(_model, Trainable, lot);
+                sum = meanLoss * accum;
+                AfterBackward?.Invoke(Trainable);
+                double noisyNorm = GradClip.GlobalNorm(Trainable);
+                if (!double.IsFinite(noisyNorm)) throw new NonFiniteException("Trainer", "private gradient norm", noisyNorm);
+                Optimizer.Step();
+                AfterStep?.Invoke(Trainable);
+                return (meanLoss, noisyNorm, null);
+            }
             for (int a = 0; a < accum; a++)
             {
                 var b = _train.Next(Options.MicroBatch, Options.SeqLen).Validate("training source");
@@ -331,7 +380,7 @@ public sealed class Trainer : IDisposable
 
     private TrainingStatus Status(TrainingEvent e, double? loss, double? norm, string? message, double lr, double tps, TimeSpan elapsed, TimeSpan? eta) =>
         new(e, State.Step, TotalSteps, loss, lr, norm, tps, elapsed, eta, GC.GetTotalMemory(false), Environment.WorkingSet, TensorMemory.LiveBytes,
-            Message: message);
+            Message: message, DpEpsilon: Privacy?.Epsilon);
 
     private void Publish(TrainingStatus status)
     {

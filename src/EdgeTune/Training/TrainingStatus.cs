@@ -42,7 +42,8 @@ public sealed record TrainingStatus(
     double? EvalLoss = null,
     double? EvalPerplexity = null,
     string? Message = null,
-    EdgeTune.Energy.EnergyStepRecord? Energy = null);
+    EdgeTune.Energy.EnergyStepRecord? Energy = null,
+    double? DpEpsilon = null);
 
 /// <summary>Why <see cref="Trainer.Run"/> returned.</summary>
 public enum TrainingStopReason
@@ -78,4 +79,5 @@ public sealed record TrainingResult(
     long? PredictedTensorBytes = null,
     EdgeTune.Energy.EnergyReport? Energy = null,
     int Pauses = 0,
-    TimeSpan PausedTime = default);
+    TimeSpan PausedTime = default,
+    double? DpEpsilon = null);

@@ -6,6 +6,7 @@ using EdgeTune.Energy;
 using EdgeTune.Formats.Export;
 using EdgeTune.Generation;
 using EdgeTune.Models;
+using EdgeTune.Privacy;
 using EdgeTune.Text;
 using EdgeTune.Text.Datasets;
 using EdgeTune.Tensors;
@@ -21,6 +22,10 @@ namespace EdgeTune.Training.FineTuning;
 /// Energy: the meters found on the machine (<see cref="EnergyMeterDiscovery"/>, honouring <c>EDGETUNE_SYSFS_ROOT</c>)
 /// account every step into metrics.jsonl and the result, the power policies of <see cref="FineTuneOptions.Power"/>
 /// run between steps, and energy.png shows power and cumulative energy next to loss.png.
+/// Privacy: <see cref="FineTuneOptions.Canaries"/> inserts random canaries into the training sequences (canaries.json,
+/// for <see cref="Privacy.MemorizationAudit"/>), and <see cref="FineTuneOptions.DifferentialPrivacy"/> trains the LoRA
+/// adapter with DP-SGD (<see cref="Privacy.DpSgd"/>; q = lot / training sequences, the canary copies included), reporting
+/// ε in the log, metrics.jsonl and <see cref="FineTuneResult.Privacy"/>.
 /// </summary>
 public static class FineTuneJob
 {
@@ -35,6 +40,11 @@ public static class FineTuneJob
         if (!Formats.Hub.HubDatasetReference.IsHubReference(dataPath) && !File.Exists(dataPath))
             throw new FileNotFoundException($"training data '{dataPath}' does not exist", dataPath);
 
+        if (options.DifferentialPrivacy is not null && method != FineTuneMethod.Lora)
+            throw new ArgumentException("differential privacy (DP-SGD) is implemented for LoRA fine-tuning only: use --method lora with a pre-trained model");
+        options.DifferentialPrivacy?.Validate();
+        if (options.Canaries < 0 || options.CanaryRepeats <= 0)
+            throw new ArgumentException($"canaries: count {options.Canaries} must be ≥ 0 and repeats {options.CanaryRepeats} > 0");
         if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
             throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
         LoadedModel loaded;
@@ -80,6 +90,17 @@ public static class FineTuneJob
             log?.Report(new(dataset.Report.Describe()));
             if (dataset.Train.Count == 0)
                 throw new InvalidDataException($"'{dataPath}': no training sequence left after validation split and rejections (see the data report)");
+            IReadOnlyList<TrainingSequence> trainSequences = dataset.Train;
+            string? canariesPath = null;
+            if (options.Canaries > 0)
+            {
+                var canaries = CanarySet.Generate(options.Canaries, options.Training.Seed, options.CanaryRepeats);
+                trainSequences = [.. dataset.Train, .. canaries.ToSequences(tokenizer, options.Training.SeqLen, dataset.PadId)];
+                Directory.CreateDirectory(options.OutputDir);
+                canariesPath = Path.Combine(options.OutputDir, CanarySet.FileName);
+                canaries.Save(canariesPath);
+                log?.Report(new($"canaries: {canaries.Secrets.Count} secrets of {canaries.Digits} digits, each inserted {canaries.Repeats} times ({canaries.Secrets.Count * canaries.Repeats} of {trainSequences.Count} training sequences), written to {canariesPath}"));
+            }
 
             var request = MemoryPlanRequest.From(model.Config, options.Training, method, options.Lora.Rank, options.Lora.TargetModules,
                 model.Embed.Value.DType is DType.F16 or DType.BF16 ? model.Embed.Value.DType : model.Projections().First().Layer is Nn.Linear l ? l.Weight.Value.DType : DType.F32)
@@ -108,11 +129,20 @@ public static class FineTuneJob
             model.ActivationCheckpointing = training.ActivationCheckpointing;
             var trainable = adapter?.Parameters ?? model.Parameters;
             var trainableModel = new DelegateTrainableModel(trainable, (tape, tok, tgt, b, t) => model.Loss(tape, tok, tgt, b, t, training.VocabChunk));
-            var trainSource = new SequenceBatcherSource(new SequenceBatcher(dataset.Train, training.MicroBatch, training.Seed, shuffle: true, padId: dataset.PadId));
+            var trainSource = new SequenceBatcherSource(new SequenceBatcher(trainSequences, training.MicroBatch, training.Seed, shuffle: true, padId: dataset.PadId));
             var validation = dataset.Validation.Count > 0
                 ? new SequenceBatcherSource(new SequenceBatcher(dataset.Validation, training.MicroBatch, training.Seed, shuffle: false, padId: dataset.PadId))
                 : null;
 
+            DpSgd? dp = null;
+            if (options.DifferentialPrivacy is { } dpOptions)
+            {
+                int lot = training.MicroBatch * training.GradAccumulation, steps = Trainer.PlanSteps(training, trainSource);
+                dp = DpSgd.Create(dpOptions, lot, trainSequences.Count, steps);
+                double planned = NoiseCalibration.EpsilonFor(dp.SamplingRate, dp.NoiseMultiplier, steps, dp.Delta);
+                log?.Report(new(FormattableString.Invariant(
+                    $"differential privacy: DP-SGD, clip C={dp.ClipNorm:G4}, noise multiplier sigma={dp.NoiseMultiplier:G4}{(dpOptions.TargetEpsilon is null ? "" : " (calibrated)")}, lot {lot} of {trainSequences.Count} sequences (q={dp.SamplingRate:G4}), {steps} steps: epsilon={planned:G4} at delta={dp.Delta:G3} planned (RDP accountant, Poisson-sampling assumption; batches are shuffled)")));
+            }
             Directory.CreateDirectory(options.OutputDir);
             File.WriteAllText(Path.Combine(options.OutputDir, "data_report.json"), dataset.Report.ToJson());
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
@@ -136,6 +166,7 @@ public static class FineTuneJob
                 PowerPolicies = engine,
                 AfterBackward = options.AfterBackward,
                 AfterStep = options.AfterStep,
+                Privacy = dp,
             };
             if (options.Resume)
             {
@@ -183,7 +214,9 @@ public static class FineTuneJob
             return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, totalParameters,
                 evalBefore, evalAfter, result, options.OutputDir, savedTo, metricsPath, plotPath,
                 prompts.Count > 0 ? prompts[0] : null, comparisons.Count > 0 ? comparisons[0].After : null,
-                result.Energy, energyPlot, meters.TotalExplanation)
+                result.Energy, energyPlot, meters.TotalExplanation,
+                dp is null ? null : new DpSummary(dp.Epsilon, dp.Delta, dp.NoiseMultiplier, dp.ClipNorm, dp.SamplingRate, dp.Accountant.Rounds, dp.LotSize, dp.DatasetSize),
+                canariesPath)
             { Samples = comparisons, MergedModelPath = mergedTo };
         }
         finally

@@ -83,5 +83,17 @@ public sealed record FineTuneOptions
     /// injected (the float weights are released). Only with <see cref="FineTuneMethod.Lora"/>. Null: keep the base as loaded.</summary>
     public EdgeTune.Tensors.Quantized.QuantFormat? BaseQuantization { get; init; }
 
+    /// <summary>Differentially private fine-tuning (DP-SGD, <see cref="Privacy.DpSgd"/>): per-example clipping and
+    /// Gaussian noise, σ given or calibrated to a target ε; LoRA only. Null (default): plain training.</summary>
+    public Privacy.DpSgdOptions? DifferentialPrivacy { get; init; }
+
+    /// <summary>Canaries for a memorization audit (<see cref="Privacy.CanarySet"/>): this many random secrets
+    /// ("my code is d d d d d d"), drawn with the training seed, each inserted <see cref="CanaryRepeats"/> times into
+    /// the training sequences and written to canaries.json in the run folder. 0 (default): none.</summary>
+    public int Canaries { get; init; }
+
+    /// <summary>Copies of each canary in the training data.</summary>
+    public int CanaryRepeats { get; init; } = 5;
+
     public FineTuneMethod ResolvedMethod => Method ?? (Model is null ? FineTuneMethod.Full : FineTuneMethod.Lora);
 }

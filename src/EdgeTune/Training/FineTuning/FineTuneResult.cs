@@ -20,7 +20,9 @@ public sealed record FineTuneResult(
     string? Sample,
     EdgeTune.Energy.EnergyReport? Energy = null,
     string? EnergyPlotPath = null,
-    string? EnergyMeterExplanation = null)
+    string? EnergyMeterExplanation = null,
+    DpSummary? Privacy = null,
+    string? CanariesPath = null)
 {
     /// <summary>Each sample prompt with the greedy answer before training and after (empty when cancelled or without prompts).</summary>
     public IReadOnlyList<SampleComparison> Samples { get; init; } = [];
@@ -32,6 +34,12 @@ public sealed record FineTuneResult(
 
 /// <summary>A prompt with the model's greedy answer before fine-tuning and after.</summary>
 public sealed record SampleComparison(string Prompt, string Before, string After);
+
+/// <summary>The differential-privacy guarantee of a DP-SGD run: (ε, δ) spent over <see cref="Steps"/> steps of the
+/// subsampled Gaussian mechanism with noise multiplier σ, clip C and sampling rate q = lot / examples, by the RDP
+/// accountant under the Poisson-sampling assumption (the batches actually drawn are shuffled, fixed-size).</summary>
+public sealed record DpSummary(double Epsilon, double Delta, double NoiseMultiplier, double ClipNorm, double SamplingRate,
+    long Steps, int LotSize, int DatasetSize);
 
 /// <summary>A line of progress from <see cref="FineTuneJob"/> outside the training steps themselves.</summary>
 public sealed record FineTuneMessage(string Text);

@@ -1,9 +1,10 @@
-namespace EdgeTune.Federated.Privacy;
+namespace EdgeTune.Privacy;
 
 /// <summary>
-/// Rényi-DP accountant for the (Poisson-)subsampled Gaussian mechanism, the mechanism of DP-FedAvg:
-/// each round every client takes part with probability q, the clipped updates (L2 sensitivity C) are
-/// summed and N(0, (z·C)²) noise is added (z = noise multiplier).
+/// Rényi-DP accountant for the Poisson-subsampled Gaussian mechanism, the mechanism of DP-SGD (Abadi et al. 2016,
+/// "Deep Learning with Differential Privacy") and DP-FedAvg: each round every record (example or client) takes part
+/// with probability q, the clipped contributions (L2 sensitivity C) are summed and N(0, (z·C)²) noise is added
+/// (z = noise multiplier).
 /// <para>Per round, for integer orders α ≥ 2 (Mironov, Talwar, Zhang 2019, "Rényi Differential
 /// Privacy of the Sampled Gaussian Mechanism", the integer-α closed form):
 /// <c>RDP(α) = log( Σ_{k=0..α} C(α,k)·(1−q)^{α−k}·q^k·exp((k²−k)/(2z²)) ) / (α−1)</c>,

@@ -1,0 +1,156 @@
+using EdgeTune.Adapters;
+using EdgeTune.Autograd;
+using EdgeTune.Models;
+using EdgeTune.Privacy;
+using EdgeTune.Tensors;
+using EdgeTune.Training;
+
+namespace EdgeTune.Tests.Privacy;
+
+public class DpSgdTests
+{
+    private static DecoderModel TinyF64()
+    {
+        var cfg = Models.LlamaModelTests.SmallConfig() with { HiddenSize = 8, IntermediateSize = 7, HeadDim = 2, VocabSize = 11, NumHiddenLayers = 2 };
+        return DecoderModel.CreateRandom(cfg, seed: 5, std: 0.3f, dtype: DType.F64);
+    }
+
+    /// <summary>Three real rows and one padding row (no trained target), T = 4.</summary>
+    private static TrainingBatch Batch() => new(
+        [1, 4, 7, 2, 9, 3, 3, 5, 2, 2, 8, 1, 0, 0, 0, 0],
+        [4, 7, 2, 6, 3, 3, 5, -100, 2, 8, 1, 10, -100, -100, -100, -100], 4, 4);
+
+    [Fact]
+    public void PerExampleClippingMatchesANaivePerExampleLoop()
+    {
+        using var model = TinyF64();
+        using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 2, Alpha = 4, TargetModules = LoraConfig.AllLlamaProjections });
+        Adapters.AdapterTestUtil.RandomizeB(adapter, 3, std: 0.5);
+        var trainable = adapter.Parameters.Trainable.ToList();
+        var lm = DelegateTrainableModel.For(model);
+        var batch = Batch();
+
+        // Naive reference: each real row's full gradient on its own, its norm, the clip, the sum, / L.
+        var norms = new List<double>();
+        var perExample = new List<double[][]>();
+        for (int r = 0; r < 3; r++)
+        {
+            foreach (var p in trainable) p.ZeroGrad();
+            using (var tape = new Tape())
+                tape.Backward(model.Loss(tape, batch.Tokens[(r * 4)..(r * 4 + 4)], batch.Targets[(r * 4)..(r * 4 + 4)], 1, 4));
+            var g = trainable.Select(p => p.Grad!.ReadOnlySpan<double>().ToArray()).ToArray();
+            perExample.Add(g);
+            norms.Add(Math.Sqrt(g.Sum(a => a.Sum(v => v * v))));
+        }
+        foreach (var p in trainable) p.ZeroGrad();
+        double clip = norms.OrderBy(n => n).ElementAt(1); // the middle norm: one row clipped, one not, one at the bound
+        const int lot = 4;
+        var expected = trainable.Select(p => new double[p.ElementCount]).ToArray();
+        for (int r = 0; r < 3; r++)
+        {
+            double scale = Math.Min(1, clip / norms[r]);
+            for (int i = 0; i < expected.Length; i++)
+                for (int j = 0; j < expected[i].Length; j++) expected[i][j] += scale * perExample[r][i][j] / lot;
+        }
+
+        var dp = new DpSgd(clip, noiseMultiplier: 1e-12, lotSize: lot, datasetSize: 100, delta: 1e-5, new Rng(7));
+        double meanLoss = dp.ComputeGradient(lm, trainable, [batch]);
+        Assert.Equal(3, dp.LastExamples);
+        Assert.Equal(1, dp.LastClipped);
+        double maxDiff = 0, maxAbs = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            var got = trainable[i].Grad!.ReadOnlySpan<double>();
+            for (int j = 0; j < got.Length; j++) { maxDiff = Math.Max(maxDiff, Math.Abs(got[j] - expected[i][j])); maxAbs = Math.Max(maxAbs, Math.Abs(expected[i][j])); }
+        }
+        Assert.True(maxAbs > 1e-3, $"reference gradient is degenerate ({maxAbs})");
+        Assert.True(maxDiff < 1e-10, $"max |DP-SGD − naive| = {maxDiff}");
+
+        // The mean loss is the mean of the three examples' own losses.
+        double naiveLoss = 0;
+        for (int r = 0; r < 3; r++)
+        {
+            using var tape = new Tape { IsRecording = false };
+            naiveLoss += model.Loss(tape, batch.Tokens[(r * 4)..(r * 4 + 4)], batch.Targets[(r * 4)..(r * 4 + 4)], 1, 4).Item() / 3;
+        }
+        Assert.Equal(naiveLoss, meanLoss, 12);
+
+        // Clipped sums really differ from the plain batch gradient (clipping took effect).
+        foreach (var p in trainable) p.ZeroGrad();
+        using (var tape = new Tape()) tape.Backward(model.Loss(tape, batch.Tokens, batch.Targets, 4, 4));
+        double batchDiff = 0;
+        for (int i = 0; i < trainable.Count; i++)
+        {
+            var g = trainable[i].Grad!.ReadOnlySpan<double>();
+            for (int j = 0; j < g.Length; j++) batchDiff = Math.Max(batchDiff, Math.Abs(g[j] * 3 / lot - expected[i][j]));
+        }
+        Assert.True(batchDiff > 1e-6, "clipping changed nothing");
+    }
+
+    [Fact]
+    public void NoiseHasMeanZeroAndStdSigmaCOverTheLotSize()
+    {
+        using var p = new Parameter("w", Tensor.Zeros(DType.F32, [400, 500], "w"));
+        const double sigma = 1.5, clip = 0.7;
+        const int lot = 8;
+        var dp = new DpSgd(clip, sigma, lot, 1000, 1e-5, new Rng(42));
+        dp.Begin([p]);
+        dp.Release([p]);
+        var g = p.Grad!.ReadOnlySpan<float>();
+        double n = g.Length, sum = 0, sq = 0;
+        foreach (float v in g) { sum += v; sq += (double)v * v; }
+        double mean = sum / n, std = Math.Sqrt(sq / n - mean * mean), expectedStd = sigma * clip / lot;
+        Assert.True(Math.Abs(mean) < 4 * expectedStd / Math.Sqrt(n), $"mean {mean}");
+        Assert.InRange(std / expectedStd, 0.99, 1.01); // 200 000 draws: the sample std is within ±0.5% at 3 sd
+        // Excess kurtosis ≈ 0 (Gaussian, not uniform or heavy-tailed).
+        double m4 = 0;
+        foreach (float v in g) m4 += Math.Pow(v - mean, 4);
+        Assert.InRange(m4 / n / Math.Pow(std, 4) - 3, -0.05, 0.05);
+    }
+
+    [Fact]
+    public void TrainerReportsEpsilonAndRefusesAMismatchedLot()
+    {
+        using var model = TinyF64();
+        using var adapter = LoraInjector.Apply(model, new LoraConfig { Rank = 2, Alpha = 4, TargetModules = LoraConfig.AllLlamaProjections });
+        var lm = new DelegateTrainableModel(adapter.Parameters, (tape, tok, tgt, b, t) => model.Loss(tape, tok, tgt, b, t));
+        var seqs = Enumerable.Range(0, 20).Select(i => new EdgeTune.Text.Datasets.TrainingSequence([i % 11, (i + 3) % 11, (i + 5) % 11, 1], [(i + 3) % 11, (i + 5) % 11, 1, 2], 1)).ToList();
+        var source = new SequenceBatcherSource(new EdgeTune.Text.Datasets.SequenceBatcher(seqs, 2, 1));
+        var options = new TrainingOptions { Steps = 6, MicroBatch = 2, GradAccumulation = 2, SeqLen = 4, EvalEvery = 0, CheckpointEvery = 0, LearningRate = 1e-2 };
+        var metrics = new ListSink();
+        var dp = new DpSgd(1.0, 1.3, lotSize: 4, datasetSize: 20, delta: 1e-5, new Rng(3));
+        using (var trainer = new Trainer(lm, source, options) { Privacy = dp, Metrics = metrics })
+        {
+            var result = trainer.Run();
+            Assert.Equal(TrainingStopReason.Completed, result.Reason);
+            double expected = NoiseCalibration.EpsilonFor(0.2, 1.3, 6, 1e-5);
+            Assert.Equal(expected, result.DpEpsilon!.Value, 12);
+            var steps = metrics.Items.Where(s => s.Event == TrainingEvent.Step).ToList();
+            Assert.Equal(6, steps.Count);
+            Assert.Equal(NoiseCalibration.EpsilonFor(0.2, 1.3, 1, 1e-5), steps[0].DpEpsilon!.Value, 12);
+            Assert.True(steps.Zip(steps.Skip(1)).All(p => p.Second.DpEpsilon > p.First.DpEpsilon));
+            Assert.Contains("DP-SGD", result.Message);
+        }
+        var wrong = new DpSgd(1.0, 1.3, lotSize: 2, datasetSize: 20, delta: 1e-5, new Rng(3));
+        using var t2 = new Trainer(lm, source, options) { Privacy = wrong };
+        Assert.Throws<InvalidOperationException>(() => t2.Run());
+    }
+
+    [Fact]
+    public void OptionsAndLotSizesOutOfRangeAreRefused()
+    {
+        Assert.Throws<ArgumentException>(() => new DpSgdOptions().Validate()); // neither σ nor ε
+        Assert.Throws<ArgumentException>(() => new DpSgdOptions { NoiseMultiplier = 1, TargetEpsilon = 1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new DpSgdOptions { TargetEpsilon = 1, ClipNorm = 0 }.Validate());
+        Assert.Throws<ArgumentException>(() => new DpSgdOptions { TargetEpsilon = 1, Delta = 1 }.Validate());
+        Assert.Throws<ArgumentException>(() => DpSgd.Create(new DpSgdOptions { TargetEpsilon = 1 }, lotSize: 64, datasetSize: 10, steps: 5));
+        var dp = DpSgd.Create(new DpSgdOptions { TargetEpsilon = 2, NoiseSeed = 1 }, lotSize: 8, datasetSize: 1000, steps: 500);
+        Assert.InRange(NoiseCalibration.EpsilonFor(dp.SamplingRate, dp.NoiseMultiplier, 500, 1e-5), 1.99, 2.0);
+    }
+
+    private sealed class ListSink : IMetricsSink
+    {
+        public List<TrainingStatus> Items { get; } = [];
+        public void Write(TrainingStatus status) => Items.Add(status);
+    }
+}
