@@ -65,7 +65,7 @@ public class MemorizationAuditTests
     [Fact]
     public void EnumeratedRankMatchesScoringEverySecret()
     {
-        using var model = DemoModel.Create(seed: 3);
+        using var model = DecoderModel.CreateRandom(EdgeTune.Tests.Serving.ChatTestKit.Config, 3, std: 0.02f); // byte vocabulary
         var lm = DelegateTrainableModel.For(model);
         var tok = new ByteTokenizer();
         var set = new CanarySet("pin ", "", 2, 1, ["37"]);

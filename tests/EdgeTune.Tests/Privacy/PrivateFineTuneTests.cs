@@ -75,9 +75,8 @@ public sealed class PrivateFineTuneTests : IDisposable
         var e = await Assert.ThrowsAsync<ArgumentException>(() => FineTuneJob.RunAsync(options));
         Assert.Contains("LoRA", e.Message);
 
-        var root = new RootCommand { FinetuneCommand.Create() };
         var error = new StringWriter();
-        int code = root.Parse(["finetune", "--data", data, "--dp-epsilon", "2", "--out", Path.Combine(_dir, "cli")]).Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = error });
+        int code = EdgeTune.Cli.Program.Run(["finetune", "--data", data, "--dp-epsilon", "2", "--out", Path.Combine(_dir, "cli")], new InvocationConfiguration { Output = new StringWriter(), Error = error });
         Assert.Equal(2, code);
         Assert.Contains("LoRA", error.ToString());
     }
