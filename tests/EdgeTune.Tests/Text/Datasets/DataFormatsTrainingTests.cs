@@ -53,7 +53,7 @@ public sealed class DataFormatsTrainingTests : IDisposable
             Data = path,
             OutputDir = _files.PathOf("run-" + file),
             ValidationFraction = 0,
-            Training = new() { Steps = 2, SeqLen = 64, MicroBatch = 2, EvalEvery = 0, CheckpointEvery = 0, WarmupSteps = 1 },
+            Training = new() { Steps = 2, SeqLen = 192, MicroBatch = 2, EvalEvery = 0, CheckpointEvery = 0, WarmupSteps = 1 },
             SampleTokens = 2,
         });
         var data = result.Data;

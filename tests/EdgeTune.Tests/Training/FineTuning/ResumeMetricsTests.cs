@@ -31,7 +31,7 @@ public sealed class ResumeMetricsTests : IDisposable
     {
         Data = Notes(),
         OutputDir = _dir,
-        Training = new() { Steps = 10, SeqLen = 32, MicroBatch = 2, EvalEvery = 3, EvalBatches = 1, CheckpointEvery = 5, WarmupSteps = 1 },
+        Training = new() { Steps = 10, SeqLen = 192, MicroBatch = 2, EvalEvery = 3, EvalBatches = 1, CheckpointEvery = 5, WarmupSteps = 1 },
         Resume = resume,
         AfterStep = afterStep,
         SampleTokens = 1,
