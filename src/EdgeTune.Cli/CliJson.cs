@@ -17,7 +17,7 @@ namespace EdgeTune.Cli;
 [JsonSerializable(typeof(EvalCommandJson))]
 internal sealed partial class CliJson : JsonSerializerContext
 {
-    /// <summary>Options that leave non-ASCII text and HTML-sensitive characters unescaped (for human-read output such
-    /// as meter labels and sysfs paths).</summary>
-    public static CliJson Relaxed { get; } = new(new JsonSerializerOptions(Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+    /// <summary>A context with these settings that leaves non-ASCII text and HTML-sensitive characters unescaped (for
+    /// human-read output such as meter labels and sysfs paths). A new one per call: no shared state.</summary>
+    public static CliJson CreateRelaxed() => new(new JsonSerializerOptions(Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
 }

@@ -160,7 +160,7 @@ public static class EnergyCommand
         return sb.ToString().TrimEnd();
     }
 
-    private static string ToJson(SampleResult r) => JsonSerializer.Serialize(ToJsonModel(r), CliJson.Relaxed.EnergyCommandJson);
+    private static string ToJson(SampleResult r) => JsonSerializer.Serialize(ToJsonModel(r), CliJson.CreateRelaxed().EnergyCommandJson);
 
     private static EnergyCommandJson ToJsonModel(SampleResult r) => new(
         r.SysfsRoot,

@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
-using EdgeTune.Adapters.Internal;
+using EdgeTune.Adapters;
 using EdgeTune.Energy;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
