@@ -215,11 +215,14 @@ public sealed record HfConfig
         var others = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         foreach (var (field, value) in Raw)
             if (!WrittenFields.Contains(field)) others[field] = value;
-        var json = new HfConfigJson(Architectures, ModelType, HiddenSize, IntermediateSize, NumHiddenLayers, NumAttentionHeads,
-            NumKeyValueHeads, HeadDim, VocabSize, RmsNormEps, RopeTheta, ropeScaling, MaxPositionEmbeddings, TieWordEmbeddings,
-            AttentionBias, MlpBias, HiddenAct, BosTokenId, eos, PadTokenId, TorchDtype, SlidingWindow, UseSlidingWindow)
+        var json = new HfConfigJson
         {
-            Others = others,
+            Architectures = Architectures, ModelType = ModelType, HiddenSize = HiddenSize, IntermediateSize = IntermediateSize,
+            NumHiddenLayers = NumHiddenLayers, NumAttentionHeads = NumAttentionHeads, NumKeyValueHeads = NumKeyValueHeads, HeadDim = HeadDim,
+            VocabSize = VocabSize, RmsNormEps = RmsNormEps, RopeTheta = RopeTheta, RopeScaling = ropeScaling,
+            MaxPositionEmbeddings = MaxPositionEmbeddings, TieWordEmbeddings = TieWordEmbeddings, AttentionBias = AttentionBias,
+            MlpBias = MlpBias, HiddenAct = HiddenAct, BosTokenId = BosTokenId, EosTokenId = eos, PadTokenId = PadTokenId,
+            TorchDtype = TorchDtype, SlidingWindow = SlidingWindow, UseSlidingWindow = UseSlidingWindow, Others = others,
         };
         return EdgeTuneJson.Write(json, EdgeTuneJson.Default.HfConfigJson, indented: true);
     }
@@ -230,36 +233,38 @@ public sealed record HfConfig
 /// <summary>
 /// config.json as <see cref="HfConfig.ToJson"/> writes it: the fields HfConfig models, in HF's names (rope_scaling
 /// written as null when absent, the optional ids, dtype and sliding-window settings left out when unset), then every
-/// other field of the config it was read from, unchanged (<see cref="Others"/>).
+/// other field of the config it was read from, unchanged (<see cref="Others"/>, written after the rest).
 /// </summary>
-internal sealed record HfConfigJson(
-    IReadOnlyList<string> Architectures,
-    string ModelType,
-    int HiddenSize,
-    int IntermediateSize,
-    int NumHiddenLayers,
-    int NumAttentionHeads,
-    int NumKeyValueHeads,
-    int HeadDim,
-    int VocabSize,
-    double RmsNormEps,
-    double RopeTheta,
-    JsonElement RopeScaling,
-    int MaxPositionEmbeddings,
-    bool TieWordEmbeddings,
-    bool AttentionBias,
-    bool MlpBias,
-    string HiddenAct,
-    int? BosTokenId,
-    JsonElement? EosTokenId,
-    int? PadTokenId,
-    string? TorchDtype,
-    int? SlidingWindow,
-    bool? UseSlidingWindow)
+internal sealed class HfConfigJson
 {
-    /// <summary>The raw fields HfConfig has no member for, written after the others as they were read.</summary>
+    public required IReadOnlyList<string> Architectures { get; init; }
+    public required string ModelType { get; init; }
+    public int HiddenSize { get; init; }
+    public int IntermediateSize { get; init; }
+    public int NumHiddenLayers { get; init; }
+    public int NumAttentionHeads { get; init; }
+    public int NumKeyValueHeads { get; init; }
+    public int HeadDim { get; init; }
+    public int VocabSize { get; init; }
+    public double RmsNormEps { get; init; }
+    public double RopeTheta { get; init; }
+    public JsonElement RopeScaling { get; init; }
+    public int MaxPositionEmbeddings { get; init; }
+    public bool TieWordEmbeddings { get; init; }
+    public bool AttentionBias { get; init; }
+    public bool MlpBias { get; init; }
+    public required string HiddenAct { get; init; }
+    public int? BosTokenId { get; init; }
+    public JsonElement? EosTokenId { get; init; }
+    public int? PadTokenId { get; init; }
+    public string? TorchDtype { get; init; }
+    public int? SlidingWindow { get; init; }
+    public bool? UseSlidingWindow { get; init; }
+
+    /// <summary>The raw fields HfConfig has no member for, written after the others as they were read. Settable, not
+    /// init-only: the generated code passes init-only members like constructor arguments, which extension data cannot be.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement> Others { get; init; } = [];
+    public Dictionary<string, JsonElement> Others { get; set; } = [];
 }
 
 /// <summary>rope_scaling built from a <see cref="Formats.RopeScaling"/> (the llama3 factors left out when unset).</summary>

@@ -7,7 +7,6 @@ using EdgeTune.Formats.Export;
 using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
-using EdgeTune.Training.Optimizers;
 
 namespace EdgeTune.Tests.Formats;
 
