@@ -62,7 +62,8 @@ public sealed record EnergyReport(
     public string ToJson(bool indented = false) => EdgeTuneJson.Write(EnergyReportJson.From(this), EdgeTuneJson.Default.EnergyReportJson, indented);
 }
 
-/// <summary>An <see cref="EnergyReport"/> as JSON: joules_per_token is written as null without tokens.</summary>
+/// <summary>An <see cref="EnergyReport"/> as JSON: joules_per_token is written as null without tokens; a non-finite figure
+/// as the string "NaN"/"Infinity"/"-Infinity".</summary>
 internal sealed record EnergyReportJson(
     long Steps,
     long Tokens,

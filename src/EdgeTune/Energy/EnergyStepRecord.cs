@@ -40,7 +40,8 @@ public sealed record EnergyStepRecord(
     public string ToJson() => EdgeTuneJson.Write(EnergyStepJson.From(this), EdgeTuneJson.Default.EnergyStepJson);
 }
 
-/// <summary>An <see cref="EnergyStepRecord"/> as JSON: joules_per_token is written as null without tokens.</summary>
+/// <summary>An <see cref="EnergyStepRecord"/> as JSON: joules_per_token is written as null without tokens; a non-finite figure
+/// as the string "NaN"/"Infinity"/"-Infinity".</summary>
 internal sealed record EnergyStepJson(
     long Step,
     long Tokens,

@@ -17,7 +17,7 @@ namespace EdgeTune.Internal;
 /// The library's one source-generated JSON context (trim/AOT safe): snake_case keys, null members left out unless a
 /// member says otherwise (<c>[JsonIgnore(Condition = JsonIgnoreCondition.Never)]</c> where a file format writes an
 /// explicit null), NaN/±Infinity as the strings "NaN"/"Infinity"/"-Infinity" (JSON has no such numbers), enums as
-/// their names. Each file the library writes has a DTO record built from its model (rounding and derived values are
+/// their names. Each file the library writes has a DTO built from its model (rounding and derived values are
 /// computed there) and serialized through this context.
 /// </summary>
 [JsonSourceGenerationOptions(
