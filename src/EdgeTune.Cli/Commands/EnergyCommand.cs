@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using EdgeTune.Energy;
 
 namespace EdgeTune.Cli.Commands;
@@ -159,83 +160,50 @@ public static class EnergyCommand
         return sb.ToString().TrimEnd();
     }
 
-    private static string ToJson(SampleResult r)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+    private static string ToJson(SampleResult r) => JsonSerializer.Serialize(ToJsonModel(r), CliJson.CreateRelaxed().EnergyCommandJson);
+
+    private static EnergyCommandJson ToJsonModel(SampleResult r) => new(
+        r.SysfsRoot,
+        r.Seconds,
+        r.Meters.Select(s =>
         {
-            w.WriteStartObject();
-            w.WriteString("sysfs_root", r.SysfsRoot);
-            w.WriteNumber("seconds", r.Seconds);
-            w.WriteStartArray("meters");
-            foreach (var s in r.Meters)
-            {
-                var m = s.Meter.Meter;
-                w.WriteStartObject();
-                w.WriteString("id", m.Id);
-                w.WriteString("kind", m.Scope.Kind.ToString());
-                w.WriteString("label", m.Scope.Label);
-                w.WriteString("source", m.Scope.Source);
-                w.WriteBoolean("estimate", m.IsEstimate);
-                w.WriteBoolean("in_total", s.Meter.InTotal);
-                w.WriteBoolean("available", m.Availability.IsAvailable && s.Error is null);
-                WriteNullable(w, "reason", s.Error ?? m.Availability.Reason);
-                WriteNullable(w, "fix", m.Availability.Fix);
-                WriteNullable(w, "joules", s.Joules);
-                WriteNullable(w, "avg_watts", s.AverageWatts);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteStartObject("total");
-            w.WriteString("id", r.Set.Total.Id);
-            w.WriteString("label", r.Set.Total.Scope.Label);
-            w.WriteBoolean("estimate", r.Set.Total.IsEstimate);
-            w.WriteString("explanation", r.Set.TotalExplanation);
-            WriteNullable(w, "joules", r.TotalJoules);
-            WriteNullable(w, "avg_watts", r.TotalWatts);
-            w.WriteEndObject();
-            w.WriteStartArray("samples");
-            foreach (var (t, watts) in r.Series)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("t", t);
-                w.WriteNumber("watts", watts);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteStartObject("power_state");
-            if (r.State.OnAc is bool ac) w.WriteBoolean("on_ac", ac); else w.WriteNull("on_ac");
-            WriteNullable(w, "battery_percent", r.State.BatteryPercent);
-            w.WriteString("battery_status", r.State.BatteryStatus.ToString());
-            WriteNullable(w, "max_temp_c", r.State.MaxTemperatureCelsius);
-            WriteNullable(w, "power_watts", r.State.PowerWatts);
-            w.WriteString("source", r.State.Source);
-            w.WriteEndObject();
-            w.WriteStartArray("thermal");
-            foreach (var t in r.Thermal)
-            {
-                w.WriteStartObject();
-                w.WriteString("zone", t.Zone);
-                w.WriteString("type", t.Type);
-                w.WriteNumber("celsius", t.Celsius);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteStartArray("notes");
-            foreach (var n in r.Set.Notes) w.WriteStringValue(n);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+            var m = s.Meter.Meter;
+            return new EnergyMeterJson(m.Id, m.Scope.Kind.ToString(), m.Scope.Label, m.Scope.Source, m.IsEstimate, s.Meter.InTotal,
+                m.Availability.IsAvailable && s.Error is null, s.Error ?? m.Availability.Reason, m.Availability.Fix,
+                Finite(s.Joules), Finite(s.AverageWatts));
+        }).ToList(),
+        new EnergyTotalJson(r.Set.Total.Id, r.Set.Total.Scope.Label, r.Set.Total.IsEstimate, r.Set.TotalExplanation,
+            Finite(r.TotalJoules), Finite(r.TotalWatts)),
+        r.Series.Select(x => new EnergySampleJson(x.Time, x.Watts)).ToList(),
+        new EnergyPowerJson(r.State.OnAc, Finite(r.State.BatteryPercent), r.State.BatteryStatus.ToString(),
+            Finite(r.State.MaxTemperatureCelsius), Finite(r.State.PowerWatts), r.State.Source),
+        r.Thermal.Select(t => new EnergyThermalJson(t.Zone, t.Type, t.Celsius)).ToList(),
+        r.Set.Notes);
 
-    private static void WriteNullable(Utf8JsonWriter w, string name, double? v)
-    {
-        if (v is double d && double.IsFinite(d)) w.WriteNumber(name, d); else w.WriteNull(name);
-    }
-
-    private static void WriteNullable(Utf8JsonWriter w, string name, string? v)
-    {
-        if (v is null) w.WriteNull(name); else w.WriteString(name, v);
-    }
+    /// <summary>A number, or null when unknown or not finite (as the output always had it).</summary>
+    private static double? Finite(double? v) => v is double d && double.IsFinite(d) ? d : null;
 }
+
+/// <summary>What <c>edgetune energy --json</c> prints (every key always present; unknown values null).</summary>
+internal sealed record EnergyCommandJson(
+    string SysfsRoot,
+    double Seconds,
+    IReadOnlyList<EnergyMeterJson> Meters,
+    EnergyTotalJson Total,
+    IReadOnlyList<EnergySampleJson> Samples,
+    EnergyPowerJson PowerState,
+    IReadOnlyList<EnergyThermalJson> Thermal,
+    IReadOnlyList<string> Notes);
+
+internal sealed record EnergyMeterJson(string Id, string Kind, string Label, string Source, bool Estimate, bool InTotal, bool Available,
+    string? Reason, string? Fix, double? Joules, double? AvgWatts);
+
+internal sealed record EnergyTotalJson(string Id, string Label, bool Estimate, string Explanation, double? Joules, double? AvgWatts);
+
+/// <summary>One power sample: seconds since sampling began, and the average watts since the previous one.</summary>
+internal sealed record EnergySampleJson(double T, double Watts);
+
+internal sealed record EnergyPowerJson(bool? OnAc, double? BatteryPercent, string BatteryStatus,
+    [property: JsonPropertyName("max_temp_c")] double? MaxTempC, double? PowerWatts, string Source);
+
+internal sealed record EnergyThermalJson(string Zone, string Type, double Celsius);

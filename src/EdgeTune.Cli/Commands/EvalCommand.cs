@@ -98,22 +98,9 @@ public static class EvalCommand
         return TextWindows.Create(ids, seqLen, tokenizer.PadId ?? tokenizer.EosId ?? 0);
     }
 
-    private static string ToJson(EvalResult r, string model, string data, int seqLen, double seconds)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("loss", r.Loss);
-            w.WriteNumber("ppl", r.Perplexity);
-            w.WriteNumber("tokens", r.Tokens);
-            w.WriteNumber("windows", r.Windows);
-            w.WriteNumber("seq_len", seqLen);
-            w.WriteString("model", model);
-            w.WriteString("data", data);
-            w.WriteNumber("seconds", seconds);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    private static string ToJson(EvalResult r, string model, string data, int seqLen, double seconds) =>
+        JsonSerializer.Serialize(new EvalCommandJson(r.Loss, r.Perplexity, r.Tokens, r.Windows, seqLen, model, data, seconds), CliJson.Default.EvalCommandJson);
 }
+
+/// <summary>What <c>edgetune eval --json</c> prints.</summary>
+internal sealed record EvalCommandJson(double Loss, double Ppl, long Tokens, int Windows, int SeqLen, string Model, string Data, double Seconds);

@@ -1,7 +1,9 @@
-using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using EdgeTune.Adapters.Internal;
 using EdgeTune.Formats;
+using EdgeTune.Internal;
 using EdgeTune.Models;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
@@ -127,74 +129,48 @@ public static class AdapterFiles
             .Select(p => p.Layer.Name).ToHashSet();
         bool byShortName = implied.SetEquals(adapted);
 
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            w.WriteString("peft_type", "LORA");
-            w.WriteString("task_type", "CAUSAL_LM");
-            if (baseModel is null) w.WriteNull("base_model_name_or_path"); else w.WriteString("base_model_name_or_path", baseModel);
-            w.WriteNumber("r", cfg.Rank);
-            w.WriteNumber("lora_alpha", cfg.Alpha);
-            w.WriteNumber("lora_dropout", cfg.Dropout);
-            w.WriteStartArray("target_modules");
-            foreach (string s in byShortName ? shorts : modules.Select(m => m.LayerName)) w.WriteStringValue(s);
-            w.WriteEndArray();
-            if (byShortName && layers.Count != model.Layers.Count)
-            {
-                w.WriteStartArray("layers_to_transform");
-                foreach (int l in layers) w.WriteNumberValue(l);
-                w.WriteEndArray();
-            }
-            else w.WriteNull("layers_to_transform");
-            w.WriteNull("layers_pattern");
-            WritePattern(w, "rank_pattern", modules, m => m.Rank, cfg.Rank, (wr, v) => wr.WriteNumberValue(v));
-            WritePattern(w, "alpha_pattern", modules, m => m.Alpha, cfg.Alpha, (wr, v) => wr.WriteNumberValue(v));
-            if (adapter.SavedModules.Count == 0) w.WriteNull("modules_to_save");
-            else
-            {
-                w.WriteStartArray("modules_to_save");
-                foreach (string s in adapter.SavedModules) w.WriteStringValue(ShortName(s));
-                w.WriteEndArray();
-            }
-            w.WriteBoolean("use_rslora", cfg.UseRsLora);
-            w.WriteBoolean("use_dora", cfg.UseDora);
-            w.WriteString("bias", "none");
-            w.WriteBoolean("fan_in_fan_out", false);
-            if (cfg.Init == LoraInit.Gaussian) w.WriteString("init_lora_weights", "gaussian"); else w.WriteBoolean("init_lora_weights", true);
-            w.WriteBoolean("inference_mode", true);
-            w.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
+        var json = new AdapterConfigJson(
+            PeftType: "LORA",
+            TaskType: "CAUSAL_LM",
+            BaseModelNameOrPath: baseModel,
+            R: cfg.Rank,
+            LoraAlpha: cfg.Alpha,
+            LoraDropout: cfg.Dropout,
+            TargetModules: byShortName ? shorts : modules.Select(m => m.LayerName).ToList(),
+            LayersToTransform: byShortName && layers.Count != model.Layers.Count ? layers.ToList() : null,
+            LayersPattern: null,
+            RankPattern: Pattern(modules, m => m.Rank, cfg.Rank),
+            AlphaPattern: Pattern(modules, m => m.Alpha, cfg.Alpha),
+            ModulesToSave: adapter.SavedModules.Count == 0 ? null : adapter.SavedModules.Select(ShortName).ToList(),
+            UseRslora: cfg.UseRsLora,
+            UseDora: cfg.UseDora,
+            Bias: "none",
+            FanInFanOut: false,
+            InitLoraWeights: cfg.Init == LoraInit.Gaussian ? JsonValue.Create("gaussian") : JsonValue.Create(true),
+            InferenceMode: true);
+        return EdgeTuneJson.Write(json, EdgeTuneJson.Default.AdapterConfigJson, indented: true);
     }
 
-    /// <summary>Writes {key: value} for the modules whose value differs from the config's: one short-name key when every
-    /// adapted layer of that short name shares the value, else one key per layer (<see cref="LayerKey"/>).</summary>
-    private static void WritePattern<T>(Utf8JsonWriter w, string field, IReadOnlyList<LoraModule> modules, Func<LoraModule, T> value, T common,
-        Action<Utf8JsonWriter, T> write) where T : IEquatable<T>
+    /// <summary>{key: value} for the modules whose value differs from the config's: one short-name key when every
+    /// adapted layer of that short name shares the value, else one key per layer (<see cref="LayerKey"/>); in module order.</summary>
+    private static Dictionary<string, T> Pattern<T>(IReadOnlyList<LoraModule> modules, Func<LoraModule, T> value, T common) where T : IEquatable<T>
     {
-        w.WriteStartObject(field);
+        var pattern = new Dictionary<string, T>(StringComparer.Ordinal);
         foreach (var group in modules.GroupBy(m => ShortName(m.LayerName)))
         {
             var values = group.Select(value).Distinct().ToList();
             if (values.Count == 1)
             {
-                if (!values[0].Equals(common))
-                {
-                    w.WritePropertyName(group.Key);
-                    write(w, values[0]);
-                }
+                if (!values[0].Equals(common)) pattern[group.Key] = values[0];
                 continue;
             }
             foreach (var m in group)
             {
                 T v = value(m);
-                if (v.Equals(common)) continue;
-                w.WritePropertyName(LayerKey(m.LayerName));
-                write(w, v);
+                if (!v.Equals(common)) pattern[LayerKey(m.LayerName)] = v;
             }
         }
-        w.WriteEndObject();
+        return pattern;
     }
 
     /// <summary>
@@ -333,3 +309,28 @@ public static class AdapterFiles
         Autograd.Internal.TensorMath.CopyBytes(permuted ?? wide, p.Value);
     }
 }
+
+/// <summary>
+/// adapter_config.json as PEFT writes it. Keys and JSON types are PEFT's: base_model_name_or_path, layers_to_transform,
+/// layers_pattern and modules_to_save are written as null when unset (PEFT's own files carry them), and
+/// init_lora_weights is either true or the string "gaussian".
+/// </summary>
+internal sealed record AdapterConfigJson(
+    string PeftType,
+    string TaskType,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? BaseModelNameOrPath,
+    int R,
+    double LoraAlpha,
+    double LoraDropout,
+    IReadOnlyList<string> TargetModules,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] IReadOnlyList<int>? LayersToTransform,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? LayersPattern,
+    Dictionary<string, int> RankPattern,
+    Dictionary<string, double> AlphaPattern,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] IReadOnlyList<string>? ModulesToSave,
+    bool UseRslora,
+    bool UseDora,
+    string Bias,
+    bool FanInFanOut,
+    JsonNode InitLoraWeights,
+    bool InferenceMode);

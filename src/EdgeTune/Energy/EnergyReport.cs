@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using EdgeTune.Internal;
 
 namespace EdgeTune.Energy;
 
@@ -55,29 +57,33 @@ public sealed record EnergyReport(
     }
 
     /// <summary>Writes the report as one JSON object (snake_case names).</summary>
-    public void WriteJson(Utf8JsonWriter w)
-    {
-        w.WriteStartObject();
-        w.WriteNumber("steps", Steps);
-        w.WriteNumber("tokens", Tokens);
-        w.WriteNumber("seconds", Seconds);
-        w.WriteNumber("joules", Joules);
-        w.WriteNumber("wh", WattHours);
-        w.WriteNumber("avg_watts", AverageWatts);
-        if (JoulesPerToken is double jpt) w.WriteNumber("joules_per_token", jpt); else w.WriteNull("joules_per_token");
-        w.WriteNumber("co2e_g", Co2eGrams);
-        w.WriteNumber("grid_g_per_kwh", GridIntensityGramsPerKwh);
-        w.WriteBoolean("grid_intensity_is_default", GridIntensityIsDefault);
-        w.WriteNumber("excluded_seconds", ExcludedSeconds);
-        w.WriteNumber("excluded_joules", ExcludedJoules);
-        w.WriteBoolean("estimated", Estimated);
-        w.WriteString("meter", Meter);
-        w.WriteString("meter_description", MeterDescription);
-        w.WriteStartArray("warnings");
-        foreach (var x in Warnings) w.WriteStringValue(x);
-        w.WriteEndArray();
-        w.WriteEndObject();
-    }
+    public void WriteJson(Utf8JsonWriter w) => JsonSerializer.Serialize(w, EnergyReportJson.From(this), EdgeTuneJson.Default.EnergyReportJson);
 
-    public string ToJson(bool indented = false) => EnergyJson.Write(WriteJson, indented);
+    public string ToJson(bool indented = false) => EdgeTuneJson.Write(EnergyReportJson.From(this), EdgeTuneJson.Default.EnergyReportJson, indented);
+}
+
+/// <summary>An <see cref="EnergyReport"/> as JSON: joules_per_token is written as null without tokens; a non-finite figure
+/// as the string "NaN"/"Infinity"/"-Infinity".</summary>
+internal sealed record EnergyReportJson(
+    long Steps,
+    long Tokens,
+    double Seconds,
+    double Joules,
+    double Wh,
+    double AvgWatts,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] double? JoulesPerToken,
+    [property: JsonPropertyName("co2e_g")] double Co2eG,
+    double GridGPerKwh,
+    bool GridIntensityIsDefault,
+    double ExcludedSeconds,
+    double ExcludedJoules,
+    bool Estimated,
+    string Meter,
+    string MeterDescription,
+    IReadOnlyList<string> Warnings)
+{
+    public static EnergyReportJson From(EnergyReport r) =>
+        new(r.Steps, r.Tokens, r.Seconds, r.Joules, r.WattHours, r.AverageWatts, r.JoulesPerToken, r.Co2eGrams,
+            r.GridIntensityGramsPerKwh, r.GridIntensityIsDefault, r.ExcludedSeconds, r.ExcludedJoules, r.Estimated, r.Meter,
+            r.MeterDescription, r.Warnings);
 }

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using EdgeTune.Internal;
 
 namespace EdgeTune.Energy;
 
@@ -32,37 +34,30 @@ public sealed record EnergyStepRecord(
     public double CumulativeWattHours => EnergyUnits.ToWattHours(CumulativeJoules);
 
     /// <summary>Writes the record as one JSON object (snake_case names).</summary>
-    public void WriteJson(Utf8JsonWriter w)
-    {
-        w.WriteStartObject();
-        w.WriteNumber("step", Step);
-        w.WriteNumber("tokens", Tokens);
-        w.WriteNumber("seconds", Seconds);
-        w.WriteNumber("joules", Joules);
-        w.WriteNumber("wh", WattHours);
-        w.WriteNumber("avg_watts", AverageWatts);
-        if (JoulesPerToken is double jpt) w.WriteNumber("joules_per_token", jpt); else w.WriteNull("joules_per_token");
-        w.WriteNumber("cum_joules", CumulativeJoules);
-        w.WriteNumber("cum_wh", CumulativeWattHours);
-        w.WriteNumber("co2e_g", Co2eGrams);
-        w.WriteBoolean("estimated", Estimated);
-        w.WriteString("meter", Meter);
-        w.WriteString("time", Time);
-        w.WriteEndObject();
-    }
+    public void WriteJson(Utf8JsonWriter w) => JsonSerializer.Serialize(w, EnergyStepJson.From(this), EdgeTuneJson.Default.EnergyStepJson);
 
     /// <summary>The record as one line of JSON (no trailing newline).</summary>
-    public string ToJson() => EnergyJson.Write(WriteJson);
+    public string ToJson() => EdgeTuneJson.Write(EnergyStepJson.From(this), EdgeTuneJson.Default.EnergyStepJson);
 }
 
-/// <summary>Small helper to write a JSON object to a string without reflection (trimming/AOT safe).</summary>
-internal static class EnergyJson
+/// <summary>An <see cref="EnergyStepRecord"/> as JSON: joules_per_token is written as null without tokens; a non-finite figure
+/// as the string "NaN"/"Infinity"/"-Infinity".</summary>
+internal sealed record EnergyStepJson(
+    long Step,
+    long Tokens,
+    double Seconds,
+    double Joules,
+    double Wh,
+    double AvgWatts,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] double? JoulesPerToken,
+    double CumJoules,
+    double CumWh,
+    [property: JsonPropertyName("co2e_g")] double Co2eG,
+    bool Estimated,
+    string Meter,
+    DateTimeOffset Time)
 {
-    public static string Write(Action<Utf8JsonWriter> write, bool indented = false)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = indented }))
-            write(w);
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public static EnergyStepJson From(EnergyStepRecord r) =>
+        new(r.Step, r.Tokens, r.Seconds, r.Joules, r.WattHours, r.AverageWatts, r.JoulesPerToken, r.CumulativeJoules,
+            r.CumulativeWattHours, r.Co2eGrams, r.Estimated, r.Meter, r.Time);
 }

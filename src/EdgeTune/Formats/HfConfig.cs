@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using EdgeTune.Internal;
 using EdgeTune.Formats.Internal;
 
 namespace EdgeTune.Formats;
@@ -75,13 +77,13 @@ public sealed record HfConfig
             if (v is null) { raw.Remove(f); continue; }
             string json = v switch
             {
-                string str => JsonSerializer.Serialize(str, HfConfigJson.Default.String),
+                string str => JsonSerializer.Serialize(str, EdgeTuneJson.Default.String),
                 bool b => b ? "true" : "false",
                 double d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
                 float fl => ((double)fl).ToString("R", System.Globalization.CultureInfo.InvariantCulture),
                 int i => i.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 double[] arr => "[" + string.Join(",", arr.Select(x => x.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
-                string[] sa => JsonSerializer.Serialize(sa, HfConfigJson.Default.StringArray),
+                string[] sa => JsonSerializer.Serialize(sa, EdgeTuneJson.Default.StringArray),
                 JsonElement el => el.GetRawText(),
                 _ => throw new ArgumentException($"HfConfig.WithRaw: field '{f}' has unsupported value type {v.GetType().Name}"),
             };
@@ -196,68 +198,74 @@ public sealed record HfConfig
     /// <summary>The config as config.json text with HF field names (what <see cref="Parse"/> reads back).</summary>
     public string ToJson()
     {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        JsonElement ropeScaling;
+        if (RopeScaling is not null && Raw.TryGetValue("rope_scaling", out var rawScaling) && rawScaling.ValueKind == JsonValueKind.Object)
+            ropeScaling = rawScaling; // as read: keeps fields such as longrope's short/long factors
+        else if (RopeScaling is { } rs)
+            ropeScaling = JsonSerializer.SerializeToElement(
+                new RopeScalingJson(rs.RopeType, rs.Factor, rs.LowFreqFactor, rs.HighFreqFactor, rs.OriginalMaxPositionEmbeddings),
+                EdgeTuneJson.Default.RopeScalingJson);
+        else ropeScaling = JsonNull;
+        JsonElement? eos = EosTokenIds.Count switch
         {
-            w.WriteStartObject();
-            w.WriteStartArray("architectures");
-            foreach (var a in Architectures) w.WriteStringValue(a);
-            w.WriteEndArray();
-            w.WriteString("model_type", ModelType);
-            w.WriteNumber("hidden_size", HiddenSize);
-            w.WriteNumber("intermediate_size", IntermediateSize);
-            w.WriteNumber("num_hidden_layers", NumHiddenLayers);
-            w.WriteNumber("num_attention_heads", NumAttentionHeads);
-            w.WriteNumber("num_key_value_heads", NumKeyValueHeads);
-            w.WriteNumber("head_dim", HeadDim);
-            w.WriteNumber("vocab_size", VocabSize);
-            w.WriteNumber("rms_norm_eps", RmsNormEps);
-            w.WriteNumber("rope_theta", RopeTheta);
-            if (RopeScaling is not null && Raw.TryGetValue("rope_scaling", out var rawScaling) && rawScaling.ValueKind == JsonValueKind.Object)
-            {
-                w.WritePropertyName("rope_scaling"); // as read: keeps fields such as longrope's short/long factors
-                rawScaling.WriteTo(w);
-            }
-            else if (RopeScaling is { } rs)
-            {
-                w.WriteStartObject("rope_scaling");
-                w.WriteString("rope_type", rs.RopeType);
-                w.WriteNumber("factor", rs.Factor);
-                if (rs.LowFreqFactor is { } lf) w.WriteNumber("low_freq_factor", lf);
-                if (rs.HighFreqFactor is { } hf) w.WriteNumber("high_freq_factor", hf);
-                if (rs.OriginalMaxPositionEmbeddings is { } om) w.WriteNumber("original_max_position_embeddings", om);
-                w.WriteEndObject();
-            }
-            else w.WriteNull("rope_scaling");
-            w.WriteNumber("max_position_embeddings", MaxPositionEmbeddings);
-            w.WriteBoolean("tie_word_embeddings", TieWordEmbeddings);
-            w.WriteBoolean("attention_bias", AttentionBias);
-            w.WriteBoolean("mlp_bias", MlpBias);
-            w.WriteString("hidden_act", HiddenAct);
-            if (BosTokenId is { } bos) w.WriteNumber("bos_token_id", bos);
-            if (EosTokenIds.Count == 1) w.WriteNumber("eos_token_id", EosTokenIds[0]);
-            else if (EosTokenIds.Count > 1)
-            {
-                w.WriteStartArray("eos_token_id");
-                foreach (int e in EosTokenIds) w.WriteNumberValue(e);
-                w.WriteEndArray();
-            }
-            if (PadTokenId is { } pad) w.WriteNumber("pad_token_id", pad);
-            if (TorchDtype is not null) w.WriteString("torch_dtype", TorchDtype);
-            if (SlidingWindow is { } sw) w.WriteNumber("sliding_window", sw);
-            if (UseSlidingWindow is { } usw) w.WriteBoolean("use_sliding_window", usw);
-            foreach (var (field, value) in Raw)
-            {
-                if (WrittenFields.Contains(field)) continue;
-                w.WritePropertyName(field);
-                value.WriteTo(w);
-            }
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(ms.ToArray());
+            0 => null,
+            1 => EdgeTuneJson.Element(EosTokenIds[0]),
+            _ => EdgeTuneJson.Element(EosTokenIds.ToArray()),
+        };
+        var others = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        foreach (var (field, value) in Raw)
+            if (!WrittenFields.Contains(field)) others[field] = value;
+        var json = new HfConfigJson
+        {
+            Architectures = Architectures, ModelType = ModelType, HiddenSize = HiddenSize, IntermediateSize = IntermediateSize,
+            NumHiddenLayers = NumHiddenLayers, NumAttentionHeads = NumAttentionHeads, NumKeyValueHeads = NumKeyValueHeads, HeadDim = HeadDim,
+            VocabSize = VocabSize, RmsNormEps = RmsNormEps, RopeTheta = RopeTheta, RopeScaling = ropeScaling,
+            MaxPositionEmbeddings = MaxPositionEmbeddings, TieWordEmbeddings = TieWordEmbeddings, AttentionBias = AttentionBias,
+            MlpBias = MlpBias, HiddenAct = HiddenAct, BosTokenId = BosTokenId, EosTokenId = eos, PadTokenId = PadTokenId,
+            TorchDtype = TorchDtype, SlidingWindow = SlidingWindow, UseSlidingWindow = UseSlidingWindow, Others = others,
+        };
+        return EdgeTuneJson.Write(json, EdgeTuneJson.Default.HfConfigJson, indented: true);
     }
+
+    private static readonly JsonElement JsonNull = JsonDocument.Parse("null").RootElement.Clone();
 }
 
-[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
-internal sealed partial class HfConfigJson : System.Text.Json.Serialization.JsonSerializerContext;
+/// <summary>
+/// config.json as <see cref="HfConfig.ToJson"/> writes it: the fields HfConfig models, in HF's names (rope_scaling
+/// written as null when absent, the optional ids, dtype and sliding-window settings left out when unset), then every
+/// other field of the config it was read from, unchanged (<see cref="Others"/>, written after the rest).
+/// </summary>
+internal sealed class HfConfigJson
+{
+    public required IReadOnlyList<string> Architectures { get; init; }
+    public required string ModelType { get; init; }
+    public int HiddenSize { get; init; }
+    public int IntermediateSize { get; init; }
+    public int NumHiddenLayers { get; init; }
+    public int NumAttentionHeads { get; init; }
+    public int NumKeyValueHeads { get; init; }
+    public int HeadDim { get; init; }
+    public int VocabSize { get; init; }
+    public double RmsNormEps { get; init; }
+    public double RopeTheta { get; init; }
+    public JsonElement RopeScaling { get; init; }
+    public int MaxPositionEmbeddings { get; init; }
+    public bool TieWordEmbeddings { get; init; }
+    public bool AttentionBias { get; init; }
+    public bool MlpBias { get; init; }
+    public required string HiddenAct { get; init; }
+    public int? BosTokenId { get; init; }
+    public JsonElement? EosTokenId { get; init; }
+    public int? PadTokenId { get; init; }
+    public string? TorchDtype { get; init; }
+    public int? SlidingWindow { get; init; }
+    public bool? UseSlidingWindow { get; init; }
+
+    /// <summary>The raw fields HfConfig has no member for, written after the others as they were read. Settable, not
+    /// init-only: the generated code passes init-only members like constructor arguments, which extension data cannot be.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement> Others { get; set; } = [];
+}
+
+/// <summary>rope_scaling built from a <see cref="Formats.RopeScaling"/> (the llama3 factors left out when unset).</summary>
+internal sealed record RopeScalingJson(string RopeType, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositionEmbeddings);

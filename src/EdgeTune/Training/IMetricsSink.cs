@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using EdgeTune.Internal;
 
 namespace EdgeTune.Training;
 
@@ -109,53 +111,70 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
     }
 
     /// <summary>One status as a single-line JSON object.</summary>
-    public static string Format(TrainingStatus s)
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms))
-        {
-            w.WriteStartObject();
-            w.WriteString("event", s.Event.ToString().ToLowerInvariant());
-            w.WriteNumber("step", s.Step);
-            w.WriteNumber("total", s.TotalSteps);
-            Number(w, "loss", s.Loss);
-            Number(w, "lr", s.LearningRate);
-            Number(w, "grad_norm", s.GradNorm);
-            Number(w, "tokens_per_s", s.TokensPerSecond);
-            w.WriteNumber("elapsed_s", Math.Round(s.Elapsed.TotalSeconds, 3));
-            if (s.Eta is TimeSpan eta) w.WriteNumber("eta_s", Math.Round(eta.TotalSeconds, 1));
-            w.WriteNumber("managed_bytes", s.ManagedBytes);
-            w.WriteNumber("rss_bytes", s.WorkingSetBytes);
-            w.WriteNumber("tensor_bytes", s.TensorBytes);
-            Number(w, "eval_loss", s.EvalLoss);
-            Number(w, "perplexity", s.EvalPerplexity);
-            if (s.Message is not null) w.WriteString("message", s.Message);
-            Number(w, "dp_epsilon", s.DpEpsilon);
-            if (s.Energy is { } e)
-            {
-                Number(w, "joules", e.Joules);
-                Number(w, "wh", e.WattHours);
-                Number(w, "avg_w", e.AverageWatts);
-                Number(w, "j_per_token", e.JoulesPerToken);
-                Number(w, "cum_joules", e.CumulativeJoules);
-                Number(w, "co2e_g", e.Co2eGrams);
-                w.WriteBoolean("estimated", e.Estimated);
-                w.WriteString("meter", e.Meter);
-            }
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(ms.ToArray());
-    }
-
-    private static void Number(Utf8JsonWriter w, string name, double? value)
-    {
-        if (value is not double v) return;
-        if (double.IsFinite(v)) w.WriteNumber(name, v);
-        else w.WriteString(name, v.ToString(System.Globalization.CultureInfo.InvariantCulture)); // JSON has no NaN
-    }
+    public static string Format(TrainingStatus s) => EdgeTuneJson.Write(MetricsRowJson.From(s), EdgeTuneJson.Default.MetricsRowJson);
 
     public void Dispose()
     {
         lock (_gate) _writer.Dispose();
+    }
+}
+
+/// <summary>One metrics.jsonl row as <see cref="JsonlMetricsSink"/> writes it. Null members are left out (a step
+/// without an evaluation has no eval_loss, one without energy accounting no energy keys); non-finite numbers are
+/// written as the strings "NaN", "Infinity" and "-Infinity". Times are rounded here: elapsed to 1 ms, ETA to 0.1 s.</summary>
+internal sealed record MetricsRowJson(
+    string Event,
+    long Step,
+    long Total,
+    double? Loss,
+    double Lr,
+    double? GradNorm,
+    double TokensPerS,
+    double ElapsedS,
+    double? EtaS,
+    long ManagedBytes,
+    long RssBytes,
+    long TensorBytes,
+    double? EvalLoss,
+    double? Perplexity,
+    string? Message,
+    double? DpEpsilon,
+    double? Joules,
+    double? Wh,
+    double? AvgW,
+    double? JPerToken,
+    double? CumJoules,
+    [property: JsonPropertyName("co2e_g")] double? Co2eG,
+    bool? Estimated,
+    string? Meter)
+{
+    public static MetricsRowJson From(TrainingStatus s)
+    {
+        var e = s.Energy;
+        return new MetricsRowJson(
+            s.Event.ToString().ToLowerInvariant(),
+            s.Step,
+            s.TotalSteps,
+            s.Loss,
+            s.LearningRate,
+            s.GradNorm,
+            s.TokensPerSecond,
+            Math.Round(s.Elapsed.TotalSeconds, 3),
+            s.Eta is TimeSpan eta ? Math.Round(eta.TotalSeconds, 1) : null,
+            s.ManagedBytes,
+            s.WorkingSetBytes,
+            s.TensorBytes,
+            s.EvalLoss,
+            s.EvalPerplexity,
+            s.Message,
+            s.DpEpsilon,
+            e?.Joules,
+            e?.WattHours,
+            e?.AverageWatts,
+            e?.JoulesPerToken,
+            e?.CumulativeJoules,
+            e?.Co2eGrams,
+            e?.Estimated,
+            e?.Meter);
     }
 }

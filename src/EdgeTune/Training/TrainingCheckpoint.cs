@@ -2,8 +2,10 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
+using EdgeTune.Internal;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Training;
@@ -172,61 +174,28 @@ public static class TrainingCheckpoint
 
     private static void WriteManifest(string folder, long step)
     {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            w.WriteString("format", Format);
-            w.WriteNumber("version", Version);
-            w.WriteNumber("step", step);
-            w.WriteStartObject("files");
-            foreach (var path in Directory.GetFiles(folder).OrderBy(p => p, StringComparer.Ordinal))
-            {
-                w.WriteStartObject(Path.GetFileName(path));
-                w.WriteNumber("bytes", new FileInfo(path).Length);
-                w.WriteString("sha256", Sha256(path));
-                w.WriteEndObject();
-            }
-            w.WriteEndObject();
-            w.WriteEndObject();
-        }
+        var files = new Dictionary<string, CheckpointManifestJson.FileEntry>(StringComparer.Ordinal);
+        foreach (var path in Directory.GetFiles(folder).OrderBy(p => p, StringComparer.Ordinal))
+            files[Path.GetFileName(path)] = new(new FileInfo(path).Length, Sha256(path));
+        string json = EdgeTuneJson.Write(new CheckpointManifestJson(Format, Version, step, files), EdgeTuneJson.Default.CheckpointManifestJson, indented: true);
         // the manifest is written last: its presence marks a complete folder
         using var fs = new FileStream(Path.Combine(folder, ManifestFile), FileMode.CreateNew);
-        fs.Write(ms.ToArray());
+        fs.Write(Encoding.UTF8.GetBytes(json));
         fs.Flush(flushToDisk: true);
     }
 
     internal static string StateToJson(TrainingState s)
     {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("step", s.Step);
-            w.WriteNumber("total_steps", s.TotalSteps);
-            w.WriteNumber("tokens", s.Tokens);
-            if (s.DataPosition is null) w.WriteNull("data_position"); else w.WriteString("data_position", s.DataPosition);
-            // doubles as their exact bits, so a resumed run compares exactly as the original did
-            if (s.BestEvalLoss is double best) w.WriteString("best_eval_loss_bits", Bits(best)); else w.WriteNull("best_eval_loss_bits");
-            w.WriteNumber("evals_without_improvement", s.EvalsWithoutImprovement);
-            w.WriteNumber("consecutive_non_finite", s.ConsecutiveNonFinite);
-            w.WriteStartObject("rngs");
-            foreach (var (name, r) in s.Rngs)
-            {
-                w.WriteStartObject(name);
-                w.WriteString("s0", r.S0.ToString("X16", CultureInfo.InvariantCulture));
-                w.WriteString("s1", r.S1.ToString("X16", CultureInfo.InvariantCulture));
-                w.WriteString("s2", r.S2.ToString("X16", CultureInfo.InvariantCulture));
-                w.WriteString("s3", r.S3.ToString("X16", CultureInfo.InvariantCulture));
-                w.WriteBoolean("has_spare", r.HasSpare);
-                w.WriteString("spare_bits", Bits(r.Spare));
-                w.WriteEndObject();
-            }
-            w.WriteEndObject();
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(ms.ToArray());
+        var rngs = new Dictionary<string, TrainingStateJson.Rng>(StringComparer.Ordinal);
+        foreach (var (name, r) in s.Rngs)
+            rngs[name] = new(Hex(r.S0), Hex(r.S1), Hex(r.S2), Hex(r.S3), r.HasSpare, Bits(r.Spare));
+        // doubles as their exact bits, so a resumed run compares exactly as the original did
+        var json = new TrainingStateJson(s.Step, s.TotalSteps, s.Tokens, s.DataPosition, s.BestEvalLoss is double best ? Bits(best) : null,
+            s.EvalsWithoutImprovement, s.ConsecutiveNonFinite, rngs);
+        return EdgeTuneJson.Write(json, EdgeTuneJson.Default.TrainingStateJson, indented: true);
     }
+
+    private static string Hex(ulong v) => v.ToString("X16", CultureInfo.InvariantCulture);
 
     internal static TrainingState StateFromJson(string json, string source)
     {
@@ -265,4 +234,32 @@ public static class TrainingCheckpoint
     private static string Bits(double d) => BitConverter.DoubleToInt64Bits(d).ToString("X16", CultureInfo.InvariantCulture);
 
     private static double FromBits(string s) => BitConverter.Int64BitsToDouble(long.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+}
+
+/// <summary>manifest.json of a checkpoint: format, version, step, and each file's byte count and SHA-256 (by file name,
+/// in ordinal order).</summary>
+internal sealed record CheckpointManifestJson(string Format, int Version, long Step, Dictionary<string, CheckpointManifestJson.FileEntry> Files)
+{
+    internal sealed record FileEntry(long Bytes, [property: JsonPropertyName("sha256")] string Sha256);
+}
+
+/// <summary>state.json of a checkpoint (read back by <see cref="TrainingCheckpoint"/>'s StateFromJson): data_position and
+/// best_eval_loss_bits are written as null when unset; the random states and doubles as hexadecimal bit patterns.</summary>
+internal sealed record TrainingStateJson(
+    long Step,
+    long TotalSteps,
+    long Tokens,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? DataPosition,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? BestEvalLossBits,
+    int EvalsWithoutImprovement,
+    int ConsecutiveNonFinite,
+    Dictionary<string, TrainingStateJson.Rng> Rngs)
+{
+    internal sealed record Rng(
+        [property: JsonPropertyName("s0")] string S0,
+        [property: JsonPropertyName("s1")] string S1,
+        [property: JsonPropertyName("s2")] string S2,
+        [property: JsonPropertyName("s3")] string S3,
+        bool HasSpare,
+        string SpareBits);
 }

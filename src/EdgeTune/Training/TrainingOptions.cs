@@ -1,5 +1,6 @@
 using System.Globalization;
-using System.Text.Json;
+using System.Text.Json.Serialization;
+using EdgeTune.Internal;
 
 namespace EdgeTune.Training;
 
@@ -93,35 +94,54 @@ public sealed record TrainingOptions
     }
 
     /// <summary>The fully resolved options as one JSON object (for logs and checkpoints).</summary>
-    public string ToJson()
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("steps", Steps);
-            if (Epochs is double e) w.WriteNumber("epochs", e); else w.WriteNull("epochs");
-            w.WriteNumber("micro_batch", MicroBatch);
-            w.WriteNumber("grad_accumulation", GradAccumulation);
-            w.WriteNumber("seq_len", SeqLen);
-            w.WriteNumber("learning_rate", LearningRate);
-            w.WriteNumber("warmup_steps", WarmupSteps);
-            w.WriteString("schedule", Schedule.ToString().ToLowerInvariant());
-            w.WriteNumber("min_lr_ratio", MinLrRatio);
-            w.WriteNumber("weight_decay", WeightDecay);
-            w.WriteNumber("max_grad_norm", MaxGradNorm);
-            w.WriteNumber("eval_every", EvalEvery);
-            w.WriteNumber("eval_batches", EvalBatches);
-            w.WriteNumber("early_stopping_patience", EarlyStoppingPatience);
-            w.WriteNumber("checkpoint_every", CheckpointEvery);
-            w.WriteNumber("keep_checkpoints", KeepCheckpoints);
-            w.WriteBoolean("activation_checkpointing", ActivationCheckpointing);
-            w.WriteNumber("vocab_chunk", VocabChunk);
-            w.WriteNumber("max_consecutive_non_finite", MaxConsecutiveNonFinite);
-            w.WriteNumber("seed", Seed);
-            if (OutputDir is null) w.WriteNull("output_dir"); else w.WriteString("output_dir", OutputDir);
-            w.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
-    }
+    public string ToJson() => EdgeTuneJson.Write(TrainingOptionsJson.From(this), EdgeTuneJson.Default.TrainingOptionsJson, indented: true);
+}
+
+/// <summary>The JSON of <see cref="TrainingOptions"/> (options.json of a checkpoint, the first metrics row): every
+/// option, epochs and output_dir as null when unset, the schedule in lower case.</summary>
+internal sealed record TrainingOptionsJson(
+    int Steps,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] double? Epochs,
+    int MicroBatch,
+    int GradAccumulation,
+    int SeqLen,
+    double LearningRate,
+    int WarmupSteps,
+    string Schedule,
+    double MinLrRatio,
+    double WeightDecay,
+    double MaxGradNorm,
+    int EvalEvery,
+    int EvalBatches,
+    int EarlyStoppingPatience,
+    int CheckpointEvery,
+    int KeepCheckpoints,
+    bool ActivationCheckpointing,
+    int VocabChunk,
+    int MaxConsecutiveNonFinite,
+    ulong Seed,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? OutputDir)
+{
+    public static TrainingOptionsJson From(TrainingOptions o) => new(
+        o.Steps,
+        o.Epochs,
+        o.MicroBatch,
+        o.GradAccumulation,
+        o.SeqLen,
+        o.LearningRate,
+        o.WarmupSteps,
+        o.Schedule.ToString().ToLowerInvariant(),
+        o.MinLrRatio,
+        o.WeightDecay,
+        o.MaxGradNorm,
+        o.EvalEvery,
+        o.EvalBatches,
+        o.EarlyStoppingPatience,
+        o.CheckpointEvery,
+        o.KeepCheckpoints,
+        o.ActivationCheckpointing,
+        o.VocabChunk,
+        o.MaxConsecutiveNonFinite,
+        o.Seed,
+        o.OutputDir);
 }

@@ -36,6 +36,9 @@ public sealed class EvalCommandTests : IDisposable
         Assert.True(code == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var r = doc.RootElement;
+        Assert.Equal(["loss", "ppl", "tokens", "windows", "seq_len", "model", "data", "seconds"], r.EnumerateObject().Select(p => p.Name));
+        Assert.False(string.IsNullOrEmpty(r.GetProperty("model").GetString()));
+        Assert.True(r.GetProperty("seconds").GetDouble() >= 0);
         double loss = r.GetProperty("loss").GetDouble(), ppl = r.GetProperty("ppl").GetDouble();
         Assert.True(double.IsFinite(ppl) && ppl > 1, $"ppl {ppl}");
         Assert.Equal(Math.Exp(loss), ppl, 1e-9);

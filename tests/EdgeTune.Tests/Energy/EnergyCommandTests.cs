@@ -101,6 +101,49 @@ public class EnergyCommandTests
         }
     }
 
+    private static List<string> Keys(JsonElement o) => o.EnumerateObject().Select(p => p.Name).ToList();
+
+    [Fact]
+    public void Json_carries_every_key_with_null_for_unknown_values_and_unescaped_text()
+    {
+        using var fs = PlantedTree();
+        var reader = new DenyingFileReader();
+        reader.Deny(Path.Combine(fs.Powercap("intel-rapl:0"), "energy_uj"));
+        var clock = new ManualClock();
+        var services = new EnergyCommandServices(clock, clock.AsDelay(), new EnergyDiscoveryOptions(fs.Sysfs(reader), ProbeGpu: false));
+        var (code, stdout, _) = Invoke(EnergyCommand.Create(services), "energy", "--json", "--seconds", "0");
+
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(stdout);
+        var o = doc.RootElement;
+        Assert.Equal(["sysfs_root", "seconds", "meters", "total", "samples", "power_state", "thermal", "notes"], Keys(o));
+        Assert.Equal(0, o.GetProperty("seconds").GetDouble());
+        var meters = o.GetProperty("meters").EnumerateArray().ToList();
+        Assert.NotEmpty(meters);
+        foreach (var m in meters)
+        {
+            Assert.Equal(["id", "kind", "label", "source", "estimate", "in_total", "available", "reason", "fix", "joules", "avg_watts"], Keys(m));
+            Assert.Equal(JsonValueKind.Null, m.GetProperty("joules").ValueKind); // nothing sampled
+            Assert.Equal(JsonValueKind.Null, m.GetProperty("avg_watts").ValueKind);
+        }
+        var denied = meters.Single(m => m.GetProperty("id").GetString() == "rapl:intel-rapl:0");
+        Assert.False(denied.GetProperty("available").GetBoolean());
+        Assert.Equal(JsonValueKind.String, denied.GetProperty("reason").ValueKind);
+        Assert.Contains("o+r", denied.GetProperty("fix").GetString());
+        Assert.Contains("o+r", stdout); // printed as is, not as \u002B
+        var readable = meters.First(m => m.GetProperty("available").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, readable.GetProperty("reason").ValueKind);
+        var total = o.GetProperty("total");
+        Assert.Equal(["id", "label", "estimate", "explanation", "joules", "avg_watts"], Keys(total));
+        Assert.Equal(JsonValueKind.Null, total.GetProperty("joules").ValueKind);
+        Assert.Equal(0, o.GetProperty("samples").GetArrayLength());
+        var ps = o.GetProperty("power_state");
+        Assert.Equal(["on_ac", "battery_percent", "battery_status", "max_temp_c", "power_watts", "source"], Keys(ps));
+        Assert.Equal(JsonValueKind.False, ps.GetProperty("on_ac").ValueKind);
+        Assert.Equal(["zone", "type", "celsius"], Keys(o.GetProperty("thermal")[0]));
+        Assert.Equal(JsonValueKind.Array, o.GetProperty("notes").ValueKind);
+    }
+
     [Fact]
     public void Text_lists_what_each_meter_measures_and_explains_unreadable_counters()
     {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using EdgeTune.Internal;
 using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Text;
@@ -170,22 +171,13 @@ public static class ModelExporter
     /// <summary>generation_config.json for a model folder (bos/eos/pad ids from the config).</summary>
     internal static string GenerationConfigJson(HfConfig cfg)
     {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        JsonElement? eos = cfg.EosTokenIds.Count switch
         {
-            w.WriteStartObject();
-            if (cfg.BosTokenId is int bos) w.WriteNumber("bos_token_id", bos);
-            if (cfg.EosTokenIds.Count == 1) w.WriteNumber("eos_token_id", cfg.EosTokenIds[0]);
-            else if (cfg.EosTokenIds.Count > 1)
-            {
-                w.WriteStartArray("eos_token_id");
-                foreach (int e in cfg.EosTokenIds) w.WriteNumberValue(e);
-                w.WriteEndArray();
-            }
-            if (cfg.PadTokenId is int pad) w.WriteNumber("pad_token_id", pad);
-            w.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
+            0 => null,
+            1 => EdgeTuneJson.Element(cfg.EosTokenIds[0]),
+            _ => EdgeTuneJson.Element(cfg.EosTokenIds.ToArray()),
+        };
+        return EdgeTuneJson.Write(new GenerationConfigJson(cfg.BosTokenId, eos, cfg.PadTokenId), EdgeTuneJson.Default.GenerationConfigJson, indented: true);
     }
 
     /// <summary>Replaces <paramref name="target"/> with the finished <paramref name="tmp"/> folder (old one moved aside, then deleted).</summary>
@@ -212,3 +204,7 @@ public static class ModelExporter
         try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
+
+/// <summary>generation_config.json: the token ids the config knows (absent ones left out); eos_token_id is an int, or a
+/// list when the model has several.</summary>
+internal sealed record GenerationConfigJson(int? BosTokenId, JsonElement? EosTokenId, int? PadTokenId);

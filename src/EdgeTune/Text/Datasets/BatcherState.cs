@@ -12,10 +12,10 @@ namespace EdgeTune.Text.Datasets;
 public sealed record BatcherState(int Epoch, int Index, RngState EpochRng, int Sequences, int BatchSize)
 {
     /// <summary>One line of JSON.</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Internal.DatasetJsonContext.Default.BatcherState);
+    public string ToJson() => JsonSerializer.Serialize(this, EdgeTune.Internal.EdgeTuneJson.Default.BatcherState);
 
     /// <summary>Reads a state written by <see cref="ToJson"/>.</summary>
     public static BatcherState FromJson(string json) =>
-        JsonSerializer.Deserialize(json, Internal.DatasetJsonContext.Default.BatcherState)
+        JsonSerializer.Deserialize(json, EdgeTune.Internal.EdgeTuneJson.Default.BatcherState)
         ?? throw new JsonException("BatcherState.FromJson: the JSON is null");
 }

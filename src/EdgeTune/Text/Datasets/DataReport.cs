@@ -25,6 +25,7 @@ public sealed record DataReport
     /// <summary>The container the rows came from.</summary>
     public DataFileKind FileKind { get; init; }
     /// <summary>How the columns were read, e.g. "alpaca: instruction+input -> prompt, output -> completion".</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.Never)] // written as null when unknown
     public string? Columns { get; init; }
     public required int SeqLen { get; init; }
     public required bool Packed { get; init; }
@@ -48,11 +49,11 @@ public sealed record DataReport
     public long PaddingTokens { get; init; }
 
     /// <summary>The report as one line of JSON (snake_case keys, the format as a string).</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Internal.DatasetJsonContext.Default.DataReport);
+    public string ToJson() => JsonSerializer.Serialize(this, EdgeTune.Internal.EdgeTuneJson.Default.DataReport);
 
     /// <summary>Reads a report written by <see cref="ToJson"/>.</summary>
     public static DataReport FromJson(string json) =>
-        JsonSerializer.Deserialize(json, Internal.DatasetJsonContext.Default.DataReport) ?? throw new JsonException("DataReport.FromJson: null");
+        JsonSerializer.Deserialize(json, EdgeTune.Internal.EdgeTuneJson.Default.DataReport) ?? throw new JsonException("DataReport.FromJson: null");
 
     /// <summary>A few human-readable lines.</summary>
     public string Describe()
