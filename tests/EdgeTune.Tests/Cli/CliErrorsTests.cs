@@ -22,13 +22,7 @@ public sealed class CliErrorsTests : IDisposable
         return Path.Combine(dir!.FullName, "samples", "notes.jsonl");
     }
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     /// <summary>Files for the cases: {T} in a case is this test's temporary folder, {NOTES} the sample data.</summary>
     private void MakeFiles()

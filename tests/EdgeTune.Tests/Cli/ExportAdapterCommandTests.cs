@@ -23,13 +23,7 @@ public sealed class ExportAdapterCommandTests(ITestOutputHelper output) : IDispo
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     private string P(string name) => Path.Combine(_dir, name);
 

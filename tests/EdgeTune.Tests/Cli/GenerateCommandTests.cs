@@ -5,13 +5,7 @@ namespace EdgeTune.Tests.Cli;
 
 public class GenerateCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     [SkippableFact]
     public void GreedyStories260KPrintsExactlyRunCText()

@@ -7,13 +7,7 @@ namespace EdgeTune.Tests.Cli;
 /// <summary><c>finetune --base-dtype</c>: LoRA over a quantized frozen base (QLoRA) from the command line.</summary>
 public class QloraCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = EdgeTune.Cli.Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     private static double Value(string text, string prefix)
     {
