@@ -55,9 +55,20 @@ public sealed class SafeTensorsFile : ICheckpointReader
     public void Dispose() => _storage.Dispose();
 
     /// <summary>Maps and validates a safetensors file.</summary>
-    public static unsafe SafeTensorsFile Open(string path)
+    public static SafeTensorsFile Open(string path) => Parse(path, TensorStorage.MapFile(path));
+
+    /// <summary>
+    /// Opens a safetensors file kept encrypted at rest (<see cref="Security.EncryptedFile"/>): it is decrypted
+    /// into anonymous native memory, zeroed on dispose, since ciphertext cannot be memory-mapped. Costs the
+    /// file's size in RAM; tensors are read-only views as with <see cref="Open"/>.
+    /// </summary>
+    /// <param name="logicalName">The name the file was encrypted under (its relative path in the run folder).</param>
+    public static SafeTensorsFile OpenEncrypted(string path, string logicalName, Security.EncryptionKey key) =>
+        Parse(path, Security.EncryptedFile.DecryptToMemory(path, logicalName, key));
+
+    /// <summary>Validates the safetensors bytes in <paramref name="storage"/>, which it then owns.</summary>
+    private static unsafe SafeTensorsFile Parse(string path, TensorStorage storage)
     {
-        var storage = TensorStorage.MapFile(path);
         try
         {
             long fileLength = storage.ByteLength;

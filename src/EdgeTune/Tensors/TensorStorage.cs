@@ -31,9 +31,14 @@ public abstract unsafe class TensorStorage : IDisposable
 internal sealed unsafe class NativeStorage : TensorStorage
 {
     private readonly TensorMemoryScope? _scope;
+    private readonly bool _zeroOnFree;
 
-    public NativeStorage(long bytes)
+    /// <param name="readOnly">Mark tensor views read-only (the creator fills it through <see cref="TensorStorage.Pointer"/> first).</param>
+    /// <param name="zeroOnFree">Clear the bytes before freeing them (decrypted secrets).</param>
+    public NativeStorage(long bytes, bool readOnly = false, bool zeroOnFree = false)
     {
+        IsReadOnly = readOnly;
+        _zeroOnFree = zeroOnFree;
         if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), bytes, "negative allocation");
         ByteLength = bytes;
         Pointer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), Alignment);
@@ -53,6 +58,7 @@ internal sealed unsafe class NativeStorage : TensorStorage
     private void Free()
     {
         if (Pointer == null) return;
+        if (_zeroOnFree) NativeMemory.Clear(Pointer, (nuint)Math.Max(ByteLength, 1));
         NativeMemory.AlignedFree(Pointer);
         Pointer = null;
         if (ByteLength > 0) GC.RemoveMemoryPressure(ByteLength);
