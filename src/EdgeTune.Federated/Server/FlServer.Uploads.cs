@@ -142,8 +142,11 @@ public sealed partial class FlServer
         var round = _store.GetRound(u.Round);
         if (reason is null && round is not { Open: true }) (reason, code) = ($"late: round {u.Round} closed while the update was uploading", FederatedTelemetry.RejectedLate);
         if (reason is null && Options.SecureAggregation)
+        {
             (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload), FederatedTelemetry.RejectedSecureAggregation)
                 : ($"encoding '{u.Encoding}' is not a masked input", FederatedTelemetry.RejectedEncoding);
+            if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
+        }
         else if (reason is null)
         {
             float[]? delta = null;
@@ -158,7 +161,6 @@ public sealed partial class FlServer
             if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
             if (reason is null) FoldAcceptedLocked(u, delta!); // the decoded vector is dropped when this method returns
         }
-        else if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
         DeletePart(u.UploadId);
         if (reason is not null)
         {
