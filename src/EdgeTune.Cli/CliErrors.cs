@@ -52,16 +52,12 @@ public static class CliErrors
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(configuration);
         configuration.EnableDefaultExceptionHandler = false;
-        if (config is not null)
-        {
-            try { args = RunConfigFile.Expand(root, config, [.. args]); }
-            catch (Exception e)
-            {
-                var bare = root.Parse(args);
-                return Report(e, Verb(bare), bare.GetValue(verbose), configuration.Error);
-            }
-        }
         var parse = root.Parse(args);
+        if (config is not null && parse.GetValue(config) is not null)
+        {
+            try { parse = root.Parse(RunConfigFile.Expand(parse, config, [.. args])); }
+            catch (Exception e) { return Report(e, Verb(parse), parse.GetValue(verbose), configuration.Error); }
+        }
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true }) // --help, --version: let them answer
         {
             string verb = Verb(parse);

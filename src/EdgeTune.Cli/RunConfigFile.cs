@@ -23,11 +23,10 @@ public static class RunConfigFile
     };
 
     /// <summary>The arguments with the config file's settings appended for options the command line leaves unset;
-    /// <paramref name="args"/> unchanged when no <c>--config</c> is given.</summary>
+    /// <paramref name="args"/> unchanged when no <c>--config</c> is given. <paramref name="first"/> is the parse of <paramref name="args"/>.</summary>
     /// <exception cref="CliException">The file is missing or malformed, or names a setting the verb does not have (exit 2 or 3).</exception>
-    public static string[] Expand(Command root, Option<string?> config, string[] args)
+    public static string[] Expand(ParseResult first, Option<string?> config, string[] args)
     {
-        var first = root.Parse(args);
         if (first.GetValue(config) is not { } path) return args;
         var command = first.CommandResult.Command;
         JsonObject settings;
@@ -63,7 +62,7 @@ public static class RunConfigFile
         {
             if (option.Name is "--help" or "--version" or "--config") continue;
             object? value;
-            try { value = parse.GetResult(option)?.GetValueOrDefault<object?>() ?? DefaultOf(parse, option); }
+            try { value = parse.GetResult(option)?.GetValueOrDefault<object?>() ?? DefaultOf(option); }
             catch (InvalidCastException) { value = null; }
             o[option.Name.TrimStart('-').Replace('-', '_')] = ToNode(value);
         }
@@ -88,7 +87,7 @@ public static class RunConfigFile
         File.Move(temp, path, overwrite: true);
     }
 
-    private static object? DefaultOf(ParseResult parse, Option option)
+    private static object? DefaultOf(Option option)
     {
         try { return option.HasDefaultValue ? option.GetDefaultValue() : null; }
         catch (InvalidOperationException) { return null; }

@@ -49,6 +49,7 @@ public static class FinetuneCommand
             var outp = parse.InvocationConfiguration.Output;
             string? modelRef = parse.GetValue(model);
             bool demo = modelRef is null;
+            bool fullFineTuning = parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null); // the built-in model defaults to full
             var t = new TrainingOptions();
             if (demo) t = t with { Steps = DemoSteps, LearningRate = DemoLearningRate, WarmupSteps = 10, MinLrRatio = 0, SeqLen = 128, MicroBatch = 8, EvalEvery = 25, CheckpointEvery = 50 };
             t = training.Apply(parse, t) with
@@ -65,7 +66,7 @@ public static class FinetuneCommand
                 {
                     throw new CliException(CliErrors.Usage, $"--base-dtype: {e.Message}");
                 }
-                if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
+                if (fullFineTuning)
                 {
                     throw new CliException(CliErrors.Usage, "--base-dtype quantizes a frozen base for LoRA (QLoRA); it cannot be combined with full fine-tuning (pass --method lora)");
                 }
@@ -73,7 +74,7 @@ public static class FinetuneCommand
             EdgeTune.Privacy.DpSgdOptions? dpOptions = null;
             if (parse.GetValue(dpEpsilon) is not null || parse.GetValue(dpNoise) is not null)
             {
-                if (parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null))
+                if (fullFineTuning)
                     throw new CliException(CliErrors.Usage, "--dp-epsilon/--dp-noise (DP-SGD) are implemented for LoRA fine-tuning only; full fine-tuning is refused (pass --method lora)");
                 dpOptions = new EdgeTune.Privacy.DpSgdOptions
                 {

@@ -58,7 +58,7 @@ public static class HfTextTower
     /// <summary>True when the checkpoint stores a multimodal model's text tower under a prefix (see <see cref="PlainName"/>).</summary>
     public static bool HasPrefixedTextTower(ICheckpointReader reader) =>
         !reader.Contains("model.embed_tokens.weight")
-        && reader.Tensors.Any(t => t.Name.StartsWith("language_model.", StringComparison.Ordinal) || t.Name.StartsWith("model.language_model.", StringComparison.Ordinal));
+        && reader.Tensors.Any(t => PlainName(t.Name) is { } plain && plain != t.Name);
 
     /// <summary>The checkpoint name of a text tower tensor as EdgeTune names it (<c>model.layers.0...</c>, <c>lm_head.weight</c>),
     /// or null for tensors of the other towers. transformers before 4.52 saved <c>language_model.model.*</c> and

@@ -27,36 +27,29 @@ public static class ModuleTree
         Walk(root).Where(x => x.Module is T).Select(x => (x.Path, (T)x.Module));
 
     /// <summary>The module at <paramref name="path"/>.</summary>
-    public static IModule Get(IModule root, string path)
-    {
-        ArgumentNullException.ThrowIfNull(root);
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        IModule cur = root;
-        foreach (string part in path.Split('.'))
-        {
-            IModule? next = null;
-            foreach (var (name, child) in cur.Children)
-                if (name == part) { next = child; break; }
-            cur = next ?? throw new KeyNotFoundException($"module path '{path}': no child '{part}' under {cur.GetType().Name}");
-        }
-        return cur;
-    }
+    public static IModule Get(IModule root, string path) =>
+        Find(root, path, out var missing, out var parent) ?? throw new KeyNotFoundException($"module path '{path}': no child '{missing}' under {parent.GetType().Name}");
 
     /// <summary>The module at <paramref name="path"/>, or false when some segment of it does not exist.</summary>
-    public static bool TryGet(IModule root, string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IModule? module)
+    public static bool TryGet(IModule root, string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IModule? module) =>
+        (module = Find(root, path, out _, out _)) is not null;
+
+    /// <summary>Walks <paramref name="path"/> down from <paramref name="root"/>; null with the first missing segment and its parent.</summary>
+    private static IModule? Find(IModule root, string path, out string? missing, out IModule parent)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        module = root;
+        parent = root;
         foreach (string part in path.Split('.'))
         {
             IModule? next = null;
-            foreach (var (name, child) in module.Children)
+            foreach (var (name, child) in parent.Children)
                 if (name == part) { next = child; break; }
-            if (next is null) { module = null; return false; }
-            module = next;
+            if (next is null) { missing = part; return null; }
+            parent = next;
         }
-        return true;
+        missing = null;
+        return parent;
     }
 
     /// <summary>Puts <paramref name="module"/> at <paramref name="path"/>; returns the module it replaced.</summary>

@@ -17,11 +17,13 @@ public sealed class StructuredPrunerTests : IDisposable
 
     private static readonly int[] Ids = [1, 5, 9, 52, 0, 17, 33, 8];
 
-    private static float[] Logits(DecoderModel m)
+    private static float[] Logits(DecoderModel m) => Logits(m, Ids);
+
+    private static float[] Logits(DecoderModel m, int[] ids)
     {
-        var logits = new float[Ids.Length * m.VocabSize];
-        using var cache = m.CreateCache(Ids.Length);
-        m.Forward(Ids, cache, logits);
+        var logits = new float[ids.Length * m.VocabSize];
+        using var cache = m.CreateCache(ids.Length);
+        m.Forward(ids, cache, logits);
         return logits;
     }
 
@@ -143,13 +145,6 @@ public sealed class StructuredPrunerTests : IDisposable
             var gate = model.Parameters[p + (fused ? "mlp.gate_up_proj.weight" : "mlp.gate_proj.weight")].Value.Span<float>();
             foreach (int j in Enumerable.Range(0, inter).Except(r.KeptChannels[l])) gate.Slice(j * h, h).Clear();
         }
-        float[] Run(DecoderModel m)
-        {
-            var logits = new float[ids.Length * m.VocabSize];
-            using var cache = m.CreateCache(ids.Length);
-            m.Forward(ids, cache, logits);
-            return logits;
-        }
-        AssertClose(Run(model), Run(small), 1e-5f);
+        AssertClose(Logits(model, ids), Logits(small, ids), 1e-5f);
     }
 }
