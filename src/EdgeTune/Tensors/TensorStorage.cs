@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using EdgeTune.Tensors.Internal;
 
 namespace EdgeTune.Tensors;
 
@@ -19,6 +20,10 @@ public abstract unsafe class TensorStorage : IDisposable
     /// <summary>Allocates zeroed, 64-byte aligned native memory.</summary>
     public static TensorStorage Allocate(long bytes) => new NativeStorage(bytes);
 
+    /// <summary>Hands the freed blocks kept for reuse back to the C heap (see the block cache's remarks); call it when
+    /// a phase that allocated many large tensors (a training run) is over and memory should shrink to what is live.</summary>
+    public static void ReleaseCachedBlocks() => BlockCache.Shared.Trim();
+
     /// <summary>Maps a whole file read-only; tensors are then views at byte offsets into it.</summary>
     public static TensorStorage MapFile(string path) => new MappedFileStorage(path);
 
@@ -32,6 +37,7 @@ internal sealed unsafe class NativeStorage : TensorStorage
 {
     private readonly TensorMemoryScope? _scope;
     private readonly bool _zeroOnFree;
+    private readonly long _blockSize;
 
     /// <param name="readOnly">Mark tensor views read-only (the creator fills it through <see cref="TensorStorage.Pointer"/> first).</param>
     /// <param name="zeroOnFree">Clear the bytes before freeing them (decrypted secrets).</param>
@@ -41,7 +47,7 @@ internal sealed unsafe class NativeStorage : TensorStorage
         _zeroOnFree = zeroOnFree;
         if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), bytes, "negative allocation");
         ByteLength = bytes;
-        Pointer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), Alignment);
+        Pointer = BlockCache.Shared.Rent(bytes, out _blockSize);
         NativeMemory.Clear(Pointer, (nuint)Math.Max(bytes, 1));
         if (bytes > 0) GC.AddMemoryPressure(bytes);
         _scope = TensorMemory.Allocated(bytes);
@@ -59,7 +65,7 @@ internal sealed unsafe class NativeStorage : TensorStorage
     {
         if (Pointer == null) return;
         if (_zeroOnFree) NativeMemory.Clear(Pointer, (nuint)Math.Max(ByteLength, 1));
-        NativeMemory.AlignedFree(Pointer);
+        BlockCache.Shared.Return(Pointer, _blockSize);
         Pointer = null;
         if (ByteLength > 0) GC.RemoveMemoryPressure(ByteLength);
         TensorMemory.Freed(ByteLength, _scope);

@@ -301,6 +301,7 @@ public sealed class Trainer : IDisposable
             + $", peak tensor memory {MemoryPlanner.Format(tensors)}" + (PredictedMemory is { } q ? $" (predicted {MemoryPlanner.Format(q.TensorBytes)})" : "");
         Report(TrainingEvent.Stopped, null, null, message);
         Telemetry.RecordMemory(rss, tensors);
+        TensorStorage.ReleaseCachedBlocks(); // the run's activation blocks were kept for reuse between steps
         runSpan?.SetTag(TrainingTelemetry.StopReasonTag, reason.ToString()).SetTag(TrainingTelemetry.StepTag, State.Step);
         return new TrainingResult(reason, firstStep, State.Step, TotalSteps, losses, _evals.ToList(), State.BestEvalLoss, LastCheckpoint,
             tensors, rss, message, PredictedMemory?.Total, PredictedMemory?.TensorBytes, energyReport,
