@@ -37,6 +37,29 @@ public sealed class OnnxDecoderExportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void SmolLm2ShapedDecoderGreedyTextFromOnnxRuntimeEqualsOurs()
+    {
+        // SmolLM2-135M's real shapes (hidden 576, 9 heads over 3 kv heads of 64, FFN 1536, vocab 49152, tied), 2 of 30 layers.
+        var cfg = new HfConfig
+        {
+            ModelType = "llama", HiddenSize = 576, IntermediateSize = 1536, NumHiddenLayers = 2, NumAttentionHeads = 9,
+            NumKeyValueHeads = 3, HeadDim = 64, VocabSize = 49152, RopeTheta = 100000, TieWordEmbeddings = true,
+            MaxPositionEmbeddings = 8192, RmsNormEps = 1e-5,
+        };
+        using var model = DecoderModel.CreateRandom(cfg, seed: 71, std: 0.05f);
+        PerturbNorms(model, 72);
+        using var dir = new TempDir();
+        var result = OnnxExporter.ExportDecoder(model, dir.File("onnx"), new OnnxExportOptions(MaxPositions: 512));
+        using var session = new InferenceSession(result.ModelPath);
+        var rng = new Rng(73);
+        int[] prompt = Enumerable.Range(0, 24).Select(_ => rng.NextInt(cfg.VocabSize)).ToArray();
+        var (prefill, decode) = CompareGreedy(model, session, prompt, steps: 8);
+        output.WriteLine($"SmolLM2-shaped, 2 layers: prefill max |Δlogit| {prefill:E2}, decode {decode:E2}");
+        Assert.True(prefill <= 1e-4 && decode <= 1e-4, $"prefill {prefill}, decode {decode}");
+        Assert.Equal(Greedy(model, prompt, 12), GreedyOnnx(session, model, prompt, 12));
+    }
+
+    [Fact]
     public void InterleavedRopeAndLlama2cLayoutExport()
     {
         // GGUF and llama2.c checkpoints keep q/k rows interleaved: the graph rotates adjacent pairs for them.
@@ -172,7 +195,7 @@ public sealed class OnnxDecoderExportTests(ITestOutputHelper output)
         return best;
     }
 
-    private static List<DenseTensor<float>> Past(DecoderModel model, int length)
+    internal static List<DenseTensor<float>> Past(DecoderModel model, int length)
     {
         var c = model.Config;
         return Enumerable.Range(0, 2 * c.NumHiddenLayers)
@@ -181,7 +204,7 @@ public sealed class OnnxDecoderExportTests(ITestOutputHelper output)
     }
 
     /// <summary>Runs the graph on one sequence; returns logits [T, V] and the present keys/values (key, value per layer).</summary>
-    private static float[] RunOnnx(InferenceSession session, DecoderModel model, int[] ids, List<DenseTensor<float>> past, out List<DenseTensor<float>> present)
+    internal static float[] RunOnnx(InferenceSession session, DecoderModel model, int[] ids, List<DenseTensor<float>> past, out List<DenseTensor<float>> present)
     {
         int layers = model.Config.NumHiddenLayers;
         var inputs = new List<NamedOnnxValue>
