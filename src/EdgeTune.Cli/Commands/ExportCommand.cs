@@ -15,10 +15,10 @@ namespace EdgeTune.Cli.Commands;
 public static class ExportCommand
 {
     /// <summary>The <c>--format</c> values.</summary>
-    public static readonly IReadOnlyList<string> Formats = ["gguf", "safetensors", "lora-gguf"];
+    public static readonly IReadOnlyList<string> Formats = ["gguf", "safetensors", "lora-gguf", "onnx"];
 
     /// <summary>The <c>--dtype</c> values.</summary>
-    public static readonly IReadOnlyList<string> DTypes = ["f32", "f16", "bf16", "q8_0", "q4_0"];
+    public static readonly IReadOnlyList<string> DTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "int8"];
 
     public static Command Create()
     {
@@ -27,19 +27,19 @@ public static class ExportCommand
         var adapter = ModelOptions.Adapter();
         var format = new Option<string>("--format")
         {
-            Description = "gguf (one file), safetensors (Hugging Face folder), or lora-gguf (the --adapter alone, as a llama.cpp LoRA file for the base model)",
+            Description = "gguf (one file), safetensors (Hugging Face folder), onnx (folder: model.onnx with a KV cache, for ONNX Runtime and its GPU/NPU providers), or lora-gguf (the --adapter alone, as a llama.cpp LoRA file for the base model)",
             Required = true,
         };
         format.AcceptOnlyFromAmong([.. Formats]);
         var dtype = new Option<string>("--dtype")
         {
-            Description = "Weight type: f32, f16, bf16 (safetensors only), q8_0 or q4_0 (gguf only)",
+            Description = "Weight type: f32, f16, bf16 (safetensors only), q8_0 or q4_0 (gguf only), int8 (onnx only: QDQ projections)",
             DefaultValueFactory = _ => "f32",
         };
         dtype.AcceptOnlyFromAmong([.. DTypes]);
-        var output = new Option<string>("--out") { Description = "GGUF file or safetensors folder to write (replaced if present)", Required = true };
+        var output = new Option<string>("--out") { Description = "GGUF file, or safetensors/onnx folder to write (replaced if present)", Required = true };
 
-        var command = new Command("export", "Write a model (with an adapter merged in, if given) as GGUF (llama.cpp) or as a Hugging Face safetensors folder, or an adapter as a llama.cpp LoRA GGUF");
+        var command = new Command("export", "Write a model (with an adapter merged in, if given) as GGUF (llama.cpp), a Hugging Face safetensors folder or an ONNX folder (ONNX Runtime), or an adapter as a llama.cpp LoRA GGUF");
         foreach (var o in new Option[] { model, tokenizer, adapter, format, dtype, output }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -56,6 +56,10 @@ public static class ExportCommand
             if (fmt == "lora-gguf" ? Directory.Exists(outPath) : fmt == "gguf" && Directory.Exists(outPath))
             {
                 throw new CliException(CliErrors.Input, $"--out '{outPath}' is a folder; {(fmt == "gguf" ? "GGUF" : "a LoRA GGUF")} is written to a file");
+            }
+            if (fmt is "onnx" or "safetensors" && File.Exists(outPath))
+            {
+                throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; {fmt} export writes a folder");
             }
             ModelOptions.ResolveAdapter(parse, adapter);
             var target = ParseDType(dt);
@@ -114,6 +118,19 @@ public static class ExportCommand
                     ModelExporter.ExportGguf(llama, loaded.Tokenizer, outPath, target);
                     bytes = new FileInfo(outPath).Length;
                 }
+                else if (fmt == "onnx")
+                {
+                    if (File.Exists(outPath))
+                    {
+                        throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; ONNX export writes a folder (model.onnx and its weights)");
+                    }
+                    var onnx = OnnxExporter.ExportDecoder(llama, outPath,
+                        new OnnxExportOptions(dt == "int8" ? EdgeTune.Formats.Onnx.OnnxWeightFormat.Int8 : EdgeTune.Formats.Onnx.OnnxWeightFormat.Float32),
+                        TokenizerFolder(parse.GetValue(tokenizer), loaded.Source));
+                    bytes = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                    string weights = dt == "int8" ? string.Create(CultureInfo.InvariantCulture, $"; int8 weights, largest weight error {onnx.MaxWeightError:G3}") : "";
+                    await stderr.WriteLineAsync($"ONNX graph: {onnx.Nodes} nodes, opset 17, inputs input_ids + past_key_values.N.key/value, outputs logits + present.N.key/value{weights}").ConfigureAwait(false);
+                }
                 else
                 {
                     if (File.Exists(outPath))
@@ -137,6 +154,8 @@ public static class ExportCommand
     /// <summary>Null when <paramref name="format"/> can store <paramref name="dtype"/>, else the reason.</summary>
     public static string? Validate(string format, string dtype) => (format, dtype) switch
     {
+        ("onnx", not ("f32" or "int8")) => $"--format onnx writes f32 or int8 (QDQ) weights; --dtype {dtype} is for --format gguf or safetensors",
+        (not "onnx", "int8") => "--dtype int8 is for --format onnx (QDQ projections); GGUF export has q8_0",
         ("lora-gguf", not "f32") => $"--format lora-gguf writes F32 adapter tensors; --dtype {dtype} is for --format gguf or safetensors",
         ("gguf", "bf16") => "--dtype bf16 is for --format safetensors; GGUF export writes f32, f16, q8_0 or q4_0",
         ("safetensors", "q8_0" or "q4_0") => $"--dtype {dtype} (block-quantized) is for --format gguf; safetensors export writes f32, f16 or bf16",
@@ -164,6 +183,7 @@ public static class ExportCommand
         "bf16" => DType.BF16,
         "q8_0" => DType.Q8_0,
         "q4_0" => DType.Q4_0,
+        "int8" => DType.F32, // the ONNX exporter quantizes from float weights itself
         _ => throw new ArgumentException($"unknown dtype '{s}'", nameof(s)),
     };
 

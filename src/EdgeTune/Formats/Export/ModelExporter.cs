@@ -181,7 +181,7 @@ public static class ModelExporter
     }
 
     /// <summary>Replaces <paramref name="target"/> with the finished <paramref name="tmp"/> folder (old one moved aside, then deleted).</summary>
-    private static void MoveIntoPlace(string tmp, string target)
+    internal static void MoveIntoPlace(string tmp, string target)
     {
         string? old = null;
         if (Directory.Exists(target))
@@ -199,7 +199,7 @@ public static class ModelExporter
         if (old is not null) TryDelete(old);
     }
 
-    private static void TryDelete(string dir)
+    internal static void TryDelete(string dir)
     {
         try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
