@@ -7,8 +7,9 @@ namespace EdgeTune.Models.Bert;
 /// <summary>
 /// A BERT encoder (post-norm blocks: self-attention with a padding mask, residual + LayerNorm, erf-GELU feed-forward,
 /// residual + LayerNorm) as a module tree with one forward on the <see cref="Tape"/>: <see cref="Hidden"/> is what
-/// training records and what inference (<see cref="LastHiddenState"/>, <see cref="SentenceEmbeddings"/>) runs on a
-/// non-recording tape, so adapters, full fine-tuning and inference share a single definition.
+/// training records and what inference (<see cref="LastHiddenState"/>, <see cref="SentenceEmbeddings"/>) runs on
+/// non-recording tapes (one per block, freed as it goes), so adapters, full fine-tuning and inference share a single
+/// definition.
 /// <see cref="SentenceEmbeddings"/> adds the sentence-transformers head: mean pooling over the attention mask, then
 /// L2 normalisation.
 /// </summary>
@@ -153,11 +154,19 @@ public sealed class BertEncoder : Module, IDisposable
     /// <exception cref="ArgumentException">The batch is malformed, too long, or holds an id outside the vocabulary or token types.</exception>
     public Variable Hidden(Tape tape, BertBatch batch)
     {
+        var x = Embeddings(tape, batch);
+        foreach (var layer in Layers) x = layer.Forward(tape, x, batch.AttentionMask, batch.Batch, batch.Length);
+        return x;
+    }
+
+    /// <summary>Embedding sum and its LayerNorm (B·T, C): the input of the first block.</summary>
+    private Variable Embeddings(Tape tape, BertBatch batch)
+    {
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(batch);
         batch.Validate();
         var c = Config;
-        int b = batch.Batch, t = batch.Length, rows = b * t;
+        int t = batch.Length, rows = batch.Batch * t;
         if (t > c.MaxPositions) throw new ArgumentException($"sequence length {t} exceeds the {c.MaxPositions} positions of the model");
         var positions = new int[rows];
         for (int r = 0; r < rows; r++)
@@ -167,9 +176,26 @@ public sealed class BertEncoder : Module, IDisposable
             if ((uint)batch.TokenTypeIds[r] >= (uint)c.TypeVocabSize) throw new ArgumentException($"token type {batch.TokenTypeIds[r]} at row {r} is outside the {c.TypeVocabSize} types");
         }
         var x = tape.Add(tape.Add(tape.Embedding(_word, batch.InputIds), tape.Embedding(_position, positions)), tape.Embedding(_tokenType, batch.TokenTypeIds));
-        x = tape.LayerNorm(x, _embLnW, _embLnB, c.LayerNormEps);
-        foreach (var layer in Layers) x = layer.Forward(tape, x, batch.AttentionMask, b, t);
-        return x;
+        return tape.LayerNorm(x, _embLnW, _embLnB, c.LayerNormEps);
+    }
+
+    /// <summary>
+    /// <see cref="Hidden"/> without a gradient, block by block: each block runs the same tape code on a tape of its own
+    /// that is reset once its output is copied, so only one block's activations are alive at a time.
+    /// </summary>
+    private Tensor InferHidden(BertBatch batch)
+    {
+        Tensor current;
+        using (var tape = new Tape { IsRecording = false }) current = Embeddings(tape, batch).Value.Clone();
+        foreach (var layer in Layers)
+        {
+            using var tape = new Tape { IsRecording = false };
+            Tensor next;
+            try { next = layer.Forward(tape, Variable.Constant(current), batch.AttentionMask, batch.Batch, batch.Length).Value.Clone(); }
+            finally { current.Dispose(); }
+            current = next;
+        }
+        return current;
     }
 
     /// <summary>Mean of the last hidden state over the attended tokens of each row (B, C), L2-normalised when
@@ -183,8 +209,8 @@ public sealed class BertEncoder : Module, IDisposable
     /// <summary>The last hidden state, row-major [Batch, Length, HiddenSize] (padded positions included).</summary>
     public float[] LastHiddenState(BertBatch batch)
     {
-        using var tape = new Tape { IsRecording = false };
-        return Hidden(tape, batch).Value.ToFloatArray();
+        using var hidden = InferHidden(batch);
+        return hidden.ToFloatArray();
     }
 
     /// <summary>
@@ -193,8 +219,9 @@ public sealed class BertEncoder : Module, IDisposable
     /// </summary>
     public float[][] SentenceEmbeddings(BertBatch batch)
     {
+        using var hidden = InferHidden(batch);
         using var tape = new Tape { IsRecording = false };
-        float[] flat = Pooled(tape, batch, normalize: true).Value.ToFloatArray();
+        float[] flat = tape.L2Normalize(tape.MeanPool(Variable.Constant(hidden), batch.AttentionMask, batch.Batch, batch.Length)).Value.ToFloatArray();
         int h = Config.HiddenSize;
         var result = new float[batch.Batch][];
         for (int b = 0; b < result.Length; b++) result[b] = flat.AsSpan(b * h, h).ToArray();
