@@ -6,12 +6,13 @@ using EdgeTune.Training;
 
 namespace EdgeTune.Cli.Commands;
 
-/// <summary><c>edgetune finetune --task embed|classify</c>: binds the flags to <see cref="EncoderJobOptions"/> and prints
-/// what <see cref="EncoderFineTuneJob"/> measured and wrote.</summary>
+/// <summary><c>edgetune finetune --task embed|classify</c>: binds the flags (training, LoRA, power policies and energy
+/// accounting) to <see cref="EncoderJobOptions"/> and prints what <see cref="EncoderFineTuneJob"/> measured and wrote.</summary>
 internal static class FinetuneEncoder
 {
     public static async Task<int> RunAsync(ParseResult parse, string task, Option<string?> model, Option<string?> data, Option<string?> method,
-        Option<int> rank, Option<double?> alpha, Option<string> output, TrainingCliOptions training, Action<TrainingStatus> show, CancellationToken ct)
+        Option<int> rank, Option<double?> alpha, Option<string> output, TrainingCliOptions training, PowerPolicyCliOptions power,
+        Action<TrainingStatus> show, CancellationToken ct)
     {
         string modelPath = parse.GetValue(model) ?? throw new CliException(CliErrors.Usage, $"--task {task} needs --model: the encoder's folder or .onnx file");
         string dataPath = parse.GetValue(data) ?? throw new CliException(CliErrors.Usage, $"--task {task} needs --data: a .jsonl or .tsv file");
@@ -21,8 +22,12 @@ internal static class FinetuneEncoder
         var defaults = new TrainingOptions { Steps = 100, MicroBatch = 16, SeqLen = 128, LearningRate = full ? 5e-5 : 1e-3, WarmupSteps = 10, EvalEvery = 0, CheckpointEvery = 0, WeightDecay = 0.01 };
         var t = training.Apply(parse, defaults);
         if (t.GradAccumulation != 1) throw new CliException(CliErrors.Usage, "--grad-accum is not supported with --task (in-batch negatives need the whole batch in one pass)");
+        var (policies, accounting, profile) = power.Bind(parse);
         var options = new EncoderJobOptions
         {
+            Power = policies,
+            EnergyAccounting = accounting,
+            DeviceProfile = profile,
             Model = modelPath,
             Data = dataPath,
             OutputDir = parse.GetValue(output)!,
@@ -42,7 +47,8 @@ internal static class FinetuneEncoder
         if (result.After is { } a) await outp.WriteLineAsync(string.Create(c, $"held-out {result.Metric} after:  {a:F4}")).ConfigureAwait(false);
         var tr = result.Training;
         await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; loss {tr.Losses.FirstOrDefault():F4} -> {tr.Losses.LastOrDefault():F4}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
-        await outp.WriteLineAsync($"saved: {result.SavedTo}").ConfigureAwait(false);
+        if (tr.Energy is { } energy) await outp.WriteLineAsync(FinetuneCommand.EnergySummary(energy)).ConfigureAwait(false);
+        await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}").ConfigureAwait(false);
         await outp.WriteLineAsync($"try: edgetune embed --model {result.SavedTo} --text \"...\"").ConfigureAwait(false);
         return tr.Reason == TrainingStopReason.NonFinite ? 1 : tr.Reason == TrainingStopReason.Cancelled ? CliErrors.Cancelled : 0;
     }

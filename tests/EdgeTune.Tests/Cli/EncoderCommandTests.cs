@@ -71,6 +71,8 @@ public sealed class EncoderCommandTests : IDisposable
         var (code, output, err) = CliRunner.Run("finetune", "--task", "embed", "--model", tiny, "--data", data, "--out", outDir, "--steps", "4", "--batch", "4", "--lr", "1e-2");
         Assert.True(code == 0, err + output);
         Assert.Contains("stopped: Completed at step 4/4", output);
+        Assert.Contains("energy: ", output);
+        Assert.Equal(4, File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Count(l => l.Contains("\"event\":\"step\"", StringComparison.Ordinal)));
         Assert.True(File.Exists(Path.Combine(outDir, "model.safetensors")));
         (code, output, err) = CliRunner.Run("embed", "--model", outDir, "--text", "the cat", "--format", "tsv");
         Assert.True(code == 0, err);

@@ -1,5 +1,6 @@
 using EdgeTune.Adapters;
 using EdgeTune.Autograd;
+using EdgeTune.Energy;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
@@ -39,6 +40,15 @@ public sealed record EncoderFineTuneOptions
 
     /// <summary>Classes of <see cref="EncoderTask.Classify"/>; 0 takes 1 + the largest label.</summary>
     public int Classes { get; init; }
+
+    /// <summary>Per-step energy accounting handed to the <see cref="Trainer"/> (null: none).</summary>
+    public EnergyAccountant? Energy { get; init; }
+
+    /// <summary>Power policies the <see cref="Trainer"/> evaluates between steps (null: none).</summary>
+    public PolicyEngine? PowerPolicies { get; init; }
+
+    /// <summary>Where the <see cref="Trainer"/> writes a line per step (null: nowhere).</summary>
+    public IMetricsSink? Metrics { get; init; }
 }
 
 /// <summary>What <see cref="EncoderFineTune.Run(BertEncoder, BertWordPiece, IReadOnlyList{TextPair}, EncoderFineTuneOptions, IProgress{TrainingStatus}?, CancellationToken)"/>
@@ -48,7 +58,8 @@ public sealed record EncoderFineTuneResult(TrainingResult Training, LoraAdapter?
 /// <summary>
 /// The encoder fine-tuning recipes: LoRA or full fine-tuning of a <see cref="BertEncoder"/> for sentence embeddings
 /// (pairs) or classification (labelled texts), run by the <see cref="Trainer"/> (schedule, clipping, AdamW,
-/// checkpoints, power policies and energy accounting as for decoders) over an <see cref="EncoderBatchSource"/>.
+/// checkpoints, and the power policies, energy accounting and metrics sink of <see cref="EncoderFineTuneOptions"/>, as for
+/// decoders) over an <see cref="EncoderBatchSource"/>.
 /// </summary>
 public static class EncoderFineTune
 {
@@ -105,7 +116,13 @@ public static class EncoderFineTune
             for (int r = 0; r < b; r++) labels[r] = targets[r * t];
             return EncoderLosses.Classification(tape, encoder, head, batch, labels);
         });
-        using var trainer = new Trainer(model, source, options.Training) { Progress = progress };
+        using var trainer = new Trainer(model, source, options.Training)
+        {
+            Progress = progress,
+            Energy = options.Energy,
+            PowerPolicies = options.PowerPolicies,
+            Metrics = options.Metrics,
+        };
         var result = trainer.Run(cancellationToken);
         return new EncoderFineTuneResult(result, adapter, head);
     }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using EdgeTune.Adapters;
 using EdgeTune.Autograd;
+using EdgeTune.Energy;
 using EdgeTune.Formats.Internal;
 using EdgeTune.Tensors;
 using EdgeTune.Training;
@@ -19,15 +20,27 @@ public sealed record EncoderJobOptions
     /// <summary>Rows held out (seeded shuffle) for the before/after figure: MRR@10 (embed) or accuracy (classify).
     /// Null: 10% of the rows, at most 200, none below 20 rows.</summary>
     public int? HeldOut { get; init; }
+
+    /// <summary>Power policies (pause, throttle, stop between steps), as for decoder fine-tuning.</summary>
+    public PowerPolicyOptions Power { get; init; } = PowerPolicyOptions.None;
+
+    public EnergyAccountingOptions EnergyAccounting { get; init; } = EnergyAccountingOptions.Default;
+
+    /// <summary>The device profile of the CPU-time energy estimate when no meter is found (null: the default).</summary>
+    public DeviceProfile? DeviceProfile { get; init; }
+
+    /// <summary>Meters to use instead of discovering this machine's (tests).</summary>
+    public EnergyMeterSet? Meters { get; init; }
 }
 
 /// <summary>What an encoder job measured and wrote. <see cref="Metric"/> names the held-out figure.</summary>
 public sealed record EncoderJobResult(TrainingResult Training, string Metric, double? Before, double? After, int TrainRows, int HeldOutRows,
-    long TrainableParameters, long TotalParameters, string SavedTo);
+    long TrainableParameters, long TotalParameters, string SavedTo, string MetricsPath);
 
 /// <summary>
 /// The encoder fine-tuning job behind <c>edgetune finetune --task embed|classify</c>: loads the encoder, reads and splits
-/// the data, measures the held-out figure, trains (<see cref="EncoderFineTune"/>), measures again, merges LoRA into the
+/// the data, measures the held-out figure, trains (<see cref="EncoderFineTune"/>, with this machine's energy meters,
+/// the power policies asked for and a metrics.jsonl line per step), measures again, merges LoRA into the
 /// weights and saves a sentence-transformers folder (<see cref="BertFolder.Save"/>; classification adds
 /// classifier.safetensors and labels.json) that <c>edgetune embed</c> loads.
 /// </summary>
@@ -36,10 +49,18 @@ public static class EncoderFineTuneJob
     public static EncoderJobResult Run(EncoderJobOptions options, IProgress<TrainingStatus>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var recipe = options.Recipe;
         var (encoder, tokenizer) = BertFolder.Load(options.Model);
         using (encoder)
         {
+            Directory.CreateDirectory(options.OutputDir);
+            string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
+            using var metrics = new JsonlMetricsSink(metricsPath, append: false);
+            var meters = options.Meters ?? EnergyMeterDiscovery.Discover(new EnergyDiscoveryOptions(Profile: options.DeviceProfile));
+            var accountant = new EnergyAccountant(meters.Total, options: options.EnergyAccounting,
+                fallback: meters.Total.IsEstimate ? null : new CpuTimeEstimateMeter(options.DeviceProfile));
+            var engine = options.Power.IsEmpty ? null
+                : PolicyEngine.Create(options.Power, meters, maxThreads: WorkerPool.Shared.Threads, joulesSpent: () => accountant.TotalJoules);
+            var recipe = options.Recipe with { Energy = accountant, PowerPolicies = engine, Metrics = metrics };
             int len = Math.Min(recipe.Training.SeqLen, encoder.Config.MaxPositions);
             recipe = recipe with { Training = recipe.Training with { SeqLen = len } };
             var rng = new Rng(recipe.Training.Seed ^ 0x5EEDUL);
@@ -53,7 +74,7 @@ public static class EncoderFineTuneJob
                 var result = EncoderFineTune.Run(encoder, tokenizer, train, recipe, progress, cancellationToken);
                 double? after = measure();
                 long trainable = Finish(encoder, tokenizer, result, options.OutputDir);
-                return new(result.Training, "MRR@10", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir);
+                return new(result.Training, "MRR@10", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath);
             }
             else
             {
@@ -74,7 +95,7 @@ public static class EncoderFineTuneJob
                     w.WriteEndArray();
                 });
                 foreach (var p in result.Head!.Parameters) p.Dispose();
-                return new(result.Training, "accuracy", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir);
+                return new(result.Training, "accuracy", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath);
             }
         }
     }
