@@ -46,6 +46,7 @@ public static class Program
         root.Subcommands.Add(QuantizeCommand.Create());
         root.Subcommands.Add(FlCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create(input));
+        root.Subcommands.Add(EmbedCommand.Create(input));
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
         return (root, verbose, config);

@@ -35,10 +35,12 @@ public static class FinetuneCommand
         var dpNoise = new Option<double?>("--dp-noise") { Description = "DP-SGD with this noise multiplier σ instead of a target ε (ε spent is reported)" };
         var dpDelta = new Option<double>("--dp-delta") { Description = "δ of the DP guarantee (keep it below 1 / training sequences)", DefaultValueFactory = _ => 1e-5 };
         var dpClip = new Option<double>("--dp-clip") { Description = "DP-SGD per-example gradient clipping norm C", DefaultValueFactory = _ => 1.0 };
+        var task = new Option<string?>("--task") { Description = "embed or classify: fine-tune a BERT/MiniLM sentence encoder (--model: its folder or .onnx) on pairs (.jsonl anchor/positive, query/document, instruction/output; or .tsv) or labelled texts (text/label); default: causal LM fine-tuning" };
+        task.AcceptOnlyFromAmong("embed", "classify");
         var canaries = new Option<int>("--canaries") { Description = "Insert this many random canaries (\"my code is d d d d d d\") into the training data, 5 copies each, and write them to canaries.json for `edgetune audit`", DefaultValueFactory = _ => 0 };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpDelta, dpClip, canaries })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpDelta, dpClip, canaries, task })
             command.Options.Add(o);
         training.AddTo(command);
         var power = new PowerPolicyCliOptions();
@@ -47,6 +49,13 @@ public static class FinetuneCommand
         {
             var err = parse.InvocationConfiguration.Error;
             var outp = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(task) is { } encoderTask)
+            {
+                var decoderOnly = new Option[] { tokenizer, epochs, checkpointing, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, canaries };
+                if (decoderOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } extra)
+                    throw new CliException(CliErrors.Usage, $"{extra.Name} does not apply to --task {encoderTask} (encoder fine-tuning)");
+                return await FinetuneEncoder.RunAsync(parse, encoderTask, model, data, method, rank, alpha, output, training, power, new ProgressLine(err).Show, ct).ConfigureAwait(false);
+            }
             string? modelRef = parse.GetValue(model);
             bool demo = modelRef is null;
             bool fullFineTuning = parse.GetValue(method) == "full" || (demo && parse.GetValue(method) is null); // the built-in model defaults to full
@@ -172,7 +181,7 @@ public static class FinetuneCommand
     }
 
     /// <summary>A one-line live progress bar on stderr (rewritten in place on a terminal, a line per update otherwise).</summary>
-    private sealed class ProgressLine(TextWriter err)
+    internal sealed class ProgressLine(TextWriter err)
     {
         private readonly bool _live = ReferenceEquals(err, Console.Error) && !Console.IsErrorRedirected;
         private DateTime _last;

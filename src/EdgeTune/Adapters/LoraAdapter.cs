@@ -6,7 +6,8 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Adapters;
 
 /// <summary>
-/// One named LoRA (or DoRA) adapter applied to a <see cref="DecoderModel"/> by <see cref="LoraInjector"/>: its
+/// One named LoRA (or DoRA) adapter applied to a model (a <see cref="DecoderModel"/> or a
+/// <see cref="Models.Bert.BertEncoder"/>) by <see cref="LoraInjector"/>: its
 /// modules, one per adapted projection, and their parameters under PEFT names (what a trainer optimizes and
 /// <see cref="AdapterFiles"/> saves). Merge folds the update into the base weights and puts plain
 /// <see cref="Linear"/> layers back into the model; Unmerge undoes it; Remove takes the adapter off the model.
@@ -24,11 +25,16 @@ public sealed class LoraAdapter : IDisposable
 
     private sealed record Entry(string Path, LoraLinear Layer, LoraModule Module);
 
-    internal LoraAdapter(string name, LoraConfig config, DecoderModel model, IEnumerable<(string Path, LoraLinear Lora, LoraModule Module)> entries)
+    private readonly IModule _root;
+    private readonly ParameterCollection _modelParameters;
+
+    internal LoraAdapter(string name, LoraConfig config, IModule root, ParameterCollection modelParameters,
+        IEnumerable<(string Path, LoraLinear Lora, LoraModule Module)> entries)
     {
         Name = name;
         Config = config;
-        Model = model;
+        _root = root;
+        _modelParameters = modelParameters;
         _entries = entries.Select(e => new Entry(e.Path, e.Lora, e.Module)).ToList();
         Parameters = new ParameterCollection(_entries.SelectMany(e => e.Module.Parameters));
     }
@@ -38,7 +44,13 @@ public sealed class LoraAdapter : IDisposable
 
     public LoraConfig Config { get; }
 
-    public DecoderModel Model { get; }
+    /// <summary>The decoder the adapter is applied to.</summary>
+    /// <exception cref="InvalidOperationException">The adapter is on another kind of model (see <see cref="Root"/>).</exception>
+    public DecoderModel Model => _root as DecoderModel
+        ?? throw new InvalidOperationException($"LoRA adapter '{Name}' is applied to a {_root.GetType().Name}, not a decoder");
+
+    /// <summary>The module tree the adapter's layers were swapped into (the model).</summary>
+    public IModule Root => _root;
 
     /// <summary>The wrapped layers, in model order (layer by layer: q, k, v, o, gate, up, down).</summary>
     public IReadOnlyList<LoraLinear> Layers => _entries.Select(e => e.Layer).ToList();
@@ -81,8 +93,8 @@ public sealed class LoraAdapter : IDisposable
         var merged = new List<ILinear>();
         foreach (var e in _entries)
         {
-            e.Layer.Merge(e.Module, Model.Parameters);
-            if (e.Layer.Modules.All(m => m.Merged)) Model.SetProjection(e.Path, e.Layer.Base);
+            e.Layer.Merge(e.Module, _modelParameters);
+            if (e.Layer.Modules.All(m => m.Merged)) ModuleTree.Replace(_root, e.Path, e.Layer.Base);
             merged.Add(e.Layer.Base);
         }
         return merged;
@@ -95,7 +107,7 @@ public sealed class LoraAdapter : IDisposable
         ThrowIfRemoved();
         foreach (var e in _entries)
         {
-            Model.SetProjection(e.Path, e.Layer);
+            ModuleTree.Replace(_root, e.Path, e.Layer);
             e.Layer.Unmerge(e.Module);
         }
     }
@@ -110,7 +122,7 @@ public sealed class LoraAdapter : IDisposable
         foreach (var e in _entries)
         {
             e.Layer.Remove(e.Module.AdapterName);
-            if (e.Layer.Modules.Count == 0) Model.SetProjection(e.Path, e.Layer.Base);
+            if (e.Layer.Modules.Count == 0) ModuleTree.Replace(_root, e.Path, e.Layer.Base);
         }
         if (_originalEmbedding is not null)
         {

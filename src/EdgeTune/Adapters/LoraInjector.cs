@@ -1,13 +1,15 @@
 using EdgeTune.Adapters.Internal;
 using EdgeTune.Autograd;
 using EdgeTune.Models;
+using EdgeTune.Models.Bert;
 using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Adapters;
 
-/// <summary>Applies a <see cref="LoraConfig"/> to a <see cref="DecoderModel"/>: each matching projection is wrapped in
-/// a <see cref="LoraLinear"/> (or gets one more module when already wrapped) and the base is frozen.</summary>
+/// <summary>Applies a <see cref="LoraConfig"/> to a model's module tree (a <see cref="DecoderModel"/> or a
+/// <see cref="BertEncoder"/>): each matching projection is wrapped in a <see cref="LoraLinear"/> (or gets one more module
+/// when already wrapped), swapped in by its path, and the base is frozen.</summary>
 public static class LoraInjector
 {
     /// <summary>
@@ -21,20 +23,34 @@ public static class LoraInjector
     public static LoraAdapter Apply(DecoderModel model, LoraConfig config, string adapterName = "default", bool freezeBase = true)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Apply(model, model.Parameters, model.Layers.Count, model.Embed.Value.DType, config, adapterName, freezeBase);
+    }
+
+    /// <summary>As <see cref="Apply(DecoderModel, LoraConfig, string, bool)"/> for an encoder: targets are BERT's projection
+    /// names (<c>query</c>, <c>key</c>, <c>value</c>, <c>dense</c>, or globs such as <c>*.attention.self.*</c>) and
+    /// <see cref="LoraConfig.LayerRange"/> counts <c>encoder.layer.{i}</c>.</summary>
+    public static LoraAdapter Apply(BertEncoder encoder, LoraConfig config, string adapterName = "default", bool freezeBase = true)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        return Apply(encoder, encoder.Parameters, encoder.Layers.Count, encoder.DType, config, adapterName, freezeBase);
+    }
+
+    private static LoraAdapter Apply(IModule model, ParameterCollection parameters, int layers, DType modelDType, LoraConfig config, string adapterName, bool freezeBase)
+    {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentException.ThrowIfNullOrEmpty(adapterName);
         config.Validate();
         var targets = Targets(model, config).ToList();
         if (targets.Count == 0)
             throw new ArgumentException($"LoRA: no projection of the model matches target_modules [{string.Join(", ", config.TargetModules)}]" +
-                (config.LayerRange is { } r ? $" in layers {r.First}..{r.Last}" : "") + $" (the model has {model.Layers.Count} layers; names look like '{model.Projections().First().Layer.Name}')");
+                (config.LayerRange is { } r ? $" in layers {r.First}..{r.Last}" : "") + $" (the model has {layers} layers; names look like '{ModuleTree.All<ILinear>(model).First().Module.Name}')");
         foreach (var (_, cur) in targets)
             if (cur is LoraLinear l && l[adapterName] is not null)
                 throw new ArgumentException($"LoRA: layer '{cur.Name}' already has an adapter named '{adapterName}'");
 
-        DType dtype = model.Embed.Value.DType == DType.F64 ? DType.F64 : DType.F32;
+        DType dtype = modelDType == DType.F64 ? DType.F64 : DType.F32;
         if (freezeBase)
-            foreach (var p in model.Parameters) p.Trainable = false;
+            foreach (var p in parameters) p.Trainable = false;
         var rng = new Rng(config.InitSeed);
         var entries = new List<(string, LoraLinear, LoraModule)>();
         foreach (var (path, cur) in targets)
@@ -42,13 +58,13 @@ public static class LoraInjector
             var lora = cur as LoraLinear ?? new LoraLinear(cur);
             var module = CreateModule(adapterName, lora.Base, config, dtype, rng);
             lora.Add(module);
-            model.SetProjection(path, lora);
+            ModuleTree.Replace(model, path, lora);
             entries.Add((path, lora, module));
         }
-        return new LoraAdapter(adapterName, config, model, entries);
+        return new LoraAdapter(adapterName, config, model, parameters, entries);
     }
 
-    /// <summary>The exact number of trainable adapter elements <see cref="Apply"/> would create: Σ r·(in + out)
+    /// <summary>The exact number of trainable adapter elements <see cref="Apply(DecoderModel, LoraConfig, string, bool)"/> would create: Σ r·(in + out)
     /// over the targets, each with its own r (+ out each for DoRA).</summary>
     public static long CountParameters(DecoderModel model, LoraConfig config)
     {
@@ -56,8 +72,8 @@ public static class LoraInjector
         return Targets(model, config).Sum(t => (long)config.RankFor(t.Layer.Name) * (t.Layer.InFeatures + t.Layer.OutFeatures) + (config.UseDora ? t.Layer.OutFeatures : 0));
     }
 
-    private static IEnumerable<(string Path, ILinear Layer)> Targets(DecoderModel model, LoraConfig config) =>
-        model.Projections().Where(p => config.Targets(p.Layer.Name, ModuleTree.LayerIndex(p.Path)));
+    private static IEnumerable<(string Path, ILinear Layer)> Targets(IModule model, LoraConfig config) =>
+        ModuleTree.All<ILinear>(model).Where(p => config.Targets(p.Module.Name, ModuleTree.LayerIndex(p.Path)));
 
     private static LoraModule CreateModule(string adapterName, ILinear baseLayer, LoraConfig config, DType dtype, Rng rng)
     {

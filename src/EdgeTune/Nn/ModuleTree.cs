@@ -80,13 +80,13 @@ public static class ModuleTree
     private static string GlobRegex(string glob) =>
         "^" + Regex.Escape(glob).Replace(@"\*\*", "\u0001").Replace(@"\*", "[^.]*").Replace("\u0001", ".*").Replace(@"\?", "[^.]") + "$";
 
-    /// <summary>The decoder layer index in a path such as <c>model.layers.3.self_attn.q_proj</c> (the number after
-    /// a <c>layers</c> segment), or -1.</summary>
+    /// <summary>The block index in a path such as <c>model.layers.3.self_attn.q_proj</c> or BERT's
+    /// <c>encoder.layer.3.attention.self.query</c> (the number after a <c>layers</c> or <c>layer</c> segment), or -1.</summary>
     public static int LayerIndex(string path)
     {
         string[] parts = path.Split('.');
         for (int i = 0; i + 1 < parts.Length; i++)
-            if (parts[i] == "layers" && int.TryParse(parts[i + 1], out int n)) return n;
+            if (parts[i] is "layers" or "layer" && int.TryParse(parts[i + 1], out int n)) return n;
         return -1;
     }
 }

@@ -1,114 +1,216 @@
+using EdgeTune.Autograd;
+using EdgeTune.Nn;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Models.Bert;
 
 /// <summary>
-/// A BERT encoder for inference (post-norm blocks: self-attention with a padding mask, residual + LayerNorm,
-/// erf-GELU feed-forward, residual + LayerNorm), built on the library's kernels: <see cref="Gemm"/> for every
-/// projection and the attention products, <see cref="LayerNorm"/>, <see cref="Softmax"/> and
-/// <see cref="Elementwise"/>. <see cref="SentenceEmbeddings"/> adds the sentence-transformers head: mean pooling
-/// over the attention mask, then L2 normalisation.
+/// A BERT encoder (post-norm blocks: self-attention with a padding mask, residual + LayerNorm, erf-GELU feed-forward,
+/// residual + LayerNorm) as a module tree with one forward on the <see cref="Tape"/>: <see cref="Hidden"/> is what
+/// training records and what inference (<see cref="LastHiddenState"/>, <see cref="SentenceEmbeddings"/>) runs on
+/// non-recording tapes (one per block, freed as it goes), so adapters, full fine-tuning and inference share a single
+/// definition.
+/// <see cref="SentenceEmbeddings"/> adds the sentence-transformers head: mean pooling over the attention mask, then
+/// L2 normalisation.
 /// </summary>
 /// <remarks>
 /// Parameters use the transformers names without the <c>bert.</c> prefix (<c>embeddings.word_embeddings.weight</c>,
-/// <c>encoder.layer.{i}.attention.self.query.weight</c>, …); linear weights are [out, in] like PyTorch's.
+/// <c>encoder.layer.{i}.attention.self.query.weight</c>, …); linear weights are [out, in] like PyTorch's. Module paths
+/// follow the same names (<c>encoder.layer.3.attention.self.query</c>), so LoRA targets <c>query</c>, <c>key</c>,
+/// <c>value</c>, <c>dense</c> by short name. F64 parameters (<see cref="CreateRandom"/>) run the double-precision
+/// references for gradient checks.
 /// </remarks>
-public sealed class BertEncoder
+public sealed class BertEncoder : Module, IDisposable
 {
-    private readonly float[] _word, _position, _tokenType, _embLnW, _embLnB;
-    private readonly Layer[] _layers;
-
-    private sealed record Linear(float[] W, float[] B, int In, int Out);
-
-    private sealed record Layer(Linear Q, Linear K, Linear V, Linear O, float[] AttnLnW, float[] AttnLnB,
-        Linear Up, Linear Down, float[] OutLnW, float[] OutLnB);
+    private readonly Parameter _word, _position, _tokenType, _embLnW, _embLnB;
 
     public BertConfig Config { get; }
 
-    /// <summary>Builds the encoder from named parameters (see remarks); shapes are checked against <paramref name="config"/>.</summary>
+    /// <summary>The encoder's own weights by transformers name (adapters keep theirs apart).</summary>
+    public new ParameterCollection Parameters { get; }
+
+    /// <summary>The blocks, in order (also the children of <c>encoder.layer</c>).</summary>
+    public IReadOnlyList<BertLayer> Layers { get; }
+
+    /// <summary>Builds the encoder from named float parameters (see remarks), copied into trainable-capable F32 tensors;
+    /// shapes are checked against <paramref name="config"/>.</summary>
     /// <exception cref="ArgumentException">A parameter is missing or has the wrong size.</exception>
     public BertEncoder(BertConfig config, IReadOnlyDictionary<string, float[]> parameters)
+        : this(config, FromArrays(config, parameters)) { }
+
+    private BertEncoder(BertConfig config, ParameterCollection parameters)
+    {
+        Config = config;
+        Parameters = parameters;
+        var embeddings = Add("embeddings", new Module());
+        _word = embeddings.AddParameter("word_embeddings.weight", parameters[Names.Word]);
+        _position = embeddings.AddParameter("position_embeddings.weight", parameters[Names.Position]);
+        _tokenType = embeddings.AddParameter("token_type_embeddings.weight", parameters[Names.TokenType]);
+        _embLnW = embeddings.AddParameter("LayerNorm.weight", parameters[Names.LayerNormWeight]);
+        _embLnB = embeddings.AddParameter("LayerNorm.bias", parameters[Names.LayerNormBias]);
+        var layers = Add("encoder", new Module()).Add("layer", new Module());
+        var binder = new ParameterBinder(parameters, (name, _, _, w, b) => new Nn.Linear(name, w, b));
+        var list = new BertLayer[config.Layers];
+        for (int i = 0; i < list.Length; i++)
+            list[i] = layers.Add(i.ToString(System.Globalization.CultureInfo.InvariantCulture), new BertLayer(config, binder, i));
+        Layers = list;
+    }
+
+    /// <summary>Names of the embedding tensors.</summary>
+    public static class Names
+    {
+        public const string Word = "embeddings.word_embeddings.weight";
+        public const string Position = "embeddings.position_embeddings.weight";
+        public const string TokenType = "embeddings.token_type_embeddings.weight";
+        public const string LayerNormWeight = "embeddings.LayerNorm.weight";
+        public const string LayerNormBias = "embeddings.LayerNorm.bias";
+    }
+
+    /// <summary>Every tensor name and shape a config implies, in a fixed order, from the block definition itself.</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ExpectedTensors(BertConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        int h = config.HiddenSize;
+        var list = new List<(string, int[])>
+        {
+            (Names.Word, [config.VocabSize, h]), (Names.Position, [config.MaxPositions, h]), (Names.TokenType, [config.TypeVocabSize, h]),
+            (Names.LayerNormWeight, [h]), (Names.LayerNormBias, [h]),
+        };
+        using var rec = WeightBinder.Recording();
+        for (int i = 0; i < config.Layers; i++) _ = new BertLayer(config, rec, i);
+        list.AddRange(rec.Tensors);
+        return list;
+    }
+
+    /// <summary>An encoder over <paramref name="parameters"/> (every <see cref="ExpectedTensors"/> name with its shape, F32
+    /// or F64); the encoder takes ownership of them.</summary>
+    /// <exception cref="ArgumentException">A tensor is missing or has the wrong shape.</exception>
+    public static BertEncoder FromParameters(BertConfig config, ParameterCollection parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        foreach (var (name, shape) in ExpectedTensors(config))
+        {
+            if (!parameters.TryGet(name, out var p)) throw new ArgumentException($"BERT parameter '{name}' is missing");
+            if (!p.Value.Shape.SequenceEqual(shape))
+                throw new ArgumentException($"BERT parameter '{name}' is {p.Value.ShapeString}; the config needs {ShapeException.Format(shape)}");
+        }
+        return new BertEncoder(config, parameters);
+    }
+
+    /// <summary>Random weights of the config's shapes: N(0, std) matrices and embeddings, unit LayerNorm weights, zero biases.
+    /// <paramref name="dtype"/> F64 gives an encoder for gradient checks.</summary>
+    public static BertEncoder CreateRandom(BertConfig config, ulong seed, float std = 0.02f, bool trainable = false, DType dtype = DType.F32)
+    {
+        var rng = new Rng(seed);
+        var parameters = new ParameterCollection();
+        foreach (var (name, shape) in ExpectedTensors(config))
+        {
+            var t = Tensor.Zeros(DType.F32, shape, name);
+            if (shape.Length == 1) t.Span<float>().Fill(name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f);
+            else rng.FillGaussian(t.Span<float>(), 0f, std);
+            if (dtype != DType.F32) { var c = t.To(dtype); t.Dispose(); t = c; }
+            parameters.Add(new Parameter(name, t, trainable));
+        }
+        return new BertEncoder(config, parameters);
+    }
+
+    private static ParameterCollection FromArrays(BertConfig config, IReadOnlyDictionary<string, float[]> parameters)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(parameters);
-        config.Validate();
-        Config = config;
-        int h = config.HiddenSize, f = config.IntermediateSize;
-
-        float[] Get(string name, long size)
+        var result = new ParameterCollection();
+        try
         {
-            if (!parameters.TryGetValue(name, out var p)) throw new ArgumentException($"BERT parameter '{name}' is missing");
-            if (p.Length != size) throw new ArgumentException($"BERT parameter '{name}' has {p.Length} values; the config needs {size}");
-            return p;
+            foreach (var (name, shape) in ExpectedTensors(config))
+            {
+                long size = shape.Aggregate(1L, (a, d) => a * d);
+                if (!parameters.TryGetValue(name, out var p)) throw new ArgumentException($"BERT parameter '{name}' is missing");
+                if (p.Length != size) throw new ArgumentException($"BERT parameter '{name}' has {p.Length} values; the config needs {size}");
+                result.Add(new Parameter(name, Tensor.From<float>(p, shape, name), trainable: false));
+            }
+            return result;
         }
-        Linear Lin(string prefix, int i, int o) => new(Get(prefix + ".weight", (long)i * o), Get(prefix + ".bias", o), i, o);
-
-        _word = Get("embeddings.word_embeddings.weight", (long)config.VocabSize * h);
-        _position = Get("embeddings.position_embeddings.weight", (long)config.MaxPositions * h);
-        _tokenType = Get("embeddings.token_type_embeddings.weight", (long)config.TypeVocabSize * h);
-        _embLnW = Get("embeddings.LayerNorm.weight", h);
-        _embLnB = Get("embeddings.LayerNorm.bias", h);
-        _layers = new Layer[config.Layers];
-        for (int l = 0; l < config.Layers; l++)
+        catch
         {
-            string p = $"encoder.layer.{l}.";
-            _layers[l] = new Layer(
-                Lin(p + "attention.self.query", h, h), Lin(p + "attention.self.key", h, h), Lin(p + "attention.self.value", h, h),
-                Lin(p + "attention.output.dense", h, h),
-                Get(p + "attention.output.LayerNorm.weight", h), Get(p + "attention.output.LayerNorm.bias", h),
-                Lin(p + "intermediate.dense", h, f), Lin(p + "output.dense", f, h),
-                Get(p + "output.LayerNorm.weight", h), Get(p + "output.LayerNorm.bias", h));
+            result.Dispose();
+            throw;
         }
     }
 
-    /// <summary>The last hidden state, row-major [Batch, Length, HiddenSize] (padded positions included).</summary>
+    /// <summary>Every projection of the blocks with its module path, in model order (what adapters traverse).</summary>
+    public IEnumerable<(string Path, ILinear Layer)> Projections() => ModuleTree.All<ILinear>(this);
+
+    /// <summary>Puts <paramref name="layer"/> at the projection path <paramref name="path"/>; returns what was there.</summary>
+    public ILinear SetProjection(string path, ILinear layer) => (ILinear)ModuleTree.Replace(this, path, layer);
+
+    /// <summary>The parameters' element type: F32, or F64 for gradient checks.</summary>
+    public DType DType => _word.Value.DType;
+
+    /// <summary>
+    /// The forward: the last hidden state (B·T, C) of <paramref name="batch"/>, recorded on <paramref name="tape"/>
+    /// (padded positions included; keys where the attention mask is 0 get no weight).
+    /// </summary>
     /// <exception cref="ArgumentException">The batch is malformed, too long, or holds an id outside the vocabulary or token types.</exception>
-    public float[] LastHiddenState(BertBatch batch)
+    public Variable Hidden(Tape tape, BertBatch batch)
     {
+        var x = Embeddings(tape, batch);
+        foreach (var layer in Layers) x = layer.Forward(tape, x, batch.AttentionMask, batch.Batch, batch.Length);
+        return x;
+    }
+
+    /// <summary>Embedding sum and its LayerNorm (B·T, C): the input of the first block.</summary>
+    private Variable Embeddings(Tape tape, BertBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(batch);
         batch.Validate();
         var c = Config;
-        if (batch.Length > c.MaxPositions) throw new ArgumentException($"sequence length {batch.Length} exceeds the {c.MaxPositions} positions of the model");
-        int rows = batch.Batch * batch.Length, h = c.HiddenSize;
-
-        var x = new float[rows * h];
+        int t = batch.Length, rows = batch.Batch * t;
+        if (t > c.MaxPositions) throw new ArgumentException($"sequence length {t} exceeds the {c.MaxPositions} positions of the model");
+        var positions = new int[rows];
         for (int r = 0; r < rows; r++)
         {
-            int id = batch.InputIds[r], type = batch.TokenTypeIds[r], pos = r % batch.Length;
-            if ((uint)id >= (uint)c.VocabSize) throw new ArgumentException($"token id {id} at row {r} is outside the vocabulary of {c.VocabSize}");
-            if ((uint)type >= (uint)c.TypeVocabSize) throw new ArgumentException($"token type {type} at row {r} is outside the {c.TypeVocabSize} types");
-            var dst = x.AsSpan(r * h, h);
-            Elementwise.Add(_word.AsSpan(id * h, h), _position.AsSpan(pos * h, h), dst);
-            Elementwise.Add(dst, _tokenType.AsSpan(type * h, h), dst);
+            positions[r] = r % t;
+            if ((uint)batch.InputIds[r] >= (uint)c.VocabSize) throw new ArgumentException($"token id {batch.InputIds[r]} at row {r} is outside the vocabulary of {c.VocabSize}");
+            if ((uint)batch.TokenTypeIds[r] >= (uint)c.TypeVocabSize) throw new ArgumentException($"token type {batch.TokenTypeIds[r]} at row {r} is outside the {c.TypeVocabSize} types");
         }
-        var mean = new float[rows];
-        var rstd = new float[rows];
-        LayerNorm.Forward(x, _embLnW, _embLnB, x, mean, rstd, rows, h, c.LayerNormEps);
+        var x = tape.Add(tape.Add(tape.Embedding(_word, batch.InputIds), tape.Embedding(_position, positions)), tape.Embedding(_tokenType, batch.TokenTypeIds));
+        return tape.LayerNorm(x, _embLnW, _embLnB, c.LayerNormEps);
+    }
 
-        var q = new float[rows * h];
-        var k = new float[rows * h];
-        var v = new float[rows * h];
-        var ctx = new float[rows * h];
-        var attn = new float[rows * h];
-        var up = new float[rows * c.IntermediateSize];
-        var scratch = new AttentionScratch(batch.Length, c.HeadDim);
-        foreach (var layer in _layers)
+    /// <summary>
+    /// <see cref="Hidden"/> without a gradient, block by block: each block runs the same tape code on a tape of its own
+    /// that is reset once its output is copied, so only one block's activations are alive at a time.
+    /// </summary>
+    private Tensor InferHidden(BertBatch batch)
+    {
+        Tensor current;
+        using (var tape = new Tape { IsRecording = false }) current = Embeddings(tape, batch).Value.Clone();
+        foreach (var layer in Layers)
         {
-            Project(layer.Q, x, q, rows);
-            Project(layer.K, x, k, rows);
-            Project(layer.V, x, v, rows);
-            SelfAttention(q, k, v, ctx, batch, c.Heads, c.HeadDim, scratch);
-            Project(layer.O, ctx, attn, rows);
-            Elementwise.Add(attn, x, attn);
-            LayerNorm.Forward(attn, layer.AttnLnW, layer.AttnLnB, attn, mean, rstd, rows, h, c.LayerNormEps);
-
-            Project(layer.Up, attn, up, rows);
-            Elementwise.Gelu(up, up, GeluApproximation.Exact);
-            Project(layer.Down, up, x, rows);
-            Elementwise.Add(x, attn, x);
-            LayerNorm.Forward(x, layer.OutLnW, layer.OutLnB, x, mean, rstd, rows, h, c.LayerNormEps);
+            using var tape = new Tape { IsRecording = false };
+            Tensor next;
+            try { next = layer.Forward(tape, Variable.Constant(current), batch.AttentionMask, batch.Batch, batch.Length).Value.Clone(); }
+            finally { current.Dispose(); }
+            current = next;
         }
-        return x;
+        return current;
+    }
+
+    /// <summary>Mean of the last hidden state over the attended tokens of each row (B, C), L2-normalised when
+    /// <paramref name="normalize"/> (sentence-transformers' Pooling + Normalize).</summary>
+    public Variable Pooled(Tape tape, BertBatch batch, bool normalize)
+    {
+        var pooled = tape.MeanPool(Hidden(tape, batch), batch.AttentionMask, batch.Batch, batch.Length);
+        return normalize ? tape.L2Normalize(pooled) : pooled;
+    }
+
+    /// <summary>The last hidden state, row-major [Batch, Length, HiddenSize] (padded positions included).</summary>
+    public float[] LastHiddenState(BertBatch batch)
+    {
+        using var hidden = InferHidden(batch);
+        return hidden.ToFloatArray();
     }
 
     /// <summary>
@@ -117,85 +219,28 @@ public sealed class BertEncoder
     /// </summary>
     public float[][] SentenceEmbeddings(BertBatch batch)
     {
-        float[] hidden = LastHiddenState(batch);
-        return MeanPoolNormalize(hidden, batch.AttentionMask, batch.Batch, batch.Length, Config.HiddenSize);
+        using var hidden = InferHidden(batch);
+        using var tape = new Tape { IsRecording = false };
+        float[] flat = tape.L2Normalize(tape.MeanPool(Variable.Constant(hidden), batch.AttentionMask, batch.Batch, batch.Length)).Value.ToFloatArray();
+        int h = Config.HiddenSize;
+        var result = new float[batch.Batch][];
+        for (int b = 0; b < result.Length; b++) result[b] = flat.AsSpan(b * h, h).ToArray();
+        return result;
     }
 
-    /// <summary>Mean pooling of hidden [B, T, H] over mask [B, T], then L2 normalisation of each row.</summary>
+    /// <summary>Mean pooling of hidden [B, T, H] over mask [B, T], then L2 normalisation of each row (for hidden states
+    /// computed elsewhere, e.g. by ONNX Runtime).</summary>
     public static float[][] MeanPoolNormalize(ReadOnlySpan<float> hidden, ReadOnlySpan<int> mask, int batch, int length, int hiddenSize)
     {
         if (hidden.Length != batch * length * hiddenSize || mask.Length != batch * length)
             throw new ArgumentException($"hidden {hidden.Length} / mask {mask.Length} do not match [{batch}, {length}, {hiddenSize}]");
+        using var tape = new Tape { IsRecording = false };
+        using var x = Tensor.From<float>(hidden, [batch * length, hiddenSize], "hidden");
+        var y = tape.L2Normalize(tape.MeanPool(Variable.Constant(x), mask.ToArray(), batch, length)).Value.ToFloatArray();
         var result = new float[batch][];
-        for (int b = 0; b < batch; b++)
-        {
-            var sum = new float[hiddenSize];
-            int count = 0;
-            for (int t = 0; t < length; t++)
-            {
-                if (mask[b * length + t] == 0) continue;
-                Elementwise.Add(sum, hidden.Slice((b * length + t) * hiddenSize, hiddenSize), sum);
-                count++;
-            }
-            // sentence-transformers clamps the token count at 1e-9 before dividing.
-            Elementwise.Scale(sum, 1f / Math.Max(count, 1e-9f), sum);
-            double sq = 0;
-            foreach (float s in sum) sq += (double)s * s;
-            float inv = 1f / MathF.Max((float)Math.Sqrt(sq), 1e-12f);
-            Elementwise.Scale(sum, inv, sum);
-            result[b] = sum;
-        }
+        for (int b = 0; b < batch; b++) result[b] = y.AsSpan(b * hiddenSize, hiddenSize).ToArray();
         return result;
     }
 
-    private static void Project(Linear lin, ReadOnlySpan<float> input, Span<float> output, int rows)
-    {
-        Gemm.ABt<float>(input, lin.W, output, rows, lin.In, lin.Out);
-        Elementwise.AddRowBias(output, lin.B, rows, lin.Out);
-    }
-
-    private sealed class AttentionScratch(int length, int headDim)
-    {
-        public readonly float[] Q = new float[length * headDim];
-        public readonly float[] K = new float[length * headDim];
-        public readonly float[] V = new float[length * headDim];
-        public readonly float[] O = new float[length * headDim];
-        public readonly float[] Scores = new float[length * length];
-    }
-
-    /// <summary>
-    /// Bidirectional scaled-dot-product attention per (sequence, head); keys where the mask is 0 get −∞ before the
-    /// softmax, so padding never receives weight. q, k, v, ctx: [B·T, Heads·HeadDim].
-    /// </summary>
-    private static void SelfAttention(float[] q, float[] k, float[] v, float[] ctx, BertBatch batch, int heads, int headDim, AttentionScratch s)
-    {
-        int t = batch.Length, hidden = heads * headDim;
-        float scale = 1f / MathF.Sqrt(headDim);
-        for (int b = 0; b < batch.Batch; b++)
-        {
-            var mask = batch.AttentionMask.AsSpan(b * t, t);
-            for (int head = 0; head < heads; head++)
-            {
-                for (int i = 0; i < t; i++)
-                {
-                    int src = (b * t + i) * hidden + head * headDim;
-                    q.AsSpan(src, headDim).CopyTo(s.Q.AsSpan(i * headDim, headDim));
-                    k.AsSpan(src, headDim).CopyTo(s.K.AsSpan(i * headDim, headDim));
-                    v.AsSpan(src, headDim).CopyTo(s.V.AsSpan(i * headDim, headDim));
-                }
-                Gemm.ABt<float>(s.Q, s.K, s.Scores, t, headDim, t);
-                Elementwise.Scale(s.Scores, scale, s.Scores);
-                for (int i = 0; i < t; i++)
-                {
-                    var row = s.Scores.AsSpan(i * t, t);
-                    for (int j = 0; j < t; j++)
-                        if (mask[j] == 0) row[j] = float.NegativeInfinity;
-                }
-                Softmax.Forward(s.Scores, s.Scores, t, t);
-                Gemm.AB<float>(s.Scores, s.V, s.O, t, t, headDim);
-                for (int i = 0; i < t; i++)
-                    s.O.AsSpan(i * headDim, headDim).CopyTo(ctx.AsSpan((b * t + i) * hidden + head * headDim, headDim));
-            }
-        }
-    }
+    public void Dispose() => Parameters.Dispose();
 }

@@ -57,6 +57,14 @@ public static class BertOnnx
     /// <summary>An encoder from the graph's weights; the sizes not given by <paramref name="config"/> are checked against the tensors.</summary>
     public static BertEncoder Load(OnnxGraph graph, BertConfig config) => new(config, Parameters(graph));
 
+    /// <summary>An encoder from the graph's weights with the config their shapes imply (<see cref="BertConfig.Infer"/>);
+    /// the head count, which no weight shows, is <paramref name="heads"/> (all-MiniLM-L6-v2: 12).</summary>
+    public static BertEncoder Load(OnnxGraph graph, int heads)
+    {
+        var p = Parameters(graph);
+        return new(BertConfig.Infer(p, heads, graph.Source), p);
+    }
+
     private static string Canonical(string name) => name.StartsWith("bert.", StringComparison.Ordinal) ? name["bert.".Length..] : name;
 
     /// <summary>[rows, cols] → [cols, rows].</summary>

@@ -9,12 +9,31 @@ namespace EdgeTune.Models.Bert;
 public sealed class BertWordPiece
 {
     private readonly BertTokenizer _tokenizer;
+    private readonly byte[] _vocab;
 
-    private BertWordPiece(BertTokenizer tokenizer) => _tokenizer = tokenizer;
+    private BertWordPiece(BertTokenizer tokenizer, byte[] vocab, bool lowerCase)
+    {
+        _tokenizer = tokenizer;
+        _vocab = vocab;
+        LowerCase = lowerCase;
+    }
 
     /// <summary>A tokenizer over a vocab.txt stream (one token a line); all-MiniLM-L6-v2 is lower-cased.</summary>
-    public static BertWordPiece FromVocab(Stream vocab, bool lowerCase = true) =>
-        new(BertTokenizer.Create(vocab, new BertOptions { LowerCaseBeforeTokenization = lowerCase }));
+    public static BertWordPiece FromVocab(Stream vocab, bool lowerCase = true)
+    {
+        ArgumentNullException.ThrowIfNull(vocab);
+        using var copy = new MemoryStream();
+        vocab.CopyTo(copy);
+        byte[] bytes = copy.ToArray();
+        using var read = new MemoryStream(bytes, writable: false);
+        return new(BertTokenizer.Create(read, new BertOptions { LowerCaseBeforeTokenization = lowerCase }), bytes, lowerCase);
+    }
+
+    /// <summary>Whether text is lower-cased (and accents stripped) before WordPiece.</summary>
+    public bool LowerCase { get; }
+
+    /// <summary>Writes the vocabulary this tokenizer was made from (vocab.txt, byte for byte).</summary>
+    public void SaveVocab(string path) => Formats.Internal.AtomicFile.Write(path, fs => fs.Write(_vocab));
 
     /// <inheritdoc cref="FromVocab(Stream, bool)"/>
     public static BertWordPiece FromVocab(string vocabPath, bool lowerCase = true)

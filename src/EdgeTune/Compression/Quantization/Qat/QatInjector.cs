@@ -22,7 +22,7 @@ public sealed record QatResult(QuantFormat Format, bool Activations, IReadOnlyLi
 /// <para>Supported: full-weight QAT (the model loaded trainable, <see cref="Apply"/>, train all parameters,
 /// <see cref="Remove"/>, save or quantize the F32 weights). The embedding, the (tied) LM head and the norms
 /// stay F32, as the quantizers leave them.</para>
-/// <para>With LoRA: apply QAT first, then <see cref="LoraInjector.Apply"/>; the adapter then learns against
+/// <para>With LoRA: apply QAT first, then <see cref="LoraInjector.Apply(DecoderModel, LoraConfig, string, bool)"/>; the adapter then learns against
 /// the fake-quantized frozen base (the QLoRA setting), the base weights do not change. Such an adapter cannot
 /// be merged while the base is wrapped (LoRA merging needs a plain Linear base); save it as an adapter.
 /// Projections already wrapped (by LoRA or anything else) are not touched by <see cref="Apply"/>.</para>
