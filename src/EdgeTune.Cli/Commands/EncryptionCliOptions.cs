@@ -49,7 +49,18 @@ public sealed class EncryptionCliOptions(bool writes)
             key.Dispose();
             throw new CliException(CliErrors.Usage, $"a key was given but '{runFolder}' is not an encrypted run folder: pass --encrypt to encrypt a new run");
         }
-        return key; // an encrypted folder without a key is refused by RunFiles, naming the folder
+        if (key is null) return null; // an encrypted folder without a key is refused by RunFiles, naming the folder
+        try
+        {
+            // Checks the key against the folder (or starts the encrypted folder), then records the run's options in it.
+            RunConfigFile.WriteResolved(parse, RunFiles.ForWriting(runFolder, key));
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+        return key;
     }
 
     /// <summary>The key for reading (null when no key option is given: plain folders only).</summary>

@@ -41,9 +41,11 @@ public sealed class RunFiles
     private readonly KdfParameters _kdf;
     private readonly byte[] _salt;
     private readonly (string From, string To)? _staging;
+    private readonly int _chunkSize;
 
-    private RunFiles(string? root, EncryptionKey? key, KdfParameters kdf, byte[] salt, (string, string)? staging)
+    private RunFiles(string? root, EncryptionKey? key, KdfParameters kdf, byte[] salt, (string, string)? staging, int chunkSize = EncryptedFile.DefaultChunkSize)
     {
+        _chunkSize = chunkSize;
         Root = root;
         _key = key;
         _kdf = kdf;
@@ -71,8 +73,11 @@ public sealed class RunFiles
     /// <exception cref="EncryptionKeyRequiredException">The folder is encrypted and no key was given, or a key was given
     /// for a folder with plain outputs.</exception>
     /// <exception cref="EncryptedFileException">The key is not the folder's.</exception>
-    public static RunFiles ForWriting(string root, EncryptionKey? key)
+    /// <param name="chunkSize">Plaintext chunk size of the files of a new encrypted folder (recorded in the manifest).</param>
+    public static RunFiles ForWriting(string root, EncryptionKey? key, int chunkSize = EncryptedFile.DefaultChunkSize)
     {
+        if (chunkSize < EncryptedFileHeader.MinChunkSize || chunkSize > EncryptedFileHeader.MaxChunkSize)
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, $"chunk size must be in [{EncryptedFileHeader.MinChunkSize}, {EncryptedFileHeader.MaxChunkSize}]");
         ArgumentException.ThrowIfNullOrEmpty(root);
         string full = Path.GetFullPath(root);
         string manifest = Path.Combine(full, ManifestFile);
@@ -84,12 +89,12 @@ public sealed class RunFiles
                 "(nothing was changed; pass another --out, or resume it without a key)");
         var (kdf, salt) = EncryptedFile.FreshSalt(key);
         byte[] check = KeyCheck(key, kdf, salt, manifest);
-        var json = new RunEncryptionJson(Format, Version, "AES-256-GCM", EncryptedFile.DefaultChunkSize,
+        var json = new RunEncryptionJson(Format, Version, "AES-256-GCM", chunkSize,
             new RunEncryptionJson.KdfJson(kdf.Algorithm.ToString(), kdf.Iterations, kdf.MemoryKiB, kdf.Parallelism),
             Convert.ToBase64String(salt), Convert.ToBase64String(check));
         string text = EdgeTuneJson.Write(json, EdgeTuneJson.Default.RunEncryptionJson, indented: true);
         AtomicFile.Write(manifest, fs => fs.Write(Encoding.UTF8.GetBytes(text)));
-        return new RunFiles(full, key, kdf, salt, null);
+        return new RunFiles(full, key, kdf, salt, null, chunkSize);
     }
 
     /// <summary>
@@ -117,7 +122,7 @@ public sealed class RunFiles
     /// <summary>A view whose files, written under <paramref name="stagingDir"/>, are bound to the names they get once
     /// <paramref name="stagingDir"/> is renamed to <paramref name="finalDir"/>.</summary>
     public RunFiles Staging(string stagingDir, string finalDir) =>
-        new(Root, _key, _kdf, _salt, (Path.GetFullPath(stagingDir), Path.GetFullPath(finalDir)));
+        new(Root, _key, _kdf, _salt, (Path.GetFullPath(stagingDir), Path.GetFullPath(finalDir)), _chunkSize);
 
     /// <summary>The name <paramref name="path"/> is bound to: its path relative to the run folder ('/' separators),
     /// after the staging mapping; the file name for a path outside the run folder.</summary>
@@ -135,7 +140,7 @@ public sealed class RunFiles
     {
         ArgumentNullException.ThrowIfNull(write);
         if (_key is null) AtomicFile.Write(path, fs => write(fs));
-        else EncryptedFile.WriteWithSalt(path, LogicalName(path), write, _key, _kdf, _salt);
+        else EncryptedFile.WriteWithSalt(path, LogicalName(path), write, _key, _kdf, _salt, _chunkSize);
     }
 
     public void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
@@ -230,9 +235,11 @@ public sealed class RunFiles
             throw new EncryptedFileException(manifest, kdf.Algorithm == KdfAlgorithm.None
                 ? $"run folder '{root}' is encrypted with a raw key (key file or key variable), but a passphrase was given"
                 : $"run folder '{root}' is encrypted with a passphrase ({kdf.Algorithm}), but a raw key ({key.Description}) was given");
+        if (json.ChunkSize < EncryptedFileHeader.MinChunkSize || json.ChunkSize > EncryptedFileHeader.MaxChunkSize)
+            throw new EncryptedFileException(manifest, $"'{manifest}': chunk size {json.ChunkSize} is out of range");
         if (!CryptographicOperations.FixedTimeEquals(KeyCheck(key, kdf, salt, manifest), expected))
             throw new EncryptedFileException(manifest, $"wrong key for the encrypted run folder '{root}': {key.Description} does not match its key check ({ManifestFile}). Nothing was read or written");
-        return new RunFiles(root, key, kdf, salt, null);
+        return new RunFiles(root, key, kdf, salt, null, json.ChunkSize);
     }
 
     private static byte[] KeyCheck(EncryptionKey key, KdfParameters kdf, byte[] salt, string path)
