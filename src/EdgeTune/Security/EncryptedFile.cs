@@ -148,7 +148,7 @@ public static class EncryptedFile
     public static unsafe TensorStorage DecryptToMemory(string path, string logicalName, EncryptionKey key)
     {
         using var r = EncryptedFileReader.Open(path, logicalName, key);
-        var storage = new NativeStorage(r.Header.PlaintextLength, readOnly: true, zeroOnFree: true);
+        var storage = DecryptedMemory.Allocate(r.Header.PlaintextLength);
         try
         {
             var scratch = r.NewScratch();
