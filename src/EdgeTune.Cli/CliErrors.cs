@@ -27,6 +27,9 @@ public static class CliErrors
     public const int Network = 5;
     /// <summary>Resources: the memory budget cannot be met, or the disk is full.</summary>
     public const int Resources = 6;
+    /// <summary>Encryption at rest: an encrypted run folder without its key, a wrong key, or an encrypted file that is
+    /// tampered with, truncated, reordered or moved (nothing was read or written).</summary>
+    public const int Encryption = 7;
     /// <summary>Interrupted (Ctrl+C) before the command could finish cleanly.</summary>
     public const int Cancelled = 130;
 
@@ -40,6 +43,7 @@ public static class CliErrors
           4    model or format: a malformed or unsupported model, checkpoint, adapter or tokenizer
           5    network: the Hugging Face Hub (offline, unreachable, unknown or gated repository), a federated server
           6    resources: the memory budget cannot be met, disk full
+          7    encryption: an encrypted run folder without its key, a wrong key, a tampered or truncated encrypted file
           130  interrupted (Ctrl+C)
         A user error prints one line on stderr; --verbose adds its stack trace.
         """;
@@ -105,6 +109,7 @@ public static class CliErrors
         {
             OperationCanceledException => Cancelled,
             CliException c => c.ExitCode,
+            EdgeTune.Security.EncryptedFileException or EdgeTune.Security.EncryptionKeyRequiredException => Encryption,
             HubException or HttpRequestException or System.Net.Sockets.SocketException or Grpc.Core.RpcException
                 or EdgeTune.Federated.Server.FlRejectedException => Network,
             InsufficientMemoryException or OutOfMemoryException => Resources,

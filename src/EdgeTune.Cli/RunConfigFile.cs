@@ -80,12 +80,26 @@ public static class RunConfigFile
         if (!RunFolderVerbs.Contains(command.Name)) return;
         if (OptionsOf(command).FirstOrDefault(o => o.Name == "--out") is not { } outOption) return;
         if (parse.GetResult(outOption)?.GetValueOrDefault<object?>() is not string dir || dir.Length == 0) return;
+        // An encrypted run (new with --encrypt, or an existing encrypted folder) gets its options.json encrypted, written
+        // by the command once it holds the key (EncryptionCliOptions.BindForWriting); nothing plain is written here.
+        if (OptionsOf(command).FirstOrDefault(o => o.Name == "--encrypt") is { } encrypt && parse.GetResult(encrypt)?.GetValueOrDefault<object?>() is true) return;
+        if (File.Exists(Path.Combine(dir, EdgeTune.Security.RunFiles.ManifestFile))) return;
         Directory.CreateDirectory(dir);
         string path = Path.Combine(dir, "options.json"), temp = path + ".tmp";
-        var root = new JsonObject { ["verb"] = command.Name, ["options"] = Resolved(parse) };
-        File.WriteAllText(temp, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(temp, ResolvedJson(parse));
         File.Move(temp, path, overwrite: true);
     }
+
+    /// <summary>Writes options.json of an encrypted run folder through <paramref name="files"/> (encrypted).</summary>
+    public static void WriteResolved(ParseResult parse, EdgeTune.Security.RunFiles files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        files.WriteAllText(Path.Combine(files.Root!, "options.json"), ResolvedJson(parse));
+    }
+
+    private static string ResolvedJson(ParseResult parse) =>
+        new JsonObject { ["verb"] = parse.CommandResult.Command.Name, ["options"] = Resolved(parse) }
+            .ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 
     private static object? DefaultOf(Option option)
     {

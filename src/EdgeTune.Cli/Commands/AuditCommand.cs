@@ -27,6 +27,8 @@ public static class AuditCommand
 
         var command = new Command("audit", "Memorization audit: canary exposure and membership-inference AUC of a (fine-tuned) model");
         foreach (var o in new Option[] { model, tokenizer, adapter, data, heldout, canaries, seqLen, maxRows, candidates, seed, json }) command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -61,14 +63,16 @@ public static class AuditCommand
                 await stderr.WriteLineAsync("audit: " + e.Message).ConfigureAwait(false);
                 return 2;
             }
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
-            using var lora = ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr);
+            using var key = encryption.BindForReading(parse, stderr);
+            if (parse.GetValue(json) is { } reportPath) EncryptionCliOptions.RefusePlainOutput(reportPath, "--json");
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, key: key).ConfigureAwait(false);
+            using var lora = ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr, key);
             if (loaded.Model is not DecoderModel decoder)
             {
                 await stderr.WriteLineAsync($"audit: {loaded.Source} is a {loaded.Config.ModelType} model; the audit needs a decoder model").ConfigureAwait(false);
                 return 2;
             }
-            var set = canaryPath is null ? null : CanarySet.Load(canaryPath);
+            var set = canaryPath is null ? null : CanarySet.FromJson(EdgeTune.Security.RunFiles.ForReading(canaryPath, key).ReadAllText(canaryPath));
             if (set is not null) await stderr.WriteLineAsync($"canaries: {set.Secrets.Count} from {canaryPath}").ConfigureAwait(false);
             var scorer = new DelegateTrainableModel(decoder.Parameters, (tape, tok, tgt, b, t) => decoder.Loss(tape, tok, tgt, b, t));
             var log = new Progress<string>(line => stderr.WriteLine(line));

@@ -33,11 +33,14 @@ public static class DistillCommand
         foreach (var o in new Option[] { teacher, tokenizer, student, hidden, layers, heads, kvHeads, inter, data, kl, temperature, alpha, topK, cache, output })
             command.Options.Add(o);
         training.AddTo(command);
+        var encryption = new EncryptionCliOptions(writes: true);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var err = parse.InvocationConfiguration.Error;
             var outp = parse.InvocationConfiguration.Output;
             var t = training.Apply(parse, new TrainingOptions());
+            using var key = encryption.BindForWriting(parse, parse.GetValue(output)!, err);
             var options = new DistillationJobOptions
             {
                 Teacher = parse.GetValue(teacher)!,
@@ -50,6 +53,7 @@ public static class DistillCommand
                 TeacherCachePath = parse.GetValue(cache),
                 Training = t,
                 OutputDir = parse.GetValue(output)!,
+                Encryption = key,
             };
             var c = CultureInfo.InvariantCulture;
             var log = new SyncProgress<string>(err.WriteLine);

@@ -31,6 +31,8 @@ public static class EvalCommand
 
         var command = new Command("eval", "Mean loss and perplexity of a model on a data file");
         foreach (var o in new Option[] { model, tokenizer, adapter, data, seqLen, maxTokens, batch, json }) command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -46,8 +48,9 @@ public static class EvalCommand
             }
             ModelOptions.ResolveAdapter(parse, adapter);
             var sw = Stopwatch.StartNew();
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct).ConfigureAwait(false);
-            ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr);
+            using var key = encryption.BindForReading(parse, stderr);
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, key: key).ConfigureAwait(false);
+            ModelOptions.ApplyAdapter(parse, adapter, loaded, stderr, key);
             if (loaded.Model is not DecoderModel llama)
             {
                 throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model; evaluation needs a decoder model");

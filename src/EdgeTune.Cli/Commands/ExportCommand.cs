@@ -41,6 +41,8 @@ public static class ExportCommand
 
         var command = new Command("export", "Write a model (with an adapter merged in, if given) as GGUF (llama.cpp), a Hugging Face safetensors folder or an ONNX folder (ONNX Runtime), or an adapter as a llama.cpp LoRA GGUF");
         foreach (var o in new Option[] { model, tokenizer, adapter, format, dtype, output }) command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -62,10 +64,12 @@ public static class ExportCommand
                 throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; {fmt} export writes a folder");
             }
             ModelOptions.ResolveAdapter(parse, adapter);
+            EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
+            using var key = encryption.BindForReading(parse, stderr);
             var target = ParseDType(dt);
             // Merging needs float projections: quantized GGUF projections are widened on load (F16/BF16 ones when merged).
             var loadOptions = adapterDir is not null && fmt != "lora-gguf" ? new ModelLoadOptions(KeepQuantized: false) : null;
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, loadOptions).ConfigureAwait(false);
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, loadOptions, key).ConfigureAwait(false);
             if (loaded.Model is not DecoderModel llama)
             {
                 throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model, which cannot be exported (decoder models only)");
@@ -74,7 +78,7 @@ public static class ExportCommand
             LoraAdapter? applied = null;
             if (adapterDir is not null)
             {
-                try { applied = AdapterFiles.Load(adapterDir, llama); }
+                try { applied = AdapterFiles.Load(adapterDir, llama, "default", EdgeTune.Security.RunFiles.ForReading(adapterDir, key)); }
                 catch (Exception e) when (e is CheckpointFormatException or FileNotFoundException or ArgumentException or NotSupportedException)
                 {
                     throw new CliException(CliErrors.Model, $"the adapter '{adapterDir}' does not fit the model {loaded.Source} " +

@@ -45,6 +45,8 @@ public static class FinetuneCommand
         training.AddTo(command);
         var power = new PowerPolicyCliOptions();
         power.AddTo(command);
+        var encryption = new EncryptionCliOptions(writes: true);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var err = parse.InvocationConfiguration.Error;
@@ -103,6 +105,7 @@ public static class FinetuneCommand
                 return 2;
             }
             var (policies, accounting, profile) = power.Bind(parse);
+            using var key = encryption.BindForWriting(parse, parse.GetValue(output)!, err);
             var options = new FineTuneOptions
             {
                 Model = modelRef,
@@ -123,6 +126,7 @@ public static class FinetuneCommand
                 BaseQuantization = baseFormat,
                 DifferentialPrivacy = dpOptions,
                 Canaries = parse.GetValue(canaries),
+                Encryption = key,
             };
             var bar = new ProgressLine(err);
             var log = new Progress<FineTuneMessage>(msg => { bar.Clear(); err.WriteLine(msg.Text); });
@@ -134,7 +138,9 @@ public static class FinetuneCommand
             if (result.EvalAfter is { } a0) await outp.WriteLineAsync(string.Create(c, $"validation after:  loss {a0.Loss:F4} ppl {a0.Perplexity:F2}")).ConfigureAwait(false);
             var tr = result.Training;
             await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
-            await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}\nloss curves: {result.LossPlotPath}").ConfigureAwait(false);
+            await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}").ConfigureAwait(false);
+            if (result.LossPlotPath is not null) await outp.WriteLineAsync($"loss curves: {result.LossPlotPath}").ConfigureAwait(false);
+            if (key is not null) await outp.WriteLineAsync($"encrypted: every file of {result.OutputDir} (AES-256-GCM; read it back with the same key option)").ConfigureAwait(false);
             if (result.MergedModelPath is not null) await outp.WriteLineAsync($"merged model: {result.MergedModelPath}").ConfigureAwait(false);
             if (result.EnergyPlotPath is not null) await outp.WriteLineAsync($"energy curves: {result.EnergyPlotPath}").ConfigureAwait(false);
             if (result.Energy is { } en) await outp.WriteLineAsync(EnergySummary(en)).ConfigureAwait(false);
@@ -144,7 +150,7 @@ public static class FinetuneCommand
             foreach (var sample in result.Samples)
                 await outp.WriteLineAsync($"sample — {sample.Prompt}\n  before: {OneLine(sample.Before)}\n  after:  {OneLine(sample.After)}").ConfigureAwait(false);
             if (demo && result.SamplePrompt is not null && tr.Reason != TrainingStopReason.Cancelled)
-                await outp.WriteLineAsync($"try: edgetune generate --model {result.MergedModelPath ?? result.SavedTo} --prompt \"{result.SamplePrompt}\" --temperature 0").ConfigureAwait(false);
+                await outp.WriteLineAsync($"try: edgetune generate --model {result.MergedModelPath ?? result.SavedTo} --prompt \"{result.SamplePrompt}\" --temperature 0{(key is null ? "" : " <your key option>")}").ConfigureAwait(false);
             return tr.Reason == TrainingStopReason.NonFinite ? 1 : 0;
         });
         return command;

@@ -30,9 +30,15 @@ public static class FlJoinCommand
             command.Options.Add(o);
         var power = new PowerPolicyCliOptions();
         power.AddTo(command);
+        var encryption = new EncryptionCliOptions(writes: true);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var outp = parse.InvocationConfiguration.Output;
+            // The client's state folder (the identity's folder) is a run folder: encrypted with --encrypt, refused without its key.
+            string idPath = parse.GetValue(identity)!;
+            using var key = encryption.BindForWriting(parse, Path.GetDirectoryName(Path.GetFullPath(idPath))!, parse.InvocationConfiguration.Error);
+            var files = EdgeTune.Security.RunFiles.ForWriting(Path.GetDirectoryName(Path.GetFullPath(idPath))!, key);
             var (loaded, llama) = FlCommand.LoadLlama(parse.GetValue(model)!, parse.GetValue(tokenizer));
             using var _ = loaded;
             var adapter = LoraInjector.Apply(llama, FlCommand.Lora(parse.GetValue(rank), parse.GetValue(alpha)));
@@ -45,8 +51,7 @@ public static class FlJoinCommand
                 engine = PolicyEngine.Create(policies, meters, maxThreads: WorkerPool.Shared.Threads);
             }
             var trainer = new LoraLocalTrainer(llama, adapter, FlCommand.Tokens(loaded, trainText), FlCommand.Tokens(loaded, valText)) { PowerPolicies = engine };
-            string idPath = parse.GetValue(identity)!;
-            var saved = File.Exists(idPath) ? JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(idPath)) : null;
+            var saved = File.Exists(idPath) ? JsonSerializer.Deserialize<Dictionary<string, string>>(files.ReadAllText(idPath)) : null;
             using var client = new FlClient(new FlClientOptions
             {
                 Server = new Uri(parse.GetValue(server)!), Token = parse.GetValue(token), ClientId = saved?.GetValueOrDefault("client_id"),
@@ -56,8 +61,7 @@ public static class FlJoinCommand
             await client.EnrolAsync(ct).ConfigureAwait(false);
             if (saved is null)
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(idPath))!);
-                File.WriteAllText(idPath, JsonSerializer.Serialize(new Dictionary<string, string> { ["client_id"] = client.ClientId!, ["credential"] = client.Credential! }));
+                files.WriteAllText(idPath, JsonSerializer.Serialize(new Dictionary<string, string> { ["client_id"] = client.ClientId!, ["credential"] = client.Credential! }));
             }
             await outp.WriteLineAsync($"joined as {client.ClientId}").ConfigureAwait(false);
             FlClientSummary summary;

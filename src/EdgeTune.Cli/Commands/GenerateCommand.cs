@@ -29,6 +29,8 @@ public static class GenerateCommand
         var command = new Command("generate", "Generate text from a model");
         foreach (var o in new Option[] { model, tokenizer, adapter, prompt, maxNew, temperature, topP, topK, repetition, seed, stop, chat, system })
             command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -38,8 +40,9 @@ public static class GenerateCommand
             sampling.Validate();
             ModelOptions.ResolveAdapter(parse, adapter);
             var sw = Stopwatch.StartNew();
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, error, ct).ConfigureAwait(false);
-            ModelOptions.ApplyAdapter(parse, adapter, loaded, error);
+            using var key = encryption.BindForReading(parse, error);
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, error, ct, key: key).ConfigureAwait(false);
+            ModelOptions.ApplyAdapter(parse, adapter, loaded, error, key);
             var tok = loaded.RequireTokenizer();
             string text = parse.GetValue(prompt) ?? "";
             bool? addBos = null;

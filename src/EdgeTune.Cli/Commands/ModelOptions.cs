@@ -40,12 +40,13 @@ public static class ModelOptions
 
     /// <summary>Applies the adapter named by <paramref name="adapter"/> (if any) to a loaded decoder model; returns it
     /// (null without --adapter).</summary>
-    public static EdgeTune.Adapters.LoraAdapter? ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error)
+    public static EdgeTune.Adapters.LoraAdapter? ApplyAdapter(ParseResult parse, Option<string?> adapter, LoadedModel loaded, TextWriter error,
+        EdgeTune.Security.EncryptionKey? key = null)
     {
         if (parse.GetValue(adapter) is not { } dir) return null;
         if (loaded.Model is not EdgeTune.Models.DecoderModel llama)
             throw new NotSupportedException($"--adapter needs a decoder model; '{loaded.Source}' is {loaded.Config.ModelType}");
-        var a = EdgeTune.Adapters.AdapterFiles.Load(dir, llama);
+        var a = EdgeTune.Adapters.AdapterFiles.Load(dir, llama, "default", EdgeTune.Security.RunFiles.ForReading(dir, key));
         error.WriteLine($"adapter {dir}: {Describe(a)}");
         return a;
     }
@@ -62,13 +63,13 @@ public static class ModelOptions
 
     /// <summary>Loads the model named by the options, reporting download progress on stderr.</summary>
     public static async Task<LoadedModel> LoadAsync(ParseResult parse, Option<string> model, Option<string?> tokenizer, TextWriter error, CancellationToken ct,
-        ModelLoadOptions? options = null)
+        ModelLoadOptions? options = null, EdgeTune.Security.EncryptionKey? key = null)
     {
         string reference = parse.GetValue(model)!;
         var progress = new Progress<DownloadProgress>(p =>
         {
             if (p.IsComplete && !p.FromCache) error.WriteLine($"downloaded {p.File} ({p.BytesDownloaded:N0} bytes)");
         });
-        return await ModelLoader.LoadAsync(reference, parse.GetValue(tokenizer), null, progress, ct, options).ConfigureAwait(false);
+        return await ModelLoader.LoadAsync(reference, parse.GetValue(tokenizer), null, progress, ct, options, key).ConfigureAwait(false);
     }
 }

@@ -43,6 +43,8 @@ public static class PruneCommand
         var command = new Command("prune", "Prune a model (unstructured, 2:4, Wanda or structured), optionally recover it by fine-tuning, and save it");
         foreach (var o in new Option[] { model, tokenizer, method, sparsity, scope, heads, mlp, calibration, calTokens, recover, data, lr, batch, seqLen, seed, output })
             command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -71,8 +73,10 @@ public static class PruneCommand
             string outDir = parse.GetValue(output)!;
             string reference = parse.GetValue(model)!;
             string? tokArg = parse.GetValue(tokenizer);
+            EncryptionCliOptions.RefusePlainOutput(outDir, "--out");
+            using var key = encryption.BindForReading(parse, parse.InvocationConfiguration.Error);
 
-            var loaded = ModelLoader.Load(reference, tokArg, ModelLoadOptions.FullFineTuning);
+            var loaded = ModelLoader.Load(reference, tokArg, ModelLoadOptions.FullFineTuning, key);
             DecoderModel? pruned = null;
             using (loaded)
             {

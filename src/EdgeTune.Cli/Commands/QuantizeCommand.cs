@@ -30,6 +30,8 @@ public static class QuantizeCommand
         var output = new Option<string>("--out") { Description = "GGUF file (q8_0, q4_0) or folder (nf4, int8) to write (replaced if present)", Required = true };
         var command = new Command("quantize", "Post-training quantization of a model to q8_0 / q4_0 (GGUF) or nf4 / int8 (safetensors folder)");
         foreach (var o in new Option[] { model, tokenizer, dtype, output }) command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
@@ -50,7 +52,9 @@ public static class QuantizeCommand
             {
                 throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; --dtype {dt} writes a safetensors folder");
             }
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, new ModelLoadOptions(KeepQuantized: false)).ConfigureAwait(false);
+            EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
+            using var key = encryption.BindForReading(parse, stderr);
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, stderr, ct, new ModelLoadOptions(KeepQuantized: false), key).ConfigureAwait(false);
             if (loaded.Model is not DecoderModel llama)
             {
                 throw new CliException(CliErrors.Model, $"{loaded.Source} is a {loaded.Config.ModelType} model; only decoder models can be quantized");

@@ -31,6 +31,8 @@ public static class ServeCommand
         var command = new Command("serve", "Serve a model (and LoRA adapters) over an OpenAI-compatible HTTP API");
         foreach (var o in new Option[] { model, tokenizer, adapters, name, host, port, apiKey, concurrency, queue, maxBody, maxTokens })
             command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -43,7 +45,8 @@ public static class ServeCommand
             serverOptions.Validate();
             var specs = (parse.GetValue(adapters) ?? []).Select(ParseAdapter).ToList();
 
-            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, error, ct).ConfigureAwait(false);
+            using var key = encryption.BindForReading(parse, error);
+            using var loaded = await ModelOptions.LoadAsync(parse, model, tokenizer, error, ct, key: key).ConfigureAwait(false);
             var tok = loaded.RequireTokenizer();
             var applied = new List<LoraAdapter>();
             try
@@ -52,7 +55,7 @@ public static class ServeCommand
                     throw new NotSupportedException($"--adapter needs a decoder model; '{loaded.Source}' is {loaded.Config.ModelType}");
                 foreach (var (adapterName, path) in specs)
                 {
-                    var a = AdapterFiles.Load(path, (DecoderModel)loaded.Model, adapterName);
+                    var a = AdapterFiles.Load(path, (DecoderModel)loaded.Model, adapterName, EdgeTune.Security.RunFiles.ForReading(path, key));
                     applied.Add(a);
                     await error.WriteLineAsync($"adapter {adapterName} ({path}): {ModelOptions.Describe(a)}").ConfigureAwait(false);
                 }

@@ -15,7 +15,7 @@ namespace EdgeTune.Adapters;
 /// tensor names (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c>, <c>.lora_B.weight</c>,
 /// DoRA <c>.lora_magnitude_vector</c>; the <c>.lora_A.default.weight</c> / <c>.lora_magnitude_vector.default.weight</c>
 /// spellings of some PEFT versions are read too), q/k rows always in HF's half-split layout. Configs of any recent PEFT
-/// version are read (see <see cref="ReadConfig"/>), per-module ranks and alphas included.
+/// version are read (see <see cref="ReadConfig(string, DecoderModel)"/>), per-module ranks and alphas included.
 /// </summary>
 public static class AdapterFiles
 {
@@ -52,8 +52,14 @@ public static class AdapterFiles
     /// adapted set exactly; layers whose r or α differ from the config's go into rank_pattern / alpha_pattern; replaced
     /// embedding/head weights into modules_to_save. Tensors are F32.
     /// </summary>
-    public static void Save(LoraAdapter adapter, string dir, string? baseModelNameOrPath = null)
+    public static void Save(LoraAdapter adapter, string dir, string? baseModelNameOrPath = null) =>
+        Save(adapter, dir, baseModelNameOrPath, Security.RunFiles.Plain);
+
+    /// <summary>As <see cref="Save(LoraAdapter, string, string?)"/>, both files through <paramref name="files"/>
+    /// (encrypted, bound to their final paths, in an encrypted run folder).</summary>
+    public static void Save(LoraAdapter adapter, string dir, string? baseModelNameOrPath, Security.RunFiles files)
     {
+        ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(adapter);
         ArgumentException.ThrowIfNullOrEmpty(dir);
         var model = adapter.Model;
@@ -75,8 +81,9 @@ public static class AdapterFiles
             string json = ConfigJson(adapter, baseModelNameOrPath);
             FolderWriter.Write(dir, tmp =>
             {
-                File.WriteAllText(Path.Combine(tmp, ConfigFile), json);
-                SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+                var staged = files.Staging(tmp, dir);
+                staged.WriteAllText(Path.Combine(tmp, ConfigFile), json);
+                SafeTensorsWriter.Write(staged, Path.Combine(tmp, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
             });
         }
         finally
@@ -184,10 +191,15 @@ public static class AdapterFiles
     /// initialisations that rewrite the base weights (PiSSA, OLoRA, CorDA, LoftQ) are refused, naming the field.
     /// </summary>
     /// <exception cref="CheckpointFormatException">The config is malformed or asks for something unsupported (names the field).</exception>
-    public static LoraConfig ReadConfig(string dir, DecoderModel model)
+    public static LoraConfig ReadConfig(string dir, DecoderModel model) => ReadConfig(dir, model, Security.RunFiles.Plain);
+
+    /// <summary>As <see cref="ReadConfig(string, DecoderModel)"/>, reading through <paramref name="files"/>.</summary>
+    public static LoraConfig ReadConfig(string dir, DecoderModel model, Security.RunFiles files)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return PeftConfigReader.Read(Path.Combine(ResolveFolder(dir), ConfigFile), model).Lora;
+        ArgumentNullException.ThrowIfNull(files);
+        string path = Path.Combine(ResolveFolder(dir), ConfigFile);
+        return PeftConfigReader.Read(path, model, File.Exists(path) ? files.ReadAllText(path) : null).Lora;
     }
 
     /// <summary>
@@ -198,11 +210,18 @@ public static class AdapterFiles
     /// modules_to_save (embed_tokens, lm_head; also found without being listed, as PEFT saves resized embeddings) replace
     /// the model's until <see cref="LoraAdapter.Remove"/>. On error the model is left as it was.
     /// </summary>
-    public static LoraAdapter Load(string dir, DecoderModel model, string adapterName = "default")
+    public static LoraAdapter Load(string dir, DecoderModel model, string adapterName = "default") =>
+        Load(dir, model, adapterName, Security.RunFiles.Plain);
+
+    /// <summary>As <see cref="Load(string, DecoderModel, string)"/>, reading through <paramref name="files"/> (an
+    /// encrypted adapter's weights are decrypted into memory).</summary>
+    public static LoraAdapter Load(string dir, DecoderModel model, string adapterName, Security.RunFiles files)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(files);
         dir = ResolveFolder(dir);
-        var config = PeftConfigReader.Read(Path.Combine(dir, ConfigFile), model);
+        string configPath = Path.Combine(dir, ConfigFile);
+        var config = PeftConfigReader.Read(configPath, model, files.ReadAllText(configPath));
         string path = Path.Combine(dir, WeightsFile);
         if (!File.Exists(path))
         {
@@ -211,7 +230,7 @@ public static class AdapterFiles
                 throw new CheckpointFormatException(bin, $"PyTorch pickle weights are not read (loading a pickle can run code); save the adapter with safe_serialization=True or convert it to {WeightsFile}");
             throw new FileNotFoundException($"PEFT adapter: '{path}' does not exist", path);
         }
-        using var file = SafeTensorsFile.Open(path);
+        using var file = files.OpenSafeTensors(path);
         // canonical PEFT name → name in the file
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var t in file.Tensors)

@@ -61,6 +61,13 @@ public sealed class SafeTensorsCheckpoint : ICheckpointReader
         return path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase) ? OpenIndex(path) : OpenIndex(null, path);
     }
 
+    /// <summary>A single-file checkpoint over an already opened file (e.g. one decrypted into memory), which it then owns.</summary>
+    public static SafeTensorsCheckpoint FromFile(SafeTensorsFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        return new SafeTensorsCheckpoint(file.Source, [file], file.Tensors.ToDictionary(t => t.Name, _ => file, StringComparer.Ordinal), [.. file.Tensors]);
+    }
+
     private static SafeTensorsCheckpoint OpenIndex(string? indexPath, string? singlePath = null)
     {
         if (indexPath is null)

@@ -20,8 +20,14 @@ public static class SafeTensorsWriter
         Write(path, tensors.Select(t => new KeyValuePair<string, Tensor>(t.Name, t)), metadata);
 
     /// <summary>Writes the tensors under the given names, with optional <c>__metadata__</c>.</summary>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Write(Security.RunFiles.Plain, path, tensors, metadata);
+
+    /// <summary>Writes the tensors through <paramref name="files"/>: encrypted in an encrypted run folder, streaming
+    /// (the file is written front to back, so no plaintext copy reaches the disk).</summary>
+    public static void Write(Security.RunFiles files, string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        ArgumentNullException.ThrowIfNull(files);
         var list = tensors
             .Select((kv, i) => (kv, i))
             .OrderByDescending(x => x.kv.Value.DType.BlockBytes())
@@ -29,7 +35,7 @@ public static class SafeTensorsWriter
             .Select(x => x.kv)
             .ToList();
         byte[] header = BuildHeader(path, list, metadata);
-        AtomicFile.Write(path, fs =>
+        files.Write(path, fs =>
         {
             Span<byte> len = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);

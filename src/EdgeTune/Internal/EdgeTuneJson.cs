@@ -8,6 +8,7 @@ using EdgeTune.Adapters;
 using EdgeTune.Energy;
 using EdgeTune.Formats;
 using EdgeTune.Formats.Export;
+using EdgeTune.Security;
 using EdgeTune.Text.Datasets;
 using EdgeTune.Training;
 
@@ -41,6 +42,7 @@ namespace EdgeTune.Internal;
 [JsonSerializable(typeof(GenerationConfigJson))]
 [JsonSerializable(typeof(HfConfigJson))]
 [JsonSerializable(typeof(RopeScalingJson))]
+[JsonSerializable(typeof(RunEncryptionJson))]
 internal sealed partial class EdgeTuneJson : JsonSerializerContext
 {
     /// <summary><paramref name="value"/> as JSON text: one line, or indented by two spaces (as the files were always written).</summary>

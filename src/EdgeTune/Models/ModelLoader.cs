@@ -38,11 +38,16 @@ public static class ModelLoader
 {
     /// <param name="reference">A folder, a file, or <c>org/name[@revision]</c> on the Hugging Face Hub.</param>
     /// <param name="tokenizerPath">A tokenizer file or folder; default: the model's folder.</param>
+    /// <param name="key">The key of an encrypted run folder the model is in (<see cref="Security.RunFiles"/>); null for plain models.</param>
     public static async Task<LoadedModel> LoadAsync(string reference, string? tokenizerPath = null, HubOptions? hub = null,
-        IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default, ModelLoadOptions? options = null)
+        IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default, ModelLoadOptions? options = null,
+        Security.EncryptionKey? key = null)
     {
+        // A local folder inside an encrypted run folder is never a Hub id; look before resolving.
+        if ((Directory.Exists(reference) || File.Exists(reference)) && Security.RunFiles.FindEncryptedRoot(reference) is not null)
+            return Load(reference, tokenizerPath, options, key);
         string local = await HubModelResolver.ResolveAsync(reference, hub, progress, cancellationToken).ConfigureAwait(false);
-        return Load(local, tokenizerPath, options);
+        return Load(local, tokenizerPath, options, key);
     }
 
     /// <summary>Opens a local model folder or file.</summary>
@@ -53,8 +58,16 @@ public static class ModelLoader
     /// embedding has rows is refused here, naming both; a smaller one is fine (embeddings are often padded).
     /// </remarks>
     /// <exception cref="InvalidDataException">The tokenizer's vocabulary is larger than the model's.</exception>
-    public static LoadedModel Load(string path, string? tokenizerPath = null, ModelLoadOptions? options = null)
+    public static LoadedModel Load(string path, string? tokenizerPath = null, ModelLoadOptions? options = null) => Load(path, tokenizerPath, options, null);
+
+    /// <summary>As <see cref="Load(string, string?, ModelLoadOptions?)"/>; a model folder inside an encrypted run folder
+    /// (<see cref="Security.RunFiles"/>) is read with <paramref name="key"/> (refused without it): config.json and
+    /// model.safetensors decrypted into memory, the tokenizer from <paramref name="tokenizerPath"/> or the folder's
+    /// encrypted llama2.c tokenizer.bin.</summary>
+    public static LoadedModel Load(string path, string? tokenizerPath, ModelLoadOptions? options, Security.EncryptionKey? key)
     {
+        var files = Security.RunFiles.ForReading(path, key);
+        if (files.IsEncrypted) return LoadEncrypted(path, tokenizerPath, options, files);
         var reader = CheckpointReader.Open(path);
         ICausalLM model;
         HfConfig config;
@@ -82,6 +95,56 @@ public static class ModelLoader
             throw;
         }
     }
+
+    private static LoadedModel LoadEncrypted(string path, string? tokenizerPath, ModelLoadOptions? options, Security.RunFiles files)
+    {
+        bool folder = Directory.Exists(path);
+        string dir = folder ? Path.GetFullPath(path) : Path.GetDirectoryName(Path.GetFullPath(path))!;
+        string weights = folder ? Path.Combine(dir, SafeTensorsCheckpoint.SingleFileName) : path;
+        if (!File.Exists(weights))
+            throw new FileNotFoundException($"encrypted model '{path}': {weights} does not exist (an encrypted run folder's model is a single model.safetensors)", weights);
+        string configPath = Path.Combine(dir, "config.json");
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"encrypted model '{path}': config file '{configPath}' does not exist", configPath);
+        var config = HfConfig.Parse(files.ReadAllText(configPath), configPath);
+        var reader = SafeTensorsCheckpoint.FromFile(files.OpenSafeTensors(weights));
+        ICausalLM model;
+        try
+        {
+            model = ModelRegistry.Create(reader, config, options);
+            if (model is DecoderModel d) config = d.Config;
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+        try
+        {
+            ITokenizer? tokenizer = null;
+            ChatTemplate? template = null;
+            string? source = null;
+            if (tokenizerPath is not null)
+                (tokenizer, template, source) = LoadTokenizer(path, reader, tokenizerPath);
+            else if (File.Exists(Path.Combine(dir, "tokenizer.bin")))
+            {
+                source = Path.Combine(dir, "tokenizer.bin");
+                tokenizer = Llama2cTokenizer.Parse(files.ReadAllBytes(source), source);
+            }
+            else if (ModelExporterTokenizerFiles.Any(n => File.Exists(Path.Combine(dir, n))))
+                throw new NotSupportedException(
+                    $"encrypted model '{path}': its tokenizer files are encrypted and only a llama2.c tokenizer.bin is read from an encrypted folder; " +
+                    "pass the base model's tokenizer with --tokenizer");
+            if (tokenizer is not null) CheckVocabularies(path, model.VocabSize, source!, tokenizer.VocabSize);
+            return new LoadedModel(model, config, tokenizer, template, path);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static readonly string[] ModelExporterTokenizerFiles = ["tokenizer.json", "tokenizer.model", "vocab.json"];
 
     /// <summary>
     /// Refuses a tokenizer that can produce ids the model has no embedding row for (they would fail later, inside the

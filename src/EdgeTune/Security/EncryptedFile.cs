@@ -42,59 +42,42 @@ public static class EncryptedFile
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(key);
-        if (chunkSize < EncryptedFileHeader.MinChunkSize || chunkSize > EncryptedFileHeader.MaxChunkSize)
-            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize,
-                $"chunk size must be in [{EncryptedFileHeader.MinChunkSize}, {EncryptedFileHeader.MaxChunkSize}]");
-        byte[] name = EncryptedFileHeader.NameBytes(logicalName);
-        var header = new EncryptedFileHeader
+        var (kdf, salt) = FreshSalt(key);
+        AtomicFile.Write(path, fs =>
         {
-            Kdf = key.IsPassphrase ? key.Kdf : default,
-            Salt = key.IsPassphrase ? RandomNumberGenerator.GetBytes(EncryptionKey.SaltBytes) : new byte[EncryptionKey.SaltBytes],
-            FileId = RandomNumberGenerator.GetBytes(16),
-            NoncePrefix = RandomNumberGenerator.GetBytes(4),
-            ChunkSize = chunkSize,
-            PlaintextLength = 0,
-        };
-        var (chunkKey, headerKey) = header.DeriveKeys(key.Resolve(header.Kdf, header.Salt, path));
-        byte[] cur = new byte[chunkSize], next = new byte[chunkSize], ct = new byte[chunkSize];
-        try
-        {
-            AtomicFile.Write(path, fs =>
-            {
-                Span<byte> head = stackalloc byte[HeaderSize];
-                fs.Write(head); // placeholder until the length and MAC are known
-                using var gcm = new AesGcm(chunkKey, EncryptedFileHeader.TagBytes);
-                Span<byte> nonce = stackalloc byte[12], tag = stackalloc byte[EncryptedFileHeader.TagBytes];
-                int curLen = ReadFull(source, cur);
-                long total = 0;
-                for (long index = 0; ; index++)
-                {
-                    int nextLen = curLen == chunkSize ? ReadFull(source, next) : 0;
-                    bool final = nextLen == 0;
-                    header.Nonce(index, nonce);
-                    gcm.Encrypt(nonce, cur.AsSpan(0, curLen), ct.AsSpan(0, curLen), tag, header.AssociatedData(index, final, name));
-                    fs.Write(ct, 0, curLen);
-                    fs.Write(tag);
-                    total += curLen;
-                    if (final) break;
-                    (cur, next) = (next, cur);
-                    curLen = nextLen;
-                }
-                header.PlaintextLength = total;
-                header.Mac = header.ComputeMac(headerKey, name);
-                header.WriteTo(head);
-                fs.Position = 0;
-                fs.Write(head);
-            });
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(chunkKey);
-            CryptographicOperations.ZeroMemory(headerKey);
-            CryptographicOperations.ZeroMemory(cur);
-            CryptographicOperations.ZeroMemory(next);
-        }
+            using var enc = new EncryptedWriteStream(fs, logicalName, key, kdf, salt, chunkSize);
+            source.CopyTo(enc, chunkSize);
+            enc.Complete();
+        });
     }
+
+    /// <summary>
+    /// Encrypts whatever <paramref name="write"/> writes into <paramref name="path"/>, streaming (no plaintext
+    /// reaches the disk), through a temporary file and a rename like <see cref="Write(string, string, Stream, EncryptionKey, int)"/>.
+    /// The stream given to <paramref name="write"/> is write-only and cannot seek.
+    /// </summary>
+    public static void Write(string path, string logicalName, Action<Stream> write, EncryptionKey key, int chunkSize = DefaultChunkSize)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        ArgumentNullException.ThrowIfNull(key);
+        var (kdf, salt) = FreshSalt(key);
+        WriteWithSalt(path, logicalName, write, key, kdf, salt, chunkSize);
+    }
+
+    /// <summary>As <see cref="Write(string, string, Action{Stream}, EncryptionKey, int)"/>, with the KDF and salt given
+    /// (a run folder's, so a passphrase is stretched once per folder rather than once per file).</summary>
+    internal static void WriteWithSalt(string path, string logicalName, Action<Stream> write, EncryptionKey key, KdfParameters kdf, byte[] salt,
+        int chunkSize = DefaultChunkSize) =>
+        AtomicFile.Write(path, fs =>
+        {
+            using var enc = new EncryptedWriteStream(fs, logicalName, key, kdf, salt, chunkSize);
+            write(enc);
+            enc.Complete();
+        });
+
+    /// <summary>A new random salt for a passphrase key (zeros and no KDF for a raw key).</summary>
+    internal static (KdfParameters Kdf, byte[] Salt) FreshSalt(EncryptionKey key) =>
+        key.IsPassphrase ? (key.Kdf, RandomNumberGenerator.GetBytes(EncryptionKey.SaltBytes)) : (default, new byte[EncryptionKey.SaltBytes]);
 
     /// <summary>Encrypts <paramref name="data"/> into <paramref name="path"/> (atomic, like the stream overload).</summary>
     public static void Write(string path, string logicalName, byte[] data, EncryptionKey key, int chunkSize = DefaultChunkSize)
@@ -165,7 +148,7 @@ public static class EncryptedFile
     public static unsafe TensorStorage DecryptToMemory(string path, string logicalName, EncryptionKey key)
     {
         using var r = EncryptedFileReader.Open(path, logicalName, key);
-        var storage = new NativeStorage(r.Header.PlaintextLength, readOnly: true, zeroOnFree: true);
+        var storage = DecryptedMemory.Allocate(r.Header.PlaintextLength);
         try
         {
             var scratch = r.NewScratch();
@@ -181,18 +164,6 @@ public static class EncryptedFile
             storage.Dispose();
             throw;
         }
-    }
-
-    private static int ReadFull(Stream s, byte[] buffer)
-    {
-        int n = 0;
-        while (n < buffer.Length)
-        {
-            int got = s.Read(buffer, n, buffer.Length - n);
-            if (got == 0) break;
-            n += got;
-        }
-        return n;
     }
 }
 

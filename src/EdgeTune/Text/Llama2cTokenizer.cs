@@ -37,9 +37,13 @@ public sealed class Llama2cTokenizer : TokenizerBase
     }
 
     /// <summary>Reads a llama2.c tokenizer.bin; the vocabulary size is the number of records in the file.</summary>
-    public static Llama2cTokenizer Load(string path)
+    public static Llama2cTokenizer Load(string path) => Parse(File.ReadAllBytes(path), path);
+
+    /// <summary>Parses the bytes of a llama2.c tokenizer.bin (e.g. decrypted from an encrypted run folder);
+    /// <paramref name="path"/> names it in errors.</summary>
+    public static Llama2cTokenizer Parse(byte[] data, string path)
     {
-        byte[] data = File.ReadAllBytes(path);
+        ArgumentNullException.ThrowIfNull(data);
         if (data.Length < 4) throw new InvalidDataException($"{path}: too short for a llama2.c tokenizer (no max_token_length header)");
         int maxLen = BinaryPrimitives.ReadInt32LittleEndian(data);
         var pieces = new List<string>();

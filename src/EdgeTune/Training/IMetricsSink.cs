@@ -25,11 +25,42 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
     private readonly Lock _gate = new();
     private StreamWriter _writer;
 
-    public JsonlMetricsSink(string path, bool append = true)
+    public JsonlMetricsSink(string path, bool append = true) : this(path, append, null) { }
+
+    /// <summary>A sink writing through <paramref name="files"/>: in an encrypted run folder the rows are kept in memory
+    /// and the whole file is rewritten encrypted (atomically) at most every <see cref="EncryptedRewriteInterval"/>, on
+    /// <see cref="TruncateAfterStep"/> and on dispose (ETENC1 files cannot be appended to); a kill loses at most the
+    /// rows of that interval, which a resumed run writes again anyway.</summary>
+    public JsonlMetricsSink(string path, bool append, Security.RunFiles? files)
     {
         Path = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        if (files is { IsEncrypted: true })
+        {
+            _files = files;
+            _rows = append && File.Exists(Path)
+                ? [.. files.ReadAllText(Path).Split('\n', StringSplitOptions.RemoveEmptyEntries)]
+                : [];
+            _writer = StreamWriter.Null;
+            Persist();
+            return;
+        }
         _writer = Open(Path, append);
+    }
+
+    /// <summary>Longest time rows of an encrypted sink wait before the file is rewritten.</summary>
+    public static readonly TimeSpan EncryptedRewriteInterval = TimeSpan.FromSeconds(2);
+
+    private readonly Security.RunFiles? _files;
+    private readonly List<string>? _rows;
+    private long _lastPersist;
+
+    private void Persist()
+    {
+        var text = new StringBuilder();
+        foreach (string row in _rows!) text.Append(row).Append('\n');
+        _files!.WriteAllText(Path, text.ToString());
+        _lastPersist = Environment.TickCount64;
     }
 
     private static StreamWriter Open(string path, bool append) =>
@@ -44,6 +75,12 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
     {
         lock (_gate)
         {
+            if (_rows is not null)
+            {
+                _rows.Add(json);
+                if (Environment.TickCount64 - _lastPersist >= (long)EncryptedRewriteInterval.TotalMilliseconds) Persist();
+                return;
+            }
             _writer.Write(json);
             _writer.Write('\n');
             _writer.Flush();
@@ -62,6 +99,13 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
     {
         lock (_gate)
         {
+            if (_rows is not null)
+            {
+                int before = _rows.Count;
+                _rows.RemoveAll(line => !(step is long max && StepOf(line) is long s && s <= max));
+                Persist();
+                return before - _rows.Count;
+            }
             _writer.Dispose();
             int dropped = 0;
             string temp = Path + ".tmp";
@@ -115,7 +159,11 @@ public sealed class JsonlMetricsSink : IMetricsSink, IDisposable
 
     public void Dispose()
     {
-        lock (_gate) _writer.Dispose();
+        lock (_gate)
+        {
+            if (_rows is not null) Persist();
+            _writer.Dispose();
+        }
     }
 }
 

@@ -137,6 +137,10 @@ public sealed class Trainer : IDisposable
 
     private readonly DpSgd? _privacy;
 
+    /// <summary>How checkpoint files are written and read: <see cref="Security.RunFiles.Plain"/> by default, or the run
+    /// folder's <see cref="Security.RunFiles"/> (encrypted checkpoints in an encrypted run folder).</summary>
+    public Security.RunFiles Files { get; init; } = Security.RunFiles.Plain;
+
     /// <summary>Where checkpoints go: OutputDir/checkpoints (null without an output folder).</summary>
     public string? CheckpointDirectory => Options.OutputDir is null ? null : Path.Combine(Options.OutputDir, "checkpoints");
 
@@ -150,7 +154,7 @@ public sealed class Trainer : IDisposable
     public string? Resume()
     {
         if (CheckpointDirectory is null) throw new InvalidOperationException("Trainer.Resume: TrainingOptions.OutputDir is not set");
-        var (folder, rejected) = TrainingCheckpoint.FindLatest(CheckpointDirectory);
+        var (folder, rejected) = TrainingCheckpoint.FindLatest(Files, CheckpointDirectory);
         foreach (var why in rejected) Report(TrainingEvent.Checkpoint, null, null, why + "; using an older checkpoint");
         if (folder is null) return null;
         ResumeFrom(folder);
@@ -160,7 +164,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Restores one checkpoint folder (weights, optimizer, schedule position, data position, generators).</summary>
     public void ResumeFrom(string folder)
     {
-        var state = TrainingCheckpoint.Load(folder, Trainable, Optimizer);
+        var state = TrainingCheckpoint.Load(Files, folder, Trainable, Optimizer);
         if (state.DataPosition is not null) _train.RestorePosition(state.DataPosition);
         foreach (var (name, s) in state.Rngs)
             if (_rngs.TryGetValue(name, out var rng)) rng.State = s;
@@ -179,7 +183,7 @@ public sealed class Trainer : IDisposable
             Rngs = _rngs.ToDictionary(kv => kv.Key, kv => kv.Value.State, StringComparer.Ordinal),
         };
         using var span = TrainingTelemetry.Source.StartActivity(TrainingTelemetry.CheckpointSpanName);
-        string folder = TrainingCheckpoint.Write(CheckpointDirectory, state, Trainable, Optimizer, Options, Options.KeepCheckpoints);
+        string folder = TrainingCheckpoint.Write(Files, CheckpointDirectory, state, Trainable, Optimizer, Options, Options.KeepCheckpoints);
         _lastCheckpointStep = state.Step;
         LastCheckpoint = folder;
         Report(TrainingEvent.Checkpoint, null, null, $"checkpoint written to '{folder}'");

@@ -6,6 +6,7 @@ using System.Text.Json.Serialization;
 using EdgeTune.Autograd;
 using EdgeTune.Formats;
 using EdgeTune.Internal;
+using EdgeTune.Security;
 using EdgeTune.Tensors;
 
 namespace EdgeTune.Training;
@@ -16,8 +17,10 @@ namespace EdgeTune.Training;
 /// (<see cref="IOptimizer.SaveState"/>), <c>state.json</c> (<see cref="TrainingState"/>),
 /// <c>options.json</c> and <c>manifest.json</c> (format, step, and each file's byte count and
 /// SHA-256). A folder is written under a temporary name and renamed when complete, so a crash never
-/// leaves a folder that looks finished; <see cref="FindLatest"/> still verifies every checksum and
-/// passes over corrupt or partial folders, newest first.
+/// leaves a folder that looks finished; <see cref="FindLatest(string)"/> still verifies every checksum and
+/// passes over corrupt or partial folders, newest first. Every file goes through a <see cref="RunFiles"/>: in an
+/// encrypted run folder each is an ETENC1 file bound to its final path (the manifest included; its checksums are of
+/// the bytes on disk), and a file that does not authenticate makes the checkpoint count as corrupt.
 /// </summary>
 public static class TrainingCheckpoint
 {
@@ -38,8 +41,15 @@ public static class TrainingCheckpoint
     /// but the newest <paramref name="keep"/>. Returns the new folder.
     /// </summary>
     public static string Write(string directory, TrainingState state, IEnumerable<Parameter> trainable, IOptimizer optimizer,
+        TrainingOptions? options = null, int keep = int.MaxValue) =>
+        Write(RunFiles.Plain, directory, state, trainable, optimizer, options, keep);
+
+    /// <summary>As <see cref="Write(string, TrainingState, IEnumerable{Parameter}, IOptimizer, TrainingOptions?, int)"/>,
+    /// every file through <paramref name="runFiles"/> (encrypted in an encrypted run folder).</summary>
+    public static string Write(RunFiles runFiles, string directory, TrainingState state, IEnumerable<Parameter> trainable, IOptimizer optimizer,
         TrainingOptions? options = null, int keep = int.MaxValue)
     {
+        ArgumentNullException.ThrowIfNull(runFiles);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(trainable);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -47,19 +57,16 @@ public static class TrainingCheckpoint
         string final = Path.Combine(directory, FolderName(state.Step));
         string tmp = Path.Combine(directory, $".tmp-{FolderName(state.Step)}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(tmp);
+        var files = runFiles.Staging(tmp, final); // bound to the names they have once the folder is renamed
         try
         {
-            SafeTensorsWriter.Write(Path.Combine(tmp, WeightsFile),
+            SafeTensorsWriter.Write(files, Path.Combine(tmp, WeightsFile),
                 trainable.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)),
                 new Dictionary<string, string> { ["format"] = Format, ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) });
-            using (var fs = new FileStream(Path.Combine(tmp, OptimizerFile), FileMode.CreateNew))
-            {
-                optimizer.SaveState(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.WriteAllText(Path.Combine(tmp, StateFile), StateToJson(state));
-            File.WriteAllText(Path.Combine(tmp, OptionsFile), options?.ToJson() ?? "{}");
-            WriteManifest(tmp, state.Step);
+            files.Write(Path.Combine(tmp, OptimizerFile), optimizer.SaveState);
+            files.WriteAllText(Path.Combine(tmp, StateFile), StateToJson(state));
+            files.WriteAllText(Path.Combine(tmp, OptionsFile), options?.ToJson() ?? "{}");
+            WriteManifest(files, tmp, state.Step);
             if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
             Directory.Move(tmp, final);
         }
@@ -73,20 +80,24 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>Null when every file the manifest lists is present with its size and SHA-256; else why not.</summary>
-    public static string? Verify(string folder)
+    public static string? Verify(string folder) => Verify(RunFiles.Plain, folder);
+
+    /// <summary>As <see cref="Verify(string)"/>, reading the manifest through <paramref name="files"/>.</summary>
+    public static string? Verify(RunFiles files, string folder)
     {
+        ArgumentNullException.ThrowIfNull(files);
         string manifest = Path.Combine(folder, ManifestFile);
         if (!File.Exists(manifest)) return $"checkpoint '{folder}': {ManifestFile} is missing (partial checkpoint)";
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(manifest));
+            using var doc = JsonDocument.Parse(files.ReadAllBytes(manifest));
             var root = doc.RootElement;
             if (root.GetProperty("format").GetString() != Format) return $"checkpoint '{folder}': {ManifestFile} is not a {Format}";
             if (root.GetProperty("version").GetInt32() != Version) return $"checkpoint '{folder}': manifest version {root.GetProperty("version")} is not {Version}";
-            var files = root.GetProperty("files");
+            var listed = root.GetProperty("files");
             foreach (string required in new[] { WeightsFile, OptimizerFile, StateFile })
-                if (!files.TryGetProperty(required, out _)) return $"checkpoint '{folder}': the manifest lists no {required}";
-            foreach (var f in files.EnumerateObject())
+                if (!listed.TryGetProperty(required, out _)) return $"checkpoint '{folder}': the manifest lists no {required}";
+            foreach (var f in listed.EnumerateObject())
             {
                 string path = Path.Combine(folder, f.Name);
                 if (!File.Exists(path)) return $"checkpoint '{folder}': {f.Name} is missing";
@@ -100,7 +111,7 @@ public static class TrainingCheckpoint
             }
             return null;
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or EncryptedFileException)
         {
             return $"checkpoint '{folder}': {ManifestFile} is unreadable ({e.Message})";
         }
@@ -118,12 +129,15 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>The newest checkpoint that verifies, and the reasons newer ones were passed over.</summary>
-    public static (string? Folder, IReadOnlyList<string> Rejected) FindLatest(string directory)
+    public static (string? Folder, IReadOnlyList<string> Rejected) FindLatest(string directory) => FindLatest(RunFiles.Plain, directory);
+
+    /// <summary>As <see cref="FindLatest(string)"/>, reading through <paramref name="files"/>.</summary>
+    public static (string? Folder, IReadOnlyList<string> Rejected) FindLatest(RunFiles files, string directory)
     {
         var rejected = new List<string>();
         foreach (var (_, folder) in List(directory))
         {
-            string? why = Verify(folder);
+            string? why = Verify(files, folder);
             if (why is null) return (folder, rejected);
             rejected.Add(why);
         }
@@ -134,11 +148,17 @@ public static class TrainingCheckpoint
     /// Loads a verified checkpoint into the trainable <paramref name="parameters"/> (by name; every one must be
     /// present with its dtype and shape) and <paramref name="optimizer"/>; returns the trainer state.
     /// </summary>
-    public static TrainingState Load(string folder, IEnumerable<Parameter> parameters, IOptimizer optimizer)
+    public static TrainingState Load(string folder, IEnumerable<Parameter> parameters, IOptimizer optimizer) =>
+        Load(RunFiles.Plain, folder, parameters, optimizer);
+
+    /// <summary>As <see cref="Load(string, IEnumerable{Parameter}, IOptimizer)"/>, reading through <paramref name="files"/>
+    /// (an encrypted checkpoint's weights are decrypted into memory, its other files streamed).</summary>
+    public static TrainingState Load(RunFiles files, string folder, IEnumerable<Parameter> parameters, IOptimizer optimizer)
     {
-        if (Verify(folder) is { } why) throw new InvalidDataException(why);
+        ArgumentNullException.ThrowIfNull(files);
+        if (Verify(files, folder) is { } why) throw new InvalidDataException(why);
         string weights = Path.Combine(folder, WeightsFile);
-        using (var file = SafeTensorsFile.Open(weights))
+        using (var file = files.OpenSafeTensors(weights))
         {
             foreach (var p in parameters)
             {
@@ -149,8 +169,8 @@ public static class TrainingCheckpoint
                 Copy(t, p.Value);
             }
         }
-        using (var fs = File.OpenRead(Path.Combine(folder, OptimizerFile))) optimizer.LoadState(fs);
-        return StateFromJson(File.ReadAllText(Path.Combine(folder, StateFile)), folder);
+        using (var fs = files.OpenRead(Path.Combine(folder, OptimizerFile))) optimizer.LoadState(fs);
+        return StateFromJson(files.ReadAllText(Path.Combine(folder, StateFile)), folder);
     }
 
     /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints (and stale temporary folders).</summary>
@@ -172,16 +192,14 @@ public static class TrainingCheckpoint
         return Convert.ToHexStringLower(SHA256.HashData(fs));
     }
 
-    private static void WriteManifest(string folder, long step)
+    private static void WriteManifest(RunFiles runFiles, string folder, long step)
     {
         var files = new Dictionary<string, CheckpointManifestJson.FileEntry>(StringComparer.Ordinal);
         foreach (var path in Directory.GetFiles(folder).OrderBy(p => p, StringComparer.Ordinal))
             files[Path.GetFileName(path)] = new(new FileInfo(path).Length, Sha256(path));
         string json = EdgeTuneJson.Write(new CheckpointManifestJson(Format, Version, step, files), EdgeTuneJson.Default.CheckpointManifestJson, indented: true);
         // the manifest is written last: its presence marks a complete folder
-        using var fs = new FileStream(Path.Combine(folder, ManifestFile), FileMode.CreateNew);
-        fs.Write(Encoding.UTF8.GetBytes(json));
-        fs.Flush(flushToDisk: true);
+        runFiles.WriteAllText(Path.Combine(folder, ManifestFile), json);
     }
 
     internal static string StateToJson(TrainingState s)

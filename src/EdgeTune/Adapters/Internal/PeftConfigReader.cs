@@ -27,11 +27,12 @@ internal static class PeftConfigReader
     /// <summary>Modules whose full weights can be replaced (modules_to_save).</summary>
     private static readonly string[] SavableModules = [DecoderModel.Names.EmbedModule, "lm_head"];
 
-    public static PeftAdapterConfig Read(string path, DecoderModel model)
+    /// <param name="text">The config's text when already read (e.g. decrypted); null: read from <paramref name="path"/>.</param>
+    public static PeftAdapterConfig Read(string path, DecoderModel model, string? text = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"PEFT adapter: '{path}' does not exist", path);
+        if (text is null && !File.Exists(path)) throw new FileNotFoundException($"PEFT adapter: '{path}' does not exist", path);
         JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllText(path)).RootElement.Clone(); }
+        try { root = JsonDocument.Parse(text ?? File.ReadAllText(path)).RootElement.Clone(); }
         catch (JsonException e) { throw new CheckpointFormatException(path, $"invalid JSON: {e.Message}", null, e); }
         if (root.ValueKind != JsonValueKind.Object) throw new CheckpointFormatException(path, $"the config must be a JSON object, not {root.ValueKind}");
         var f = new Fields(root, path);

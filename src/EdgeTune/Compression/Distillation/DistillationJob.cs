@@ -41,7 +41,9 @@ public static class DistillationJob
         if (options.TeacherCachePath is { } cp && !File.Exists(cp) && options.TopK == 0)
             throw new ArgumentException($"teacher cache '{cp}' does not exist; give --top-k K to build it");
 
-        using var teacherLoaded = await ModelLoader.LoadAsync(options.Teacher, options.Tokenizer, cancellationToken: cancellationToken).ConfigureAwait(false);
+        // Refuses an encrypted run folder without its key (or a key for a folder of plain outputs) before any work.
+        var files = Security.RunFiles.ForWriting(options.OutputDir, options.Encryption);
+        using var teacherLoaded = await ModelLoader.LoadAsync(options.Teacher, options.Tokenizer, cancellationToken: cancellationToken, key: options.Encryption).ConfigureAwait(false);
         var teacher = teacherLoaded.Model as DecoderModel
             ?? throw new NotSupportedException($"distillation needs a decoder-model teacher; '{options.Teacher}' is {teacherLoaded.Config.ModelType}");
         var tokenizer = teacherLoaded.RequireTokenizer();
@@ -53,7 +55,7 @@ public static class DistillationJob
         DecoderModel student;
         if (options.Student is { } studentPath)
         {
-            studentLoaded = ModelLoader.Load(studentPath, options.Tokenizer ?? (Directory.Exists(options.Teacher) ? options.Teacher : null), ModelLoadOptions.FullFineTuning);
+            studentLoaded = ModelLoader.Load(studentPath, options.Tokenizer ?? (Directory.Exists(options.Teacher) ? options.Teacher : null), ModelLoadOptions.FullFineTuning, options.Encryption);
             student = studentLoaded.Model as DecoderModel
                 ?? throw new NotSupportedException($"distillation needs a decoder-model student; '{studentPath}' is {studentLoaded.Config.ModelType}");
         }
@@ -88,10 +90,10 @@ public static class DistillationJob
                 if (!File.Exists(cachePath))
                 {
                     log?.Report($"building teacher cache {cachePath} (top-{options.TopK} of {dataset.Train.Count} sequences)");
-                    int n = TeacherCache.Build(modelTeacher, dataset.Train.Select(t => t.Tokens), training.SeqLen, options.TopK, cachePath, training.MicroBatch);
+                    int n = TeacherCache.Build(modelTeacher, dataset.Train.Select(t => t.Tokens), training.SeqLen, options.TopK, cachePath, files, training.MicroBatch);
                     log?.Report($"teacher cache: {n} sequences, {new FileInfo(cachePath).Length:N0} bytes");
                 }
-                var cache = TeacherCache.Open(cachePath);
+                var cache = TeacherCache.Open(cachePath, files);
                 if (cache.VocabSize != teacher.VocabSize)
                     throw new InvalidDataException($"teacher cache '{cachePath}' has vocabulary {cache.VocabSize}; the teacher has {teacher.VocabSize}");
                 source = cache;
@@ -110,20 +112,20 @@ public static class DistillationJob
                 ? new SequenceBatcherSource(new SequenceBatcher(dataset.Validation, training.MicroBatch, training.Seed, shuffle: false, padId: dataset.PadId))
                 : null;
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
-            using var metrics = new JsonlMetricsSink(metricsPath, append: false);
+            using var metrics = new JsonlMetricsSink(metricsPath, append: false, files);
             var meters = options.Meters ?? EnergyMeterDiscovery.Discover(new EnergyDiscoveryOptions());
             var accountant = new EnergyAccountant(meters.Total, options: options.EnergyAccounting,
                 fallback: meters.Total.IsEstimate ? null : new CpuTimeEstimateMeter(null));
             TrainingResult result;
-            using (var trainer = new Trainer(trainable, trainSource, training, valSource) { Progress = progress, Metrics = metrics, Energy = accountant })
+            using (var trainer = new Trainer(trainable, trainSource, training, valSource) { Progress = progress, Metrics = metrics, Energy = accountant, Files = files })
                 result = await Task.Run(() => trainer.Run(cancellationToken), CancellationToken.None).ConfigureAwait(false);
             var after = Eval(student);
 
             string savedTo = Path.Combine(options.OutputDir, "model");
             string? tokSource = options.Tokenizer ?? (Directory.Exists(options.Teacher) ? options.Teacher : null);
-            ModelExporter.ExportSafetensors(student, savedTo, DType.F32, tokSource is not null && Directory.Exists(tokSource) ? tokSource : null, tokenizer);
+            ModelExporter.ExportSafetensors(student, savedTo, DType.F32, tokSource is not null && Directory.Exists(tokSource) ? tokSource : null, tokenizer, files);
             if (tokSource is not null && File.Exists(tokSource))
-                File.Copy(tokSource, Path.Combine(savedTo, Path.GetFileName(tokSource)), overwrite: true); // e.g. a llama2.c tok512.bin
+                files.CopyIn(tokSource, Path.Combine(savedTo, Path.GetFileName(tokSource))); // e.g. a llama2.c tok512.bin
             return new DistillationJobResult(teacherEval, before, after, teacher.Parameters.ElementCount, student.Parameters.ElementCount,
                 student.Config, result, savedTo, metricsPath, cachePath);
         }

@@ -40,6 +40,11 @@ public sealed record DistillationJobOptions
     /// <summary>Run folder: checkpoints, metrics.jsonl, and the student model under model/.</summary>
     public string OutputDir { get; init; } = Path.Combine("runs", "distill");
 
+    /// <summary>Encrypt the run folder (checkpoints, teacher cache, metrics, the student) with this key, or read it
+    /// with it when it is already encrypted (<see cref="Security.RunFiles"/>); null: plain, and an encrypted folder is
+    /// refused. The caller owns and disposes the key.</summary>
+    public Security.EncryptionKey? Encryption { get; init; }
+
     /// <summary>How energy is reported; the meters found on the machine are used, as for fine-tuning.</summary>
     public EnergyAccountingOptions EnergyAccounting { get; init; } = EnergyAccountingOptions.Default;
 

@@ -64,69 +64,77 @@ public sealed class TeacherCache : IDistillationTeacher
     /// duplicates are stored once) and writes the top-<paramref name="k"/> cache to <paramref name="path"/>
     /// (through a temporary file, so a crash leaves no half-written cache). Returns the number of entries.
     /// </summary>
-    public static int Build(ModelTeacher teacher, IEnumerable<int[]> sequences, int seqLen, int k, string path, int batch = 8)
+    public static int Build(ModelTeacher teacher, IEnumerable<int[]> sequences, int seqLen, int k, string path, int batch = 8) =>
+        Build(teacher, sequences, seqLen, k, path, Security.RunFiles.Plain, batch);
+
+    /// <summary>As <see cref="Build(ModelTeacher, IEnumerable{int[]}, int, int, string, int)"/>, written through
+    /// <paramref name="files"/> (encrypted in an encrypted run). The file is written front to back: the distinct
+    /// sequences are counted first, the checksum is accumulated as the bytes go out.</summary>
+    public static int Build(ModelTeacher teacher, IEnumerable<int[]> sequences, int seqLen, int k, string path, Security.RunFiles files, int batch = 8)
     {
         ArgumentNullException.ThrowIfNull(teacher);
         ArgumentNullException.ThrowIfNull(sequences);
+        ArgumentNullException.ThrowIfNull(files);
         int vocab = teacher.VocabSize;
         if (k < 1 || k > vocab) throw new ArgumentOutOfRangeException(nameof(k), k, $"top-k must lie in [1, {vocab}]");
         if (seqLen < 1) throw new ArgumentOutOfRangeException(nameof(seqLen), seqLen, "sequence length must be >= 1");
-        string tmp = path + ".tmp";
+        batch = Math.Max(1, batch);
         var seen = new HashSet<ulong>();
-        int count = 0;
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        var distinct = new List<int[]>();
+        foreach (var s in sequences)
         {
-            void Write(ReadOnlySpan<byte> bytes) => file.Write(bytes);
+            if (s.Length != seqLen) throw new ArgumentException($"TeacherCache.Build: a sequence has {s.Length} ids; expected {seqLen}");
+            if (seen.Add(KeyOf(s))) distinct.Add(s);
+        }
+        files.Write(path, file =>
+        {
+            var hash = new XxHash64();
+            void Write(ReadOnlySpan<byte> bytes)
+            {
+                file.Write(bytes);
+                hash.Append(bytes);
+            }
             var header = new byte[HeaderBytes];
-            Write(header); // rewritten with the count at the end
-            var pending = new List<int[]>(batch);
-            void Flush()
-            {
-                if (pending.Count == 0) return;
-                var tokens = new int[pending.Count * seqLen];
-                for (int i = 0; i < pending.Count; i++) pending[i].CopyTo(tokens, i * seqLen);
-                var logits = teacher.Logits(tokens, null, pending.Count, seqLen);
-                var top = TeacherTargets.TopKOf(logits, pending.Count * seqLen, vocab, k);
-                Span<byte> key = stackalloc byte[8];
-                for (int i = 0; i < pending.Count; i++)
-                {
-                    BinaryPrimitives.WriteUInt64LittleEndian(key, KeyOf(pending[i]));
-                    Write(key);
-                    Write(Bytes<int>(top.Ids!.AsSpan(i * seqLen * k, seqLen * k)));
-                    Write(Bytes<float>(top.Values.AsSpan(i * seqLen * k, seqLen * k)));
-                }
-                pending.Clear();
-            }
-            foreach (var s in sequences)
-            {
-                if (s.Length != seqLen) throw new ArgumentException($"TeacherCache.Build: a sequence has {s.Length} ids; expected {seqLen}");
-                if (!seen.Add(KeyOf(s))) continue;
-                pending.Add(s);
-                count++;
-                if (pending.Count == batch) Flush();
-            }
-            Flush();
-            // The checksum covers the final header, so it is computed once the file is complete.
             Magic.CopyTo(header);
             BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), FormatVersion);
             BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), (uint)vocab);
             BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(12), (uint)k);
             BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(16), (uint)seqLen);
-            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), (uint)count);
-            file.Position = 0;
-            file.Write(header);
-        }
-        AppendChecksum(tmp);
-        File.Move(tmp, path, overwrite: true);
-        return count;
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), (uint)distinct.Count);
+            Write(header);
+            Span<byte> key = stackalloc byte[8];
+            for (int start = 0; start < distinct.Count; start += batch)
+            {
+                int n = Math.Min(batch, distinct.Count - start);
+                var tokens = new int[n * seqLen];
+                for (int i = 0; i < n; i++) distinct[start + i].CopyTo(tokens, i * seqLen);
+                var logits = teacher.Logits(tokens, null, n, seqLen);
+                var top = TeacherTargets.TopKOf(logits, n * seqLen, vocab, k);
+                for (int i = 0; i < n; i++)
+                {
+                    BinaryPrimitives.WriteUInt64LittleEndian(key, KeyOf(distinct[start + i]));
+                    Write(key);
+                    Write(Bytes<int>(top.Ids!.AsSpan(i * seqLen * k, seqLen * k)));
+                    Write(Bytes<float>(top.Values.AsSpan(i * seqLen * k, seqLen * k)));
+                }
+            }
+            Span<byte> sum = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(sum, hash.GetCurrentHashAsUInt64());
+            file.Write(sum);
+        });
+        return distinct.Count;
     }
 
     /// <summary>Reads and verifies a cache file.</summary>
     /// <exception cref="InvalidDataException">not a teacher cache, another version, truncated or corrupt (names the file).</exception>
-    public static TeacherCache Open(string path)
+    public static TeacherCache Open(string path) => Open(path, Security.RunFiles.Plain);
+
+    /// <summary>As <see cref="Open(string)"/>, reading through <paramref name="files"/> (decrypted in an encrypted run).</summary>
+    public static TeacherCache Open(string path, Security.RunFiles files)
     {
+        ArgumentNullException.ThrowIfNull(files);
         if (!File.Exists(path)) throw new FileNotFoundException($"teacher cache '{path}' does not exist", path);
-        byte[] data = File.ReadAllBytes(path);
+        byte[] data = files.ReadAllBytes(path);
         if (data.Length < HeaderBytes + 8 || !data.AsSpan(0, 4).SequenceEqual(Magic))
             throw new InvalidDataException($"'{path}' is not an EdgeTune teacher cache (no 'ETTC' header)");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(4));
@@ -205,15 +213,5 @@ public sealed class TeacherCache : IDistillationTeacher
     private static void ReadFloats(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadSingleLittleEndian(src.Slice(i * 4));
-    }
-
-    private static void AppendChecksum(string path)
-    {
-        var hash = new XxHash64();
-        using (var read = File.OpenRead(path)) hash.Append(read);
-        Span<byte> sum = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(sum, hash.GetCurrentHashAsUInt64());
-        using var append = new FileStream(path, FileMode.Append, FileAccess.Write);
-        append.Write(sum);
     }
 }

@@ -23,10 +23,13 @@ public static class ModelExporter
     /// the config, else from <paramref name="tokenizer"/>) and the <see cref="TokenizerFiles"/> found in
     /// <paramref name="tokenizerFolder"/>. The folder is assembled beside the target and moved into place at the
     /// end, so a failed export leaves no half-written folder; an existing <paramref name="outDir"/> is replaced.
+    /// Every file goes through <paramref name="files"/> (default plain): in an encrypted run folder each is written
+    /// encrypted, bound to its final path.
     /// </summary>
     public static void ExportSafetensors(DecoderModel model, string outDir, DType dtype = DType.F32,
-        string? tokenizerFolder = null, ITokenizer? tokenizer = null)
+        string? tokenizerFolder = null, ITokenizer? tokenizer = null, Security.RunFiles? files = null)
     {
+        files ??= Security.RunFiles.Plain;
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(outDir);
         string torchDtype = dtype switch
@@ -52,10 +55,11 @@ public static class ModelExporter
         Directory.CreateDirectory(parent);
         string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(tmp);
+        var staged = files.Staging(tmp, full);
         try
         {
-            File.WriteAllText(Path.Combine(tmp, "config.json"), cfg.ToJson());
-            File.WriteAllText(Path.Combine(tmp, "generation_config.json"), GenerationConfigJson(cfg));
+            staged.WriteAllText(Path.Combine(tmp, "config.json"), cfg.ToJson());
+            staged.WriteAllText(Path.Combine(tmp, "generation_config.json"), GenerationConfigJson(cfg));
             var owned = new List<Tensor>();
             try
             {
@@ -70,7 +74,7 @@ public static class ModelExporter
                     }
                     tensors.Add(new(p.Name, t));
                 }
-                SafeTensorsWriter.Write(Path.Combine(tmp, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+                SafeTensorsWriter.Write(staged, Path.Combine(tmp, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
             }
             finally
             {
@@ -80,7 +84,7 @@ public static class ModelExporter
                 foreach (string name in TokenizerFiles)
                 {
                     string src = Path.Combine(tokenizerFolder, name);
-                    if (File.Exists(src)) File.Copy(src, Path.Combine(tmp, name));
+                    if (File.Exists(src)) staged.CopyIn(src, Path.Combine(tmp, name));
                 }
             MoveIntoPlace(tmp, full);
         }

@@ -47,6 +47,10 @@ public static class FineTuneJob
             throw new ArgumentException($"canaries: count {options.Canaries} must be ≥ 0 and repeats {options.CanaryRepeats} > 0");
         if (options.BaseQuantization is not null && method != FineTuneMethod.Lora)
             throw new ArgumentException($"a quantized base (--base-dtype {options.BaseQuantization.Value.Info().Name}) is frozen; it needs LoRA, not full fine-tuning");
+        // An encrypted folder without its key, a wrong key, or a key for a folder of plain outputs is refused here,
+        // before anything is loaded or written.
+        var files = Security.RunFiles.ForWriting(options.OutputDir, options.Encryption);
+        if (files.IsEncrypted) log?.Report(new($"run folder {options.OutputDir}: {files.Describe()}"));
         LoadedModel loaded;
         DecoderModel model;
         ITokenizer tokenizer;
@@ -63,7 +67,7 @@ public static class FineTuneJob
         }
         else
         {
-            loaded = await ModelLoader.LoadAsync(options.Model!, options.Tokenizer, options.Hub, cancellationToken: cancellationToken, options: loadOptions).ConfigureAwait(false);
+            loaded = await ModelLoader.LoadAsync(options.Model!, options.Tokenizer, options.Hub, cancellationToken: cancellationToken, options: loadOptions, key: options.Encryption).ConfigureAwait(false);
             model = loaded.Model as DecoderModel ?? throw new NotSupportedException($"fine-tuning supports decoder models; '{options.Model}' is {loaded.Config.ModelType}");
             tokenizer = loaded.RequireTokenizer();
             template = loaded.ChatTemplate;
@@ -98,7 +102,7 @@ public static class FineTuneJob
                 trainSequences = [.. dataset.Train, .. canaries.ToSequences(tokenizer, options.Training.SeqLen, dataset.PadId)];
                 Directory.CreateDirectory(options.OutputDir);
                 canariesPath = Path.Combine(options.OutputDir, CanarySet.FileName);
-                canaries.Save(canariesPath);
+                files.WriteAllText(canariesPath, canaries.ToJson());
                 log?.Report(new($"canaries: {canaries.Secrets.Count} secrets of {canaries.Digits} digits, each inserted {canaries.Repeats} times ({canaries.Secrets.Count * canaries.Repeats} of {trainSequences.Count} training sequences), written to {canariesPath}"));
             }
 
@@ -144,9 +148,9 @@ public static class FineTuneJob
                     $"differential privacy: DP-SGD, clip C={dp.ClipNorm:G4}, noise multiplier sigma={dp.NoiseMultiplier:G4}{(dpOptions.TargetEpsilon is null ? "" : " (calibrated)")}, lot {lot} of {trainSequences.Count} sequences (q={dp.SamplingRate:G4}), {steps} steps: epsilon={planned:G4} at delta={dp.Delta:G3} planned (RDP accountant, Poisson-sampling assumption; batches are shuffled)")));
             }
             Directory.CreateDirectory(options.OutputDir);
-            File.WriteAllText(Path.Combine(options.OutputDir, "data_report.json"), dataset.Report.ToJson());
+            files.WriteAllText(Path.Combine(options.OutputDir, "data_report.json"), dataset.Report.ToJson());
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
-            using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume);
+            using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume, files);
             var meters = options.Meters ?? EnergyMeterDiscovery.Discover(new EnergyDiscoveryOptions(Profile: options.DeviceProfile));
             log?.Report(new($"energy meter: {meters.Total.Id} - {meters.TotalExplanation}"));
             var accountant = new EnergyAccountant(meters.Total, options: options.EnergyAccounting,
@@ -167,6 +171,7 @@ public static class FineTuneJob
                 AfterBackward = options.AfterBackward,
                 AfterStep = options.AfterStep,
                 Privacy = dp,
+                Files = files,
             };
             if (options.Resume)
             {
@@ -184,21 +189,21 @@ public static class FineTuneJob
             if (adapter is not null)
             {
                 savedTo = Path.Combine(options.OutputDir, "adapter");
-                AdapterFiles.Save(adapter, savedTo, options.Model ?? BuiltInModels.Stories260KName);
+                AdapterFiles.Save(adapter, savedTo, options.Model ?? BuiltInModels.Stories260KName, files);
                 if (builtIn && options.BaseQuantization is null && options.Qat is null)
                 {
                     // The built-in base has no path a user can name, so the run also gets the merged model, ready to load.
                     adapter.Merge();
                     mergedTo = Path.Combine(options.OutputDir, "model");
-                    ExportWithTokenizer(model, mergedTo);
+                    ExportWithTokenizer(model, mergedTo, files);
                 }
             }
             else
             {
                 Compression.Quantization.Qat.QatInjector.Remove(model); // save the trained F32 weights, not rounded
                 savedTo = Path.Combine(options.OutputDir, "model");
-                if (builtIn) ExportWithTokenizer(model, savedTo);
-                else ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder);
+                if (builtIn) ExportWithTokenizer(model, savedTo, files);
+                else ModelExporter.ExportSafetensors(model, savedTo, DType.F32, tokenizerFolder, files: files);
             }
 
             var comparisons = new List<SampleComparison>(prompts.Count);
@@ -206,10 +211,14 @@ public static class FineTuneJob
                 for (int i = 0; i < prompts.Count; i++)
                     comparisons.Add(new(prompts[i], before[i], await Sample(model, tokenizer, template, prompts[i], options.SampleTokens, cancellationToken).ConfigureAwait(false)));
 
-            string plotPath = Path.Combine(options.OutputDir, "loss.png");
-            LossCurves.Save(metricsPath, plotPath);
-            string energyPlotPath = Path.Combine(options.OutputDir, "energy.png");
-            string? energyPlot = EnergyCurves.Save(metricsPath, energyPlotPath) ? energyPlotPath : null;
+            string? plotPath = null, energyPlot = null;
+            if (!files.IsEncrypted) // plots would be plaintext pictures of the run
+            {
+                plotPath = Path.Combine(options.OutputDir, "loss.png");
+                LossCurves.Save(metricsPath, plotPath);
+                string energyPlotPath = Path.Combine(options.OutputDir, "energy.png");
+                energyPlot = EnergyCurves.Save(metricsPath, energyPlotPath) ? energyPlotPath : null;
+            }
 
             return new FineTuneResult(dataset.Report, plan, trainable.TrainableElementCount, totalParameters,
                 evalBefore, evalAfter, result, options.OutputDir, savedTo, metricsPath, plotPath,
@@ -227,11 +236,11 @@ public static class FineTuneJob
     }
 
     /// <summary>Exports a model of the built-in family with a copy of its llama2.c tokenizer, so the folder loads alone.</summary>
-    private static void ExportWithTokenizer(DecoderModel model, string dir)
+    private static void ExportWithTokenizer(DecoderModel model, string dir, Security.RunFiles files)
     {
-        ModelExporter.ExportSafetensors(model, dir, DType.F32);
-        File.Copy(Path.Combine(BuiltInModels.Stories260KFolder(), BuiltInModels.TokenizerFile), Path.Combine(dir, BuiltInModels.TokenizerFile), overwrite: true);
-        File.Copy(Path.Combine(BuiltInModels.Stories260KFolder(), "LICENSE"), Path.Combine(dir, "LICENSE"), overwrite: true);
+        ModelExporter.ExportSafetensors(model, dir, DType.F32, files: files);
+        files.CopyIn(Path.Combine(BuiltInModels.Stories260KFolder(), BuiltInModels.TokenizerFile), Path.Combine(dir, BuiltInModels.TokenizerFile));
+        files.CopyIn(Path.Combine(BuiltInModels.Stories260KFolder(), "LICENSE"), Path.Combine(dir, "LICENSE"));
     }
 
     /// <summary>Greedy continuation of a prompt, rendered as a user turn when the model has a chat template.</summary>

@@ -38,6 +38,12 @@ public sealed record FineTuneOptions
     /// <summary>Run folder: checkpoints, metrics.jsonl, loss.png, the adapter or model.</summary>
     public string OutputDir { get; init; } = Path.Combine("runs", "finetune");
 
+    /// <summary>Encrypt every file of the run folder (checkpoints, adapter, merged model, data report, canaries, metrics)
+    /// with this key, or read it with it when it is already encrypted (<see cref="Security.RunFiles"/>); loss/energy
+    /// plots are then not drawn (they would be plaintext). Null: plain, and an encrypted folder is refused (resuming
+    /// one needs its key). The caller owns and disposes the key.</summary>
+    public Security.EncryptionKey? Encryption { get; init; }
+
     /// <summary>Continue from the newest valid checkpoint in <see cref="OutputDir"/>.</summary>
     public bool Resume { get; init; }
 

@@ -3,7 +3,8 @@ using EdgeTune.Text.Datasets;
 namespace EdgeTune.Training.FineTuning;
 
 /// <summary>What a fine-tuning run did and where it put things; <see cref="Energy"/> is the energy of the training
-/// steps (also in <see cref="TrainingResult.Energy"/>) and <see cref="EnergyPlotPath"/> the power/energy PNG.</summary>
+/// steps (also in <see cref="TrainingResult.Energy"/>) and <see cref="EnergyPlotPath"/> the power/energy PNG. The plot
+/// paths are null in an encrypted run (no plaintext plots are drawn).</summary>
 public sealed record FineTuneResult(
     DataReport Data,
     MemoryPlan Memory,
@@ -15,7 +16,7 @@ public sealed record FineTuneResult(
     string OutputDir,
     string SavedTo,
     string MetricsPath,
-    string LossPlotPath,
+    string? LossPlotPath,
     string? SamplePrompt,
     string? Sample,
     EdgeTune.Energy.EnergyReport? Energy = null,
