@@ -124,10 +124,6 @@ public static class ExportCommand
                 }
                 else if (fmt == "onnx")
                 {
-                    if (File.Exists(outPath))
-                    {
-                        throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; ONNX export writes a folder (model.onnx and its weights)");
-                    }
                     var onnx = OnnxExporter.ExportDecoder(llama, outPath,
                         new OnnxExportOptions(dt == "int8" ? EdgeTune.Formats.Onnx.OnnxWeightFormat.Int8 : EdgeTune.Formats.Onnx.OnnxWeightFormat.Float32),
                         TokenizerFolder(parse.GetValue(tokenizer), loaded.Source));
