@@ -8,6 +8,8 @@ namespace EdgeTune.Federated.Aggregation;
 /// Krum (m = 1) applies the lowest-scoring delta, Multi-Krum averages the m lowest-scoring deltas
 /// weighted by example counts. Requires n ≥ f + 3 (at least one neighbour is scored) and m ≤ n − f.
 /// Ties in score keep the earlier update.
+/// Needs every update of the round at once, so it does not stream: the server holds all of a round's decoded
+/// updates when the round closes (accepted clients × model length × 4 bytes); spilling them to disk is a later step.
 /// </summary>
 public sealed class KrumStrategy : IAggregationStrategy
 {

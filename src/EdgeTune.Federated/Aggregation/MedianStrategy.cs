@@ -6,6 +6,8 @@ namespace EdgeTune.Federated.Aggregation;
 /// Coordinate-wise median (Yin et al. 2018): each coordinate of the step is the median of the
 /// clients' deltas there (mean of the two middle values for an even count). Unweighted; tolerates
 /// fewer than half of the clients sending arbitrary values.
+/// Needs every update of the round at once, so it does not stream: the server holds all of a round's decoded
+/// updates when the round closes (accepted clients × model length × 4 bytes); spilling them to disk is a later step.
 /// </summary>
 public sealed class MedianStrategy : IAggregationStrategy
 {

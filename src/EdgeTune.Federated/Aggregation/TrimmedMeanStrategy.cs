@@ -6,6 +6,8 @@ namespace EdgeTune.Federated.Aggregation;
 /// Coordinate-wise trimmed mean (Yin et al. 2018): at each coordinate the ⌊β·n⌋ largest and
 /// ⌊β·n⌋ smallest client values are dropped and the rest averaged (unweighted). Tolerates up to
 /// ⌊β·n⌋ clients sending arbitrary values.
+/// Needs every update of the round at once, so it does not stream: the server holds all of a round's decoded
+/// updates when the round closes (accepted clients × model length × 4 bytes); spilling them to disk is a later step.
 /// </summary>
 public sealed class TrimmedMeanStrategy : IAggregationStrategy
 {

@@ -142,8 +142,11 @@ public sealed partial class FlServer
         var round = _store.GetRound(u.Round);
         if (reason is null && round is not { Open: true }) (reason, code) = ($"late: round {u.Round} closed while the update was uploading", FederatedTelemetry.RejectedLate);
         if (reason is null && Options.SecureAggregation)
+        {
             (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload), FederatedTelemetry.RejectedSecureAggregation)
                 : ($"encoding '{u.Encoding}' is not a masked input", FederatedTelemetry.RejectedEncoding);
+            if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
+        }
         else if (reason is null)
         {
             float[]? delta = null;
@@ -155,8 +158,9 @@ public sealed partial class FlServer
             catch (FormatException e) { (reason, code) = (e.Message, FederatedTelemetry.RejectedFormat); }
             if (delta is not null && _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples)) is { } rejection)
                 (reason, code) = (rejection.ToString(), rejection.Code);
+            if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
+            if (reason is null) FoldAcceptedLocked(u, delta!); // the decoded vector is dropped when this method returns
         }
-        if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
         DeletePart(u.UploadId);
         if (reason is not null)
         {
@@ -254,27 +258,43 @@ public sealed partial class FlServer
         if (closedBy is null) return null;
         _roundSpan = FederatedTelemetry.StartRound(round.Round, DateTimeOffset.FromUnixTimeMilliseconds((long)(round.StartedAt * 1000)));
 
-        // one stored payload in memory at a time: only the decoded vectors are held together
-        var updates = new List<ClientUpdate>();
-        foreach (string id in _store.UpdateIds(round.Round))
+        float[] next;
+        int count;
+        double lossSum = 0, lossWeight = 0;
+        if (_strategy is IStreamingAggregator)
         {
-            var s = _store.GetUpdate(id)!;
-            updates.Add(new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
-            {
-                Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
-            });
+            // the updates were folded in as they were accepted: only the running sum is in memory
+            var stream = StreamLocked(round.Round);
+            _stream = null;
+            (count, lossSum, lossWeight) = (stream.Count, _streamLossSum, _streamLossWeight);
+            var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
+            next = stream.Complete();
+            FederatedTelemetry.Stop(aggregation);
         }
-        var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
-        var next = _strategy.Aggregate(round.Round, _global, updates);
-        FederatedTelemetry.Stop(aggregation);
+        else
+        {
+            // robust strategies need every update at once: one stored payload in memory at a time, but all decoded
+            // vectors together (clients × model; spilling them to disk is not done yet)
+            var updates = new List<ClientUpdate>();
+            foreach (string id in _store.UpdateIds(round.Round))
+            {
+                var s = _store.GetUpdate(id)!;
+                updates.Add(new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
+                {
+                    Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
+                });
+            }
+            var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
+            next = _strategy.Aggregate(round.Round, _global, updates);
+            FederatedTelemetry.Stop(aggregation);
+            foreach (var u in updates) AddLoss(u.Metrics, u.NumExamples, ref lossSum, ref lossWeight);
+            count = updates.Count;
+        }
         if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
             throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");
-        double lossSum = 0, lossWeight = 0;
-        foreach (var u in updates)
-            if (u.Metrics.TryGetValue("train_loss", out double l)) { lossSum += l * Math.Max(1, u.NumExamples); lossWeight += Math.Max(1, u.NumExamples); }
         var result = new FlRoundResult
         {
-            Round = round.Round, Version = _version + 1, Selected = assigned.Count, Accepted = updates.Count,
+            Round = round.Round, Version = _version + 1, Selected = assigned.Count, Accepted = count,
             Rejected = _store.Rejections(round.Round).Count, MeanTrainLoss = lossWeight > 0 ? lossSum / lossWeight : double.NaN,
             Duration = TimeSpan.FromSeconds(now - round.StartedAt), ClosedBy = closedBy,
             Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
@@ -282,6 +302,56 @@ public sealed partial class FlServer
         CommitRound(round, next, result);
         return result;
     }
+
+    /// <summary>Clients' reported training loss, weighted by example count (at least 1).</summary>
+    private static void AddLoss(IReadOnlyDictionary<string, double> metrics, long numExamples, ref double sum, ref double weight)
+    {
+        if (metrics.TryGetValue("train_loss", out double l)) { sum += l * Math.Max(1, numExamples); weight += Math.Max(1, numExamples); }
+    }
+
+    /// <summary>Folds a just-accepted update into the open round's running aggregation (streaming strategies). An update
+    /// the strategy refuses drops the running aggregation: the round's close rebuilds it from the store and reports the
+    /// error there, as when every update was aggregated at the close.</summary>
+    private void FoldAcceptedLocked(StoredUpload u, float[] delta)
+    {
+        if (_strategy is not IStreamingAggregator) return;
+        try
+        {
+            if (_stream is { } s && s.Round == u.Round && s.Count == _store.AcceptedCount(u.Round) - 1)
+            {
+                s.Add(new ClientUpdate(u.ClientId, delta, u.NumExamples));
+                var metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(u.MetricsJson, Json) ?? [];
+                AddLoss(metrics, u.NumExamples, ref _streamLossSum, ref _streamLossWeight);
+            }
+            else StreamLocked(u.Round); // (re)built from the store, this update included
+        }
+        catch (ArgumentException) { _stream = null; }
+    }
+
+    /// <summary>The running aggregation of <paramref name="round"/>; rebuilt from the stored updates (decoded one at a
+    /// time) when there is none, e.g. after a restart, or when it does not hold every accepted update.</summary>
+    private IRoundAggregation StreamLocked(int round)
+    {
+        if (_stream is { } s && s.Round == round && s.Count == _store.AcceptedCount(round)) return s;
+        _stream = null;
+        var fresh = ((IStreamingAggregator)_strategy).Begin(round, _global);
+        double lossSum = 0, lossWeight = 0;
+        foreach (string id in _store.UpdateIds(round))
+        {
+            var stored = _store.GetUpdate(id)!;
+            fresh.Add(new ClientUpdate(stored.ClientId, UpdateCodec.Decode(stored.Payload, Layout.TotalLength), stored.NumExamples));
+            AddLoss(JsonSerializer.Deserialize<Dictionary<string, double>>(stored.MetricsJson, Json) ?? [], stored.NumExamples, ref lossSum, ref lossWeight);
+        }
+        (_stream, _streamLossSum, _streamLossWeight) = (fresh, lossSum, lossWeight);
+        return fresh;
+    }
+
+    /// <summary>Bytes held by the open round's running aggregation (0 when there is none): O(model), whatever the
+    /// number of accepted updates. For tests and diagnostics.</summary>
+    internal long AggregationRetainedBytes { get { lock (_lock) return _stream?.RetainedBytes ?? 0; } }
+
+    /// <summary>Updates folded into the open round's running aggregation so far.</summary>
+    internal int AggregationCount { get { lock (_lock) return _stream?.Count ?? 0; } }
 
     /// <summary>One transaction: the next global version, the closed round with its result, the strategy's state; then the
     /// in-memory global follows.</summary>

@@ -46,6 +46,8 @@ public sealed partial class FlServer : IDisposable
     private int _ticking;
     private bool _disposed;
     private System.Diagnostics.Activity? _roundSpan; // the closing round's span, from aggregation to the end of Tick
+    private IRoundAggregation? _stream; // the open round's running aggregation (streaming strategies); rebuilt from the store when lost
+    private double _streamLossSum, _streamLossWeight;
 
     /// <param name="layout">The adapter's tensors, in the order of the flat vectors.</param>
     /// <param name="initialGlobal">Version 0 of the global adapter (ignored when the state folder already has versions).</param>
