@@ -133,17 +133,19 @@ public sealed partial class FlServer
         return u;
     }
 
-    /// <summary>All bytes are in: check digest, decode, validate, then accept (one transaction) or reject with a reason.</summary>
+    /// <summary>All bytes are in: check digest, decode, validate, then accept (one transaction) or reject with a reason.
+    /// The payload and its decoded vector live in two buffers the server reuses for every upload (calls are serialised by
+    /// the lock), so finishing an upload allocates nothing of the model's size.</summary>
     private UploadReply FinishLocked(StoredUpload u)
     {
-        byte[] payload = File.ReadAllBytes(_store.PartPath(u.UploadId));
+        var payload = ReadPartLocked(u);
         string? reason = null, code = null;
         if (!SHA256.HashData(payload).AsSpan().SequenceEqual(u.Sha256)) (reason, code) = ("sha256 of the received bytes does not match the header", FederatedTelemetry.RejectedDigest);
         var round = _store.GetRound(u.Round);
         if (reason is null && round is not { Open: true }) (reason, code) = ($"late: round {u.Round} closed while the update was uploading", FederatedTelemetry.RejectedLate);
         if (reason is null && Options.SecureAggregation)
         {
-            (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload), FederatedTelemetry.RejectedSecureAggregation)
+            (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload.ToArray()), FederatedTelemetry.RejectedSecureAggregation)
                 : ($"encoding '{u.Encoding}' is not a masked input", FederatedTelemetry.RejectedEncoding);
             if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
         }
@@ -153,13 +155,14 @@ public sealed partial class FlServer
             try
             {
                 if (UpdateCodec.CodecOf(payload) != u.Encoding) throw new FormatException($"payload is encoded with '{UpdateCodec.CodecOf(payload)}', the header declares '{u.Encoding}'");
-                delta = UpdateCodec.Decode(payload, Layout.TotalLength);
+                delta = _deltaBuffer ??= new float[Layout.TotalLength];
+                UpdateCodec.DecodeInto(payload, delta);
             }
-            catch (FormatException e) { (reason, code) = (e.Message, FederatedTelemetry.RejectedFormat); }
+            catch (FormatException e) { (reason, code, delta) = (e.Message, FederatedTelemetry.RejectedFormat, null); }
             if (delta is not null && _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples)) is { } rejection)
                 (reason, code) = (rejection.ToString(), rejection.Code);
             if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
-            if (reason is null) FoldAcceptedLocked(u, delta!); // the decoded vector is dropped when this method returns
+            if (reason is null) FoldAcceptedLocked(u, delta!); // folds read the buffer during the call and keep no reference to it
         }
         DeletePart(u.UploadId);
         if (reason is not null)
@@ -170,6 +173,16 @@ public sealed partial class FlServer
         }
         Telemetry.RecordAccepted();
         return new UploadReply { Status = UploadStatus.Accepted, BytesReceived = payload.Length };
+    }
+
+    /// <summary>A complete upload's bytes, read into the reused payload buffer (valid until the next call).</summary>
+    private ReadOnlySpan<byte> ReadPartLocked(StoredUpload u)
+    {
+        if (_payloadBuffer is null || _payloadBuffer.Length < u.TotalBytes) _payloadBuffer = new byte[MaxUpdateBytes];
+        var span = _payloadBuffer.AsSpan(0, checked((int)u.TotalBytes));
+        using var fs = new FileStream(_store.PartPath(u.UploadId), FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        fs.ReadExactly(span);
+        return span;
     }
 
     private void DeletePart(string uploadId)
@@ -339,7 +352,9 @@ public sealed partial class FlServer
         foreach (string id in _store.UpdateIds(round))
         {
             var stored = _store.GetUpdate(id)!;
-            fresh.Add(new ClientUpdate(stored.ClientId, UpdateCodec.Decode(stored.Payload, Layout.TotalLength), stored.NumExamples));
+            var delta = _deltaBuffer ??= new float[Layout.TotalLength];
+            UpdateCodec.DecodeInto(stored.Payload, delta);
+            fresh.Add(new ClientUpdate(stored.ClientId, delta, stored.NumExamples));
             AddLoss(JsonSerializer.Deserialize<Dictionary<string, double>>(stored.MetricsJson, Json) ?? [], stored.NumExamples, ref lossSum, ref lossWeight);
         }
         (_stream, _streamLossSum, _streamLossWeight) = (fresh, lossSum, lossWeight);
@@ -366,5 +381,6 @@ public sealed partial class FlServer
         }
         _version++;
         _global = next;
+        _globalBytes = null;
     }
 }
