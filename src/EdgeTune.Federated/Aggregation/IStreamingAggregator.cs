@@ -7,8 +7,8 @@ namespace EdgeTune.Federated.Aggregation;
 /// Memory is O(model) per round whatever the number of clients. The mean-based strategies (FedAvg,
 /// FedProx, FedAdam, FedYogi, DP wrappers) implement it, and their batch <see cref="IAggregationStrategy.Aggregate"/>
 /// runs the same path. The robust strategies (median, trimmed mean, Krum) need every update at once and do not:
-/// a server using them still holds all of a round's decoded updates when the round closes
-/// (clients × model × 4 bytes, e.g. 100 × 2.2 MB = 220 MB); spilling them to disk is a later step.
+/// the server spills a round's decoded updates to a scratch file at the close and they read it by blocks of
+/// coordinates (<see cref="IColumnAggregator"/>, at most <see cref="UpdateBlocks.BudgetBytes"/> of update values in memory).
 /// </summary>
 public interface IStreamingAggregator : IAggregationStrategy
 {

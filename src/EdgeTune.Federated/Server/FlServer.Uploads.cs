@@ -91,6 +91,7 @@ public sealed partial class FlServer
             ThrowIfDisposed();
             var u = OwnUpload(clientId, uploadId);
             if (u.Status != "receiving") return StateOf(u);
+            _lastSeen[clientId] = FlStateStore.Now(); // a client sending its update is alive, however long the upload takes
             long have = PartLength(uploadId);
             if (offset > have) throw new FlRejectedException(StatusCode.OutOfRange, $"chunk at offset {offset} leaves a gap (the server holds {have} bytes)");
             if (offset < 0) throw new FlRejectedException(StatusCode.OutOfRange, $"negative offset {offset}");
@@ -286,22 +287,23 @@ public sealed partial class FlServer
         }
         else
         {
-            // robust strategies need every update at once: one stored payload in memory at a time, but all decoded
-            // vectors together (clients × model; spilling them to disk is not done yet)
-            var updates = new List<ClientUpdate>();
+            // robust strategies need every update at once: the round's updates are decoded one at a time into a scratch
+            // file and read back by blocks of coordinates (at most UpdateBlocks.BudgetBytes of them in memory); a custom
+            // strategy without column support gets them as a list in memory
+            using var spill = new UpdateSpill(Path.Combine(_store.Folder, "closing-round.updates.tmp"), checked((int)Layout.TotalLength));
+            var delta = _deltaBuffer ??= new float[Layout.TotalLength];
             foreach (string id in _store.UpdateIds(round.Round))
             {
                 var s = _store.GetUpdate(id)!;
-                updates.Add(new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
-                {
-                    Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
-                });
+                UpdateCodec.DecodeInto(s.Payload, delta);
+                spill.Append(s.ClientId, s.NumExamples, delta);
+                AddLoss(JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [], s.NumExamples, ref lossSum, ref lossWeight);
             }
             var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
-            next = _strategy.Aggregate(round.Round, _global, updates);
+            next = _strategy is IColumnAggregator columns ? columns.Aggregate(round.Round, _global, spill)
+                : _strategy.Aggregate(round.Round, _global, InMemory(spill));
             FederatedTelemetry.Stop(aggregation);
-            foreach (var u in updates) AddLoss(u.Metrics, u.NumExamples, ref lossSum, ref lossWeight);
-            count = updates.Count;
+            count = spill.Count;
         }
         if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
             throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");
@@ -314,6 +316,19 @@ public sealed partial class FlServer
         };
         CommitRound(round, next, result);
         return result;
+    }
+
+    /// <summary>The spilled updates as a list in memory (for strategies that only take lists).</summary>
+    private static List<ClientUpdate> InMemory(UpdateSpill spill)
+    {
+        var list = new List<ClientUpdate>(spill.Count);
+        for (int c = 0; c < spill.Count; c++)
+        {
+            var delta = new float[spill.Length];
+            spill.ReadRow(c, delta);
+            list.Add(new ClientUpdate(spill.ClientId(c), delta, spill.NumExamples(c)));
+        }
+        return list;
     }
 
     /// <summary>Clients' reported training loss, weighted by example count (at least 1).</summary>

@@ -92,4 +92,23 @@ public sealed class FlStreamingAggregationTests : IDisposable
         for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-6);
         Assert.Equal(Clients, Assert.Single(second.Results()).Accepted);
     }
+
+    [Theory]
+    [InlineData("median")]
+    [InlineData("trimmed-mean")]
+    [InlineData("krum")]
+    public async Task RobustStrategiesAggregateFromTheSpilledUpdatesAndLeaveNoScratchFile(string strategy)
+    {
+        var layout = FlTestServer.Layout(12, 20);
+        using var server = NewServer(layout, strategy);
+        var ids = Enrol(server);
+        var sent = Enumerable.Range(0, Clients).Select(i => Upload(server, ids[i], (ulong)(30 + i))).ToList();
+        await FlServerTests.WaitFor(() => server.GlobalVersion == 1);
+        // the list form over the deltas as sent; the server's stored updates come back in client-id order
+        var expected = StrategyFactory.Create(strategy).Aggregate(1, new float[layout.TotalLength],
+            sent.OrderBy(s => s.Id, StringComparer.Ordinal).Select(s => new ClientUpdate(s.Id, s.Delta, s.Examples)).ToList());
+        Assert.Equal(expected, server.Global);
+        Assert.Equal(Clients, Assert.Single(server.Results()).Accepted);
+        Assert.Empty(Directory.GetFiles(server.StateFolder, "*.tmp"));
+    }
 }
