@@ -227,27 +227,36 @@ public sealed class FlLoadClient : IAsyncDisposable
                     if (offset >= stop && cutAfterHalf) return;
                     using var cut = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     using var call = rpc.UploadUpdate(v.Auth(), cancellationToken: cut.Token);
-                    await call.RequestStream.WriteAsync(new UploadMessage { Header = header }, cut.Token).ConfigureAwait(false);
-                    while (offset < stop)
+                    bool answered = false;
+                    try
                     {
-                        int n = (int)Math.Min(_options.ChunkBytes, stop - offset);
-                        await call.RequestStream.WriteAsync(new UploadMessage { Chunk = new DataChunk { Offset = offset, Data = ByteString.CopyFrom(payload, (int)offset, n) } }, cut.Token).ConfigureAwait(false);
-                        offset += n;
+                        await call.RequestStream.WriteAsync(new UploadMessage { Header = header }, cut.Token).ConfigureAwait(false);
+                        while (offset < stop)
+                        {
+                            int n = (int)Math.Min(_options.ChunkBytes, stop - offset);
+                            await call.RequestStream.WriteAsync(new UploadMessage { Chunk = new DataChunk { Offset = offset, Data = ByteString.CopyFrom(payload, (int)offset, n) } }, cut.Token).ConfigureAwait(false);
+                            offset += n;
+                        }
                     }
-                    if (cutAfterHalf)
+                    catch (RpcException e) when (e.StatusCode == StatusCode.OK) { answered = true; } // the server answered before the last chunk (rejected, or already complete)
+                    if (cutAfterHalf && !answered)
                     {
                         // let the sent chunks land, then drop the connection as a device going offline would
                         for (int i = 0; i < 200; i++)
                         {
-                            var seen = await rpc.QueryUploadAsync(new QueryUploadRequest { UploadId = header.UploadId }, v.Auth(), cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
-                            if (seen.Status != UploadStatus.Incomplete || seen.BytesReceived >= stop) break;
+                            try
+                            {
+                                var seen = await rpc.QueryUploadAsync(new QueryUploadRequest { UploadId = header.UploadId }, v.Auth(), cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
+                                if (seen.Status != UploadStatus.Incomplete || seen.BytesReceived >= stop) break;
+                            }
+                            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound) { } // the header is not in yet
                             await Task.Delay(20, ct).ConfigureAwait(false);
                         }
                         await cut.CancelAsync().ConfigureAwait(false);
                         try { await call.ResponseAsync.ConfigureAwait(false); } catch (RpcException) { }
                         return;
                     }
-                    await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                    if (!answered) await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                     var reply = await call.ResponseAsync.ConfigureAwait(false);
                     if (reply.Status != UploadStatus.Incomplete) { Finish(v, task, header, reply.Status, reply.Reason); return; }
                 }
