@@ -308,7 +308,7 @@ public sealed partial class FlClient : IDisposable
                         offset += n;
                     }
                 }
-                catch (RpcException e) when (e.StatusCode == StatusCode.OK) { answered = true; } // the server answered before the last chunk (e.g. rejected: the round closed)
+                catch (Exception e) when (e is RpcException { StatusCode: StatusCode.OK } or IOException) { answered = true; } // the server answered (e.g. rejected: the round closed) or reset the stream before the last chunk
                 if (answered)
                 {
                     var early = await call.ResponseAsync.ConfigureAwait(false);

@@ -238,7 +238,7 @@ public sealed class FlLoadClient : IAsyncDisposable
                             offset += n;
                         }
                     }
-                    catch (RpcException e) when (e.StatusCode == StatusCode.OK) { answered = true; } // the server answered before the last chunk (rejected, or already complete)
+                    catch (Exception e) when (e is RpcException { StatusCode: StatusCode.OK } or IOException) { answered = true; } // the server answered (rejected, complete) or reset the stream before the last chunk: its answer, or a transient error, says which
                     if (cutAfterHalf && !answered)
                     {
                         // let the sent chunks land, then drop the connection as a device going offline would
