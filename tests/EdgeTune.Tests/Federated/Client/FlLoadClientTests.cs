@@ -15,7 +15,7 @@ public sealed class FlLoadClientTests
         int length = checked((int)layout.TotalLength);
         await using var server = await FlTestServer.StartAsync(layout, f => FlTestServer.Options(f, minClients: clients, rounds: rounds) with
         {
-            MinQuorum = clients / 2, LivenessTimeout = TimeSpan.FromSeconds(1),
+            MinQuorum = clients / 2, LivenessTimeout = TimeSpan.FromSeconds(3),
         });
         FlLoadReport report;
         await using (var load = new FlLoadClient(new FlLoadOptions
@@ -26,7 +26,7 @@ public sealed class FlLoadClientTests
             report = await load.RunAsync().WaitAsync(TimeSpan.FromMinutes(3));
 
         Assert.True(report.Dropouts > 0);
-        Assert.Empty(report.Rejections);
+        Assert.All(report.Rejections, r => Assert.Contains("late:", r)); // only a round closing on quorum under a slow client refuses
         Assert.Equal(report.Acknowledged.Count, report.Acknowledged.Select(a => a.UploadId).Distinct().Count());
         var results = server.Server.Results();
         Assert.Equal(rounds, results.Count);
