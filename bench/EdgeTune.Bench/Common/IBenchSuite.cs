@@ -9,12 +9,12 @@ public interface IBenchSuite
 }
 
 /// <summary>Options shared by all suites.</summary>
-public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null)
+public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, int? Clients = null)
 {
     public static BenchOptions? Parse(ReadOnlySpan<string> args)
     {
         bool quick = false;
-        int? threads = null, batch = null;
+        int? threads = null, batch = null, clients = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -24,9 +24,11 @@ public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null)
                     threads = t; i++; break;
                 case "--batch" when i + 1 < args.Length && int.TryParse(args[i + 1], out int b) && b > 0:
                     batch = b; i++; break;
+                case "--clients" when i + 1 < args.Length && int.TryParse(args[i + 1], out int c) && c > 0:
+                    clients = c; i++; break;
                 default: return null;
             }
         }
-        return new BenchOptions(quick, threads, batch);
+        return new BenchOptions(quick, threads, batch, clients);
     }
 }

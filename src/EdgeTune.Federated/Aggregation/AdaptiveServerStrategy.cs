@@ -5,12 +5,12 @@ namespace EdgeTune.Federated.Aggregation;
 
 /// <summary>
 /// Base of FedAdam and FedYogi (Reddi et al. 2021, Algorithm 2). Each round Δ = the example-weighted
-/// mean client delta (the pseudo-gradient is −Δ); then
+/// mean client delta (the pseudo-gradient is −Δ), accumulated as updates arrive (<see cref="IStreamingAggregator"/>); then
 /// <c>m = β1·m + (1−β1)·Δ</c>, v is updated by the subclass (Adam or Yogi rule, starting at τ²), and
 /// <c>x = x + η·m / (√v + τ)</c>. No bias correction, as in the paper. Moments are kept in double and
 /// persisted exactly by <see cref="SaveState"/>/<see cref="LoadState"/>.
 /// </summary>
-public abstract class AdaptiveServerStrategy : IAggregationStrategy
+public abstract class AdaptiveServerStrategy : IStreamingAggregator
 {
     private const uint Magic = 0x4F535445; // "ETSO"
     private const int Version = 1;
@@ -32,9 +32,19 @@ public abstract class AdaptiveServerStrategy : IAggregationStrategy
     /// <summary>The new second moment at one coordinate from the old one and Δ².</summary>
     protected abstract double UpdateSecondMoment(double v, double deltaSquared, double beta2);
 
+    public IRoundAggregation Begin(int round, ReadOnlySpan<float> global) => new Round(this, round, global);
+
     public float[] Aggregate(int round, ReadOnlySpan<float> global, IReadOnlyList<ClientUpdate> updates)
     {
         RoundChecks.Require(Name, round, global.Length, updates);
+        var r = Begin(round, global);
+        foreach (var u in updates) r.Add(u);
+        return r.Complete();
+    }
+
+    /// <summary>The server optimizer step from the round's mean delta; the only place the moments change.</summary>
+    private float[] Step(ReadOnlySpan<float> global, double[] delta)
+    {
         int n = global.Length;
         if (_m is null || _v is null)
         {
@@ -45,7 +55,6 @@ public abstract class AdaptiveServerStrategy : IAggregationStrategy
         else if (_m.Length != n)
             throw new InvalidOperationException($"{Name}: optimizer state holds {_m.Length} values but the global vector has {n}; the layout changed (reset the strategy)");
 
-        var delta = RoundChecks.WeightedMeanDelta(n, updates);
         double b1 = Options.Beta1, b2 = Options.Beta2, eta = Options.Eta, tau = Options.Tau;
         var next = new float[n];
         for (int i = 0; i < n; i++)
@@ -57,6 +66,25 @@ public abstract class AdaptiveServerStrategy : IAggregationStrategy
         }
         Steps++;
         return next;
+    }
+
+    /// <summary>A round in progress: the running weighted sum of deltas; the optimizer steps at <see cref="Complete"/>.</summary>
+    private sealed class Round(AdaptiveServerStrategy owner, int round, ReadOnlySpan<float> global) : IRoundAggregation
+    {
+        private readonly float[] _global = global.ToArray();
+        private readonly WeightedSum _sum = new(owner.Name, round, global.Length);
+
+        int IRoundAggregation.Round => round;
+        public int Count => _sum.Count;
+        public long RetainedBytes => _sum.RetainedBytes + 4L * _global.Length;
+        public void Add(ClientUpdate update) => _sum.Add(update);
+
+        public float[] Complete()
+        {
+            if (owner._m is { } m && m.Length != _global.Length) // checked before the sum is spent
+                throw new InvalidOperationException($"{owner.Name}: optimizer state holds {m.Length} values but the global vector has {_global.Length}; the layout changed (reset the strategy)");
+            return owner.Step(_global, _sum.TakeMean());
+        }
     }
 
     /// <summary>Magic, version, steps, length, then m and v as little-endian doubles.</summary>

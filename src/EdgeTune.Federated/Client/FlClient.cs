@@ -295,14 +295,25 @@ public sealed partial class FlClient : IDisposable
             try
             {
                 using var call = _rpc.UploadUpdate(Auth(), cancellationToken: cut.Token);
-                await call.RequestStream.WriteAsync(new UploadMessage { Header = header }, cut.Token).ConfigureAwait(false);
-                while (offset < payload.Length)
+                bool answered = false;
+                try
                 {
-                    int n = (int)Math.Min(Options.ChunkBytes, payload.Length - offset);
-                    if (stopAfterBytes is long stop && offset + n > stop) n = (int)Math.Max(0, stop - offset);
-                    if (n == 0) break;
-                    await call.RequestStream.WriteAsync(new UploadMessage { Chunk = new DataChunk { Offset = offset, Data = ByteString.CopyFrom(payload, (int)offset, n) } }, cut.Token).ConfigureAwait(false);
-                    offset += n;
+                    await call.RequestStream.WriteAsync(new UploadMessage { Header = header }, cut.Token).ConfigureAwait(false);
+                    while (offset < payload.Length)
+                    {
+                        int n = (int)Math.Min(Options.ChunkBytes, payload.Length - offset);
+                        if (stopAfterBytes is long stop && offset + n > stop) n = (int)Math.Max(0, stop - offset);
+                        if (n == 0) break;
+                        await call.RequestStream.WriteAsync(new UploadMessage { Chunk = new DataChunk { Offset = offset, Data = ByteString.CopyFrom(payload, (int)offset, n) } }, cut.Token).ConfigureAwait(false);
+                        offset += n;
+                    }
+                }
+                catch (Exception e) when (e is RpcException { StatusCode: StatusCode.OK } or IOException) { answered = true; } // the server answered (e.g. rejected: the round closed) or reset the stream before the last chunk
+                if (answered)
+                {
+                    var early = await call.ResponseAsync.ConfigureAwait(false);
+                    if (early.Status != UploadStatus.Incomplete) return early;
+                    continue;
                 }
                 if (stopAfterBytes is not null && offset < payload.Length)
                 {

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using EdgeTune.Federated.Aggregation;
+using EdgeTune.Federated.Aggregation.Internal;
 using EdgeTune.Privacy;
 using EdgeTune.Tensors;
 
@@ -16,7 +17,7 @@ namespace EdgeTune.Federated.Privacy;
 /// the server clips again (to enforce C), averages uniformly and adds nothing. Each aggregation
 /// advances the <see cref="Accountant"/>; <see cref="CurrentEpsilon"/> reports ε at the configured δ.
 /// </summary>
-public sealed class DifferentialPrivacyStrategy : IAggregationStrategy
+public sealed class DifferentialPrivacyStrategy : IStreamingAggregator
 {
     private readonly IAggregationStrategy _inner;
 
@@ -52,27 +53,52 @@ public sealed class DifferentialPrivacyStrategy : IAggregationStrategy
     {
         ArgumentNullException.ThrowIfNull(updates);
         if (updates.Count == 0) throw new ArgumentException($"{Name}: round {round} has no client updates to aggregate");
-        int n = global.Length, clipped = 0;
-        var sum = new double[n];
-        var buffer = new float[n];
-        foreach (var u in updates)
+        var r = Begin(round, global);
+        foreach (var u in updates) r.Add(u);
+        return r.Complete();
+    }
+
+    /// <summary>Streams whatever the inner strategy is: each update is clipped and added to a running sum as it
+    /// arrives; the noise (central mode) is added to the sum at <see cref="IRoundAggregation.Complete"/>, and the inner
+    /// strategy then sees one update.</summary>
+    public IRoundAggregation Begin(int round, ReadOnlySpan<float> global) => new Round(this, round, global);
+
+    private sealed class Round(DifferentialPrivacyStrategy owner, int round, ReadOnlySpan<float> global) : IRoundAggregation
+    {
+        private readonly float[] _global = global.ToArray();
+        private readonly float[] _buffer = new float[global.Length];
+        private readonly WeightedSum _sum = new(owner.Name, round, global.Length);
+        private int _clipped;
+
+        int IRoundAggregation.Round => round;
+        public int Count => _sum.Count;
+        public long RetainedBytes => _sum.RetainedBytes + 8L * _global.Length;
+
+        public void Add(ClientUpdate update)
         {
-            if (u.Delta.Length != n)
-                throw new ShapeException($"{Name}: round {round}: client '{u.ClientId}' delta has {u.Delta.Length} values but the global vector has {n}");
-            u.Delta.CopyTo(buffer, 0);
-            if (GaussianMechanism.ClipL2(buffer, Options.ClipNorm) > Options.ClipNorm) clipped++;
-            for (int i = 0; i < n; i++) sum[i] += buffer[i];
+            ArgumentNullException.ThrowIfNull(update);
+            if (update.Delta.Length != _buffer.Length)
+                throw new ShapeException($"{owner.Name}: round {round}: client '{update.ClientId}' delta has {update.Delta.Length} values but the global vector has {_buffer.Length}");
+            update.Delta.CopyTo(_buffer, 0);
+            bool clipped = GaussianMechanism.ClipL2(_buffer, owner.Options.ClipNorm) > owner.Options.ClipNorm;
+            _sum.AddRaw(_buffer, 1); // uniform weights: example counts would change the sensitivity
+            if (clipped) _clipped++;
         }
-        if (Options.Mode == DpMode.Central)
+
+        public float[] Complete()
         {
-            GaussianMechanism.AddCentralNoise(sum, Options, round);
+            if (_sum.Count == 0) throw new ArgumentException($"{owner.Name}: round {round} has no client updates to aggregate");
+            if (owner.Options.Mode == DpMode.Central)
+                GaussianMechanism.AddCentralNoise(_sum.Sum, owner.Options, round);
+            int count = _sum.Count;
+            var sum = _sum.TakeDividedBy(count);
+            var mean = _buffer; // the clipping buffer is free now
+            for (int i = 0; i < mean.Length; i++) mean[i] = (float)sum[i];
+            owner.LastClippedCount = _clipped;
+            var next = owner._inner.Aggregate(round, _global, [new ClientUpdate("dp-aggregate", mean, 1)]);
+            owner.Accountant.Step();
+            return next;
         }
-        var mean = new float[n];
-        for (int i = 0; i < n; i++) mean[i] = (float)(sum[i] / updates.Count);
-        LastClippedCount = clipped;
-        var next = _inner.Aggregate(round, global, [new ClientUpdate("dp-aggregate", mean, 1)]);
-        Accountant.Step();
-        return next;
     }
 
     /// <summary>The inner strategy's state followed by the accounted round count.</summary>

@@ -18,7 +18,9 @@ public sealed class SecureAggregationServer
     private SecAggRoster? _roster;
     private Dictionary<string, int>? _index;
     private readonly Dictionary<string, SecAggShareKeysMessage> _shareKeys = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ulong[]> _masked = new(StringComparer.Ordinal);
+    // senders of masked inputs; the inputs themselves are folded into _maskedSum on arrival (sums mod 2^64 are exact in any order)
+    private readonly HashSet<string> _masked = new(StringComparer.Ordinal);
+    private ulong[]? _maskedSum;
     private HashSet<string>? _u2;
     private SecAggUnmaskRequest? _request;
     private readonly Dictionary<string, SecAggUnmaskResponse> _responses = new(StringComparer.Ordinal);
@@ -101,10 +103,12 @@ public sealed class SecureAggregationServer
         Expect(SecAggStage.MaskedInput);
         ArgumentNullException.ThrowIfNull(message);
         if (!_u2!.Contains(message.From)) throw new SecureAggregationException($"secure aggregation: '{message.From}' did not share keys this round");
-        if (_masked.ContainsKey(message.From)) throw new SecureAggregationException($"secure aggregation: '{message.From}' sent two masked inputs");
+        if (_masked.Contains(message.From)) throw new SecureAggregationException($"secure aggregation: '{message.From}' sent two masked inputs");
         if (message.Masked.Length != Options.VectorLength)
             throw new SecureAggregationException($"secure aggregation: '{message.From}' masked input has {message.Masked.Length} values; {Options.VectorLength} expected");
-        _masked.Add(message.From, message.Masked);
+        _maskedSum ??= new ulong[Options.VectorLength];
+        FixedPoint.AddInPlace(_maskedSum, message.Masked);
+        _masked.Add(message.From);
     }
 
     /// <summary>Ends stage 3: the request to send to every survivor (fails below t survivors).</summary>
@@ -113,8 +117,8 @@ public sealed class SecureAggregationServer
         Expect(SecAggStage.MaskedInput);
         if (_masked.Count < Options.Threshold)
             throw Failed($"{_masked.Count} masked inputs; threshold is {Options.Threshold}");
-        var survivors = _masked.Keys.OrderBy(x => x, StringComparer.Ordinal).ToList();
-        var dropped = _u2!.Where(v => !_masked.ContainsKey(v)).OrderBy(x => x, StringComparer.Ordinal).ToList();
+        var survivors = _masked.OrderBy(x => x, StringComparer.Ordinal).ToList();
+        var dropped = _u2!.Where(v => !_masked.Contains(v)).OrderBy(x => x, StringComparer.Ordinal).ToList();
         _request = new SecAggUnmaskRequest(survivors, dropped);
         Stage = SecAggStage.Unmask;
         return _request;
@@ -124,7 +128,7 @@ public sealed class SecureAggregationServer
     {
         Expect(SecAggStage.Unmask);
         ArgumentNullException.ThrowIfNull(message);
-        if (!_masked.ContainsKey(message.From)) throw new SecureAggregationException($"secure aggregation: '{message.From}' is not a survivor");
+        if (!_masked.Contains(message.From)) throw new SecureAggregationException($"secure aggregation: '{message.From}' is not a survivor");
         if (_responses.ContainsKey(message.From)) throw new SecureAggregationException($"secure aggregation: '{message.From}' answered the unmask request twice");
         int len = Shamir.ShareLength(32);
         var expected = new HashSet<(string, SecAggSecretKind)>(
@@ -146,8 +150,8 @@ public sealed class SecureAggregationServer
         Expect(SecAggStage.Unmask);
         if (_responses.Count < Options.Threshold)
             throw Failed($"{_responses.Count} survivors answered the unmask request; threshold is {Options.Threshold}");
-        var sum = new ulong[Options.VectorLength];
-        foreach (var y in _masked.Values) FixedPoint.AddInPlace(sum, y);
+        var sum = _maskedSum ?? new ulong[Options.VectorLength];
+        _maskedSum = null;
 
         foreach (var u in _request!.Survivors)
             MaskPrg.AddTo(sum, Rebuild(u, SecAggSecretKind.MaskSeed), subtract: true);

@@ -20,13 +20,13 @@ internal sealed class FlGrpcService(FlServer server, Action<Exception>? onError)
         Guard(async () =>
         {
             Auth(context);
-            byte[] bytes = server.GlobalBytes(request.GlobalVersion);
+            var bytes = server.GlobalBytesShared(request.GlobalVersion); // read-only and shared: chunks wrap it, nothing is copied
             for (int offset = 0; offset < bytes.Length || offset == 0; offset += FlServer.MaxChunkBytes)
             {
                 int n = Math.Min(FlServer.MaxChunkBytes, bytes.Length - offset);
                 await responseStream.WriteAsync(new DataChunk
                 {
-                    Offset = offset, TotalBytes = bytes.Length, Data = Google.Protobuf.ByteString.CopyFrom(bytes, offset, n),
+                    Offset = offset, TotalBytes = bytes.Length, Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(bytes.Slice(offset, n)),
                 }, context.CancellationToken).ConfigureAwait(false);
                 if (bytes.Length == 0) break;
             }

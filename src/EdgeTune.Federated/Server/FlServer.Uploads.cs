@@ -91,6 +91,7 @@ public sealed partial class FlServer
             ThrowIfDisposed();
             var u = OwnUpload(clientId, uploadId);
             if (u.Status != "receiving") return StateOf(u);
+            _lastSeen[clientId] = FlStateStore.Now(); // a client sending its update is alive, however long the upload takes
             long have = PartLength(uploadId);
             if (offset > have) throw new FlRejectedException(StatusCode.OutOfRange, $"chunk at offset {offset} leaves a gap (the server holds {have} bytes)");
             if (offset < 0) throw new FlRejectedException(StatusCode.OutOfRange, $"negative offset {offset}");
@@ -133,30 +134,37 @@ public sealed partial class FlServer
         return u;
     }
 
-    /// <summary>All bytes are in: check digest, decode, validate, then accept (one transaction) or reject with a reason.</summary>
+    /// <summary>All bytes are in: check digest, decode, validate, then accept (one transaction) or reject with a reason.
+    /// The payload and its decoded vector live in two buffers the server reuses for every upload (calls are serialised by
+    /// the lock), so finishing an upload allocates nothing of the model's size.</summary>
     private UploadReply FinishLocked(StoredUpload u)
     {
-        byte[] payload = File.ReadAllBytes(_store.PartPath(u.UploadId));
+        var payload = ReadPartLocked(u);
         string? reason = null, code = null;
         if (!SHA256.HashData(payload).AsSpan().SequenceEqual(u.Sha256)) (reason, code) = ("sha256 of the received bytes does not match the header", FederatedTelemetry.RejectedDigest);
         var round = _store.GetRound(u.Round);
         if (reason is null && round is not { Open: true }) (reason, code) = ($"late: round {u.Round} closed while the update was uploading", FederatedTelemetry.RejectedLate);
         if (reason is null && Options.SecureAggregation)
-            (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload), FederatedTelemetry.RejectedSecureAggregation)
+        {
+            (reason, code) = u.Encoding == MaskedEncoding ? (ReceiveMaskedLocked(u, payload.ToArray()), FederatedTelemetry.RejectedSecureAggregation)
                 : ($"encoding '{u.Encoding}' is not a masked input", FederatedTelemetry.RejectedEncoding);
+            if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
+        }
         else if (reason is null)
         {
             float[]? delta = null;
             try
             {
                 if (UpdateCodec.CodecOf(payload) != u.Encoding) throw new FormatException($"payload is encoded with '{UpdateCodec.CodecOf(payload)}', the header declares '{u.Encoding}'");
-                delta = UpdateCodec.Decode(payload, Layout.TotalLength);
+                delta = _deltaBuffer ??= new float[Layout.TotalLength];
+                UpdateCodec.DecodeInto(payload, delta);
             }
-            catch (FormatException e) { (reason, code) = (e.Message, FederatedTelemetry.RejectedFormat); }
+            catch (FormatException e) { (reason, code, delta) = (e.Message, FederatedTelemetry.RejectedFormat, null); }
             if (delta is not null && _validator.Check(new ClientUpdate(u.ClientId, delta, u.NumExamples)) is { } rejection)
                 (reason, code) = (rejection.ToString(), rejection.Code);
+            if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
+            if (reason is null) FoldAcceptedLocked(u, delta!); // folds read the buffer during the call and keep no reference to it
         }
-        if (reason is null && !_store.Accept(u, payload)) (reason, code) = ($"already contributed an update to round {u.Round}", FederatedTelemetry.RejectedDuplicate);
         DeletePart(u.UploadId);
         if (reason is not null)
         {
@@ -166,6 +174,16 @@ public sealed partial class FlServer
         }
         Telemetry.RecordAccepted();
         return new UploadReply { Status = UploadStatus.Accepted, BytesReceived = payload.Length };
+    }
+
+    /// <summary>A complete upload's bytes, read into the reused payload buffer (valid until the next call).</summary>
+    private ReadOnlySpan<byte> ReadPartLocked(StoredUpload u)
+    {
+        if (_payloadBuffer is null || _payloadBuffer.Length < u.TotalBytes) _payloadBuffer = new byte[MaxUpdateBytes];
+        var span = _payloadBuffer.AsSpan(0, checked((int)u.TotalBytes));
+        using var fs = new FileStream(_store.PartPath(u.UploadId), FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        fs.ReadExactly(span);
+        return span;
     }
 
     private void DeletePart(string uploadId)
@@ -254,27 +272,44 @@ public sealed partial class FlServer
         if (closedBy is null) return null;
         _roundSpan = FederatedTelemetry.StartRound(round.Round, DateTimeOffset.FromUnixTimeMilliseconds((long)(round.StartedAt * 1000)));
 
-        // one stored payload in memory at a time: only the decoded vectors are held together
-        var updates = new List<ClientUpdate>();
-        foreach (string id in _store.UpdateIds(round.Round))
+        float[] next;
+        int count;
+        double lossSum = 0, lossWeight = 0;
+        if (_strategy is IStreamingAggregator)
         {
-            var s = _store.GetUpdate(id)!;
-            updates.Add(new ClientUpdate(s.ClientId, UpdateCodec.Decode(s.Payload, Layout.TotalLength), s.NumExamples)
-            {
-                Metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [],
-            });
+            // the updates were folded in as they were accepted: only the running sum is in memory
+            var stream = StreamLocked(round.Round);
+            _stream = null;
+            (count, lossSum, lossWeight) = (stream.Count, _streamLossSum, _streamLossWeight);
+            var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
+            next = stream.Complete();
+            FederatedTelemetry.Stop(aggregation);
         }
-        var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
-        var next = _strategy.Aggregate(round.Round, _global, updates);
-        FederatedTelemetry.Stop(aggregation);
+        else
+        {
+            // robust strategies need every update at once: the round's updates are decoded one at a time into a scratch
+            // file and read back by blocks of coordinates (at most UpdateBlocks.BudgetBytes of them in memory); a custom
+            // strategy without column support gets them as a list in memory
+            using var spill = new UpdateSpill(Path.Combine(_store.Folder, "closing-round.updates.tmp"), checked((int)Layout.TotalLength));
+            var delta = _deltaBuffer ??= new float[Layout.TotalLength];
+            foreach (string id in _store.UpdateIds(round.Round))
+            {
+                var s = _store.GetUpdate(id)!;
+                UpdateCodec.DecodeInto(s.Payload, delta);
+                spill.Append(s.ClientId, s.NumExamples, delta);
+                AddLoss(JsonSerializer.Deserialize<Dictionary<string, double>>(s.MetricsJson, Json) ?? [], s.NumExamples, ref lossSum, ref lossWeight);
+            }
+            var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
+            next = _strategy is IColumnAggregator columns ? columns.Aggregate(round.Round, _global, spill)
+                : _strategy.Aggregate(round.Round, _global, InMemory(spill));
+            FederatedTelemetry.Stop(aggregation);
+            count = spill.Count;
+        }
         if (next.Length != _global.Length || next.Any(x => !float.IsFinite(x)))
             throw new InvalidOperationException($"FlServer: strategy '{_strategy.Name}' produced a non-finite or mis-sized global vector in round {round.Round}");
-        double lossSum = 0, lossWeight = 0;
-        foreach (var u in updates)
-            if (u.Metrics.TryGetValue("train_loss", out double l)) { lossSum += l * Math.Max(1, u.NumExamples); lossWeight += Math.Max(1, u.NumExamples); }
         var result = new FlRoundResult
         {
-            Round = round.Round, Version = _version + 1, Selected = assigned.Count, Accepted = updates.Count,
+            Round = round.Round, Version = _version + 1, Selected = assigned.Count, Accepted = count,
             Rejected = _store.Rejections(round.Round).Count, MeanTrainLoss = lossWeight > 0 ? lossSum / lossWeight : double.NaN,
             Duration = TimeSpan.FromSeconds(now - round.StartedAt), ClosedBy = closedBy,
             Epsilon = _strategy is Privacy.DifferentialPrivacyStrategy dp ? dp.CurrentEpsilon : null,
@@ -282,6 +317,71 @@ public sealed partial class FlServer
         CommitRound(round, next, result);
         return result;
     }
+
+    /// <summary>The spilled updates as a list in memory (for strategies that only take lists).</summary>
+    private static List<ClientUpdate> InMemory(UpdateSpill spill)
+    {
+        var list = new List<ClientUpdate>(spill.Count);
+        for (int c = 0; c < spill.Count; c++)
+        {
+            var delta = new float[spill.Length];
+            spill.ReadRow(c, delta);
+            list.Add(new ClientUpdate(spill.ClientId(c), delta, spill.NumExamples(c)));
+        }
+        return list;
+    }
+
+    /// <summary>Clients' reported training loss, weighted by example count (at least 1).</summary>
+    private static void AddLoss(IReadOnlyDictionary<string, double> metrics, long numExamples, ref double sum, ref double weight)
+    {
+        if (metrics.TryGetValue("train_loss", out double l)) { sum += l * Math.Max(1, numExamples); weight += Math.Max(1, numExamples); }
+    }
+
+    /// <summary>Folds a just-accepted update into the open round's running aggregation (streaming strategies). An update
+    /// the strategy refuses drops the running aggregation: the round's close rebuilds it from the store and reports the
+    /// error there, as when every update was aggregated at the close.</summary>
+    private void FoldAcceptedLocked(StoredUpload u, float[] delta)
+    {
+        if (_strategy is not IStreamingAggregator) return;
+        try
+        {
+            if (_stream is { } s && s.Round == u.Round && s.Count == _store.AcceptedCount(u.Round) - 1)
+            {
+                s.Add(new ClientUpdate(u.ClientId, delta, u.NumExamples));
+                var metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(u.MetricsJson, Json) ?? [];
+                AddLoss(metrics, u.NumExamples, ref _streamLossSum, ref _streamLossWeight);
+            }
+            else StreamLocked(u.Round); // (re)built from the store, this update included
+        }
+        catch (ArgumentException) { _stream = null; }
+    }
+
+    /// <summary>The running aggregation of <paramref name="round"/>; rebuilt from the stored updates (decoded one at a
+    /// time) when there is none, e.g. after a restart, or when it does not hold every accepted update.</summary>
+    private IRoundAggregation StreamLocked(int round)
+    {
+        if (_stream is { } s && s.Round == round && s.Count == _store.AcceptedCount(round)) return s;
+        _stream = null;
+        var fresh = ((IStreamingAggregator)_strategy).Begin(round, _global);
+        double lossSum = 0, lossWeight = 0;
+        foreach (string id in _store.UpdateIds(round))
+        {
+            var stored = _store.GetUpdate(id)!;
+            var delta = _deltaBuffer ??= new float[Layout.TotalLength];
+            UpdateCodec.DecodeInto(stored.Payload, delta);
+            fresh.Add(new ClientUpdate(stored.ClientId, delta, stored.NumExamples));
+            AddLoss(JsonSerializer.Deserialize<Dictionary<string, double>>(stored.MetricsJson, Json) ?? [], stored.NumExamples, ref lossSum, ref lossWeight);
+        }
+        (_stream, _streamLossSum, _streamLossWeight) = (fresh, lossSum, lossWeight);
+        return fresh;
+    }
+
+    /// <summary>Bytes held by the open round's running aggregation (0 when there is none): O(model), whatever the
+    /// number of accepted updates. For tests and diagnostics.</summary>
+    internal long AggregationRetainedBytes { get { lock (_lock) return _stream?.RetainedBytes ?? 0; } }
+
+    /// <summary>Updates folded into the open round's running aggregation so far.</summary>
+    internal int AggregationCount { get { lock (_lock) return _stream?.Count ?? 0; } }
 
     /// <summary>One transaction: the next global version, the closed round with its result, the strategy's state; then the
     /// in-memory global follows.</summary>
@@ -296,5 +396,6 @@ public sealed partial class FlServer
         }
         _version++;
         _global = next;
+        _globalBytes = null;
     }
 }

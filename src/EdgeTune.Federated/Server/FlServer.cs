@@ -46,6 +46,11 @@ public sealed partial class FlServer : IDisposable
     private int _ticking;
     private bool _disposed;
     private System.Diagnostics.Activity? _roundSpan; // the closing round's span, from aggregation to the end of Tick
+    private IRoundAggregation? _stream; // the open round's running aggregation (streaming strategies); rebuilt from the store when lost
+    private double _streamLossSum, _streamLossWeight;
+    private byte[]? _payloadBuffer; // a completed upload's bytes while it is checked and accepted (reused: uploads finish under the lock)
+    private float[]? _deltaBuffer;  // its decoded vector (reused likewise)
+    private byte[]? _globalBytes;   // the latest global version's bytes, shared by every download (never written after it is made)
 
     /// <param name="layout">The adapter's tensors, in the order of the flat vectors.</param>
     /// <param name="initialGlobal">Version 0 of the global adapter (ignored when the state folder already has versions).</param>
@@ -260,6 +265,18 @@ public sealed partial class FlServer : IDisposable
         lock (_lock)
         {
             ThrowIfDisposed();
+            return _store.GetGlobal(version) ?? throw new FlRejectedException(StatusCode.NotFound, $"global version {version} does not exist (latest is {_version})");
+        }
+    }
+
+    /// <summary>A global version's bytes for streaming to clients without copying: the latest version comes from one array
+    /// made once per version and shared by every download (callers must not write to it); older ones from the store.</summary>
+    internal ReadOnlyMemory<byte> GlobalBytesShared(long version)
+    {
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            if (version == _version) return _globalBytes ??= VectorBytes.ToBytes(_global);
             return _store.GetGlobal(version) ?? throw new FlRejectedException(StatusCode.NotFound, $"global version {version} does not exist (latest is {_version})");
         }
     }

@@ -199,12 +199,18 @@ public sealed class FlStateStore : IDisposable
 
     /// <summary>Accepts a complete upload: stores its bytes as the client's update of the round and marks the upload
     /// accepted, in one transaction; false (nothing changed) when the client already has an update in the round.</summary>
-    public bool Accept(StoredUpload u, byte[] payload)
+    public bool Accept(StoredUpload u, byte[] payload) => Accept(u, payload.AsSpan());
+
+    /// <summary>Stores an accepted update (its payload written straight from <paramref name="payload"/> into the blob, no copy)
+    /// and marks its upload accepted, in one transaction; false when the client already has an update in that round.</summary>
+    public bool Accept(StoredUpload u, ReadOnlySpan<byte> payload)
     {
         using var tx = _db.BeginTransaction();
         if (Scalar("SELECT 1 FROM updates WHERE round=$r AND client_id=$c", tx, ("$r", u.Round), ("$c", u.ClientId)) is not null) return false;
-        Exec("INSERT INTO updates(upload_id, round, client_id, num_examples, encoding, payload, metrics, accepted_at) VALUES($u, $r, $c, $n, $e, $p, $m, $t)", tx,
-            ("$u", u.UploadId), ("$r", u.Round), ("$c", u.ClientId), ("$n", u.NumExamples), ("$e", u.Encoding), ("$p", payload), ("$m", u.MetricsJson), ("$t", Now()));
+        Exec("INSERT INTO updates(upload_id, round, client_id, num_examples, encoding, payload, metrics, accepted_at) VALUES($u, $r, $c, $n, $e, zeroblob($len), $m, $t)", tx,
+            ("$u", u.UploadId), ("$r", u.Round), ("$c", u.ClientId), ("$n", u.NumExamples), ("$e", u.Encoding), ("$len", payload.Length), ("$m", u.MetricsJson), ("$t", Now()));
+        long row = (long)Scalar("SELECT last_insert_rowid()", tx)!;
+        using (var blob = new SqliteBlob(_db, "updates", "payload", row)) blob.Write(payload);
         Exec("UPDATE uploads SET status='accepted', reason=NULL WHERE upload_id=$u", tx, ("$u", u.UploadId));
         tx.Commit();
         return true;

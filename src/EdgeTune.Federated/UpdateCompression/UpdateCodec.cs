@@ -54,6 +54,22 @@ public static class UpdateCodec
     /// otherwise make the decoder allocate whatever its header claims).</summary>
     public const int MaxUncheckedLength = 1 << 24;
 
+    /// <summary>Decodes any codec into <paramref name="destination"/>, whose length is the expected value count (a payload
+    /// of another length is refused). f32 payloads are read in place; the other codecs decode through a temporary vector.</summary>
+    public static void DecodeInto(ReadOnlySpan<byte> payload, Span<float> destination)
+    {
+        var (codec, n) = CodecHeader.Read(payload);
+        if (n != destination.Length) throw new FormatException($"update payload: declares {n} values; {destination.Length} expected");
+        if (codec != CodecHeader.Float32Id)
+        {
+            Decode(payload, destination.Length).CopyTo(destination);
+            return;
+        }
+        var body = payload[CodecHeader.Size..];
+        if (body.Length != 4L * n) throw new FormatException($"update payload (f32): body is {body.Length} bytes; {4L * n} expected");
+        for (int i = 0; i < n; i++) destination[i] = BinaryPrimitives.ReadSingleLittleEndian(body[(4 * i)..]);
+    }
+
     /// <summary>Decodes any codec. With <paramref name="expectedLength"/> ≥ 0 (the layout's length; pass it on
     /// a server) a payload of another length is refused; without it, at most <see cref="MaxUncheckedLength"/> values.</summary>
     public static float[] Decode(ReadOnlySpan<byte> payload, long expectedLength = -1)
@@ -67,9 +83,8 @@ public static class UpdateCodec
         switch (codec)
         {
             case CodecHeader.Float32Id:
-                if (body.Length != 4L * n) throw new FormatException($"update payload (f32): body is {body.Length} bytes; {4L * n} expected");
                 var r = new float[n];
-                for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadSingleLittleEndian(body[(4 * i)..]);
+                DecodeInto(payload, r);
                 return r;
             case CodecHeader.Int8Id: return Int8ChunkQuantizer.DecodeBody(body, n);
             case CodecHeader.TopKId: return TopKSparsifier.DecodeBody(body, n);

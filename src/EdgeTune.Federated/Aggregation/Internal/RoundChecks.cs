@@ -23,6 +23,19 @@ internal static class RoundChecks
         }
     }
 
+    /// <summary>The same checks for updates read as columns.</summary>
+    public static void RequireColumns(string strategy, int round, int globalLength, IUpdateColumns updates, bool needExamples = true)
+    {
+        ArgumentNullException.ThrowIfNull(updates);
+        if (updates.Count == 0)
+            throw new ArgumentException($"{strategy}: round {round} has no client updates to aggregate");
+        if (updates.Length != globalLength)
+            throw new ShapeException($"{strategy}: round {round}: the updates have {updates.Length} values but the global vector has {globalLength}");
+        for (int c = 0; c < updates.Count; c++)
+            if (needExamples && updates.NumExamples(c) <= 0)
+                throw new ArgumentException($"{strategy}: round {round}: client '{updates.ClientId(c)}' reports {updates.NumExamples(c)} examples; a positive count is expected");
+    }
+
     /// <summary>The example-weighted mean of the deltas, in double.</summary>
     public static double[] WeightedMeanDelta(int length, IReadOnlyList<ClientUpdate> updates)
     {
