@@ -63,6 +63,22 @@ public static class ExportCommand
             {
                 throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; {fmt} export writes a folder");
             }
+            if (fmt == "onnx" && adapterDir is null && IsEncoder(parse.GetValue(model)))
+            {
+                string src = parse.GetValue(model)!;
+                var (encoder, _) = EdgeTune.Models.Bert.BertFolder.Load(src);
+                using (encoder)
+                {
+                    string dir = File.Exists(src) ? Path.GetDirectoryName(Path.GetFullPath(src))! : src;
+                    var r = OnnxEncoderExporter.Export(encoder, outPath,
+                        new OnnxExportOptions(dt == "int8" ? EdgeTune.Formats.Onnx.OnnxWeightFormat.Int8 : EdgeTune.Formats.Onnx.OnnxWeightFormat.Float32),
+                        Path.Combine(dir, "vocab.txt"));
+                    long size = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                    await stderr.WriteLineAsync($"ONNX encoder graph: {r.Nodes} nodes, opset 17, inputs input_ids, attention_mask, token_type_ids, outputs last_hidden_state, sentence_embedding").ConfigureAwait(false);
+                    await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{Path.GetFullPath(outPath)} {size} bytes ({FormatSize(size)})")).ConfigureAwait(false);
+                }
+                return 0;
+            }
             ModelOptions.ResolveAdapter(parse, adapter);
             EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
             using var key = encryption.BindForReading(parse, stderr);
@@ -169,6 +185,22 @@ public static class ExportCommand
         format == "lora-gguf" && adapterDir is null
             ? "--format lora-gguf writes an adapter alone; name the adapter with --adapter DIR (a PEFT folder or a fine-tuning run folder)"
             : null;
+
+    /// <summary>True for a BERT-style encoder (a folder or .onnx file with vocab.txt, whose config.json, if any, is a bert model).</summary>
+    private static bool IsEncoder(string? path)
+    {
+        if (path is null) return false;
+        string? dir = Directory.Exists(path) ? path : File.Exists(path) && path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? Path.GetDirectoryName(Path.GetFullPath(path)) : null;
+        if (dir is null || !File.Exists(Path.Combine(dir, "vocab.txt"))) return false;
+        string config = Path.Combine(dir, "config.json");
+        if (!File.Exists(config)) return true;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(config));
+            return doc.RootElement.TryGetProperty("model_type", out var t) && t.GetString() is "bert";
+        }
+        catch (System.Text.Json.JsonException) { return false; }
+    }
 
     private static void CreateParent(string file)
     {

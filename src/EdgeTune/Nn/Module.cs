@@ -40,6 +40,14 @@ public class Module : IModule
             ? c.Module as T ?? throw new InvalidCastException($"{GetType().Name}: child '{name}' is a {c.Module.GetType().Name}, not {typeof(T).Name}")
             : throw new KeyNotFoundException($"{GetType().Name}: no child named '{name}'");
 
+    /// <summary>The parameter this module holds itself under <paramref name="localName"/>.</summary>
+    public Parameter GetParameter(string localName)
+    {
+        foreach (var p in _own)
+            if (p.Key == localName) return p.Value;
+        throw new KeyNotFoundException($"{GetType().Name}: no parameter named '{localName}'");
+    }
+
     public IReadOnlyList<KeyValuePair<string, IModule>> Children =>
         _order.Select(n => new KeyValuePair<string, IModule>(n, _children[n].Module)).ToList();
 

@@ -47,6 +47,11 @@ internal sealed class OnnxForward : IForward<OnnxValue>
         Presents = [];
     }
 
+    /// <summary>For graphs without rotary positions or a KV cache (encoders): only the weight-level operations
+    /// (<see cref="Linear"/>, <see cref="Vector"/>, <see cref="Slice"/>, elementwise ops) are used.</summary>
+    public OnnxForward(OnnxModelBuilder graph, OnnxWeightFormat format)
+        : this(graph, format, "", "", _ => throw new InvalidOperationException("this graph has no KV cache"), 0) { }
+
     /// <summary>present.{i}.key/value output names, by layer.</summary>
     public SortedDictionary<int, (string Key, string Value)> Presents { get; }
 
