@@ -18,7 +18,7 @@ public static class ExportCommand
     public static readonly IReadOnlyList<string> Formats = ["gguf", "safetensors", "lora-gguf", "onnx"];
 
     /// <summary>The <c>--dtype</c> values.</summary>
-    public static readonly IReadOnlyList<string> DTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "int8"];
+    public static readonly IReadOnlyList<string> DTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "int8", "int4"];
 
     public static Command Create()
     {
@@ -33,7 +33,7 @@ public static class ExportCommand
         format.AcceptOnlyFromAmong([.. Formats]);
         var dtype = new Option<string>("--dtype")
         {
-            Description = "Weight type: f32, f16, bf16 (safetensors only), q8_0 or q4_0 (gguf only), int8 (onnx only: QDQ projections)",
+            Description = "Weight type: f32, f16, bf16 (safetensors only), q8_0 or q4_0 (gguf only), int8 or int4 (onnx only: QDQ projections, per channel / per 32-row block)",
             DefaultValueFactory = _ => "f32",
         };
         dtype.AcceptOnlyFromAmong([.. DTypes]);
@@ -71,7 +71,7 @@ public static class ExportCommand
                 {
                     string dir = File.Exists(src) ? Path.GetDirectoryName(Path.GetFullPath(src))! : src;
                     var r = OnnxEncoderExporter.Export(encoder, outPath,
-                        new OnnxExportOptions(dt == "int8" ? EdgeTune.Formats.Onnx.OnnxWeightFormat.Int8 : EdgeTune.Formats.Onnx.OnnxWeightFormat.Float32),
+                        new OnnxExportOptions(OnnxWeights(dt)),
                         Path.Combine(dir, "vocab.txt"));
                     long size = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
                     await stderr.WriteLineAsync($"ONNX encoder graph: {r.Nodes} nodes, opset 17, inputs input_ids, attention_mask, token_type_ids, outputs last_hidden_state, sentence_embedding").ConfigureAwait(false);
@@ -141,10 +141,10 @@ public static class ExportCommand
                 else if (fmt == "onnx")
                 {
                     var onnx = OnnxExporter.ExportDecoder(llama, outPath,
-                        new OnnxExportOptions(dt == "int8" ? EdgeTune.Formats.Onnx.OnnxWeightFormat.Int8 : EdgeTune.Formats.Onnx.OnnxWeightFormat.Float32),
+                        new OnnxExportOptions(OnnxWeights(dt)),
                         TokenizerFolder(parse.GetValue(tokenizer), loaded.Source));
                     bytes = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-                    string weights = dt == "int8" ? string.Create(CultureInfo.InvariantCulture, $"; int8 weights, largest weight error {onnx.MaxWeightError:G3}") : "";
+                    string weights = dt is "int8" or "int4" ? string.Create(CultureInfo.InvariantCulture, $"; {dt} weights, largest weight error {onnx.MaxWeightError:G3}") : "";
                     await stderr.WriteLineAsync($"ONNX graph: {onnx.Nodes} nodes, opset 17, inputs input_ids + past_key_values.N.key/value, outputs logits + present.N.key/value{weights}").ConfigureAwait(false);
                 }
                 else
@@ -170,8 +170,8 @@ public static class ExportCommand
     /// <summary>Null when <paramref name="format"/> can store <paramref name="dtype"/>, else the reason.</summary>
     public static string? Validate(string format, string dtype) => (format, dtype) switch
     {
-        ("onnx", not ("f32" or "int8")) => $"--format onnx writes f32 or int8 (QDQ) weights; --dtype {dtype} is for --format gguf or safetensors",
-        (not "onnx", "int8") => "--dtype int8 is for --format onnx (QDQ projections); GGUF export has q8_0",
+        ("onnx", not ("f32" or "int8" or "int4")) => $"--format onnx writes f32, int8 or int4 (QDQ) weights; --dtype {dtype} is for --format gguf or safetensors",
+        (not "onnx", "int8" or "int4") => $"--dtype {dtype} is for --format onnx (QDQ projections); GGUF export has q8_0 and q4_0",
         ("lora-gguf", not "f32") => $"--format lora-gguf writes F32 adapter tensors; --dtype {dtype} is for --format gguf or safetensors",
         ("gguf", "bf16") => "--dtype bf16 is for --format safetensors; GGUF export writes f32, f16, q8_0 or q4_0",
         ("safetensors", "q8_0" or "q4_0") => $"--dtype {dtype} (block-quantized) is for --format gguf; safetensors export writes f32, f16 or bf16",
@@ -208,6 +208,13 @@ public static class ExportCommand
         if (parent is not null) Directory.CreateDirectory(parent);
     }
 
+    private static EdgeTune.Formats.Onnx.OnnxWeightFormat OnnxWeights(string dtype) => dtype switch
+    {
+        "int8" => EdgeTune.Formats.Onnx.OnnxWeightFormat.Int8,
+        "int4" => EdgeTune.Formats.Onnx.OnnxWeightFormat.Int4,
+        _ => EdgeTune.Formats.Onnx.OnnxWeightFormat.Float32,
+    };
+
     private static DType ParseDType(string s) => s switch
     {
         "f32" => DType.F32,
@@ -215,7 +222,7 @@ public static class ExportCommand
         "bf16" => DType.BF16,
         "q8_0" => DType.Q8_0,
         "q4_0" => DType.Q4_0,
-        "int8" => DType.F32, // the ONNX exporter quantizes from float weights itself
+        "int8" or "int4" => DType.F32, // the ONNX exporter quantizes from float weights itself
         _ => throw new ArgumentException($"unknown dtype '{s}'", nameof(s)),
     };
 

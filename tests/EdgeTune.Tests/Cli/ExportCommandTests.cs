@@ -92,7 +92,7 @@ public sealed class ExportCommandTests : IDisposable
     {
         foreach (string d in new[] { "f32", "f16", "q8_0", "q4_0" }) Assert.Null(ExportCommand.Validate("gguf", d));
         foreach (string d in new[] { "f32", "f16", "bf16" }) Assert.Null(ExportCommand.Validate("safetensors", d));
-        foreach (string d in new[] { "f32", "int8" }) Assert.Null(ExportCommand.Validate("onnx", d));
+        foreach (string d in new[] { "f32", "int8", "int4" }) Assert.Null(ExportCommand.Validate("onnx", d));
         Assert.NotNull(ExportCommand.Validate("onnx", "q8_0"));
         Assert.NotNull(ExportCommand.Validate("tflite", "f32"));
     }

@@ -51,8 +51,9 @@ public sealed class ExportOnnxCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("onnx", "q8_0", "--format onnx writes f32 or int8")]
-    [InlineData("onnx", "bf16", "--format onnx writes f32 or int8")]
+    [InlineData("onnx", "q8_0", "--format onnx writes f32, int8 or int4")]
+    [InlineData("onnx", "bf16", "--format onnx writes f32, int8 or int4")]
+    [InlineData("gguf", "int4", "--dtype int4 is for --format onnx")]
     [InlineData("gguf", "int8", "--dtype int8 is for --format onnx")]
     [InlineData("safetensors", "int8", "--dtype int8 is for --format onnx")]
     public void MismatchedFormatAndDtypeAreRefused(string format, string dtype, string message)

@@ -24,7 +24,7 @@ public static class OnnxEncoderExporter
         options ??= new OnnxExportOptions();
         if (vocabFile is not null && !File.Exists(vocabFile)) throw new FileNotFoundException($"ONNX export: vocabulary '{vocabFile}' does not exist", vocabFile);
         var c = encoder.Config;
-        var g = new OnnxModelBuilder("bert");
+        var g = new OnnxModelBuilder("bert", options.Weights == OnnxWeightFormat.Int4 ? 21 : 17);
         var f = new OnnxForward(g, options.Weights);
         string ids = g.Input("input_ids", OnnxElementType.Int64, "batch", "sequence");
         string mask = g.Input("attention_mask", OnnxElementType.Int64, "batch", "sequence");
@@ -71,10 +71,10 @@ public static class OnnxEncoderExporter
         string hidden = g.Node("Identity", [x], "last_hidden_state");
         // mean over attended tokens (count floored at 1e-9), then x / max(‖x‖, 1e-12)
         string m3 = g.Node("Unsqueeze", [maskF, g.Ints(2)], "mask_3");
-        string summed = g.Node("ReduceSum", [g.Node("Mul", [hidden, m3], "masked_hidden"), g.Ints(1)], "summed", OnnxAttribute.Of("keepdims", 0L));
-        string count = g.Node("Max", [g.Node("ReduceSum", [maskF, g.Ints(1)], "count", OnnxAttribute.Of("keepdims", 1L)), g.Scalar(1e-9f)], "count_floor");
+        string summed = g.Reduce("ReduceSum", g.Node("Mul", [hidden, m3], "masked_hidden"), [1], keepDims: false, "summed");
+        string count = g.Node("Max", [g.Reduce("ReduceSum", maskF, [1], keepDims: true, "count"), g.Scalar(1e-9f)], "count_floor");
         string mean = g.Node("Div", [summed, count], "mean_pooled");
-        string norm = g.Node("Max", [g.Node("ReduceL2", [mean], "l2", OnnxAttribute.Of("axes", new long[] { 1 }), OnnxAttribute.Of("keepdims", 1L)), g.Scalar(1e-12f)], "l2_floor");
+        string norm = g.Node("Max", [g.Reduce("ReduceL2", mean, [1], keepDims: true, "l2"), g.Scalar(1e-12f)], "l2_floor");
         string sentence = g.Node("Div", [mean, norm], "sentence_embedding");
         g.Output(hidden, OnnxElementType.Float, "batch", "sequence", c.HiddenSize);
         g.Output(sentence, OnnxElementType.Float, "batch", c.HiddenSize);

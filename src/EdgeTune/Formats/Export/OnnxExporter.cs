@@ -38,7 +38,7 @@ public static class OnnxExporter
         if (tokenizerFolder is not null && !Directory.Exists(tokenizerFolder))
             throw new DirectoryNotFoundException($"ONNX export: tokenizer folder '{tokenizerFolder}' does not exist");
 
-        var g = new OnnxModelBuilder(cfg.ModelType);
+        var g = new OnnxModelBuilder(cfg.ModelType, options.Weights == OnnxWeightFormat.Int4 ? 21 : 17);
         int layers = cfg.NumHiddenLayers, hkv = cfg.NumKeyValueHeads, d = cfg.HeadDim, v = model.VocabSize;
         string ids = g.Input("input_ids", OnnxElementType.Int64, "batch", "sequence");
         var past = new (string Key, string Value)[layers];

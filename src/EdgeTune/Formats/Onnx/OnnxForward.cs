@@ -16,7 +16,10 @@ public enum OnnxWeightFormat
     Float32,
     /// <summary>Int8 weights with one F32 scale per output channel (symmetric), DequantizeLinear → MatMul (QDQ): the form
     /// ONNX Runtime's CPU provider and NPU providers (QNN, OpenVINO, DirectML) recognise and run as integer matmuls.</summary>
-    Int8
+    Int8,
+    /// <summary>Int4 weights in blocks of <see cref="OnnxForward.Int4Block"/> input rows, one F32 scale per block and output
+    /// channel (symmetric), blocked DequantizeLinear → MatMul; needs opset 21 (ONNX Runtime 1.20+).</summary>
+    Int4,
 }
 
 /// <summary>
@@ -74,7 +77,7 @@ internal sealed class OnnxForward : IForward<OnnxValue>
         bool grouped = len != x.Cols;
         if (grouped) input = _g.Node("Reshape", [input, _g.Ints(0, 0, x.Cols / len, len)], "grouped");
         string sq = _g.Node("Mul", [input, input], "sq");
-        string mean = _g.Node("ReduceMean", [sq], "ms", OnnxAttribute.Of("axes", new long[] { -1 }), OnnxAttribute.Of("keepdims", 1L));
+        string mean = _g.Reduce("ReduceMean", sq, [-1], keepDims: true, "ms");
         string rstd = _g.Node("Reciprocal", [_g.Node("Sqrt", [_g.Node("Add", [mean, _g.Scalar((float)eps)], "ms_eps")], "rms")], "rstd");
         string y = _g.Node("Mul", [_g.Node("Mul", [input, rstd], "normed"), w], "scaled");
         if (grouped) y = _g.Node("Reshape", [y, _g.Ints(0, 0, x.Cols)], "ungrouped");
@@ -185,6 +188,17 @@ internal sealed class OnnxForward : IForward<OnnxValue>
         string n = Short(layer.Name);
         if (_format == OnnxWeightFormat.Float32)
             wt = _g.Initialize(layer.Name + ".weight_t", transposed, fin, fout);
+        else if (_format == OnnxWeightFormat.Int4)
+        {
+            var (packed, scale, err) = QuantizeInt4Blocks(transposed, fin, fout);
+            MaxWeightError = Math.Max(MaxWeightError, err);
+            int blocks = (fin + Int4Block - 1) / Int4Block;
+            string qw = _g.Initialize(layer.Name + ".weight_t_int4", OnnxElementType.Int4, [fin, fout], packed.Length, st => st.Write(packed));
+            string sc = _g.Initialize(layer.Name + ".weight_scale", scale, blocks, fout);
+            var zeros = new byte[((long)blocks * fout + 1) / 2];
+            string zp = _g.Initialize(layer.Name + ".weight_zero_point", OnnxElementType.Int4, [blocks, fout], zeros.Length, st => st.Write(zeros));
+            wt = _g.Node("DequantizeLinear", [qw, sc, zp], n + ".weight_t", OnnxAttribute.Of("axis", 0L), OnnxAttribute.Of("block_size", (long)Int4Block));
+        }
         else
         {
             var (q, scale, err) = QuantizeInt8PerColumn(transposed, fin, fout);
@@ -254,6 +268,37 @@ internal sealed class OnnxForward : IForward<OnnxValue>
                 err = Math.Max(err, Math.Abs(wt[i] - v * scale[c]));
             }
         return (q, scale, err);
+    }
+
+    /// <summary>Input rows per int4 scale block.</summary>
+    public const int Int4Block = 32;
+
+    /// <summary>Symmetric int4 in blocks of <see cref="Int4Block"/> rows per column: scale = max|w|/7, q = round(w/scale) in
+    /// [−8, 7], packed two per byte in row-major order, the first element in the low nibble (ONNX's int4 layout). Returns the
+    /// worst |w − q·scale|.</summary>
+    internal static (byte[] Packed, float[] Scale, double MaxError) QuantizeInt4Blocks(float[] wt, int rows, int cols)
+    {
+        int blocks = (rows + Int4Block - 1) / Int4Block;
+        var scale = new float[blocks * cols];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                int s = r / Int4Block * cols + c;
+                scale[s] = Math.Max(scale[s], Math.Abs(wt[(long)r * cols + c]));
+            }
+        for (int i = 0; i < scale.Length; i++) scale[i] = scale[i] > 0 ? scale[i] / 7f : 1f;
+        var packed = new byte[(wt.LongLength + 1) / 2];
+        double err = 0;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                long i = (long)r * cols + c;
+                float sc = scale[r / Int4Block * cols + c];
+                int q = (int)Math.Clamp(MathF.Round(wt[i] / sc, MidpointRounding.ToEven), -8f, 7f);
+                err = Math.Max(err, Math.Abs(wt[i] - q * sc));
+                packed[i / 2] |= (byte)((q & 0xF) << (int)(4 * (i % 2)));
+            }
+        return (packed, scale, err);
     }
 
     private (string Cos, string Sin) RopeTables(RopeTable table)

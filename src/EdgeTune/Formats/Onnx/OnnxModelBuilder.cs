@@ -6,7 +6,7 @@ namespace EdgeTune.Formats.Onnx;
 /// <summary>ONNX element types (TensorProto.DataType) the exporter writes.</summary>
 public enum OnnxElementType
 {
-    Float = 1, Uint8 = 2, Int8 = 3, Int32 = 6, Int64 = 7, Bool = 9, Float16 = 10,
+    Float = 1, Uint8 = 2, Int8 = 3, Int32 = 6, Int64 = 7, Bool = 9, Float16 = 10, Int4 = 22,
 }
 
 /// <summary>One node attribute: an int, a float, a string or a list of ints.</summary>
@@ -89,6 +89,15 @@ internal sealed class OnnxModelBuilder
         foreach (var a in attributes) n.Message(5, Attribute(a));
         _nodes.Add(n);
         return outs;
+    }
+
+    /// <summary>A reduction (ReduceMean, ReduceL2 ...) over <paramref name="axes"/>: the axes are an attribute before opset 18
+    /// and an input from 18 on (ReduceSum's from 13).</summary>
+    public string Reduce(string op, string x, long[] axes, bool keepDims, string output)
+    {
+        bool asInput = Opset >= 18 || op == "ReduceSum";
+        var keep = OnnxAttribute.Of("keepdims", keepDims ? 1L : 0L);
+        return asInput ? Node(op, [x, Ints(axes)], output, keep) : Node(op, [x], output, OnnxAttribute.Of("axes", axes), keep);
     }
 
     /// <summary>A named initializer whose <paramref name="byteLength"/> bytes <paramref name="write"/> produces at save time

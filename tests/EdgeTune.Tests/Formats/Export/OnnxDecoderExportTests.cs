@@ -111,6 +111,75 @@ public sealed class OnnxDecoderExportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Int4BlockedQdqExportRunsWithALargerErrorThanInt8()
+    {
+        var cfg = FamilyTests.Tiny("qwen3", layers: 2) with { HiddenSize = 64, IntermediateSize = 96, NumAttentionHeads = 4, NumKeyValueHeads = 2, HeadDim = 16, VocabSize = 53 };
+        using var model = DecoderModel.CreateRandom(cfg, seed: 52, std: 0.1f);
+        using var dir = new TempDir();
+        var int8 = OnnxExporter.ExportDecoder(model, dir.File("int8"), new OnnxExportOptions(OnnxWeightFormat.Int8));
+        var int4 = OnnxExporter.ExportDecoder(model, dir.File("int4"), new OnnxExportOptions(OnnxWeightFormat.Int4));
+        int[] prompt = [1, 5, 40, 33, 7, 0, 22, 12];
+        float[] ours = ExportTestUtil.Logits(model, prompt);
+        using var s8 = new InferenceSession(int8.ModelPath);
+        using var s4 = new InferenceSession(int4.ModelPath);
+        double e8 = ExportTestUtil.MaxAbsDiff(ours, RunOnnx(s8, model, prompt, Past(model, 0), out _));
+        var logits4 = RunOnnx(s4, model, prompt, Past(model, 0), out var present);
+        double e4 = ExportTestUtil.MaxAbsDiff(ours, logits4);
+        output.WriteLine($"int4 blocked QDQ (block {OnnxForward.Int4Block}): weight error {int4.MaxWeightError:E2}, logits max |Δ| {e4:E2}; int8: {int8.MaxWeightError:E2}, {e8:E2}");
+        Assert.True(int4.MaxWeightError > int8.MaxWeightError && e4 > e8, "int4 is coarser than int8");
+        // What the int4 graph computes is exactly our model with each projection replaced by its dequantized int4 weights.
+        foreach (var (_, layer) in model.Projections())
+        {
+            var w = ((EdgeTune.Nn.Linear)layer).Weight.Value.Span<float>();
+            int fin = layer.InFeatures, fout = layer.OutFeatures;
+            var wt = new float[fin * fout];
+            for (int o = 0; o < fout; o++) for (int i = 0; i < fin; i++) wt[i * fout + o] = w[o * fin + i];
+            var (packed, scale, _) = OnnxForward.QuantizeInt4Blocks(wt, fin, fout);
+            for (int o = 0; o < fout; o++)
+                for (int i = 0; i < fin; i++)
+                {
+                    int k = i * fout + o, nibble = (packed[k / 2] >> (4 * (k % 2))) & 0xF;
+                    w[o * fin + i] = (nibble >= 8 ? nibble - 16 : nibble) * scale[i / OnnxForward.Int4Block * fout + o];
+                }
+        }
+        // Unoptimised: ONNX Runtime's default optimisations fuse DequantizeLinear(int4)+MatMul into MatMulNBits, which by
+        // default also quantizes the activations to int8 (accuracy level 4), a second approximation on top of the weights.
+        using var plain = new InferenceSession(int4.ModelPath, new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL });
+        float[] dequantized = ExportTestUtil.Logits(model, prompt);
+        double exact = ExportTestUtil.MaxAbsDiff(dequantized, RunOnnx(plain, model, prompt, Past(model, 0), out _));
+        output.WriteLine($"int4 graph (unoptimised) vs our model on the dequantized int4 weights: max |Δlogit| {exact:E2}; " +
+            $"optimised session vs the same: {ExportTestUtil.MaxAbsDiff(dequantized, logits4):E2}");
+        Assert.True(exact <= 1e-4, $"the int4 graph differs from the dequantized model by {exact}");
+        // the int4 graph runs the KV cache too: one decode step
+        var step = RunOnnx(s4, model, [3], present, out _);
+        Assert.Equal(model.VocabSize, step.Length);
+        Assert.All(step, v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
+    public void Int4PackingIsLowNibbleFirstAndRoundTrips()
+    {
+        var rng = new Rng(9);
+        int rows = 45, cols = 7; // a partial last block and an odd element count
+        var w = Enumerable.Range(0, rows * cols).Select(_ => (float)rng.NextGaussian()).ToArray();
+        var (packed, scale, err) = OnnxForward.QuantizeInt4Blocks(w, rows, cols);
+        Assert.Equal((rows * cols + 1) / 2, packed.Length);
+        double worst = 0;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                int i = r * cols + c;
+                int nibble = (packed[i / 2] >> (4 * (i % 2))) & 0xF;
+                int q = nibble >= 8 ? nibble - 16 : nibble;
+                float s = scale[r / OnnxForward.Int4Block * cols + c];
+                Assert.InRange(q, -8, 7);
+                worst = Math.Max(worst, Math.Abs(w[i] - q * s));
+                Assert.True(Math.Abs(w[i] - q * s) <= 0.5 * s + 1e-6, $"element ({r},{c}) is off by more than half a step");
+            }
+        Assert.Equal(worst, err, 6);
+    }
+
+    [Fact]
     public void AFailedExportLeavesWhatWasThere()
     {
         using var model = DecoderModel.CreateRandom(ExportTestUtil.Config(), 3);
