@@ -114,21 +114,33 @@ public class GemvTests
     {
         const int m = 1, k = 576, n = 1536;
         var (x, _, stored, y0) = Make(m, k, n, 5);
-        using var pool = new WorkerPool(2);
         var y = new float[m * n];
-        foreach (var w in stored)
+        var report = new List<string>();
+        foreach (int threads in new[] { 1, 2 })
         {
-            Run(w, x, y0, m, k, n, false, Simd.Width, pool); // warm-up: buffers grow once
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int r = 0; r < 4; r++)
-                switch (w)
-                {
-                    case float[] f: Gemv.Compute<float>(x, f, y, m, k, n, false, Simd.Width, pool); break;
-                    case Half[] h: Gemv.Compute<Half>(x, h, y, m, k, n, false, Simd.Width, pool); break;
-                    case ushort[] u: Gemv.Compute<ushort>(x, u, y, m, k, n, false, Simd.Width, pool); break;
-                }
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            using var pool = new WorkerPool(threads);
+            Action<int> nop = _ => { };
+            pool.Run(4, nop);
+            long b0 = GC.GetAllocatedBytesForCurrentThread();
+            for (int r = 0; r < 4; r++) pool.Run(4, nop);
+            long poolBytes = GC.GetAllocatedBytesForCurrentThread() - b0;
+            if (poolBytes != 0) report.Add($"pool({threads}).Run: {poolBytes} B");
+            foreach (var w in stored)
+            {
+                Run(w, x, y0, m, k, n, false, Simd.Width, pool); // warm-up: buffers grow once
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int r = 0; r < 4; r++)
+                    switch (w)
+                    {
+                        case float[] f: Gemv.Compute<float>(x, f, y, m, k, n, false, Simd.Width, pool); break;
+                        case Half[] h: Gemv.Compute<Half>(x, h, y, m, k, n, false, Simd.Width, pool); break;
+                        case ushort[] u: Gemv.Compute<ushort>(x, u, y, m, k, n, false, Simd.Width, pool); break;
+                    }
+                long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+                if (bytes != 0) report.Add($"{w.GetType().Name} on {threads} threads: {bytes} B");
+            }
         }
+        Assert.True(report.Count == 0, string.Join("; ", report));
     }
 
     [Fact]
