@@ -9,7 +9,7 @@ namespace EdgeTune.Tensors.Quantized;
 /// y[M, N] (+)= x[M, K]·Wᵀ for decode-sized M (a few rows): W streams from memory once, each of its
 /// rows reused from L1 for every row of x. For Q8_0, Q4_0 and Int8 (K a multiple of 32) each row of
 /// x is first quantized to Q8 blocks of 32 (f32 scale d = amax/127, q = round(x/d)), and every block
-/// product is an exact integer dot (<see cref="QuantIntDot"/>; four rows at a time with AVX-VNNI) scaled by d_w·d_x; the only error
+/// product is an exact integer dot (<see cref="QuantIntDot"/>) scaled by d_w·d_x; the only error
 /// beyond float rounding is x's quantization, |Δy| ≤ Σ_blocks (d_x/2)·Σ|w| over the block. NF4 (and
 /// Int8 rows of other lengths) use the fused float dequantize·dot. Rows of W are split among threads;
 /// every output is computed by one thread in one order, so results do not depend on the thread count.
@@ -30,15 +30,11 @@ public static unsafe class QuantGemv
         try
         {
             int nb = k / QuantIntDot.Block;
-            if (path == IntDotPath.Auto) path = QuantIntDot.Best;
-            bool four = integer && QuantIntDot.HasDot4(w.Format, path);
-            var (xq, xs, xsum) = integer ? job.Buffers(m * k, m * nb) : (Array.Empty<sbyte>(), Array.Empty<float>(), Array.Empty<int>());
+            var (xq, xs) = integer ? job.Buffers(m * k, m * nb) : (Array.Empty<sbyte>(), Array.Empty<float>());
             if (integer)
                 for (int i = 0; i < m; i++)
-                {
                     QuantIntDot.QuantizeActivation(x.Slice(i * k, k), xq.AsSpan(i * k, k), xs.AsSpan(i * nb, nb));
-                    if (four) QuantIntDot.BlockSums(xq.AsSpan(i * k, k), xsum.AsSpan(i * nb, nb));
-                }
+            if (path == IntDotPath.Auto) path = QuantIntDot.Best;
             // Rows are handed out in groups of four; below ParallelBytes of weight the pool's hand-off costs more than it saves.
             long bytes = (long)n * w.RowBytes;
             int groups = (n + 3) / 4;
@@ -48,9 +44,8 @@ public static unsafe class QuantGemv
             fixed (float* py = y)
             fixed (sbyte* pq = xq)
             fixed (float* ps = xs)
-            fixed (int* pz = xsum)
             {
-                job.X = px; job.W = pw; job.Y = py; job.Xq = pq; job.Xs = ps; job.Xsum = pz; job.Four = four;
+                job.X = px; job.W = pw; job.Y = py; job.Xq = pq; job.Xs = ps;
                 job.M = m; job.N = n; job.K = k; job.RowBytes = w.RowBytes;
                 job.Format = w.Format; job.Accumulate = accumulate; job.Width = width; job.Integer = integer; job.Path = path; job.Tasks = tasks;
                 if (tasks == 1) job.Task(0);
@@ -69,16 +64,13 @@ public static unsafe class QuantGemv
         public float* X, Y, Xs;
         public byte* W;
         public sbyte* Xq;
-        public int* Xsum;
         public int M, N, K, RowBytes, Tasks;
-        public bool Four;
         public QuantFormat Format;
         public bool Accumulate, Integer;
         public SimdWidth Width;
         public IntDotPath Path;
         private sbyte[] _xq = [];
         private float[] _xs = [];
-        private int[] _xsum = [];
 
         private Job() => Body = Task;
 
@@ -96,16 +88,14 @@ public static unsafe class QuantGemv
             j.X = j.Y = j.Xs = null;
             j.W = null;
             j.Xq = null;
-            j.Xsum = null;
             t_idle = j;
         }
 
-        public (sbyte[] Q, float[] S, int[] Sums) Buffers(int codes, int scales)
+        public (sbyte[] Q, float[] S) Buffers(int codes, int scales)
         {
             if (_xq.Length < codes) _xq = new sbyte[codes];
             if (_xs.Length < scales) _xs = new float[scales];
-            if (_xsum.Length < scales) _xsum = new int[scales];
-            return (_xq, _xs, _xsum);
+            return (_xq, _xs);
         }
 
         public void Task(int t)
@@ -113,27 +103,6 @@ public static unsafe class QuantGemv
             int groups = (N + 3) / 4;
             int j0 = (int)((long)groups * t / Tasks) * 4, j1 = Math.Min(N, (int)((long)groups * (t + 1) / Tasks) * 4);
             int nb = K / QuantIntDot.Block;
-            if (Four)
-            {
-                // Four rows per pass: each activation block is read once for all of them.
-                for (int j = j0; j < j1; j += 4)
-                {
-                    int cnt = Math.Min(4, j1 - j);
-                    byte* r0 = W + (nint)j * RowBytes;
-                    byte* r1 = cnt > 1 ? r0 + RowBytes : r0, r2 = cnt > 2 ? r0 + 2 * RowBytes : r0, r3 = cnt > 3 ? r0 + 3 * RowBytes : r0;
-                    for (int i = 0; i < M; i++)
-                    {
-                        QuantIntDot.Dot4Vnni(Format, r0, r1, r2, r3, K, Xq + (nint)i * K, Xs + (nint)i * nb, Xsum + (nint)i * nb,
-                            out float s0, out float s1, out float s2, out float s3);
-                        float* d = Y + (nint)i * N + j;
-                        d[0] = Accumulate ? d[0] + s0 : s0;
-                        if (cnt > 1) d[1] = Accumulate ? d[1] + s1 : s1;
-                        if (cnt > 2) d[2] = Accumulate ? d[2] + s2 : s2;
-                        if (cnt > 3) d[3] = Accumulate ? d[3] + s3 : s3;
-                    }
-                }
-                return;
-            }
             for (int j = j0; j < j1; j++)
             {
                 byte* row = W + (nint)j * RowBytes;

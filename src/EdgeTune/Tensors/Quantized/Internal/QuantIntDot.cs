@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace EdgeTune.Tensors.Quantized.Internal;
 
 /// <summary>Which integer dot implementation runs (tests force each one that the machine has).</summary>
-internal enum IntDotPath { Auto, Avx2, Vector128, Scalar, AvxVnni }
+internal enum IntDotPath { Auto, Avx2, Vector128, Scalar }
 
 /// <summary>
 /// Integer block dot products of a quantized weight row (Q8_0, Q4_0, Int8) against an activation row
@@ -19,7 +19,7 @@ internal static unsafe class QuantIntDot
     public const int Block = 32;
 
     public static IntDotPath Best { get; } =
-        AvxVnni.IsSupported ? IntDotPath.AvxVnni : Avx2.IsSupported ? IntDotPath.Avx2 : Vector128.IsHardwareAccelerated ? IntDotPath.Vector128 : IntDotPath.Scalar;
+        Avx2.IsSupported ? IntDotPath.Avx2 : Vector128.IsHardwareAccelerated ? IntDotPath.Vector128 : IntDotPath.Scalar;
 
     /// <summary>Q8 blocks of an activation row: d = amax/127 (f32), q = round(x/d), ties away from zero.</summary>
     public static void QuantizeActivation(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> scales)
@@ -38,7 +38,7 @@ internal static unsafe class QuantIntDot
     /// <summary>Σ_b d_w(b)·d_x(b)·Σ_j q_w·q_x over the row's blocks (Int8: one d_w for the row).</summary>
     public static float Dot(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs, IntDotPath path)
     {
-        bool avx2 = path is IntDotPath.Avx2 or IntDotPath.AvxVnni && Avx2.IsSupported, v128 = !avx2 && path != IntDotPath.Scalar;
+        bool avx2 = path == IntDotPath.Avx2 && Avx2.IsSupported, v128 = !avx2 && path != IntDotPath.Scalar;
         return format switch
         {
             QuantFormat.Q8_0 => avx2 ? DotAvx2<Q8Codes>(row, cols, xq, xs) : v128 ? DotV128<Q8Codes>(row, cols, xq, xs) : DotScalar<Q8Codes>(row, cols, xq, xs),
@@ -138,78 +138,6 @@ internal static unsafe class QuantIntDot
         var (a, b) = Vector128.Widen(w0 * x0);
         var (c, d) = Vector128.Widen(w1 * x1);
         return a + b + c + d;
-    }
-
-    /// <summary>Whether <see cref="Dot4Vnni"/> serves this format on this machine.</summary>
-    public static bool HasDot4(QuantFormat format, IntDotPath path) =>
-        path == IntDotPath.AvxVnni && AvxVnni.IsSupported && format is QuantFormat.Q8_0 or QuantFormat.Q4_0;
-
-    /// <summary>Σ_j q_x[j] of each activation block (Q4_0's offset correction in <see cref="Dot4Vnni"/>).</summary>
-    public static void BlockSums(ReadOnlySpan<sbyte> q, Span<int> sums)
-    {
-        for (int b = 0; b < sums.Length; b++)
-        {
-            int s = 0;
-            for (int j = 0; j < Block; j++) s += q[b * Block + j];
-            sums[b] = s;
-        }
-    }
-
-    /// <summary>
-    /// Four Q8_0 or Q4_0 rows against one quantized activation row: each activation block is loaded once for the four
-    /// rows, and AVX-VNNI's u8×s8 dot sums a block's 32 products into int32 lanes in one instruction. Q8_0 pairs |w|
-    /// with the sign-transferred x (as <see cref="DotAvx2{TC}"/>); Q4_0 uses its unsigned nibbles 0..15 directly and
-    /// starts the block's accumulator at −8·Σx (<paramref name="xsum"/>), so every block sum stays exact in int32.
-    /// </summary>
-    public static void Dot4Vnni(QuantFormat format, byte* r0, byte* r1, byte* r2, byte* r3, int cols, sbyte* xq, float* xs, int* xsum,
-        out float s0, out float s1, out float s2, out float s3)
-    {
-        Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-        int nb = cols / Block;
-        if (format == QuantFormat.Q4_0)
-        {
-            var mask = Vector128.Create((byte)0x0F);
-            for (int b = 0; b < nb; b++)
-            {
-                var x = Avx.LoadVector256(xq + b * Block);
-                var start = Vector256.CreateScalar(-8 * xsum[b]);
-                float dx = xs[b];
-                a0 = BlockQ4(r0 + b * 18, x, start, mask, dx, a0);
-                a1 = BlockQ4(r1 + b * 18, x, start, mask, dx, a1);
-                a2 = BlockQ4(r2 + b * 18, x, start, mask, dx, a2);
-                a3 = BlockQ4(r3 + b * 18, x, start, mask, dx, a3);
-            }
-        }
-        else
-        {
-            for (int b = 0; b < nb; b++)
-            {
-                var x = Avx.LoadVector256(xq + b * Block);
-                float dx = xs[b];
-                a0 = BlockQ8(r0 + b * 34, x, dx, a0);
-                a1 = BlockQ8(r1 + b * 34, x, dx, a1);
-                a2 = BlockQ8(r2 + b * 34, x, dx, a2);
-                a3 = BlockQ8(r3 + b * 34, x, dx, a3);
-            }
-        }
-        s0 = Vector256.Sum(a0); s1 = Vector256.Sum(a1); s2 = Vector256.Sum(a2); s3 = Vector256.Sum(a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BlockQ4(byte* block, Vector256<sbyte> x, Vector256<int> start, Vector128<byte> mask, float dx, Vector256<float> acc)
-    {
-        var q = Vector128.Load(block + 2);
-        var w = Vector256.Create(q & mask, Vector128.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & mask);
-        var p = AvxVnni.MultiplyWideningAndAdd(start, w, x);
-        return MulAdd(Avx.ConvertToVector256Single(p), Vector256.Create(QuantWiden.Half(block) * dx), acc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BlockQ8(byte* block, Vector256<sbyte> x, float dx, Vector256<float> acc)
-    {
-        var w = Avx.LoadVector256((sbyte*)(block + 2));
-        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
-        return MulAdd(Avx.ConvertToVector256Single(p), Vector256.Create(QuantWiden.Half(block) * dx), acc);
     }
 
     private static float DotScalar<TC>(byte* row, int cols, sbyte* xq, float* xs) where TC : struct, ICodes
