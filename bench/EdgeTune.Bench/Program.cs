@@ -13,6 +13,7 @@ public static class Program
     private static readonly Dictionary<string, Func<string[], int>> s_raw = new()
     {
         ["attention"] = AttentionSuite.Run,
+        ["gemv"] = GemvSuite.Run,
         ["optimizer"] = OptimizerBench.Run,
         ["pointwise"] = _ => PointwiseSuite.Run(),
         ["ptq"] = PtqSuite.Run,

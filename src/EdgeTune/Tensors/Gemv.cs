@@ -5,8 +5,8 @@ namespace EdgeTune.Tensors;
 
 /// <summary>
 /// y[M, N] (+)= x[M, K]·W[N, K]ᵀ for decode-sized M (at most <see cref="MaxRows"/>): the weight W streams from memory
-/// once, four rows at a time, each group of rows reused from L1 for every row of x. W may be F32, F16 (<see cref="Half"/>)
-/// or BF16 (raw <see cref="ushort"/>): BF16 is widened in registers (each 32-bit load holds two BF16 values; x is
+/// once, in groups of four rows, each group reused from L1 for every row of x. W may be F32, F16 (<see cref="Half"/>)
+/// or BF16 (raw <see cref="ushort"/>): BF16 rows are read one at a time and widened in registers (each 32-bit load holds two BF16 values; x is
 /// reordered once per call into even/odd halves of each 2·lanes block so no cross-lane shuffle is needed), F16 rows
 /// are widened into per-thread scratch. Rows of W are split among the pool's threads in contiguous groups of four,
 /// handed out dynamically; every output is one dot product computed in one fixed order, so the result does not
@@ -112,7 +112,14 @@ public static unsafe class Gemv
             {
                 float s0, s1, s2, s3;
                 if (typeof(TW) == typeof(ushort))
-                    DotBf16x4<TV>(k, x + (nint)i * k, (ushort*)r0, (ushort*)r1, (ushort*)r2, (ushort*)r3, out s0, out s1, out s2, out s3);
+                {
+                    // One row at a time: the row streams sequentially (four interleaved BF16 rows measured 1.6x
+                    // slower on a weight larger than the cache, the LM head); the x block loads hit L1.
+                    s0 = DotBf16<TV>(k, x + (nint)i * k, (ushort*)r0);
+                    s1 = cnt > 1 ? DotBf16<TV>(k, x + (nint)i * k, (ushort*)r1) : 0;
+                    s2 = cnt > 2 ? DotBf16<TV>(k, x + (nint)i * k, (ushort*)r2) : 0;
+                    s3 = cnt > 3 ? DotBf16<TV>(k, x + (nint)i * k, (ushort*)r3) : 0;
+                }
                 else if (scratch != null)
                     GemmMicroKernel.Dot4<TV>(k, x + (nint)i * k, scratch, scratch + k, scratch + 2 * k, scratch + 3 * k, out s0, out s1, out s2, out s3);
                 else
@@ -141,35 +148,27 @@ public static unsafe class Gemv
         }
     }
 
-    /// <summary>Four dots of x (each full 2·lanes block in even/odd order, see <see cref="SplitEvenOdd"/>) with BF16 rows.</summary>
-    internal static void DotBf16x4<TV>(int k, float* x, ushort* w0, ushort* w1, ushort* w2, ushort* w3,
-        out float s0, out float s1, out float s2, out float s3)
-        where TV : struct, IVec<TV>
+    /// <summary>The dot of x (each full 2·lanes block in even/odd order, see <see cref="SplitEvenOdd"/>) with a BF16 row.</summary>
+    internal static float DotBf16<TV>(int k, float* x, ushort* w) where TV : struct, IVec<TV>
     {
         TV z = TV.Zero;
-        TV e0 = z, e1 = z, e2 = z, e3 = z, o0 = z, o1 = z, o2 = z, o3 = z;
+        TV e0 = z, o0 = z, e1 = z, o1 = z;
         int c = TV.Count, block = 2 * c, p = 0;
+        for (; p <= k - 2 * block; p += 2 * block)
+        {
+            var (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w + p), 0));
+            e0 = TV.Fma(a, TV.Load(in x[p], 0), e0); o0 = TV.Fma(b, TV.Load(in x[p + c], 0), o0);
+            (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w + p + block), 0));
+            e1 = TV.Fma(a, TV.Load(in x[p + block], 0), e1); o1 = TV.Fma(b, TV.Load(in x[p + block + c], 0), o1);
+        }
         for (; p <= k - block; p += block)
         {
-            TV xe = TV.Load(in x[p], 0), xo = TV.Load(in x[p + c], 0);
-            var (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w0 + p), 0));
-            e0 = TV.Fma(a, xe, e0); o0 = TV.Fma(b, xo, o0);
-            (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w1 + p), 0));
-            e1 = TV.Fma(a, xe, e1); o1 = TV.Fma(b, xo, o1);
-            (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w2 + p), 0));
-            e2 = TV.Fma(a, xe, e2); o2 = TV.Fma(b, xo, o2);
-            (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w3 + p), 0));
-            e3 = TV.Fma(a, xe, e3); o3 = TV.Fma(b, xo, o3);
+            var (a, b) = TV.SplitBf16(TV.Load(in *(float*)(w + p), 0));
+            e0 = TV.Fma(a, TV.Load(in x[p], 0), e0); o0 = TV.Fma(b, TV.Load(in x[p + c], 0), o0);
         }
-        s0 = TV.Sum(TV.Add(e0, o0)); s1 = TV.Sum(TV.Add(e1, o1)); s2 = TV.Sum(TV.Add(e2, o2)); s3 = TV.Sum(TV.Add(e3, o3));
-        for (; p < k; p++)
-        {
-            float xv = x[p];
-            s0 = MathF.FusedMultiplyAdd(xv, BFloat16.ToSingle(w0[p]), s0);
-            s1 = MathF.FusedMultiplyAdd(xv, BFloat16.ToSingle(w1[p]), s1);
-            s2 = MathF.FusedMultiplyAdd(xv, BFloat16.ToSingle(w2[p]), s2);
-            s3 = MathF.FusedMultiplyAdd(xv, BFloat16.ToSingle(w3[p]), s3);
-        }
+        float s = TV.Sum(TV.Add(TV.Add(e0, o0), TV.Add(e1, o1)));
+        for (; p < k; p++) s = MathF.FusedMultiplyAdd(x[p], BFloat16.ToSingle(w[p]), s);
+        return s;
     }
 
     /// <summary>Plain loops, for machines without SIMD (x in its natural order).</summary>
