@@ -14,6 +14,7 @@ public static class Program
     {
         ["attention"] = AttentionSuite.Run,
         ["encoder"] = EncoderSuite.Run,
+        ["gemv"] = GemvSuite.Run,
         ["optimizer"] = OptimizerBench.Run,
         ["pointwise"] = _ => PointwiseSuite.Run(),
         ["ptq"] = PtqSuite.Run,

@@ -21,10 +21,11 @@ namespace EdgeTune.Bench.Suites;
 /// two engines alternate; single-thread rows also report tokens per CPU-second of the calling thread
 /// (cpu_*_tok_s), which other processes on shared cores do not inflate.
 /// Quantized rows (PTQ of the same weights): q8_0 / q4_0 are written as GGUF by the exporter (every 2-D weight in that
-/// type), which both engines load (ours keeps the projections quantized and widens the embedding/tied head to F32);
+/// type), which both engines load (ours keeps the projections and the tied embedding/head quantized, views of the file);
 /// nf4 is EdgeTune's quantized safetensors (projections NF4, embedding BF16), no llama.cpp counterpart.
 /// EDGETUNE_BENCH_GENERATE_DTYPES (comma-separated labels, default all: f32,bf16,q8_0,q4_0,nf4) picks the rows;
-/// weights_mb is the model's parameter bytes as EdgeTune holds them.
+/// weights_mb is the model's parameter bytes as EdgeTune holds them; decode_alloc_bytes_per_token is the managed bytes the
+/// calling thread allocates per decoded token (GC.GetAllocatedBytesForCurrentThread over the decode steps).
 /// </summary>
 public sealed class GenerateSuite : IBenchSuite
 {
@@ -99,7 +100,8 @@ public sealed class GenerateSuite : IBenchSuite
                     bool cpu = threads == 1; // thread CPU time is meaningful on one thread only (llama.cpp computes on the caller then)
                     Console.WriteLine($"{label,-5} {threads,3} {ours.Prefill(promptLen),14:F1} {ours.Decode(decodeLen),13:F1} {gguflabel,10} " +
                                       $"{Fmt(llama is null ? null : theirs.Prefill(promptLen)),10} {Fmt(llama is null ? null : theirs.Decode(decodeLen)),10}" +
-                                      (cpu ? $"   by CPU time: ours {ours.PrefillCpu(promptLen):F1}/{ours.DecodeCpu(decodeLen):F1}, llama.cpp {Fmt(llama is null ? null : theirs.PrefillCpu(promptLen))}/{Fmt(llama is null ? null : theirs.DecodeCpu(decodeLen))}" : ""));
+                                      $"   alloc {ours.DecodeAllocBytes / (double)decodeLen:F0} B/token" +
+                                      (cpu ? $", by CPU time: ours {ours.PrefillCpu(promptLen):F1}/{ours.DecodeCpu(decodeLen):F1}, llama.cpp {Fmt(llama is null ? null : theirs.PrefillCpu(promptLen))}/{Fmt(llama is null ? null : theirs.DecodeCpu(decodeLen))}" : ""));
                     var row = new JsonObject
                     {
                         ["dtype"] = label, ["threads"] = threads, ["weights_mb"] = Json.Number(weightsMb),
@@ -107,6 +109,7 @@ public sealed class GenerateSuite : IBenchSuite
                         ["llamacpp_dtype"] = gguflabel,
                         ["llamacpp_prefill_tok_s"] = Json.Number(llama is null ? null : theirs.Prefill(promptLen)),
                         ["llamacpp_decode_tok_s"] = Json.Number(llama is null ? null : theirs.Decode(decodeLen)),
+                        ["decode_alloc_bytes_per_token"] = Json.Number(ours.DecodeAllocBytes / (double)decodeLen),
                     };
                     if (cpu)
                     {
@@ -159,12 +162,14 @@ public sealed class GenerateSuite : IBenchSuite
     private static string Fmt(double? v) => v is { } x ? x.ToString("F1") : "-";
 
     /// <summary>Seconds (wall and calling-thread CPU) of one prefill and of the greedy decode steps after it.</summary>
-    private readonly record struct Best(double PrefillWall, double DecodeWall, double PrefillCpuS, double DecodeCpuS)
+    /// <remarks><see cref="DecodeAllocBytes"/>: managed bytes the calling thread allocated over the decode steps
+    /// (GC.GetAllocatedBytesForCurrentThread; the largest of the rounds; llama.cpp's rounds leave it 0).</remarks>
+    private readonly record struct Best(double PrefillWall, double DecodeWall, double PrefillCpuS, double DecodeCpuS, long DecodeAllocBytes = 0)
     {
         public static readonly Best None = new(double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue);
 
         public Best With(Best o) => new(Math.Min(PrefillWall, o.PrefillWall), Math.Min(DecodeWall, o.DecodeWall),
-            Math.Min(PrefillCpuS, o.PrefillCpuS), Math.Min(DecodeCpuS, o.DecodeCpuS));
+            Math.Min(PrefillCpuS, o.PrefillCpuS), Math.Min(DecodeCpuS, o.DecodeCpuS), Math.Max(DecodeAllocBytes, o.DecodeAllocBytes));
 
         public double Prefill(int tokens) => tokens / PrefillWall;
         public double Decode(int tokens) => tokens / DecodeWall;
@@ -182,9 +187,11 @@ public sealed class GenerateSuite : IBenchSuite
         model.Forward(prompt, cache, logits);
         double prefill = Stopwatch.GetElapsedTime(t0).TotalSeconds, prefillCpu = CpuTime.Thread() - c0;
         c0 = CpuTime.Thread();
+        long alloc0 = GC.GetAllocatedBytesForCurrentThread();
         t0 = Stopwatch.GetTimestamp();
         for (int i = 0; i < decodeLen; i++) model.Forward([ArgMax(logits)], cache, logits);
-        return new Best(prefill, Stopwatch.GetElapsedTime(t0).TotalSeconds, prefillCpu, CpuTime.Thread() - c0);
+        double decode = Stopwatch.GetElapsedTime(t0).TotalSeconds, decodeCpu = CpuTime.Thread() - c0;
+        return new Best(prefill, decode, prefillCpu, decodeCpu, GC.GetAllocatedBytesForCurrentThread() - alloc0);
     }
 
     internal static int ArgMax(ReadOnlySpan<float> x)

@@ -30,8 +30,9 @@ public sealed partial class DecoderModel
         Embedding.Forward(tokens, x.Span);
         double scale = EmbeddingScale;
         if (scale != 1.0) Elementwise.Scale(x.Span, (float)scale, x.Span);
-        foreach (var layer in Layers)
+        for (int l = 0; l < Layers.Count; l++) // not foreach: an interface enumerator would be allocated per token
         {
+            var layer = Layers[l];
             f.BeginLayer();
             var y = layer.Forward(f, x, pos0 + t);
             if (!ReferenceEquals(y.Buffer, x.Buffer)) y.Span.CopyTo(x.Span);

@@ -11,8 +11,8 @@ public sealed partial class DecoderModel
 {
     /// <summary>
     /// Builds the model over an opened checkpoint. Projection weights stay as stored (memory-mapped
-    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF Q8_0/Q4_0 projections
-    /// (and EdgeTune's quantized safetensors) stay quantized as views of the file (<see cref="ModelLoadOptions.KeepQuantized"/>),
+    /// F32/F16/BF16 views where the format allows); norms and biases become F32; GGUF Q8_0/Q4_0 projections, embedding
+    /// and output head (and EdgeTune's quantized safetensors) stay quantized as views of the file (<see cref="ModelLoadOptions.KeepQuantized"/>),
     /// other block-quantized tensors are dequantized to F32. The model takes ownership of <paramref name="reader"/>.
     /// </summary>
     public static DecoderModel Load(ICheckpointReader reader, HfConfig config) => Load(reader, config, ModelLoadOptions.Inference);
@@ -46,8 +46,10 @@ public sealed partial class DecoderModel
                     parameters.Add(new Parameter(name, wide, trainable: options.Trainable));
                     continue;
                 }
-                // GGUF Q8_0/Q4_0 projections: a view of the mapped file, no copy (the model runs the file's RoPE layout).
-                if (keepQuantized && reader is GgufFile gg && IsProjection(name) && names.ToGguf(name) is { } ggName && gg.Contains(ggName))
+                // GGUF Q8_0/Q4_0 projections, embedding and head: a view of the mapped file, no copy (the model runs the
+                // file's RoPE layout). A quantized embedding serves as the tied head too, decoded panel by panel.
+                if (keepQuantized && reader is GgufFile gg && (IsProjection(name) || name is Names.Embed or Names.LmHead)
+                    && names.ToGguf(name) is { } ggName && gg.Contains(ggName))
                 {
                     var raw = gg.GetTensor(ggName);
                     if (raw.DType is DType.Q8_0 or DType.Q4_0 && raw.Shape.SequenceEqual(shape))

@@ -109,10 +109,11 @@ public static unsafe partial class Gemm
         ShapeException.RequireNonNegative(op, "M", m);
         ShapeException.RequireNonNegative(op, "K", k);
         ShapeException.RequireNonNegative(op, "N", n);
-        string dims = $" (M={m}, K={k}, N={n})";
-        if (aLen < (long)m * k) throw new ShapeException($"{op}: A has {aLen} elements, needs {(long)m * k}{dims}");
-        if (bLen < bNeeded) throw new ShapeException($"{op}: B has {bLen} elements, needs {bNeeded}{dims}");
-        if (cLen < (long)m * n) throw new ShapeException($"{op}: C has {cLen} elements, needs {(long)m * n}{dims}");
+        // The message is built only on failure: a decode step calls this hundreds of times and allocates nothing.
+        string Dims() => $" (M={m}, K={k}, N={n})";
+        if (aLen < (long)m * k) throw new ShapeException($"{op}: A has {aLen} elements, needs {(long)m * k}{Dims()}");
+        if (bLen < bNeeded) throw new ShapeException($"{op}: B has {bLen} elements, needs {bNeeded}{Dims()}");
+        if (cLen < (long)m * n) throw new ShapeException($"{op}: C has {cLen} elements, needs {(long)m * n}{Dims()}");
     }
 }
 

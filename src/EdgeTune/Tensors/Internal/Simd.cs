@@ -36,6 +36,9 @@ internal interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
     static abstract TSelf Select(TSelf mask, TSelf whenTrue, TSelf whenFalse);
     static abstract float Sum(TSelf a);
     static abstract float MaxAcross(TSelf a);
+    /// <summary>Each 32-bit lane of <paramref name="bits"/> holds two BF16 values (element 2i in the low half, 2i+1 in the
+    /// high half, little-endian): returns them widened, the even elements in one vector and the odd ones in the other.</summary>
+    static abstract (TSelf Even, TSelf Odd) SplitBf16(TSelf bits);
 }
 
 internal readonly struct V512 : IVec<V512>
@@ -62,6 +65,12 @@ internal readonly struct V512 : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 GreaterThan(V512 a, V512 b) => new(Vector512.GreaterThan(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Select(V512 mask, V512 t, V512 f) => new(Vector512.ConditionalSelect(mask.V, t.V, f.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 a) => Vector512.Sum(a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (V512 Even, V512 Odd) SplitBf16(V512 bits)
+    {
+        var u = bits.V.AsUInt32();
+        return (new(Vector512.ShiftLeft(u, 16).AsSingle()), new((u & Vector512.Create(0xFFFF0000u)).AsSingle()));
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(V512 a) => V256.MaxAcross(new V256(Vector256.Max(a.V.GetLower(), a.V.GetUpper())));
 }
 
@@ -89,6 +98,12 @@ internal readonly struct V256 : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 GreaterThan(V256 a, V256 b) => new(Vector256.GreaterThan(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Select(V256 mask, V256 t, V256 f) => new(Vector256.ConditionalSelect(mask.V, t.V, f.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 a) => Vector256.Sum(a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (V256 Even, V256 Odd) SplitBf16(V256 bits)
+    {
+        var u = bits.V.AsUInt32();
+        return (new(Vector256.ShiftLeft(u, 16).AsSingle()), new((u & Vector256.Create(0xFFFF0000u)).AsSingle()));
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(V256 a) => V128.MaxAcross(new V128(Vector128.Max(a.V.GetLower(), a.V.GetUpper())));
 }
 
@@ -116,6 +131,12 @@ internal readonly struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 GreaterThan(V128 a, V128 b) => new(Vector128.GreaterThan(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Select(V128 mask, V128 t, V128 f) => new(Vector128.ConditionalSelect(mask.V, t.V, f.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V128 a) => Vector128.Sum(a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (V128 Even, V128 Odd) SplitBf16(V128 bits)
+    {
+        var u = bits.V.AsUInt32();
+        return (new(Vector128.ShiftLeft(u, 16).AsSingle()), new((u & Vector128.Create(0xFFFF0000u)).AsSingle()));
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(V128 a) => MathF.Max(MathF.Max(a.V[0], a.V[1]), MathF.Max(a.V[2], a.V[3]));
 }

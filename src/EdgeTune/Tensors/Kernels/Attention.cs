@@ -103,26 +103,70 @@ public static unsafe class Attention
         ranges = (newTokens + rangeRows - 1) / rangeRows;
         int scratchLen = checked((int)AttentionKernel.ForwardScratch(direct, start + newTokens, d, bq, bk));
         bool saveLse = !logSumExp.IsEmpty;
-        fixed (float* pq = q, pk = kCache, pv = vCache, po = output, pl = logSumExp)
+        var job = DecodeJob.Rent();
+        try
         {
-            float* q0 = pq, k0 = pk, v0 = pv, o0 = po, l0 = pl;
-            WorkerPool.Shared.Run(heads * ranges, task =>
+            fixed (float* pq = q, pk = kCache, pv = vCache, po = output, pl = logSumExp)
             {
-                int bh = task / ranges, b = bh / headsQ, h = bh % headsQ, kvh = h / group;
-                int i0 = task % ranges * rangeRows, nq = Math.Min(rangeRows, newTokens - i0);
-                float[] buf = ArrayPool<float>.Shared.Rent(scratchLen);
-                try
-                {
-                    fixed (float* s = buf)
-                        AttentionKernel.ForwardHead<TV>(
-                            q0 + (((long)b * newTokens + i0) * headsQ + h) * d, headsQ * d, nq, start + i0,
-                            k0 + ((long)b * capacity * headsKv + kvh) * d, v0 + ((long)b * capacity * headsKv + kvh) * d, headsKv * d, start + i0 + nq,
-                            o0 + (((long)b * newTokens + i0) * headsQ + h) * d, headsQ * d,
-                            saveLse ? l0 + ((long)b * headsQ + h) * newTokens + i0 : null,
-                            d, scale, window, bq, bk, direct, s);
-                }
-                finally { ArrayPool<float>.Shared.Return(buf); }
-            });
+                job.Q = pq; job.K = pk; job.V = pv; job.O = po; job.Lse = saveLse ? pl : null;
+                job.Ranges = ranges; job.RangeRows = rangeRows; job.HeadsQ = headsQ; job.HeadsKv = headsKv; job.Group = group;
+                job.NewTokens = newTokens; job.Start = start; job.Capacity = capacity; job.D = d; job.Window = window;
+                job.Bq = bq; job.Bk = bk; job.ScratchLen = scratchLen; job.Scale = scale; job.Direct = direct;
+                job.Kernel = &DecodeTask<TV>;
+                WorkerPool.Shared.Run(heads * ranges, job.Body);
+            }
+        }
+        finally { DecodeJob.Return(job); }
+    }
+
+    /// <summary>One (batch, query head, range of query rows) task of <see cref="DecodeCore{TV}"/>.</summary>
+    private static void DecodeTask<TV>(DecodeJob j, int task) where TV : struct, IVec<TV>
+    {
+        int bh = task / j.Ranges, b = bh / j.HeadsQ, h = bh % j.HeadsQ, kvh = h / j.Group, d = j.D;
+        int headsQ = j.HeadsQ, headsKv = j.HeadsKv, newTokens = j.NewTokens, start = j.Start;
+        int i0 = task % j.Ranges * j.RangeRows, nq = Math.Min(j.RangeRows, newTokens - i0);
+        float[] buf = ArrayPool<float>.Shared.Rent(j.ScratchLen);
+        try
+        {
+            fixed (float* s = buf)
+                AttentionKernel.ForwardHead<TV>(
+                    j.Q + (((long)b * newTokens + i0) * headsQ + h) * d, headsQ * d, nq, start + i0,
+                    j.K + ((long)b * j.Capacity * headsKv + kvh) * d, j.V + ((long)b * j.Capacity * headsKv + kvh) * d, headsKv * d, start + i0 + nq,
+                    j.O + (((long)b * newTokens + i0) * headsQ + h) * d, headsQ * d,
+                    j.Lse != null ? j.Lse + ((long)b * headsQ + h) * newTokens + i0 : null,
+                    d, j.Scale, j.Window, j.Bq, j.Bk, j.Direct, s);
+        }
+        finally { ArrayPool<float>.Shared.Return(buf); }
+    }
+
+    /// <summary>The arguments of one <see cref="DecodeCore{TV}"/> call, reused by the next call on the same thread
+    /// (a decode step then allocates no closure).</summary>
+    private sealed class DecodeJob
+    {
+        [ThreadStatic] private static DecodeJob? t_idle;
+
+        public readonly Action<int> Body;
+        public delegate*<DecodeJob, int, void> Kernel;
+        public float* Q, K, V, O, Lse;
+        public int Ranges, RangeRows, HeadsQ, HeadsKv, Group, NewTokens, Start, Capacity, D, Window, Bq, Bk, ScratchLen;
+        public float Scale;
+        public bool Direct;
+
+        private DecodeJob() => Body = t => Kernel(this, t);
+
+        /// <summary>This thread's idle job, or a new one when it is in use.</summary>
+        public static DecodeJob Rent()
+        {
+            var j = t_idle;
+            if (j is null) return new DecodeJob();
+            t_idle = null;
+            return j;
+        }
+
+        public static void Return(DecodeJob j)
+        {
+            j.Q = j.K = j.V = j.O = j.Lse = null;
+            t_idle = j;
         }
     }
 

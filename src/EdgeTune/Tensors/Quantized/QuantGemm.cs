@@ -37,9 +37,9 @@ public static unsafe class QuantGemm
         int n = w.Rows, k = w.Cols;
         int inner = layout == GemmLayout.ABt ? k : n, outer = layout == GemmLayout.ABt ? n : k;
         ShapeException.RequireNonNegative(op, "M", m);
-        string dims = $" (M={m}, weight '{w.Name}' [{n}, {k}] {w.Format.Info().Name})";
-        if (a.Length < (long)m * inner) throw new ShapeException($"{op}: input has {a.Length} elements, needs {(long)m * inner}{dims}");
-        if (c.Length < (long)m * outer) throw new ShapeException($"{op}: output has {c.Length} elements, needs {(long)m * outer}{dims}");
+        string Dims() => $" (M={m}, weight '{w.Name}' [{n}, {k}] {w.Format.Info().Name})"; // built only on failure (decode allocates nothing)
+        if (a.Length < (long)m * inner) throw new ShapeException($"{op}: input has {a.Length} elements, needs {(long)m * inner}{Dims()}");
+        if (c.Length < (long)m * outer) throw new ShapeException($"{op}: output has {c.Length} elements, needs {(long)m * outer}{Dims()}");
         if (m == 0 || outer == 0) return;
         if (inner == 0)
         {

@@ -26,34 +26,41 @@ public static unsafe class QuantGemv
     {
         int n = w.Rows, k = w.Cols;
         bool integer = UsesIntegerDot(w.Format, k);
-        sbyte[]? xq = integer ? new sbyte[m * k] : null;
-        float[]? xs = integer ? new float[m * (k / QuantIntDot.Block)] : null;
-        if (integer)
-            for (int i = 0; i < m; i++)
-                QuantIntDot.QuantizeActivation(x.Slice(i * k, k), xq.AsSpan(i * k, k), xs.AsSpan(i * (k / QuantIntDot.Block)));
-        if (path == IntDotPath.Auto) path = QuantIntDot.Best;
-        // Enough rows per task that the pool's hand-off (~µs) stays small against streaming them.
-        int tasks = (int)Math.Clamp((long)n * w.RowBytes / (64 * 1024), 1, Math.Max(1, threads) * 4);
-        // Below ~4 MFLOP the pool's hand-off costs more than it saves (the fp32 GEMM's threshold).
-        if (threads <= 1 || 2L * m * n * k < 1L << 22) tasks = 1;
-        fixed (float* px = x)
-        fixed (byte* pw = w.Bytes)
-        fixed (float* py = y)
-        fixed (sbyte* pq = xq)
-        fixed (float* ps = xs)
+        var job = Job.Rent();
+        try
         {
-            var job = new Job
+            int nb = k / QuantIntDot.Block;
+            var (xq, xs) = integer ? job.Buffers(m * k, m * nb) : (Array.Empty<sbyte>(), Array.Empty<float>());
+            if (integer)
+                for (int i = 0; i < m; i++)
+                    QuantIntDot.QuantizeActivation(x.Slice(i * k, k), xq.AsSpan(i * k, k), xs.AsSpan(i * nb, nb));
+            if (path == IntDotPath.Auto) path = QuantIntDot.Best;
+            // Rows are handed out in groups of four; below ParallelBytes of weight the pool's hand-off costs more than it saves.
+            long bytes = (long)n * w.RowBytes;
+            int groups = (n + 3) / 4;
+            int tasks = threads <= 1 || bytes < Gemv.ParallelBytes ? 1 : Math.Min(groups, 4 * threads);
+            fixed (float* px = x)
+            fixed (byte* pw = w.Bytes)
+            fixed (float* py = y)
+            fixed (sbyte* pq = xq)
+            fixed (float* ps = xs)
             {
-                X = px, W = pw, Y = py, Xq = pq, Xs = ps, M = m, N = n, K = k, RowBytes = w.RowBytes,
-                Format = w.Format, Accumulate = accumulate, Width = width, Integer = integer, Path = path, Tasks = tasks,
-            };
-            if (tasks == 1) job.Task(0);
-            else WorkerPool.Shared.Run(tasks, job.Task);
+                job.X = px; job.W = pw; job.Y = py; job.Xq = pq; job.Xs = ps;
+                job.M = m; job.N = n; job.K = k; job.RowBytes = w.RowBytes;
+                job.Format = w.Format; job.Accumulate = accumulate; job.Width = width; job.Integer = integer; job.Path = path; job.Tasks = tasks;
+                if (tasks == 1) job.Task(0);
+                else WorkerPool.Shared.Run(tasks, job.Body);
+            }
         }
+        finally { Job.Return(job); }
     }
 
+    /// <summary>The state of one call, reused by the next call on the same thread (a call allocates nothing once warm).</summary>
     private sealed class Job
     {
+        [ThreadStatic] private static Job? t_idle;
+
+        public readonly Action<int> Body;
         public float* X, Y, Xs;
         public byte* W;
         public sbyte* Xq;
@@ -62,10 +69,39 @@ public static unsafe class QuantGemv
         public bool Accumulate, Integer;
         public SimdWidth Width;
         public IntDotPath Path;
+        private sbyte[] _xq = [];
+        private float[] _xs = [];
+
+        private Job() => Body = Task;
+
+        /// <summary>This thread's idle job, or a new one when it is in use (a product called from inside another).</summary>
+        public static Job Rent()
+        {
+            var j = t_idle;
+            if (j is null) return new Job();
+            t_idle = null;
+            return j;
+        }
+
+        public static void Return(Job j)
+        {
+            j.X = j.Y = j.Xs = null;
+            j.W = null;
+            j.Xq = null;
+            t_idle = j;
+        }
+
+        public (sbyte[] Q, float[] S) Buffers(int codes, int scales)
+        {
+            if (_xq.Length < codes) _xq = new sbyte[codes];
+            if (_xs.Length < scales) _xs = new float[scales];
+            return (_xq, _xs);
+        }
 
         public void Task(int t)
         {
-            int j0 = (int)((long)N * t / Tasks), j1 = (int)((long)N * (t + 1) / Tasks);
+            int groups = (N + 3) / 4;
+            int j0 = (int)((long)groups * t / Tasks) * 4, j1 = Math.Min(N, (int)((long)groups * (t + 1) / Tasks) * 4);
             int nb = K / QuantIntDot.Block;
             for (int j = j0; j < j1; j++)
             {
