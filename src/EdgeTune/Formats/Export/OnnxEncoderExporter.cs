@@ -82,23 +82,11 @@ public static class OnnxEncoderExporter
         g.Metadata("num_hidden_layers", c.Layers.ToString(CultureInfo.InvariantCulture));
         g.Metadata("weights", options.Weights.ToString());
 
-        string full = Path.GetFullPath(outDir);
-        string parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"ONNX export: '{outDir}' has no parent folder", nameof(outDir));
-        Directory.CreateDirectory(parent);
-        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(tmp);
-        try
+        string model = OnnxExporter.WriteFolder(outDir, g, tmp =>
         {
-            g.Save(Path.Combine(tmp, "model.onnx"), typeof(OnnxEncoderExporter).Assembly.GetName().Version?.ToString() ?? "0");
             if (vocabFile is not null) File.Copy(vocabFile, Path.Combine(tmp, "vocab.txt"));
-            ModelExporter.MoveIntoPlace(tmp, full);
-        }
-        catch
-        {
-            ModelExporter.TryDelete(tmp);
-            throw;
-        }
-        return new OnnxExportResult(Path.Combine(full, "model.onnx"), g.NodeCount, f.MaxWeightError);
+        });
+        return new OnnxExportResult(model, g.NodeCount, f.MaxWeightError);
     }
 
     private static string LayerNorm(OnnxModelBuilder g, OnnxForward f, string x, Module owner, string name, float eps) =>

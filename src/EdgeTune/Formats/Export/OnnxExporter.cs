@@ -77,14 +77,8 @@ public static class OnnxExporter
         g.Metadata("max_positions", maxPositions.ToString(CultureInfo.InvariantCulture));
         g.Metadata("weights", options.Weights.ToString());
 
-        string full = Path.GetFullPath(outDir);
-        string parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"ONNX export: '{outDir}' has no parent folder", nameof(outDir));
-        Directory.CreateDirectory(parent);
-        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(tmp);
-        try
+        string model = WriteFolder(outDir, g, tmp =>
         {
-            g.Save(Path.Combine(tmp, "model.onnx"), typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0");
             File.WriteAllText(Path.Combine(tmp, "config.json"), cfg.ToJson());
             if (tokenizerFolder is not null)
                 foreach (string name in ModelExporter.TokenizerFiles)
@@ -92,6 +86,24 @@ public static class OnnxExporter
                     string src = Path.Combine(tokenizerFolder, name);
                     if (File.Exists(src)) File.Copy(src, Path.Combine(tmp, name));
                 }
+        });
+        return new OnnxExportResult(model, g.NodeCount, f.MaxWeightError);
+    }
+
+    /// <summary>Writes <c>model.onnx</c> (+ its data) of <paramref name="graph"/> and whatever <paramref name="extras"/> adds into a
+    /// temporary folder beside <paramref name="outDir"/>, then moves it into place (an existing folder is replaced only once the new
+    /// one is complete). Returns the final path of model.onnx.</summary>
+    internal static string WriteFolder(string outDir, OnnxModelBuilder graph, Action<string> extras)
+    {
+        string full = Path.GetFullPath(outDir);
+        string parent = Path.GetDirectoryName(full) ?? throw new ArgumentException($"ONNX export: '{outDir}' has no parent folder", nameof(outDir));
+        Directory.CreateDirectory(parent);
+        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            graph.Save(Path.Combine(tmp, "model.onnx"), typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0");
+            extras(tmp);
             ModelExporter.MoveIntoPlace(tmp, full);
         }
         catch
@@ -99,6 +111,6 @@ public static class OnnxExporter
             ModelExporter.TryDelete(tmp);
             throw;
         }
-        return new OnnxExportResult(Path.Combine(full, "model.onnx"), g.NodeCount, f.MaxWeightError);
+        return Path.Combine(full, "model.onnx");
     }
 }
