@@ -82,11 +82,11 @@ public static class OnnxEncoderExporter
         g.Metadata("num_hidden_layers", c.Layers.ToString(CultureInfo.InvariantCulture));
         g.Metadata("weights", options.Weights.ToString());
 
-        string model = OnnxExporter.WriteFolder(outDir, g, tmp =>
+        string written = OnnxExporter.WriteFolder(outDir, g, tmp =>
         {
             if (vocabFile is not null) File.Copy(vocabFile, Path.Combine(tmp, "vocab.txt"));
         });
-        return new OnnxExportResult(model, g.NodeCount, f.MaxWeightError);
+        return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError);
     }
 
     private static string LayerNorm(OnnxModelBuilder g, OnnxForward f, string x, Module owner, string name, float eps) =>

@@ -77,7 +77,7 @@ public static class OnnxExporter
         g.Metadata("max_positions", maxPositions.ToString(CultureInfo.InvariantCulture));
         g.Metadata("weights", options.Weights.ToString());
 
-        string model = WriteFolder(outDir, g, tmp =>
+        string written = WriteFolder(outDir, g, tmp =>
         {
             File.WriteAllText(Path.Combine(tmp, "config.json"), cfg.ToJson());
             if (tokenizerFolder is not null)
@@ -87,7 +87,7 @@ public static class OnnxExporter
                     if (File.Exists(src)) File.Copy(src, Path.Combine(tmp, name));
                 }
         });
-        return new OnnxExportResult(model, g.NodeCount, f.MaxWeightError);
+        return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError);
     }
 
     /// <summary>Writes <c>model.onnx</c> (+ its data) of <paramref name="graph"/> and whatever <paramref name="extras"/> adds into a
