@@ -26,7 +26,7 @@ public sealed class BertWordPiece
         vocab.CopyTo(copy);
         byte[] bytes = copy.ToArray();
         using var read = new MemoryStream(bytes, writable: false);
-        return new(BertTokenizer.Create(read, new BertOptions { LowerCaseBeforeTokenization = lowerCase }), bytes, lowerCase);
+        return new(BertTokenizer.Create(read, new BertOptions { LowerCaseBeforeTokenization = lowerCase, RemoveNonSpacingMarks = lowerCase }), bytes, lowerCase);
     }
 
     /// <summary>Whether text is lower-cased (and accents stripped) before WordPiece.</summary>
