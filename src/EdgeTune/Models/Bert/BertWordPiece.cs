@@ -1,11 +1,17 @@
+using System.Globalization;
+using System.Text;
 using Microsoft.ML.Tokenizers;
 
 namespace EdgeTune.Models.Bert;
 
 /// <summary>
-/// WordPiece tokenization for BERT encoders through Microsoft.ML.Tokenizers' <see cref="BertTokenizer"/>
-/// (basic tokenization, optional lower-casing, [CLS] … [SEP]), padded into a <see cref="BertBatch"/>.
+/// WordPiece tokenization for BERT encoders: Hugging Face's BERT normalisation and pre-tokenisation (<see cref="Basic"/>), then
+/// Microsoft.ML.Tokenizers' <see cref="BertTokenizer"/> for the WordPiece step and [CLS] … [SEP]; padded into a <see cref="BertBatch"/>.
 /// </summary>
+/// <remarks>The package's own basic tokenization differs from Hugging Face's on real text (checked against HF tokenizers on
+/// all-MiniLM-L6-v2's tokenizer.json): it drops symbols such as &lt; &gt; | = € and emoji instead of keeping them as words or
+/// punctuation, does not decompose accents before removing them, and does not treat tab/CR/LF as spaces. So that part is done
+/// here, by the rules of Hugging Face's BertNormalizer and BertPreTokenizer, and the package only maps words to word pieces.</remarks>
 public sealed class BertWordPiece
 {
     private readonly BertTokenizer _tokenizer;
@@ -26,7 +32,7 @@ public sealed class BertWordPiece
         vocab.CopyTo(copy);
         byte[] bytes = copy.ToArray();
         using var read = new MemoryStream(bytes, writable: false);
-        return new(BertTokenizer.Create(read, new BertOptions { LowerCaseBeforeTokenization = lowerCase, RemoveNonSpacingMarks = lowerCase }), bytes, lowerCase);
+        return new(BertTokenizer.Create(read, new BertOptions { ApplyBasicTokenization = false, LowerCaseBeforeTokenization = false }), bytes, lowerCase);
     }
 
     /// <summary>Whether text is lower-cased (and accents stripped) before WordPiece.</summary>
@@ -49,7 +55,7 @@ public sealed class BertWordPiece
     {
         ArgumentNullException.ThrowIfNull(text);
         if (maxLength < 2) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "room for [CLS] and [SEP] is needed");
-        var ids = _tokenizer.EncodeToIds(text, addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true);
+        var ids = _tokenizer.EncodeToIds(Basic(text, LowerCase), addSpecialTokens: true, considerPreTokenization: true, considerNormalization: true);
         if (ids.Count <= maxLength) return [.. ids];
         var cut = ids.Take(maxLength).ToArray();
         cut[^1] = _tokenizer.SeparatorTokenId;
@@ -59,4 +65,54 @@ public sealed class BertWordPiece
     /// <summary>The texts encoded and padded to the longest.</summary>
     public BertBatch EncodeBatch(IReadOnlyList<string> texts, int maxLength = 512) =>
         BertBatch.Pad(texts.Select(t => (IReadOnlyList<int>)Encode(t, maxLength)).ToList(), PaddingTokenId);
+
+    /// <summary>Hugging Face's BERT normalisation and pre-tokenisation, returned as words joined by single spaces: control
+    /// characters (category C*, except tab/CR/LF) and U+FFFD removed, whitespace (Zs, tab, CR, LF) made a space, CJK ideographs
+    /// set apart; when <paramref name="lowerCase"/>: accents stripped (NFD, non-spacing marks removed) and lower-cased; then
+    /// punctuation (ASCII !-/ :-@ [-` {-~ and Unicode P*) split into words of its own.</summary>
+    internal static string Basic(string text, bool lowerCase)
+    {
+        var clean = new StringBuilder(text.Length + 8);
+        foreach (var r in text.EnumerateRunes())
+        {
+            int c = r.Value;
+            if (c == 0 || c == 0xFFFD) continue;
+            if (c is '\t' or '\n' or '\r' || Rune.GetUnicodeCategory(r) == UnicodeCategory.SpaceSeparator) { clean.Append(' '); continue; }
+            if (IsControl(r)) continue;
+            if (IsCjk(c)) clean.Append(' ').Append(r.ToString()).Append(' ');
+            else clean.Append(r.ToString());
+        }
+        string s = clean.ToString();
+        if (lowerCase)
+        {
+            var stripped = new StringBuilder(s.Length);
+            foreach (var r in s.Normalize(NormalizationForm.FormD).EnumerateRunes())
+                if (Rune.GetUnicodeCategory(r) != UnicodeCategory.NonSpacingMark) stripped.Append(r.ToString());
+            s = stripped.ToString().ToLowerInvariant();
+        }
+        var words = new StringBuilder(s.Length + 16);
+        foreach (var r in s.EnumerateRunes())
+        {
+            if (r.Value == ' ') { words.Append(' '); continue; }
+            if (IsPunctuation(r)) words.Append(' ').Append(r.ToString()).Append(' ');
+            else words.Append(r.ToString());
+        }
+        return string.Join(' ', words.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    private static bool IsControl(Rune r) => Rune.GetUnicodeCategory(r) is UnicodeCategory.Control or UnicodeCategory.Format
+        or UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned;
+
+    private static bool IsPunctuation(Rune r)
+    {
+        int c = r.Value;
+        if (c is >= 33 and <= 47 or >= 58 and <= 64 or >= 91 and <= 96 or >= 123 and <= 126) return true;
+        return Rune.GetUnicodeCategory(r) is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation
+            or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation
+            or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
+    }
+
+    private static bool IsCjk(int c) => c is >= 0x4E00 and <= 0x9FFF or >= 0x3400 and <= 0x4DBF or >= 0x20000 and <= 0x2A6DF
+        or >= 0x2A700 and <= 0x2B73F or >= 0x2B740 and <= 0x2B81F or >= 0x2B820 and <= 0x2CEAF or >= 0xF900 and <= 0xFAFF
+        or >= 0x2F800 and <= 0x2FA1F;
 }
