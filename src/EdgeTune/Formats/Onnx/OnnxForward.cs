@@ -37,6 +37,7 @@ internal sealed class OnnxForward : IForward<OnnxValue>
     private readonly Dictionary<object, string> _weights = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<RopeTable, (string Cos, string Sin)> _rope = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<(int Window, int Repeat), string> _masks = [];
+    private string? _qpos, _kpos;
     private readonly int _maxPositions;
 
     /// <param name="positions">int64 [T]: absolute positions of the new tokens.</param>
@@ -322,30 +323,18 @@ internal sealed class OnnxForward : IForward<OnnxValue>
     private string Mask(int window, int repeat)
     {
         if (_masks.TryGetValue((window, repeat), out var m)) return m;
-        string qpos = _g.Node("Unsqueeze", [_positions, _g.Ints(1)], "qpos");                    // [T, 1]
-        string kpos = _g.Node("Unsqueeze", [_g.Node("Range", [ZeroI64(), _totalLength, OneI64()], "kpos_s"), _g.Ints(0)], "kpos"); // [1, S]
+        // query positions [T, 1] and key positions [1, S], built once and shared by every mask
+        string qpos = _qpos ??= _g.Node("Unsqueeze", [_positions, _g.Ints(1)], "qpos");
+        string kpos = _kpos ??= _g.Node("Unsqueeze", [_g.Node("Range", [_g.ScalarInt(0), _totalLength, _g.ScalarInt(1)], "kpos_s"), _g.Ints(0)], "kpos");
         string allowed = _g.Node("LessOrEqual", [kpos, qpos], "causal");
         if (window > 0)
         {
-            string lo = _g.Node("Sub", [qpos, WindowI64(window)], "window_lo");
+            string lo = _g.Node("Sub", [qpos, _g.ScalarInt(window)], "window_lo");
             allowed = _g.Node("And", [allowed, _g.Node("Greater", [kpos, lo], "in_window")], "windowed");
         }
         string mask = _g.Node("Where", [allowed, _g.Scalar(0f), _g.Scalar(float.NegativeInfinity)], $"mask_w{window}");
         if (repeat > 1) mask = _g.Node("Tile", [mask, _g.Ints(repeat, 1)], $"mask_w{window}_g{repeat}");
         return _masks[(window, repeat)] = mask;
-    }
-
-    private string? _zero, _one;
-    private readonly Dictionary<int, string> _windows = [];
-
-    private string ZeroI64() => _zero ??= ScalarI64("zero", 0);
-    private string OneI64() => _one ??= ScalarI64("one", 1);
-    private string WindowI64(int w) => _windows.TryGetValue(w, out var n) ? n : _windows[w] = ScalarI64($"window_{w}", w);
-
-    private string ScalarI64(string name, long value)
-    {
-        var v = new[] { value };
-        return _g.Initialize(name, OnnxElementType.Int64, [], 8, s => s.Write(MemoryMarshal.AsBytes(v.AsSpan())));
     }
 
     /// <summary>Writes a tensor's values as little-endian F32 (dequantizing or widening stored types).</summary>

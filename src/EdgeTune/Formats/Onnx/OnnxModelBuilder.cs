@@ -122,6 +122,15 @@ internal sealed class OnnxModelBuilder
             s => s.Write(MemoryMarshal.AsBytes(copy.AsSpan())));
     }
 
+    /// <summary>A scalar int64 constant (shared by every use of the same value).</summary>
+    public string ScalarInt(long value)
+    {
+        string key = "s:" + value.ToString(CultureInfo.InvariantCulture);
+        if (_constants.TryGetValue(key, out var existing)) return existing;
+        var v = new[] { value };
+        return _constants[key] = Initialize("const_i64", OnnxElementType.Int64, [], 8, s => s.Write(MemoryMarshal.AsBytes(v.AsSpan())));
+    }
+
     /// <summary>A scalar float constant (shared).</summary>
     public string Scalar(float value)
     {
