@@ -111,16 +111,7 @@ public sealed partial class DecoderModel
         config.Validate("random model config");
         var family = ModelRegistry.Family(config.ModelType);
         family.Validate(config, "random model config");
-        var rng = new Rng(seed);
-        var parameters = new ParameterCollection();
-        foreach (var (name, shape) in ExpectedTensors(config))
-        {
-            var t = Tensor.Zeros(DType.F32, shape, name);
-            if (shape.Length == 1) t.Span<float>().Fill(name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f);
-            else rng.FillGaussian(t.Span<float>(), 0f, std);
-            if (dtype != DType.F32) { var converted = t.To(dtype); t.Dispose(); t = converted; }
-            parameters.Add(new Parameter(name, t, trainable));
-        }
+        var parameters = Internal.RandomWeights.Create(ExpectedTensors(config), seed, std, trainable, dtype);
         return new DecoderModel(family, config, ropeStyle, parameters, owner: null);
     }
 

@@ -102,17 +102,7 @@ public sealed class BertEncoder : Module, IDisposable
     /// <paramref name="dtype"/> F64 gives an encoder for gradient checks.</summary>
     public static BertEncoder CreateRandom(BertConfig config, ulong seed, float std = 0.02f, bool trainable = false, DType dtype = DType.F32)
     {
-        var rng = new Rng(seed);
-        var parameters = new ParameterCollection();
-        foreach (var (name, shape) in ExpectedTensors(config))
-        {
-            var t = Tensor.Zeros(DType.F32, shape, name);
-            if (shape.Length == 1) t.Span<float>().Fill(name.EndsWith("bias", StringComparison.Ordinal) ? 0f : 1f);
-            else rng.FillGaussian(t.Span<float>(), 0f, std);
-            if (dtype != DType.F32) { var c = t.To(dtype); t.Dispose(); t = c; }
-            parameters.Add(new Parameter(name, t, trainable));
-        }
-        return new BertEncoder(config, parameters);
+        return new BertEncoder(config, Internal.RandomWeights.Create(ExpectedTensors(config), seed, std, trainable, dtype));
     }
 
     private static ParameterCollection FromArrays(BertConfig config, IReadOnlyDictionary<string, float[]> parameters)
