@@ -63,6 +63,8 @@ public static class ExportCommand
             {
                 throw new CliException(CliErrors.Input, $"--out '{outPath}' is a file; {fmt} export writes a folder");
             }
+            ModelOptions.ResolveAdapter(parse, adapter);
+            EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
             if (fmt == "onnx" && adapterDir is null && IsEncoder(parse.GetValue(model)))
             {
                 string src = parse.GetValue(model)!;
@@ -73,14 +75,11 @@ public static class ExportCommand
                     var r = OnnxEncoderExporter.Export(encoder, outPath,
                         new OnnxExportOptions(OnnxWeights(dt)),
                         Path.Combine(dir, "vocab.txt"));
-                    long size = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-                    await stderr.WriteLineAsync($"ONNX encoder graph: {r.Nodes} nodes, opset 17, inputs input_ids, attention_mask, token_type_ids, outputs last_hidden_state, sentence_embedding").ConfigureAwait(false);
-                    await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{Path.GetFullPath(outPath)} {size} bytes ({FormatSize(size)})")).ConfigureAwait(false);
+                    await stderr.WriteLineAsync($"ONNX encoder graph: {r.Nodes} nodes, opset {r.Opset}, inputs input_ids, attention_mask, token_type_ids, outputs last_hidden_state, sentence_embedding").ConfigureAwait(false);
+                    await WriteWritten(stdout, outPath, FolderBytes(outPath)).ConfigureAwait(false);
                 }
                 return 0;
             }
-            ModelOptions.ResolveAdapter(parse, adapter);
-            EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
             using var key = encryption.BindForReading(parse, stderr);
             var target = ParseDType(dt);
             // Merging needs float projections: quantized GGUF projections are widened on load (F16/BF16 ones when merged).
@@ -143,9 +142,9 @@ public static class ExportCommand
                     var onnx = OnnxExporter.ExportDecoder(llama, outPath,
                         new OnnxExportOptions(OnnxWeights(dt)),
                         TokenizerFolder(parse.GetValue(tokenizer), loaded.Source));
-                    bytes = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                    bytes = FolderBytes(outPath);
                     string weights = dt is "int8" or "int4" ? string.Create(CultureInfo.InvariantCulture, $"; {dt} weights, largest weight error {onnx.MaxWeightError:G3}") : "";
-                    await stderr.WriteLineAsync($"ONNX graph: {onnx.Nodes} nodes, opset 17, inputs input_ids + past_key_values.N.key/value, outputs logits + present.N.key/value{weights}").ConfigureAwait(false);
+                    await stderr.WriteLineAsync($"ONNX graph: {onnx.Nodes} nodes, opset {onnx.Opset}, inputs input_ids + past_key_values.N.key/value, outputs logits + present.N.key/value{weights}").ConfigureAwait(false);
                 }
                 else
                 {
@@ -155,13 +154,12 @@ public static class ExportCommand
                     }
                     string? tokFolder = TokenizerFolder(parse.GetValue(tokenizer), loaded.Source);
                     ModelExporter.ExportSafetensors(llama, outPath, target, tokFolder, loaded.Tokenizer);
-                    bytes = Directory.EnumerateFiles(outPath, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                    bytes = FolderBytes(outPath);
                     if (!ModelExporter.TokenizerFiles.Any(n => File.Exists(Path.Combine(outPath, n))))
                         await stderr.WriteLineAsync("note: no Hugging Face tokenizer files were found to copy; pass --tokenizer when loading the export").ConfigureAwait(false);
                 }
             }
-            await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"{Path.GetFullPath(outPath)} {bytes} bytes ({FormatSize(bytes)})")).ConfigureAwait(false);
+            await WriteWritten(stdout, outPath, bytes).ConfigureAwait(false);
             return 0;
         });
         return command;
@@ -185,6 +183,13 @@ public static class ExportCommand
         format == "lora-gguf" && adapterDir is null
             ? "--format lora-gguf writes an adapter alone; name the adapter with --adapter DIR (a PEFT folder or a fine-tuning run folder)"
             : null;
+
+    /// <summary>The stdout line every export ends with: the written path and its size.</summary>
+    private static Task WriteWritten(TextWriter stdout, string outPath, long bytes) =>
+        stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{Path.GetFullPath(outPath)} {bytes} bytes ({FormatSize(bytes)})"));
+
+    private static long FolderBytes(string folder) =>
+        Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
 
     /// <summary>True for a BERT-style encoder (a folder or .onnx file with vocab.txt, whose config.json, if any, is a bert model).</summary>
     private static bool IsEncoder(string? path)

@@ -32,9 +32,7 @@ public static class OnnxEncoderExporter
 
         var emb = encoder.Get<Module>("embeddings");
         string len = g.Node("Squeeze", [g.Node("Shape", [ids], "seq_len1", OnnxAttribute.Of("start", 1L), OnnxAttribute.Of("end", 2L)), g.Ints(0)], "seq_len");
-        string zero = g.Node("Squeeze", [g.Ints(0), g.Ints(0)], "zero");
-        string one = g.Node("Squeeze", [g.Ints(1), g.Ints(0)], "one");
-        string positions = g.Node("Range", [zero, len, one], "positions");
+        string positions = g.Node("Range", [g.ScalarInt(0), len, g.ScalarInt(1)], "positions");
         string Gather(string table, string index, string name) => g.Node("Gather", [table, index], name, OnnxAttribute.Of("axis", 0L));
         string x = g.Node("Add", [g.Node("Add", [Gather(f.Vector(emb.GetParameter("word_embeddings.weight")), ids, "word"),
             Gather(f.Vector(emb.GetParameter("position_embeddings.weight")), positions, "position")], "word_pos"),
@@ -86,7 +84,7 @@ public static class OnnxEncoderExporter
         {
             if (vocabFile is not null) File.Copy(vocabFile, Path.Combine(tmp, "vocab.txt"));
         });
-        return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError);
+        return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError, g.Opset);
     }
 
     private static string LayerNorm(OnnxModelBuilder g, OnnxForward f, string x, Module owner, string name, float eps) =>

@@ -13,8 +13,9 @@ public sealed record OnnxExportOptions(OnnxWeightFormat Weights = OnnxWeightForm
 /// <summary>What an ONNX export produced.</summary>
 /// <param name="ModelPath">The .onnx file (its weights are in <c>model.onnx.data</c> beside it).</param>
 /// <param name="Nodes">Graph nodes written.</param>
-/// <param name="MaxWeightError">For int8 weights, the largest |w − dequantized w| over every projection; 0 for F32.</param>
-public sealed record OnnxExportResult(string ModelPath, int Nodes, double MaxWeightError);
+/// <param name="MaxWeightError">For int8/int4 weights, the largest |w − dequantized w| over every projection; 0 for F32.</param>
+/// <param name="Opset">The default-domain opset the graph declares (17; 21 for int4 weights).</param>
+public sealed record OnnxExportResult(string ModelPath, int Nodes, double MaxWeightError, int Opset);
 
 /// <summary>
 /// Exports a decoder (any family) as an ONNX graph with a KV cache, built by running the family's one block definition
@@ -51,8 +52,7 @@ public static class OnnxExporter
         string newLen = g.Node("Shape", [ids], "new_len", OnnxAttribute.Of("start", 1L), OnnxAttribute.Of("end", 2L));
         string total = g.Node("Squeeze", [g.Node("Add", [pastLen, newLen], "total_len1"), g.Ints(0)], "total_len");
         string start = g.Node("Squeeze", [pastLen, g.Ints(0)], "past_len0");
-        string one = g.Node("Squeeze", [g.Ints(1), g.Ints(0)], "one0");
-        string positions = g.Node("Range", [start, total, one], "positions");
+        string positions = g.Node("Range", [start, total, g.ScalarInt(1)], "positions");
 
         var f = new OnnxForward(g, options.Weights, positions, total, i => past[i], maxPositions);
         string embed = f.Vector(model.Embedding.Weight);
@@ -87,7 +87,7 @@ public static class OnnxExporter
                     if (File.Exists(src)) File.Copy(src, Path.Combine(tmp, name));
                 }
         });
-        return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError);
+        return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError, g.Opset);
     }
 
     /// <summary>Writes <c>model.onnx</c> (+ its data) of <paramref name="graph"/> and whatever <paramref name="extras"/> adds into a
