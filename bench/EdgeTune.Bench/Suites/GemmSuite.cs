@@ -16,6 +16,14 @@ public sealed class GemmSuite : IBenchSuite
     private static readonly string[] s_layouts = ["A*B^T", "A*B", "A^T*B"];
 
     public string Name => "gemm";
+
+    private static (int M, int K, int N) ParseShape(string s)
+    {
+        var p = s.Split('x');
+        if (p.Length != 3) throw new ArgumentException($"EDGETUNE_BENCH_GEMM_SHAPES: '{s}' is not MxKxN");
+        return (int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture),
+            int.Parse(p[2], System.Globalization.CultureInfo.InvariantCulture));
+    }
     public string Description => "fp32 GEMM GFLOP/s vs FMA peak and OpenBLAS (3 layouts, 1-2 threads)";
 
     public int Run(BenchOptions options)
@@ -36,7 +44,11 @@ public sealed class GemmSuite : IBenchSuite
 
         var results = new JsonArray();
         Console.WriteLine($"{"layout",-6} {"M",5} {"K",5} {"N",6} {"thr",3} {"ours",8} {"OpenBLAS",8} {"ratio",6}");
-        foreach (var (m, k, n) in s_shapes)
+        // EDGETUNE_BENCH_GEMM_SHAPES="MxKxN,..." replaces the default shapes (e.g. the skinny rank-r products of LoRA).
+        var shapes = Environment.GetEnvironmentVariable("EDGETUNE_BENCH_GEMM_SHAPES") is { Length: > 0 } env
+            ? env.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseShape).ToArray()
+            : s_shapes;
+        foreach (var (m, k, n) in shapes)
         {
             var rng = new Rng(42);
             float[] a = new float[m * k], b = new float[(long)k * n > int.MaxValue ? 0 : k * n], c = new float[m * n];

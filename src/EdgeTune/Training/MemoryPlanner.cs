@@ -133,6 +133,8 @@ public static class MemoryPlanner
         // managed arrays ops keep for backward: RmsNorm rstd (2 per block + final), attention log-sum-exp, LM head lse
         long saved = (rows * (2L * c.NumHiddenLayers + 2) + (long)r.MicroBatch * c.NumAttentionHeads * r.SeqLen * c.NumHiddenLayers) * 4;
         if (r.ActivationCheckpointing) saved = (rows * 4 + (long)r.MicroBatch * c.NumAttentionHeads * r.SeqLen) * 4;
+        // a frozen head's LM-head loss makes its input gradient in the forward pass and keeps it (N×C F32) for backward
+        if (!full) saved += rows * c.HiddenSize * 4;
         return new MemoryEstimate(weights, grads, optim, act, lmScratch, attnScratch, saved, r.RuntimeBytes);
     }
 

@@ -1,5 +1,6 @@
 using EdgeTune.Autograd.Internal;
 using EdgeTune.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace EdgeTune.Autograd;
 
@@ -11,7 +12,9 @@ namespace EdgeTune.Autograd;
 /// so the (N, V) logits never exist; W may be a frozen F16/BF16 tensor kept as stored, or a
 /// trainable F32 one (e.g. an embedding table tied to the head). F64 runs the reference. Keeps each
 /// row's log-sum-exp [N]; backward recomputes the logits chunk by chunk and accumulates dx and, when
-/// W requires a gradient, dW. NaN or Inf logits or loss raise <see cref="NonFiniteException"/>.
+/// W requires a gradient, dW. A frozen W on a recording tape (LoRA) instead has its F32 forward make the
+/// input gradient in the same pass (N×C floats kept for backward), so backward is dx += scale·that and the
+/// logits are made once, not twice. NaN or Inf logits or loss raise <see cref="NonFiniteException"/>.
 /// </summary>
 public sealed class LmHeadCrossEntropyOp : TapeOp
 {
@@ -22,6 +25,7 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
     private int _rows, _channels, _vocab, _count;
     private float[]? _lse32;
     private double[]? _lse64;
+    private Tensor? _inputGrad;
 
     /// <param name="targets">[N] target ids, copied.</param>
     public LmHeadCrossEntropyOp(Variable x, Variable w, ReadOnlySpan<int> targets, int chunk = CrossEntropy.DefaultChunk)
@@ -50,11 +54,14 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
             {
                 _lse32 = new float[_rows];
                 var x = _x.Value.ReadOnlySpan<float>();
+                // A frozen head: the input gradient is made with the loss (one pass over the logits instead of two).
+                if (NeedsBackward && _x.RequiresGrad && !_w.RequiresGrad) _inputGrad = Tensor.Zeros(DType.F32, [_rows, _channels], "lm_head_input_grad");
+                Span<float> g = _inputGrad is null ? default : _inputGrad.Span<float>();
                 (sum, _count) = _w.DType switch
                 {
-                    DType.F32 => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<float>(), _targets, _lse32, _rows, _channels, _vocab, _chunk),
-                    DType.F16 => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<Half>(), _targets, _lse32, _rows, _channels, _vocab, _chunk),
-                    _ => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<ushort>(), _targets, _lse32, _rows, _channels, _vocab, _chunk),
+                    DType.F32 => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<float>(), _targets, _lse32, _rows, _channels, _vocab, _chunk, inputGrad: g),
+                    DType.F16 => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<Half>(), _targets, _lse32, _rows, _channels, _vocab, _chunk, inputGrad: g),
+                    _ => CrossEntropy.LmHeadForward(x, _w.Value.ReadOnlySpan<ushort>(), _targets, _lse32, _rows, _channels, _vocab, _chunk, inputGrad: g),
                 };
             }
         }
@@ -78,6 +85,11 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
             return;
         }
         float s = dl.ReadOnlySpan<float>()[0] / _count;
+        if (_inputGrad is not null)
+        {
+            if (dx is not null) TensorPrimitives.MultiplyAdd(_inputGrad.ReadOnlySpan<float>(), s, dx.ReadOnlySpan<float>(), dx.Span<float>());
+            return;
+        }
         var x = _x.Value.ReadOnlySpan<float>();
         Span<float> gx = dx is null ? new float[n] : dx.Span<float>(), gw = dw is null ? default : dw.Span<float>();
         switch (_w.DType)
@@ -86,6 +98,12 @@ public sealed class LmHeadCrossEntropyOp : TapeOp
             case DType.F16: CrossEntropy.LmHeadBackward(x, _w.Value.ReadOnlySpan<Half>(), _targets, _lse32, gx, gw, _rows, _channels, _vocab, s, _chunk); break;
             default: CrossEntropy.LmHeadBackward(x, _w.Value.ReadOnlySpan<ushort>(), _targets, _lse32, gx, gw, _rows, _channels, _vocab, s, _chunk); break;
         }
+    }
+
+    public override void Dispose()
+    {
+        _inputGrad?.Dispose();
+        _inputGrad = null;
     }
 }
 

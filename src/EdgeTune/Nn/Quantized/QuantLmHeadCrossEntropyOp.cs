@@ -9,8 +9,8 @@ namespace EdgeTune.Nn.Quantized;
 /// <see cref="LmHeadCrossEntropyOp"/> over a frozen quantized head W [V, C] (QLoRA with a quantized tied
 /// embedding): the mean over counted rows of −log softmax(x·Wᵀ)[target], x: (..., C) seen as rows [N, C].
 /// Runs <see cref="QuantLmHead"/>: logits are made chunk by chunk from the quantized rows, never in full, and
-/// no float copy of W exists. Keeps each row's log-sum-exp [N]; backward recomputes the logits and
-/// accumulates dx only (W is never trained). F32 only.
+/// no float copy of W exists. Keeps each row's log-sum-exp [N]; on a recording tape the forward also makes the
+/// input gradient in the same pass (N×C floats kept), so backward is dx += scale·that (W is never trained). F32 only.
 /// </summary>
 public sealed class QuantLmHeadCrossEntropyOp : TapeOp
 {
@@ -21,6 +21,7 @@ public sealed class QuantLmHeadCrossEntropyOp : TapeOp
     private Variable _loss = null!;
     private int _rows, _count;
     private float[] _lse = [];
+    private Tensor? _inputGrad;
 
     /// <param name="targets">[N] target ids, copied.</param>
     public QuantLmHeadCrossEntropyOp(Variable x, QuantizedMatrix w, ReadOnlySpan<int> targets, int chunk = CrossEntropy.DefaultChunk)
@@ -47,7 +48,9 @@ public sealed class QuantLmHeadCrossEntropyOp : TapeOp
         double sum;
         try
         {
-            (sum, _count) = QuantLmHead.Forward(_x.Value.ReadOnlySpan<float>(), _w, _targets, _lse, _rows, _chunk);
+            if (NeedsBackward) _inputGrad = Tensor.Zeros(DType.F32, [_rows, channels], "lm_head_input_grad");
+            (sum, _count) = QuantLmHead.Forward(_x.Value.ReadOnlySpan<float>(), _w, _targets, _lse, _rows, _chunk,
+                inputGrad: _inputGrad is null ? default : _inputGrad.Span<float>());
         }
         catch (ArithmeticException e) when (e is not NonFiniteException)
         {
@@ -60,7 +63,15 @@ public sealed class QuantLmHeadCrossEntropyOp : TapeOp
     {
         if (_loss.Grad is not { } dl || GradOf(_x) is not { } dx || _count == 0) return;
         float s = dl.ReadOnlySpan<float>()[0] / _count;
-        QuantLmHead.Backward(_x.Value.ReadOnlySpan<float>(), _w, _targets, _lse, dx.Span<float>(), _rows, s, _chunk);
+        if (_inputGrad is not null)
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(_inputGrad.ReadOnlySpan<float>(), s, dx.ReadOnlySpan<float>(), dx.Span<float>());
+        else QuantLmHead.Backward(_x.Value.ReadOnlySpan<float>(), _w, _targets, _lse, dx.Span<float>(), _rows, s, _chunk);
+    }
+
+    public override void Dispose()
+    {
+        _inputGrad?.Dispose();
+        _inputGrad = null;
     }
 }
 

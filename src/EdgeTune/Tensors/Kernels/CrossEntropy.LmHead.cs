@@ -11,22 +11,29 @@ public static unsafe partial class CrossEntropy
     /// rowLoss: (N) (overwritten; empty to skip). The logits are made <paramref name="chunk"/>
     /// vocabulary rows at a time (N × chunk floats of scratch) and folded into a running max and
     /// sum of exponentials per row, so (N,V) logits never exist. Returns the summed loss and count.
+    /// inputGrad: (N,C) (overwritten; empty to skip) receives the input gradient of the SUMMED loss,
+    /// Σ_v softmax(l)_v·W[v] − W[target] per counted row (0 for an ignored row), made in the same pass:
+    /// each chunk's exponentials exp(l − running max) are multiplied into it at once and the rows are
+    /// rescaled when their max grows (as online softmax does), so a frozen head's backward is
+    /// dx += scale·inputGrad with no second pass over the logits. Costs one more GEMM per chunk.
     /// </summary>
     public static CrossEntropyResult LmHeadForward<TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets,
-        Span<float> logSumExp, int rows, int channels, int vocab, int chunk = DefaultChunk, Span<float> rowLoss = default)
+        Span<float> logSumExp, int rows, int channels, int vocab, int chunk = DefaultChunk, Span<float> rowLoss = default,
+        Span<float> inputGrad = default)
         where TW : unmanaged
     {
         const string op = "CrossEntropy.LmHeadForward";
         CheckWeightType<TW>(op);
         CrossEntropyChecks.Targets(op, targets, rows, vocab);
         CrossEntropyChecks.LmHead(op, x.Length, weight.Length, logSumExp.Length, rowLoss.Length, rows, channels, vocab, chunk);
+        if (!inputGrad.IsEmpty) ShapeException.RequireLength(op, "inputGrad", inputGrad.Length, (long)rows * channels);
         var losses = rowLoss.IsEmpty ? new float[rows] : rowLoss;
         switch (Simd.Width)
         {
-            case SimdWidth.V512: LmHeadForwardCore<V512, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk); break;
-            case SimdWidth.V256: LmHeadForwardCore<V256, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk); break;
+            case SimdWidth.V512: LmHeadForwardCore<V512, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk, inputGrad); break;
+            case SimdWidth.V256: LmHeadForwardCore<V256, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk, inputGrad); break;
             // V128 is emulated where not accelerated: the chunked path is kept so memory stays bounded.
-            default: LmHeadForwardCore<V128, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk); break;
+            default: LmHeadForwardCore<V128, TW>(x, weight, targets, logSumExp, losses, rows, channels, vocab, chunk, inputGrad); break;
         }
         return Total(losses, targets, rows);
     }
@@ -55,24 +62,51 @@ public static unsafe partial class CrossEntropy
     }
 
     internal static void LmHeadForwardCore<TV, TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets,
-        Span<float> logSumExp, Span<float> rowLoss, int rows, int channels, int vocab, int chunk)
+        Span<float> logSumExp, Span<float> rowLoss, int rows, int channels, int vocab, int chunk, Span<float> inputGrad = default)
         where TV : struct, IVec<TV> where TW : unmanaged
     {
         if (rows == 0) return;
         int width = Math.Min(chunk, vocab);
         float[] buf = ArrayPool<float>.Shared.Rent(checked(rows * width));
         var state = new LmHeadState(rows);
+        bool grad = !inputGrad.IsEmpty;
+        if (grad) inputGrad.Clear();
         try
         {
             for (int v0 = 0; v0 < vocab; v0 += width)
             {
                 int cv = Math.Min(width, vocab - v0);
-                Gemm.ABt(x, weight.Slice(v0 * channels, cv * channels), buf, rows, channels, cv);
-                LmHeadFoldChunk<TV>(buf, targets, state, rows, v0, cv, "CrossEntropy.LmHeadForward");
+                var w = weight.Slice(v0 * channels, cv * channels);
+                Gemm.ABt(x, w, buf, rows, channels, cv);
+                if (!grad)
+                {
+                    LmHeadFoldChunk<TV>(buf, targets, state, rows, v0, cv, "CrossEntropy.LmHeadForward");
+                    continue;
+                }
+                LmHeadFoldChunkExp<TV>(buf, targets, state, inputGrad, rows, channels, v0, cv, "CrossEntropy.LmHeadForward");
+                Gemm.AB(buf, w, inputGrad, rows, cv, channels, accumulate: true);
             }
         }
         finally { ArrayPool<float>.Shared.Return(buf); }
         state.Finish(targets, logSumExp, rowLoss, rows);
+        if (!grad) return;
+        state.NormalizeInputGradient(targets, inputGrad, rows, channels);
+        var wt = new float[channels];
+        for (int r = 0; r < rows; r++)
+        {
+            if (targets[r] == IgnoreIndex) continue;
+            WidenRow(weight.Slice(targets[r] * channels, channels), wt);
+            var g = inputGrad.Slice(r * channels, channels);
+            System.Numerics.Tensors.TensorPrimitives.Subtract(g, wt, g);
+        }
+    }
+
+    /// <summary>dst[0..C) = the weight row src widened to F32 (F32, F16 or BF16 elements).</summary>
+    private static void WidenRow<TW>(ReadOnlySpan<TW> src, Span<float> dst) where TW : unmanaged
+    {
+        if (typeof(TW) == typeof(float)) System.Runtime.InteropServices.MemoryMarshal.Cast<TW, float>(src).CopyTo(dst);
+        else if (typeof(TW) == typeof(Half)) System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<TW, Half>(src), dst);
+        else BFloat16.ToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<TW, ushort>(src), dst);
     }
 
     internal static void LmHeadBackwardCore<TV, TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> weight, ReadOnlySpan<int> targets, ReadOnlySpan<float> logSumExp,
@@ -111,6 +145,19 @@ public static unsafe partial class CrossEntropy
             Array.Fill(RunMax, float.NegativeInfinity);
         }
 
+        /// <summary>Divides each counted row of the accumulated Σ_v exp(l_v − runMax)·W[v] in <paramref name="inputGrad"/>
+        /// by the row's sum of exponentials (softmax·W); the caller subtracts the target's weight row. Ignored rows
+        /// stay zero. Call after every chunk was folded.</summary>
+        public void NormalizeInputGradient(ReadOnlySpan<int> targets, Span<float> inputGrad, int rows, int channels)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                if (targets[r] == IgnoreIndex) continue;
+                var g = inputGrad.Slice(r * channels, channels);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(g, 1f / RunSum[r], g);
+            }
+        }
+
         /// <summary>logSumExp and rowLoss [N] from the folded chunks.</summary>
         public void Finish(ReadOnlySpan<int> targets, Span<float> logSumExp, Span<float> rowLoss, int rows)
         {
@@ -141,6 +188,42 @@ public static unsafe partial class CrossEntropy
                 float* row = b0 + (long)r * cv;
                 if (!CrossEntropyRows.Fold<TV>(row, cv, ref runMax[r], ref runSum[r])) return false;
                 if (t >= v0 && t < v0 + cv) target[r] = row[t - v0];
+                return true;
+            });
+            if (bad >= 0)
+                throw new ArithmeticException($"{op}: the logits of row {bad} (vocabulary rows [{v0}, {v0 + cv})) hold NaN or Inf; check x and the weight");
+        }
+    }
+
+    /// <summary>
+    /// Folds one chunk of logits buf (N, cv) into <paramref name="state"/> like <see cref="LmHeadFoldChunk{TV}"/> and
+    /// leaves in buf exp(l − m), m the row's running max after this chunk (ignored rows zero), scaling the row's
+    /// accumulated input gradient inputGrad (N, C) by exp(m_before − m) so every chunk's terms share one shift.
+    /// The caller then adds buf·W[chunk] to inputGrad.
+    /// </summary>
+    /// <exception cref="ArithmeticException">A row holds NaN or Inf.</exception>
+    internal static void LmHeadFoldChunkExp<TV>(float[] buf, ReadOnlySpan<int> targets, LmHeadState state, Span<float> inputGrad,
+        int rows, int channels, int v0, int cv, string op)
+        where TV : struct, IVec<TV>
+    {
+        float[] runMax = state.RunMax, runSum = state.RunSum, target = state.Target;
+        fixed (float* pb = buf, pg = inputGrad)
+        fixed (int* pt = targets)
+        {
+            float* b0 = pb, g0 = pg;
+            int* t0 = pt;
+            int bad = CrossEntropyRows.ForRows(rows, r =>
+            {
+                int t = t0[r];
+                float* row = b0 + (long)r * cv;
+                if (t == IgnoreIndex) { new Span<float>(row, cv).Clear(); return true; }
+                float m = BlockMath.MaxChecked<TV>(row, cv, out bool nonFinite);
+                if (nonFinite) return false;
+                if (t >= v0 && t < v0 + cv) target[r] = row[t - v0];
+                float mNew = MathF.Max(runMax[r], m), alpha = MathF.Exp(runMax[r] - mNew);
+                runSum[r] = runSum[r] * alpha + BlockMath.ExpShiftSum<TV>(row, cv, mNew);
+                runMax[r] = mNew;
+                if (alpha != 1f) BlockMath.Scale<TV>(g0 + (long)r * channels, channels, alpha);
                 return true;
             });
             if (bad >= 0)

@@ -135,6 +135,83 @@ public class CrossEntropyTests
         Close(rdx, dx2, 1e-4, 1e-6, "dx (frozen head)");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(16)]
+    [InlineData(CrossEntropy.DefaultChunk)]
+    public void LmHeadForwardMakesTheFrozenHeadInputGradientInOnePass(int chunk)
+    {
+        // Odd sizes, ignored rows, logits whose max moves between chunks (a wide weight scale), every weight format.
+        int rows = 11, channels = 13, vocab = 53;
+        double[] x = Gaussian(21, rows * channels), w = Gaussian(22, vocab * channels, 2.0);
+        int[] targets = Targets(23, rows, vocab, withIgnored: true);
+        var rLse = new double[rows];
+        CrossEntropyReference.LmHeadForward<double>(x, w, targets, rLse, rows, channels, vocab);
+        var rdx = new double[x.Length];
+        CrossEntropyReference.LmHeadBackward<double>(x, w, targets, rLse, rdx, new double[w.Length], rows, channels, vocab, 1.0);
+        float[] xf = ToFloat(x), wf = ToFloat(w);
+        var lse = new float[rows]; var loss = new float[rows];
+        var g = new float[x.Length];
+        Array.Fill(g, 7f); // overwritten, not accumulated
+        var result = CrossEntropy.LmHeadForward<float>(xf, wf, targets, lse, rows, channels, vocab, chunk, loss, g);
+        var plain = CrossEntropy.LmHeadForward<float>(xf, wf, targets, new float[rows], rows, channels, vocab, chunk);
+        Assert.Equal(plain.LossSum, result.LossSum, 1e-4);
+        Close(rLse, lse, 1e-5, 1e-5, "lse");
+        Close(rdx, g, 1e-4, 1e-5, "input gradient (F32 head)");
+        for (int r = 0; r < rows; r++)
+            if (targets[r] == CrossEntropy.IgnoreIndex)
+                for (int c = 0; c < channels; c++) Assert.Equal(0f, g[r * channels + c]);
+
+        // every vector width's core
+        var widths = new List<(string, Action<float[], float[]>)> { ("V128", (l, gg) => CrossEntropy.LmHeadForwardCore<V128, float>(xf, wf, targets, l, new float[rows], rows, channels, vocab, chunk, gg)) };
+        if (V256.IsAccelerated) widths.Add(("V256", (l, gg) => CrossEntropy.LmHeadForwardCore<V256, float>(xf, wf, targets, l, new float[rows], rows, channels, vocab, chunk, gg)));
+        if (V512.IsAccelerated) widths.Add(("V512", (l, gg) => CrossEntropy.LmHeadForwardCore<V512, float>(xf, wf, targets, l, new float[rows], rows, channels, vocab, chunk, gg)));
+        foreach (var (name, core) in widths)
+        {
+            var gw = new float[x.Length];
+            core(new float[rows], gw);
+            Close(rdx, gw, 1e-4, 1e-5, name + " input gradient");
+        }
+
+        // F16 / BF16 heads against the recomputing backward on the same stored weights
+        var wh = Array.ConvertAll(wf, v => (Half)v);
+        var wb = new ushort[wf.Length];
+        BFloat16.FromSingle(wf, wb);
+        var gh = new float[x.Length]; var dxh = new float[x.Length];
+        CrossEntropy.LmHeadForward<Half>(xf, wh, targets, lse, rows, channels, vocab, chunk, default, gh);
+        CrossEntropy.LmHeadBackward<Half>(xf, wh, targets, lse, dxh, default, rows, channels, vocab, 1f, chunk);
+        for (int i = 0; i < gh.Length; i++) Assert.Equal(dxh[i], gh[i], 1e-4f);
+        var gb = new float[x.Length]; var dxb = new float[x.Length];
+        CrossEntropy.LmHeadForward<ushort>(xf, wb, targets, lse, rows, channels, vocab, chunk, default, gb);
+        CrossEntropy.LmHeadBackward<ushort>(xf, wb, targets, lse, dxb, default, rows, channels, vocab, 1f, chunk);
+        for (int i = 0; i < gb.Length; i++) Assert.Equal(dxb[i], gb[i], 1e-4f);
+    }
+
+    [Fact]
+    public void QuantizedLmHeadForwardMakesTheInputGradientInOnePass()
+    {
+        int rows = 9, channels = 64, vocab = 41;
+        float[] x = ToFloat(Gaussian(31, rows * channels)), w = ToFloat(Gaussian(32, vocab * channels, 0.5));
+        int[] targets = Targets(33, rows, vocab, withIgnored: true);
+        foreach (var format in new[] { EdgeTune.Tensors.Quantized.QuantFormat.Q8_0, EdgeTune.Tensors.Quantized.QuantFormat.NF4 })
+        {
+            using var q = EdgeTune.Tensors.Quantized.QuantizedMatrix.Quantize(w, vocab, channels, format);
+            foreach (int chunk in new[] { 5, 16, CrossEntropy.DefaultChunk })
+            {
+                var lse = new float[rows];
+                var g = new float[x.Length];
+                var fused = EdgeTune.Tensors.Quantized.QuantLmHead.Forward(x, q, targets, lse, rows, chunk, default, g);
+                var lse2 = new float[rows];
+                var plain = EdgeTune.Tensors.Quantized.QuantLmHead.Forward(x, q, targets, lse2, rows, chunk);
+                Assert.Equal(plain.LossSum, fused.LossSum, 1e-4);
+                var dx = new float[x.Length];
+                EdgeTune.Tensors.Quantized.QuantLmHead.Backward(x, q, targets, lse2, dx, rows, 1f, chunk);
+                for (int i = 0; i < dx.Length; i++) Assert.True(Math.Abs(dx[i] - g[i]) <= 1e-4 + 1e-4 * Math.Abs(dx[i]), $"{format} chunk {chunk}: [{i}] {g[i]} vs {dx[i]}");
+            }
+        }
+    }
+
     [Fact]
     public void LmHeadReadsHalfAndBf16Weights()
     {
