@@ -57,11 +57,13 @@ public class ElementwiseTests
         Close(e, dx, Rtol, 1e-5, what);
     }
 
-    [Fact]
-    public void PublicEntryPointsMatchReference()
+    [Theory]
+    [InlineData(77)]
+    [InlineData(2 * Map.ParallelElements + 77)] // split across the worker pool, with a ragged last part
+    public void PublicEntryPointsMatchReference(int n)
     {
         var rng = new Rng(5);
-        const int n = 77;
+        if (n >= Map.ParallelElements && WorkerPool.Shared.Threads > 1) Assert.True(Map.Parts(n) > 1);
         float[] a = Rand(rng, n), b = Rand(rng, n), y = new float[n];
         double[] da = ToDouble(a), db = ToDouble(b), e = new double[n];
         Elementwise.Add(a, b, y); ElementwiseReference.Add<double>(da, db, e); Close(e, y, 2e-7, 0, "Add");
