@@ -160,11 +160,16 @@ public sealed class LoraLinear : ILinear
             return tape.ChannelScale(sum, c, lin.Bias?.Variable);
         }
         var y = Base.Forward(tape, x);
-        foreach (var m in active) y = tape.Add(y, Update(tape, m, x));
+        foreach (var m in active)
+        {
+            // the update is added where it is made: y + s·(drop(x)·Aᵀ)·Bᵀ, no (…, out) intermediate on the tape
+            var h = tape.Linear(m.Dropout > 0 && tape.IsRecording ? tape.Dropout(x, m.Dropout, m.DropoutRng) : x, m.A);
+            y = tape.LowRankAdd(y, h, m.B.Variable, m.Scale);
+        }
         return y;
     }
 
-    // Linear(s · Linear(drop(x), A), B): (…, in) → (…, r) → (…, out). The scale applies to the
+    // DoRA's update, Linear(s · Linear(drop(x), A), B): (…, in) → (…, r) → (…, out). The scale applies to the
     // rank-r intermediate (as in inference), out/r times less work than scaling the output.
     private static Variable Update(Tape tape, LoraModule m, Variable x)
     {

@@ -11,7 +11,7 @@ internal readonly record struct PlanValue(int Node, long Cols);
 /// <see cref="IForward{TX}"/> for the memory planner: runs a family's block definition without data, recording
 /// for every op what <see cref="TapeForward"/> would put on the tape (its output bytes, whether it needs a
 /// gradient) into a <see cref="TapeLiveness"/>. A LoRA-targeted projection records what <c>LoraLinear</c> does
-/// on the tape: base, A (N, r), scale (N, r), B, add.
+/// on the tape: base, A (N, r), low-rank add.
 /// </summary>
 internal sealed class PlanForward(TapeLiveness g, MemoryPlanRequest r, long rows, int elementBytes) : IForward<PlanValue>
 {
@@ -33,11 +33,9 @@ internal sealed class PlanForward(TapeLiveness g, MemoryPlanRequest r, long rows
         long outCols = layer.OutFeatures;
         var y = Op(layer.Name, outCols, _full, x.Node);
         if (!IsTarget(r, layer.Name)) return y;
-        // as LoraLinear records it: A (N, r), the scale on the rank-r intermediate, B (N, out), the sum
+        // as LoraLinear records it: A (N, r), then the low-rank add y + s·h·Bᵀ (N, out), which keeps s·h (N, r)
         var a = Op(layer.Name + ".lora_A", r.LoraRank, true, x.Node);
-        var s = Op(layer.Name + ".scale", r.LoraRank, false, a.Node);
-        var b = Op(layer.Name + ".lora_B", outCols, true, s.Node);
-        return Op(layer.Name + ".add", outCols, false, y.Node, b.Node);
+        return new(g.Op(layer.Name + ".lowrank_add", Bytes(outCols) + Bytes(r.LoraRank), Bytes(outCols), true, y.Node, a.Node), outCols);
     }
 
     public PlanValue RmsNorm(PlanValue x, Parameter weight, double eps)
