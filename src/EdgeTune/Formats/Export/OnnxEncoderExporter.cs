@@ -9,8 +9,9 @@ namespace EdgeTune.Formats.Export;
 /// Exports a BERT-style encoder (MiniLM, all-MiniLM, fine-tuned ones: adapters are read back through their own forward,
 /// so they are merged) as an ONNX graph for ONNX Runtime and its NPU/GPU providers. Inputs <c>input_ids</c>,
 /// <c>attention_mask</c>, <c>token_type_ids</c> (int64, batch × sequence) as transformers' exports name them; outputs
-/// <c>last_hidden_state</c> (batch, sequence, hidden) and <c>sentence_embedding</c> (batch, hidden): the mean over attended
-/// tokens, L2-normalised, as sentence-transformers' Pooling + Normalize compute it. Opset 17 (LayerNormalization, Erf).
+/// <c>last_hidden_state</c> (batch, sequence, hidden) and <c>sentence_embedding</c> (batch, hidden): the encoder's
+/// <see cref="BertEncoder.Pooling"/> (the mean over attended tokens or the [CLS] row, L2-normalised when it normalises), as
+/// sentence-transformers' Pooling + Normalize compute it. Opset 17 (LayerNormalization, Erf).
 /// </summary>
 /// <remarks>The graph mirrors <see cref="BertLayer.Forward"/> (post-norm: LN(x + attn), LN(a + FFN), exact GELU); the
 /// encoder's block is written on the tape, not on <see cref="Nn.IForward{TX}"/>, so this is its second writing — the parity
@@ -67,13 +68,21 @@ public static class OnnxEncoderExporter
             x = LayerNorm(g, f, g.Node("Add", [down, a], $"{l}.ffn_res"), output, "LayerNorm", c.LayerNormEps);
         }
         string hidden = g.Node("Identity", [x], "last_hidden_state");
-        // mean over attended tokens (count floored at 1e-9), then x / max(‖x‖, 1e-12)
-        string m3 = g.Node("Unsqueeze", [maskF, g.Ints(2)], "mask_3");
-        string summed = g.Reduce("ReduceSum", g.Node("Mul", [hidden, m3], "masked_hidden"), [1], keepDims: false, "summed");
-        string count = g.Node("Max", [g.Reduce("ReduceSum", maskF, [1], keepDims: true, "count"), g.Scalar(1e-9f)], "count_floor");
-        string mean = g.Node("Div", [summed, count], "mean_pooled");
-        string norm = g.Node("Max", [g.Reduce("ReduceL2", mean, [1], keepDims: true, "l2"), g.Scalar(1e-12f)], "l2_floor");
-        string sentence = g.Node("Div", [mean, norm], "sentence_embedding");
+        // the encoder's pooling: the mean over attended tokens (count floored at 1e-9) or the [CLS] row; then, when it
+        // normalises, x / max(‖x‖, 1e-12)
+        string pooled;
+        if (encoder.Pooling.Mode == PoolingMode.Cls)
+            pooled = g.Node("Gather", [hidden, g.ScalarInt(0)], "cls_pooled", OnnxAttribute.Of("axis", 1L));
+        else
+        {
+            string m3 = g.Node("Unsqueeze", [maskF, g.Ints(2)], "mask_3");
+            string summed = g.Reduce("ReduceSum", g.Node("Mul", [hidden, m3], "masked_hidden"), [1], keepDims: false, "summed");
+            string count = g.Node("Max", [g.Reduce("ReduceSum", maskF, [1], keepDims: true, "count"), g.Scalar(1e-9f)], "count_floor");
+            pooled = g.Node("Div", [summed, count], "mean_pooled");
+        }
+        string sentence = encoder.Pooling.Normalize
+            ? g.Node("Div", [pooled, g.Node("Max", [g.Reduce("ReduceL2", pooled, [1], keepDims: true, "l2"), g.Scalar(1e-12f)], "l2_floor")], "sentence_embedding")
+            : g.Node("Identity", [pooled], "sentence_embedding");
         g.Output(hidden, OnnxElementType.Float, "batch", "sequence", c.HiddenSize);
         g.Output(sentence, OnnxElementType.Float, "batch", c.HiddenSize);
         g.Metadata("model_type", "bert");
