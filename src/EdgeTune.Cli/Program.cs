@@ -47,6 +47,7 @@ public static class Program
         root.Subcommands.Add(FlCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create(input));
         root.Subcommands.Add(EmbedCommand.Create(input));
+        root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
         return (root, verbose, config);

@@ -26,7 +26,7 @@ public static class EmbedCommand
         format.AcceptOnlyFromAmong("json", "tsv");
         var batch = new Option<int>("--batch") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens kept per text ([CLS] and [SEP] included); default 256 or the model's positions if fewer" };
-        var command = new Command("embed", "Embed texts with a local sentence encoder (MiniLM/BERT): normalised mean-pooled vectors");
+        var command = new Command("embed", "Embed texts with a local sentence encoder (MiniLM, BERT, DistilBERT, arctic-embed): pooled as the model configures (mean or [CLS]) and normalised");
         foreach (var o in new Option[] { model, text, file, output, format, batch, maxLength }) command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {

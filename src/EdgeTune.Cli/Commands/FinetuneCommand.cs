@@ -53,10 +53,10 @@ public static class FinetuneCommand
             var outp = parse.InvocationConfiguration.Output;
             if (parse.GetValue(task) is { } encoderTask)
             {
-                var decoderOnly = new Option[] { tokenizer, epochs, checkpointing, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, canaries };
+                var decoderOnly = new Option[] { tokenizer, epochs, checkpointing, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, canaries };
                 if (decoderOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } extra)
                     throw new CliException(CliErrors.Usage, $"{extra.Name} does not apply to --task {encoderTask} (encoder fine-tuning)");
-                return await FinetuneEncoder.RunAsync(parse, encoderTask, model, data, method, rank, alpha, output, training, power, new ProgressLine(err).Show, ct).ConfigureAwait(false);
+                return await FinetuneEncoder.RunAsync(parse, encoderTask, model, data, method, rank, alpha, output, resume, maxMemory, training, power, new ProgressLine(err).Show, ct).ConfigureAwait(false);
             }
             string? modelRef = parse.GetValue(model);
             bool demo = modelRef is null;

@@ -94,7 +94,7 @@ public sealed record MemoryPlan(MemoryPlanRequest Request, MemoryEstimate Estima
 /// replay of the tape's liveness (views cost no value but their gradient), forward then backward, with or
 /// without per-block checkpointing. There is no hand-written copy of any network here.
 /// </summary>
-public static class MemoryPlanner
+public static partial class MemoryPlanner
 {
     /// <summary>Estimated peak by component.</summary>
     public static MemoryEstimate Estimate(MemoryPlanRequest r)

@@ -101,6 +101,82 @@ public sealed class EncoderCommandTests : IDisposable
     }
 
     [Fact]
+    public void ClassifyPrintsTheLabelAndProbabilitiesOfAFinetunedClassifier()
+    {
+        string tiny = BertFolderTests.TinyFolder(_dir);
+        string data = Path.Combine(_dir, "labels.jsonl");
+        File.WriteAllLines(data, Enumerable.Range(0, 12).Select(i => i % 2 == 0
+            ? """{"text": "the sun is hot", "label": "weather"}""" : """{"text": "the cat sat on a mat", "label": "pets"}"""));
+        string outDir = Path.Combine(_dir, "cls");
+        var (code, output, err) = CliRunner.Run("finetune", "--task", "classify", "--method", "full", "--model", tiny, "--data", data, "--out", outDir,
+            "--steps", "30", "--batch", "6", "--lr", "3e-3");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("try: edgetune classify --model", output);
+        Assert.Contains("predicted peak memory:", output);
+
+        (code, output, err) = CliRunner.Run("classify", "--model", outDir, "--text", "the sun is hot", "--text", "the cat sat on a mat");
+        Assert.True(code == 0, err + output);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        using var classifier = BertClassifier.Load(outDir);
+        var expected = classifier.Predict(["the sun is hot", "the cat sat on a mat"]);
+        for (int i = 0; i < 2; i++)
+        {
+            var row = JsonDocument.Parse(lines[i]).RootElement;
+            Assert.Equal(expected[i].Label, row.GetProperty("label").GetString());
+            var probs = row.GetProperty("probabilities").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetSingle());
+            Assert.Equal(["weather", "pets"], probs.Keys);
+            Assert.Equal(1f, probs.Values.Sum(), 1e-5f);
+            foreach (var (label, p) in expected[i].Probabilities) Assert.Equal(p, probs[label], 1e-6f);
+        }
+        // trained on these very texts: it has learnt them
+        Assert.Equal(["weather", "pets"], expected.Select(e => e.Label));
+
+        // --data with labels: the accuracy line; a .txt of texts: predictions only
+        string tsv = Path.Combine(_dir, "eval.tsv");
+        File.WriteAllLines(tsv, ["the sun is hot\tweather", "the cat sat on a mat\tpets", "the cat sat on a mat\tweather"]);
+        (code, output, err) = CliRunner.Run("classify", "--model", outDir, "--data", tsv);
+        Assert.True(code == 0, err + output);
+        Assert.Contains("accuracy: 0.6667 (2/3 labelled texts)", output);
+        string txt = Path.Combine(_dir, "texts.txt");
+        File.WriteAllLines(txt, ["the sun is hot", "", "a big dog"]);
+        (code, output, err) = CliRunner.Run("classify", "--model", outDir, "--data", txt);
+        Assert.True(code == 0, err + output);
+        Assert.Equal(2, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        // errors: an embedding folder is not a classifier (input), no text (usage)
+        (code, _, err) = CliRunner.Run("classify", "--model", tiny, "--text", "x");
+        Assert.Equal(3, code);
+        Assert.Contains("classifier.safetensors", err);
+        (code, _, err) = CliRunner.Run("classify", "--model", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains("nothing to classify", err);
+    }
+
+    [Fact]
+    public void FinetuneTaskResumesFromItsCheckpoint()
+    {
+        string tiny = BertFolderTests.TinyFolder(_dir);
+        string data = Path.Combine(_dir, "pairs.jsonl");
+        string[] words = ["cat", "dog", "sun", "rain", "mat", "red", "blue", "big"];
+        File.WriteAllLines(data, words.Select((w, i) => $$"""{"anchor": "the {{w}}", "positive": "a {{words[(i + 1) % words.Length]}} is hot"}"""));
+        string outDir = Path.Combine(_dir, "out");
+        var (code, output, err) = CliRunner.Run("finetune", "--task", "embed", "--model", tiny, "--data", data, "--out", outDir, "--steps", "4", "--batch", "4", "--checkpoint-every", "2");
+        Assert.True(code == 0, err + output);
+        Assert.True(Directory.Exists(Path.Combine(outDir, "checkpoints")));
+        (code, output, err) = CliRunner.Run("finetune", "--task", "embed", "--model", tiny, "--data", data, "--out", outDir, "--steps", "6", "--batch", "4", "--resume");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("resumed from", output);
+        Assert.Contains("stopped: Completed at step 6/6", output);
+        Assert.Equal([1, 2, 3, 4, 5, 6], File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Where(l => l.Contains("\"event\":\"step\"", StringComparison.Ordinal))
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt32()));
+        // a budget contrastive training cannot meet is refused (resources), naming why
+        (code, _, err) = CliRunner.Run("finetune", "--task", "embed", "--model", tiny, "--data", data, "--out", Path.Combine(_dir, "o2"), "--steps", "2", "--batch", "4", "--max-memory", "1MB");
+        Assert.Equal(6, code);
+        Assert.Contains("in-batch negatives", err);
+    }
+
+    [Fact]
     public void FinetuneTaskRefusesDecoderOnlyFlagsAndMissingModel()
     {
         var (code, _, err) = CliRunner.Run("finetune", "--task", "embed", "--data", "x.jsonl");

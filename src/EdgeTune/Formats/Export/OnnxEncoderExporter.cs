@@ -1,7 +1,9 @@
 using System.Globalization;
 using EdgeTune.Formats.Onnx;
 using EdgeTune.Models.Bert;
+using EdgeTune.Autograd;
 using EdgeTune.Nn;
+using EdgeTune.Tensors;
 
 namespace EdgeTune.Formats.Export;
 
@@ -9,12 +11,12 @@ namespace EdgeTune.Formats.Export;
 /// Exports a BERT-style encoder (MiniLM, all-MiniLM, fine-tuned ones: adapters are read back through their own forward,
 /// so they are merged) as an ONNX graph for ONNX Runtime and its NPU/GPU providers. Inputs <c>input_ids</c>,
 /// <c>attention_mask</c>, <c>token_type_ids</c> (int64, batch × sequence) as transformers' exports name them; outputs
-/// <c>last_hidden_state</c> (batch, sequence, hidden) and <c>sentence_embedding</c> (batch, hidden): the mean over attended
-/// tokens, L2-normalised, as sentence-transformers' Pooling + Normalize compute it. Opset 17 (LayerNormalization, Erf).
+/// <c>last_hidden_state</c> (batch, sequence, hidden) and <c>sentence_embedding</c> (batch, hidden): the encoder's
+/// <see cref="BertEncoder.Pooling"/> (the mean over attended tokens or the [CLS] row, L2-normalised when it normalises), as
+/// sentence-transformers' Pooling + Normalize compute it. Opset 17 (LayerNormalization, Erf).
 /// </summary>
-/// <remarks>The graph mirrors <see cref="BertLayer.Forward"/> (post-norm: LN(x + attn), LN(a + FFN), exact GELU); the
-/// encoder's block is written on the tape, not on <see cref="Nn.IForward{TX}"/>, so this is its second writing — the parity
-/// test against our own embeddings is what keeps the two together.</remarks>
+/// <remarks>The blocks are the encoder's own definition (<see cref="BertLayer.Forward{TX}"/>) run on
+/// <see cref="OnnxEncoderForward"/>; only the embeddings and the pooling head are written here.</remarks>
 public static class OnnxEncoderExporter
 {
     public static OnnxExportResult Export(BertEncoder encoder, string outDir, OnnxExportOptions? options = null, string? vocabFile = null)
@@ -43,37 +45,24 @@ public static class OnnxEncoderExporter
         // and a row with no attended key stays finite)
         string maskF = g.Node("Cast", [mask], "mask_f", OnnxAttribute.Of("to", (long)OnnxElementType.Float));
         string keyBias = g.Node("Unsqueeze", [g.Node("Mul", [g.Node("Sub", [g.Scalar(1f), maskF], "pad"), g.Scalar(-1e30f)], "pad_bias"), g.Ints(1, 2)], "key_bias");
-        int h = c.Heads, d = c.HeadDim;
-        foreach (var layer in encoder.Layers)
-        {
-            string l = $"encoder.layer.{layer.Index}";
-            var self = layer.Get<Module>("attention").Get<Module>("self");
-            string Heads(string name, long[] perm) => g.Node("Transpose", [g.Node("Reshape",
-                [f.Linear(self.Get<ILinear>(name), new OnnxValue(x, c.HiddenSize)).Name, g.Ints(0, 0, h, d)], $"{l}.{name}4")],
-                $"{l}.{name}_t", OnnxAttribute.Of("perm", perm));
-            string q = Heads("query", [0, 2, 1, 3]), kT = Heads("key", [0, 2, 3, 1]), v = Heads("value", [0, 2, 1, 3]);
-            string scores = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, kT], $"{l}.qk"), g.Scalar((float)(1 / Math.Sqrt(d)))], $"{l}.scaled"), keyBias], $"{l}.scores");
-            string ctx = g.Node("MatMul", [g.Node("Softmax", [scores], $"{l}.probs", OnnxAttribute.Of("axis", -1L)), v], $"{l}.ctx");
-            ctx = g.Node("Reshape", [g.Node("Transpose", [ctx], $"{l}.ctx_t", OnnxAttribute.Of("perm", new long[] { 0, 2, 1, 3 })), g.Ints(0, 0, c.HiddenSize)], $"{l}.ctx_flat");
-            var attnOut = layer.Get<Module>("attention").Get<Module>("output");
-            string dense = f.Linear(attnOut.Get<ILinear>("dense"), new OnnxValue(ctx, c.HiddenSize)).Name;
-            string a = LayerNorm(g, f, g.Node("Add", [dense, x], $"{l}.attn_res"), attnOut, "LayerNorm", c.LayerNormEps);
-            string up = f.Linear(layer.Get<Module>("intermediate").Get<ILinear>("dense"), new OnnxValue(a, c.HiddenSize)).Name;
-            // exact GELU: 0.5·u·(1 + erf(u/√2))
-            string gelu = g.Node("Mul", [g.Node("Mul", [up, g.Scalar(0.5f)], $"{l}.half"),
-                g.Node("Add", [g.Node("Erf", [g.Node("Mul", [up, g.Scalar((float)(1 / Math.Sqrt(2)))], $"{l}.u_s2")], $"{l}.erf"), g.Scalar(1f)], $"{l}.one_erf")], $"{l}.gelu");
-            var output = layer.Get<Module>("output");
-            string down = f.Linear(output.Get<ILinear>("dense"), new OnnxValue(gelu, c.IntermediateSize)).Name;
-            x = LayerNorm(g, f, g.Node("Add", [down, a], $"{l}.ffn_res"), output, "LayerNorm", c.LayerNormEps);
-        }
+        var blocks = new OnnxEncoderForward(g, f, keyBias);
+        foreach (var layer in encoder.Layers) x = layer.Forward(blocks, new OnnxValue(x, c.HiddenSize)).Name;
         string hidden = g.Node("Identity", [x], "last_hidden_state");
-        // mean over attended tokens (count floored at 1e-9), then x / max(‖x‖, 1e-12)
-        string m3 = g.Node("Unsqueeze", [maskF, g.Ints(2)], "mask_3");
-        string summed = g.Reduce("ReduceSum", g.Node("Mul", [hidden, m3], "masked_hidden"), [1], keepDims: false, "summed");
-        string count = g.Node("Max", [g.Reduce("ReduceSum", maskF, [1], keepDims: true, "count"), g.Scalar(1e-9f)], "count_floor");
-        string mean = g.Node("Div", [summed, count], "mean_pooled");
-        string norm = g.Node("Max", [g.Reduce("ReduceL2", mean, [1], keepDims: true, "l2"), g.Scalar(1e-12f)], "l2_floor");
-        string sentence = g.Node("Div", [mean, norm], "sentence_embedding");
+        // the encoder's pooling: the mean over attended tokens (count floored at 1e-9) or the [CLS] row; then, when it
+        // normalises, x / max(‖x‖, 1e-12)
+        string pooled;
+        if (encoder.Pooling.Mode == PoolingMode.Cls)
+            pooled = g.Node("Gather", [hidden, g.ScalarInt(0)], "cls_pooled", OnnxAttribute.Of("axis", 1L));
+        else
+        {
+            string m3 = g.Node("Unsqueeze", [maskF, g.Ints(2)], "mask_3");
+            string summed = g.Reduce("ReduceSum", g.Node("Mul", [hidden, m3], "masked_hidden"), [1], keepDims: false, "summed");
+            string count = g.Node("Max", [g.Reduce("ReduceSum", maskF, [1], keepDims: true, "count"), g.Scalar(1e-9f)], "count_floor");
+            pooled = g.Node("Div", [summed, count], "mean_pooled");
+        }
+        string sentence = encoder.Pooling.Normalize
+            ? g.Node("Div", [pooled, g.Node("Max", [g.Reduce("ReduceL2", pooled, [1], keepDims: true, "l2"), g.Scalar(1e-12f)], "l2_floor")], "sentence_embedding")
+            : g.Node("Identity", [pooled], "sentence_embedding");
         g.Output(hidden, OnnxElementType.Float, "batch", "sequence", c.HiddenSize);
         g.Output(sentence, OnnxElementType.Float, "batch", c.HiddenSize);
         g.Metadata("model_type", "bert");
@@ -88,6 +77,43 @@ public static class OnnxEncoderExporter
     }
 
     private static string LayerNorm(OnnxModelBuilder g, OnnxForward f, string x, Module owner, string name, float eps) =>
-        g.Node("LayerNormalization", [x, f.Vector(owner.GetParameter(name + ".weight")), f.Vector(owner.GetParameter(name + ".bias"))],
-            "layer_norm", OnnxAttribute.Of("axis", -1L), OnnxAttribute.Of("epsilon", eps));
+        OnnxEncoderForward.LayerNorm(g, f, x, owner.GetParameter(name + ".weight"), owner.GetParameter(name + ".bias"), eps);
+}
+
+/// <summary>
+/// <see cref="IEncoderForward{TX}"/> as ONNX nodes, so that the exported graph is the encoder's own block
+/// (<see cref="BertLayer.Forward{TX}"/>) rather than a second writing of it: LayerNormalization, attention as
+/// MatMul/Softmax over heads with the additive key-padding bias <c>keyBias</c> (B, 1, 1, T), and exact GELU through Erf.
+/// Everything else is <see cref="OnnxForward"/>'s.
+/// </summary>
+internal sealed class OnnxEncoderForward(OnnxModelBuilder g, OnnxForward f, string keyBias) : IEncoderForward<OnnxValue>
+{
+    internal static string LayerNorm(OnnxModelBuilder g, OnnxForward f, string x, Parameter weight, Parameter bias, double eps) =>
+        g.Node("LayerNormalization", [x, f.Vector(weight), f.Vector(bias)], "layer_norm", OnnxAttribute.Of("axis", -1L), OnnxAttribute.Of("epsilon", (float)eps));
+
+    public OnnxValue LayerNorm(OnnxValue x, Parameter weight, Parameter bias, double eps) => new(LayerNorm(g, f, x.Name, weight, bias, eps), x.Cols);
+
+    public OnnxValue MaskedAttention(OnnxValue q, OnnxValue k, OnnxValue v, int heads, int headDim)
+    {
+        string Heads(OnnxValue x, string name, long[] perm) => g.Node("Transpose", [g.Node("Reshape", [x.Name, g.Ints(0, 0, heads, headDim)], name + "4")],
+            name + "_t", OnnxAttribute.Of("perm", perm));
+        string qh = Heads(q, "query", [0, 2, 1, 3]), kT = Heads(k, "key", [0, 2, 3, 1]), vh = Heads(v, "value", [0, 2, 1, 3]);
+        string scores = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [qh, kT], "qk"), g.Scalar((float)(1 / Math.Sqrt(headDim)))], "scaled"), keyBias], "scores");
+        string ctx = g.Node("MatMul", [g.Node("Softmax", [scores], "probs", OnnxAttribute.Of("axis", -1L)), vh], "ctx");
+        return new(g.Node("Reshape", [g.Node("Transpose", [ctx], "ctx_t", OnnxAttribute.Of("perm", new long[] { 0, 2, 1, 3 })), g.Ints(0, 0, heads * headDim)], "ctx_flat"), heads * headDim);
+    }
+
+    // exact GELU: 0.5·u·(1 + erf(u/√2))
+    public OnnxValue Gelu(OnnxValue x) => new(g.Node("Mul", [g.Node("Mul", [x.Name, g.Scalar(0.5f)], "half"),
+        g.Node("Add", [g.Node("Erf", [g.Node("Mul", [x.Name, g.Scalar((float)(1 / Math.Sqrt(2)))], "u_s2")], "erf"), g.Scalar(1f)], "one_erf")], "gelu"), x.Cols);
+
+    public OnnxValue Linear(ILinear layer, OnnxValue x) => f.Linear(layer, x);
+    public OnnxValue RmsNorm(OnnxValue x, Parameter weight, double eps) => f.RmsNorm(x, weight, eps);
+    public OnnxValue Rope(OnnxValue x, int heads, int headDim, RopeTable table, RopeStyle style) => f.Rope(x, heads, headDim, table, style);
+    public OnnxValue Attention(OnnxValue q, OnnxValue k, OnnxValue v, in AttentionSpec spec) => f.Attention(q, k, v, spec);
+    public OnnxValue Add(OnnxValue a, OnnxValue b) => f.Add(a, b);
+    public OnnxValue SwiGlu(OnnxValue gate, OnnxValue up) => f.SwiGlu(gate, up);
+    public OnnxValue GeGlu(OnnxValue gate, OnnxValue up) => f.GeGlu(gate, up);
+    public OnnxValue Columns(OnnxValue x, int start, int count) => f.Columns(x, start, count);
+    public OnnxValue Scale(OnnxValue x, double s) => f.Scale(x, s);
 }

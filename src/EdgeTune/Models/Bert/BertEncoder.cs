@@ -10,8 +10,8 @@ namespace EdgeTune.Models.Bert;
 /// training records and what inference (<see cref="LastHiddenState"/>, <see cref="SentenceEmbeddings"/>) runs on
 /// non-recording tapes (one per block, freed as it goes), so adapters, full fine-tuning and inference share a single
 /// definition.
-/// <see cref="SentenceEmbeddings"/> adds the sentence-transformers head: mean pooling over the attention mask, then
-/// L2 normalisation.
+/// <see cref="SentenceEmbeddings"/> adds the sentence-transformers head: mean pooling over the attention mask (or the
+/// [CLS] token, <see cref="Pooling"/>), then L2 normalisation.
 /// </summary>
 /// <remarks>
 /// Parameters use the transformers names without the <c>bert.</c> prefix (<c>embeddings.word_embeddings.weight</c>,
@@ -81,6 +81,16 @@ public sealed class BertEncoder : Module, IDisposable
         for (int i = 0; i < config.Layers; i++) _ = new BertLayer(config, rec, i);
         list.AddRange(rec.Tensors);
         return list;
+    }
+
+    /// <summary>Runs <paramref name="use"/> over the config's blocks built shape-only (projections without weights): what
+    /// the memory planner runs <see cref="BertLayer.Forward{TX}"/> over.</summary>
+    internal static T WithShapeLayers<T>(BertConfig config, Func<IReadOnlyList<BertLayer>, T> use)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        using var rec = WeightBinder.Recording();
+        return use(Enumerable.Range(0, config.Layers).Select(i => new BertLayer(config, rec, i)).ToList());
     }
 
     /// <summary>An encoder over <paramref name="parameters"/> (every <see cref="ExpectedTensors"/> name with its shape, F32
@@ -188,11 +198,20 @@ public sealed class BertEncoder : Module, IDisposable
         return current;
     }
 
-    /// <summary>Mean of the last hidden state over the attended tokens of each row (B, C), L2-normalised when
-    /// <paramref name="normalize"/> (sentence-transformers' Pooling + Normalize).</summary>
-    public Variable Pooled(Tape tape, BertBatch batch, bool normalize)
+    /// <summary>How <see cref="SentenceEmbeddings"/>, <see cref="Pooled"/> and the classification head pool the last hidden
+    /// state (sentence-transformers' 1_Pooling and 2_Normalize, as the loaded folder configures them; default: mean, normalised).</summary>
+    public SentencePooling Pooling { get; set; } = SentencePooling.MeanNormalized;
+
+    /// <summary>The last hidden state pooled by <see cref="Pooling"/>'s mode into one row per sequence (B, C), L2-normalised
+    /// when <paramref name="normalize"/>.</summary>
+    public Variable Pooled(Tape tape, BertBatch batch, bool normalize) => Pool(tape, Hidden(tape, batch), batch, normalize);
+
+    /// <summary><paramref name="hidden"/> (B·T, C) → (B, C): the mean over attended tokens, or the [CLS] row (position 0).</summary>
+    private Variable Pool(Tape tape, Variable hidden, BertBatch batch, bool normalize)
     {
-        var pooled = tape.MeanPool(Hidden(tape, batch), batch.AttentionMask, batch.Batch, batch.Length);
+        var pooled = Pooling.Mode == PoolingMode.Cls
+            ? tape.Embedding(hidden, Enumerable.Range(0, batch.Batch).Select(b => b * batch.Length).ToArray()) // row gather
+            : tape.MeanPool(hidden, batch.AttentionMask, batch.Batch, batch.Length);
         return normalize ? tape.L2Normalize(pooled) : pooled;
     }
 
@@ -204,14 +223,15 @@ public sealed class BertEncoder : Module, IDisposable
     }
 
     /// <summary>
-    /// sentence-transformers embeddings: the last hidden state averaged over the attended tokens of each row,
-    /// then divided by its L2 norm (floored at 1e-12, as torch's normalize). Returns one [HiddenSize] vector per row.
+    /// sentence-transformers embeddings: the last hidden state pooled as <see cref="Pooling"/> says (the mean over the
+    /// attended tokens of each row, or its [CLS] row), then divided by its L2 norm (floored at 1e-12, as torch's normalize)
+    /// when the pooling normalises. Returns one [HiddenSize] vector per row.
     /// </summary>
     public float[][] SentenceEmbeddings(BertBatch batch)
     {
         using var hidden = InferHidden(batch);
         using var tape = new Tape { IsRecording = false };
-        float[] flat = tape.L2Normalize(tape.MeanPool(Variable.Constant(hidden), batch.AttentionMask, batch.Batch, batch.Length)).Value.ToFloatArray();
+        float[] flat = Pool(tape, Variable.Constant(hidden), batch, Pooling.Normalize).Value.ToFloatArray();
         int h = Config.HiddenSize;
         var result = new float[batch.Batch][];
         for (int b = 0; b < result.Length; b++) result[b] = flat.AsSpan(b * h, h).ToArray();
@@ -233,4 +253,24 @@ public sealed class BertEncoder : Module, IDisposable
     }
 
     public void Dispose() => Parameters.Dispose();
+}
+
+/// <summary>Which token states make a sentence embedding (sentence-transformers' pooling modes that EdgeTune runs).</summary>
+public enum PoolingMode
+{
+    /// <summary>The mean over the attended tokens (pooling_mode_mean_tokens; all-MiniLM-L6-v2).</summary>
+    Mean,
+
+    /// <summary>The first token's state, [CLS] (pooling_mode_cls_token; arctic-embed).</summary>
+    Cls,
+}
+
+/// <summary>A sentence-transformers head: the pooling mode, then L2 normalisation when a Normalize module follows.</summary>
+public sealed record SentencePooling(PoolingMode Mode, bool Normalize)
+{
+    /// <summary>Mean pooling then Normalize (all-MiniLM-L6-v2, and what <see cref="BertFolder.Save"/> writes by default).</summary>
+    public static SentencePooling MeanNormalized { get; } = new(PoolingMode.Mean, true);
+
+    /// <summary>[CLS] pooling then Normalize (Snowflake arctic-embed).</summary>
+    public static SentencePooling ClsNormalized { get; } = new(PoolingMode.Cls, true);
 }

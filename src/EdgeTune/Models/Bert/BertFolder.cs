@@ -11,9 +11,11 @@ namespace EdgeTune.Models.Bert;
 /// <summary>
 /// Encoders on disk. <see cref="Load"/> reads a sentence-transformers style folder (config.json + model.safetensors,
 /// vocab.txt, optional modules.json / 1_Pooling/config.json / tokenizer_config.json), a folder holding an ONNX export
-/// (model.onnx or onnx/model.onnx beside vocab.txt), or a model.onnx file with vocab.txt beside it. <see cref="Save"/>
-/// writes the sentence-transformers layout (mean pooling, then Normalize) with F32 weights under the transformers names,
-/// which <see cref="Load"/> and sentence-transformers read back.
+/// (model.onnx or onnx/model.onnx beside vocab.txt), or a model.onnx file with vocab.txt beside it. BERT, MiniLM and
+/// arctic-embed checkpoints use BERT's names; DistilBERT's (model_type "distilbert": dim, n_layers, n_heads, hidden_dim)
+/// are mapped by <see cref="BertNames"/>. The pooling (mean or [CLS], then Normalize or not) comes from 1_Pooling and
+/// modules.json. <see cref="Save"/> writes the sentence-transformers layout with the encoder's pooling and F32 weights
+/// under the transformers names, which <see cref="Load"/> and sentence-transformers read back.
 /// </summary>
 public static class BertFolder
 {
@@ -42,7 +44,7 @@ public static class BertFolder
 
         string vocab = Path.Combine(dir, "vocab.txt");
         if (!File.Exists(vocab)) throw new FileNotFoundException($"no vocab.txt in '{dir}' (a BERT encoder needs its WordPiece vocabulary)", vocab);
-        CheckPooling(dir);
+        var pooling = ReadPooling(dir);
         string configPath = Path.Combine(dir, "config.json");
         int? heads = File.Exists(configPath) ? ReadConfig(configPath).Heads : null;
         var tokenizer = BertWordPiece.FromVocab(vocab, LowerCase(dir));
@@ -55,25 +57,31 @@ public static class BertFolder
             var parameters = new Dictionary<string, float[]>(StringComparer.Ordinal);
             foreach (var info in file.Tensors)
             {
-                string name = info.Name.StartsWith("bert.", StringComparison.Ordinal) ? info.Name["bert.".Length..] : info.Name;
                 if (!info.DType.IsFloat()) continue; // position_ids and the like
                 using var t = file.GetTensor(info.Name);
-                parameters[name] = t.ToFloatArray();
+                parameters[BertNames.Canonical(info.Name)] = t.ToFloatArray();
             }
-            try { return (new BertEncoder(config, parameters), tokenizer); }
+            BertNames.AddMissingTokenTypes(parameters);
+            try { return (new BertEncoder(config, parameters) { Pooling = pooling }, tokenizer); }
             catch (ArgumentException e) { throw new CheckpointFormatException(safetensors, e.Message); }
         }
         if (onnx.Length == 0)
             throw new FileNotFoundException($"no encoder weights in '{dir}': expected config.json + model.safetensors, or model.onnx", Path.Combine(dir, "model.safetensors"));
         var graph = OnnxGraph.Read(onnx);
-        try { return (BertOnnx.Load(graph, heads ?? DefaultOnnxHeads), tokenizer); }
+        try
+        {
+            var encoder = BertOnnx.Load(graph, heads ?? DefaultOnnxHeads);
+            encoder.Pooling = pooling;
+            return (encoder, tokenizer);
+        }
         catch (ArgumentException e) { throw new CheckpointFormatException(onnx, e.Message); }
     }
 
     /// <summary>
     /// Writes <paramref name="encoder"/> (F32, merged: apply <see cref="Adapters.LoraAdapter.Merge"/> first) with
     /// <paramref name="tokenizer"/>'s vocabulary into <paramref name="dir"/>: config.json, model.safetensors, vocab.txt,
-    /// tokenizer_config.json, modules.json, 1_Pooling/config.json (mean) and 2_Normalize/.
+    /// tokenizer_config.json, modules.json, 1_Pooling/config.json (the encoder's <see cref="BertEncoder.Pooling"/>) and,
+    /// when it normalises, 2_Normalize/.
     /// </summary>
     public static void Save(BertEncoder encoder, BertWordPiece tokenizer, string dir)
     {
@@ -86,7 +94,7 @@ public static class BertFolder
             throw new InvalidOperationException($"the encoder still has adapter layers ({projections[0]}, …): merge the adapter before saving the encoder");
         Directory.CreateDirectory(dir);
         Directory.CreateDirectory(Path.Combine(dir, "1_Pooling"));
-        Directory.CreateDirectory(Path.Combine(dir, "2_Normalize"));
+        if (encoder.Pooling.Normalize) Directory.CreateDirectory(Path.Combine(dir, "2_Normalize"));
         SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"),
             encoder.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)), new Dictionary<string, string> { ["format"] = "pt" });
         tokenizer.SaveVocab(Path.Combine(dir, "vocab.txt"));
@@ -113,15 +121,15 @@ public static class BertFolder
         WriteJson(Path.Combine(dir, "1_Pooling", "config.json"), w =>
         {
             w.WriteNumber("word_embedding_dimension", c.HiddenSize);
-            w.WriteBoolean("pooling_mode_cls_token", false);
-            w.WriteBoolean("pooling_mode_mean_tokens", true);
+            w.WriteBoolean("pooling_mode_cls_token", encoder.Pooling.Mode == PoolingMode.Cls);
+            w.WriteBoolean("pooling_mode_mean_tokens", encoder.Pooling.Mode == PoolingMode.Mean);
             w.WriteBoolean("pooling_mode_max_tokens", false);
             w.WriteBoolean("pooling_mode_mean_sqrt_len_tokens", false);
         });
         var modules = new (string Path, string Type)[]
         {
             ("", "sentence_transformers.models.Transformer"), ("1_Pooling", "sentence_transformers.models.Pooling"), ("2_Normalize", "sentence_transformers.models.Normalize"),
-        };
+        }[..(encoder.Pooling.Normalize ? 3 : 2)];
         AtomicFile.Write(Path.Combine(dir, "modules.json"), fs =>
         {
             using var w = new Utf8JsonWriter(fs, new JsonWriterOptions { Indented = true });
@@ -147,36 +155,59 @@ public static class BertFolder
         w.WriteEndObject();
     });
 
-    /// <summary>A transformers BertConfig (config.json).</summary>
+    /// <summary>A transformers BertConfig (config.json), or a DistilBertConfig (model_type "distilbert": dim, n_layers,
+    /// n_heads, hidden_dim, activation; no token types, so one; LayerNorm eps 1e-12 as DistilBERT fixes it).</summary>
     private static BertConfig ReadConfig(string path)
     {
         using var doc = Parse(path);
         var r = doc.RootElement;
         int Int(string key) => r.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int n) ? n
             : throw new CheckpointFormatException(path, $"'{key}' is missing or not an integer");
-        if (r.TryGetProperty("model_type", out var mt) && mt.GetString() is { } type && type is not ("bert" or "roberta" or "xlm-roberta"))
+        string type = r.TryGetProperty("model_type", out var mt) && mt.ValueKind == JsonValueKind.String ? mt.GetString()! : "bert";
+        if (type is not ("bert" or "roberta" or "xlm-roberta" or "distilbert"))
             throw new CheckpointFormatException(path, $"model_type '{type}' is not a BERT encoder");
-        if (r.TryGetProperty("hidden_act", out var act) && act.GetString() is { } a && a != "gelu")
-            throw new CheckpointFormatException(path, $"hidden_act '{a}' is not supported (the encoder runs erf GELU)");
+        bool distil = type == "distilbert";
+        string actKey = distil ? "activation" : "hidden_act";
+        if (r.TryGetProperty(actKey, out var act) && act.GetString() is { } a && a != "gelu")
+            throw new CheckpointFormatException(path, $"{actKey} '{a}' is not supported (the encoder runs erf GELU)");
         float eps = r.TryGetProperty("layer_norm_eps", out var e) && e.ValueKind == JsonValueKind.Number ? e.GetSingle() : 1e-12f;
-        var config = new BertConfig(Int("vocab_size"), Int("hidden_size"), Int("num_hidden_layers"), Int("num_attention_heads"), Int("intermediate_size"),
-            Int("max_position_embeddings"), r.TryGetProperty("type_vocab_size", out _) ? Int("type_vocab_size") : 2, eps);
+        var config = distil
+            ? new BertConfig(Int("vocab_size"), Int("dim"), Int("n_layers"), Int("n_heads"), Int("hidden_dim"), Int("max_position_embeddings"), 1, 1e-12f)
+            : new BertConfig(Int("vocab_size"), Int("hidden_size"), Int("num_hidden_layers"), Int("num_attention_heads"), Int("intermediate_size"),
+                Int("max_position_embeddings"), r.TryGetProperty("type_vocab_size", out _) ? Int("type_vocab_size") : 2, eps);
         try { config.Validate(); }
         catch (ArgumentException ex) { throw new CheckpointFormatException(path, ex.Message); }
         return config;
     }
 
-    /// <summary>Refuses pooling other than the mean (what <see cref="BertEncoder.SentenceEmbeddings"/> computes).</summary>
-    private static void CheckPooling(string dir)
+    /// <summary>The folder's sentence-transformers head: exactly one of pooling_mode_mean_tokens / pooling_mode_cls_token in
+    /// 1_Pooling/config.json (other modes are refused), normalised when modules.json lists a Normalize module. Without
+    /// 1_Pooling: the mean; without modules.json: normalised (all-MiniLM-L6-v2's head, what an ONNX folder is taken to be).</summary>
+    private static SentencePooling ReadPooling(string dir)
     {
+        var mode = PoolingMode.Mean;
         string pooling = Path.Combine(dir, "1_Pooling", "config.json");
-        if (!File.Exists(pooling)) return;
-        using var doc = Parse(pooling);
-        foreach (var p in doc.RootElement.EnumerateObject())
-            if (p.Name.StartsWith("pooling_mode_", StringComparison.Ordinal) && p.Name != "pooling_mode_mean_tokens" && p.Value.ValueKind == JsonValueKind.True)
-                throw new CheckpointFormatException(pooling, $"{p.Name} is not supported; EdgeTune's sentence embeddings mean-pool (pooling_mode_mean_tokens)");
-        if (!(doc.RootElement.TryGetProperty("pooling_mode_mean_tokens", out var mean) && mean.ValueKind == JsonValueKind.True))
-            throw new CheckpointFormatException(pooling, "pooling_mode_mean_tokens is not true; EdgeTune's sentence embeddings mean-pool");
+        if (File.Exists(pooling))
+        {
+            using var doc = Parse(pooling);
+            var on = doc.RootElement.EnumerateObject()
+                .Where(p => p.Name.StartsWith("pooling_mode_", StringComparison.Ordinal) && p.Value.ValueKind == JsonValueKind.True).Select(p => p.Name).ToList();
+            if (on.FirstOrDefault(n => n is not ("pooling_mode_mean_tokens" or "pooling_mode_cls_token")) is { } other)
+                throw new CheckpointFormatException(pooling, $"{other} is not supported; EdgeTune pools by the mean (pooling_mode_mean_tokens) or [CLS] (pooling_mode_cls_token)");
+            if (on.Count != 1)
+                throw new CheckpointFormatException(pooling, "exactly one of pooling_mode_mean_tokens and pooling_mode_cls_token must be true");
+            mode = on[0] == "pooling_mode_cls_token" ? PoolingMode.Cls : PoolingMode.Mean;
+        }
+        bool normalize = true;
+        string modules = Path.Combine(dir, "modules.json");
+        if (File.Exists(modules))
+        {
+            using var doc = Parse(modules);
+            if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new CheckpointFormatException(modules, "modules.json is not a list of modules");
+            normalize = doc.RootElement.EnumerateArray().Any(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("type", out var t)
+                && t.ValueKind == JsonValueKind.String && t.GetString()!.EndsWith(".Normalize", StringComparison.Ordinal));
+        }
+        return new SentencePooling(mode, normalize);
     }
 
     private static bool LowerCase(string dir)
@@ -236,13 +267,31 @@ public static class EncoderData
         return (examples, names);
     }
 
-    private static List<T> Read<T>(string path, Func<JsonElement, int, T> fromJson, Func<string[], T> fromColumns)
+    /// <summary>
+    /// Texts to classify, each with its label when the file gives one: .txt lines (no labels), .jsonl rows with a text
+    /// field and an optional label field (as <see cref="ReadLabeled"/>), or .tsv lines "text[&lt;TAB&gt;label]".
+    /// </summary>
+    /// <exception cref="InvalidDataException">A row is not JSON or lacks a text field, or no text remains.</exception>
+    public static List<(string Text, string? Label)> ReadTexts(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"data file '{path}' not found", path);
+            var lines = File.ReadLines(path, Encoding.UTF8).Where(l => l.Trim().Length > 0).Select(l => (l, (string?)null)).ToList();
+            return lines.Count > 0 ? lines : throw new InvalidDataException($"{path}: no text");
+        }
+        return Read(path, (row, line) => (Field(row, TextKeys, path, line), LabelKeys.Any(k => row.TryGetProperty(k, out _)) ? LabelText(row, path, line) : null),
+            cols => (cols[0], cols.Length > 1 && cols[1].Trim().Length > 0 ? cols[1] : (string?)null), minColumns: 1);
+    }
+
+    private static List<T> Read<T>(string path, Func<JsonElement, int, T> fromJson, Func<string[], T> fromColumns, int minColumns = 2)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"data file '{path}' not found", path);
         bool tsv = path.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase);
         if (!tsv && !path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
-            throw new InvalidDataException($"{path}: encoder data is .jsonl (one JSON object a line) or .tsv (two columns)");
+            throw new InvalidDataException($"{path}: encoder data is .jsonl (one JSON object a line) or .tsv (tab-separated columns)");
         var result = new List<T>();
         int n = 0;
         foreach (string line in File.ReadLines(path, Encoding.UTF8))
@@ -252,8 +301,8 @@ public static class EncoderData
             if (tsv)
             {
                 var cols = line.Split('\t');
-                if (cols.Length < 2) throw new InvalidDataException($"{path}:{n}: expected two tab-separated columns");
-                if (cols[0].Trim().Length > 0 && cols[1].Trim().Length > 0) result.Add(fromColumns(cols));
+                if (cols.Length < minColumns) throw new InvalidDataException($"{path}:{n}: expected two tab-separated columns");
+                if (cols.Take(minColumns).All(c => c.Trim().Length > 0)) result.Add(fromColumns(cols));
                 continue;
             }
             JsonDocument doc;

@@ -5,8 +5,8 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Models.Bert;
 
 /// <summary>
-/// One post-norm BERT block, written once on the <see cref="Tape"/> (training records it; inference runs the same
-/// code on a non-recording tape): a = LN(x + dense(attn(query(x), key(x), value(x)))),
+/// One post-norm BERT block, written once on <see cref="IEncoderForward{TX}"/> (training records it on the tape; inference
+/// runs the same code on a non-recording tape; the memory planner runs it shape-only): a = LN(x + dense(attn(query(x), key(x), value(x)))),
 /// y = LN(a + dense₂(gelu(dense₁(a)))). Its projections are child modules under the transformers names
 /// (<c>attention.self.query</c>, <c>attention.output.dense</c>, <c>intermediate.dense</c>, <c>output.dense</c>), so an
 /// adapter swapped in by path takes effect at once; its LayerNorm weights are parameters it holds.
@@ -46,17 +46,24 @@ public sealed class BertLayer : Module
     /// <summary>Position of the block in the stack.</summary>
     public int Index { get; }
 
-    /// <summary>x (B·T, C) → (B·T, C); <paramref name="mask"/> [B·T] marks the keys attended to (0 = padding).</summary>
+    /// <summary>x (B·T, C) → (B·T, C) on the tape; <paramref name="mask"/> [B·T] marks the keys attended to (0 = padding).</summary>
     public Variable Forward(Tape tape, Variable x, int[] mask, int batch, int time)
     {
         ArgumentNullException.ThrowIfNull(tape);
+        return Forward(new TapeEncoderForward(tape, mask, batch, time), x);
+    }
+
+    /// <summary>The block, written once for every backend (the tape, the memory planner's shape-only pass).</summary>
+    public TX Forward<TX>(IEncoderForward<TX> f, TX x)
+    {
+        ArgumentNullException.ThrowIfNull(f);
         var c = _config;
-        var q = _self.Get<ILinear>("query").Forward(tape, x);
-        var k = _self.Get<ILinear>("key").Forward(tape, x);
-        var v = _self.Get<ILinear>("value").Forward(tape, x);
-        var ctx = tape.MaskedAttention(q, k, v, mask, batch, time, c.Heads, c.HeadDim);
-        var a = tape.LayerNorm(tape.Add(_attnOut.Get<ILinear>("dense").Forward(tape, ctx), x), _attnLnW, _attnLnB, c.LayerNormEps);
-        var up = tape.Gelu(_intermediate.Get<ILinear>("dense").Forward(tape, a), GeluApproximation.Exact);
-        return tape.LayerNorm(tape.Add(_output.Get<ILinear>("dense").Forward(tape, up), a), _outLnW, _outLnB, c.LayerNormEps);
+        var q = f.Linear(_self.Get<ILinear>("query"), x);
+        var k = f.Linear(_self.Get<ILinear>("key"), x);
+        var v = f.Linear(_self.Get<ILinear>("value"), x);
+        var ctx = f.MaskedAttention(q, k, v, c.Heads, c.HeadDim);
+        var a = f.LayerNorm(f.Add(f.Linear(_attnOut.Get<ILinear>("dense"), ctx), x), _attnLnW, _attnLnB, c.LayerNormEps);
+        var up = f.Gelu(f.Linear(_intermediate.Get<ILinear>("dense"), a));
+        return f.LayerNorm(f.Add(f.Linear(_output.Get<ILinear>("dense"), up), a), _outLnW, _outLnB, c.LayerNormEps);
     }
 }

@@ -55,17 +55,23 @@ public static class BertOnnx
     }
 
     /// <summary>An encoder from the graph's weights; the sizes not given by <paramref name="config"/> are checked against the tensors.</summary>
-    public static BertEncoder Load(OnnxGraph graph, BertConfig config) => new(config, Parameters(graph));
+    public static BertEncoder Load(OnnxGraph graph, BertConfig config)
+    {
+        var p = Parameters(graph);
+        BertNames.AddMissingTokenTypes(p);
+        return new(config, p);
+    }
 
     /// <summary>An encoder from the graph's weights with the config their shapes imply (<see cref="BertConfig.Infer"/>);
     /// the head count, which no weight shows, is <paramref name="heads"/> (all-MiniLM-L6-v2: 12).</summary>
     public static BertEncoder Load(OnnxGraph graph, int heads)
     {
         var p = Parameters(graph);
+        BertNames.AddMissingTokenTypes(p);
         return new(BertConfig.Infer(p, heads, graph.Source), p);
     }
 
-    private static string Canonical(string name) => name.StartsWith("bert.", StringComparison.Ordinal) ? name["bert.".Length..] : name;
+    private static string Canonical(string name) => BertNames.Canonical(name);
 
     /// <summary>[rows, cols] → [cols, rows].</summary>
     private static float[] Transpose(float[] a, int rows, int cols)

@@ -10,8 +10,11 @@ namespace EdgeTune.Models.Bert;
 /// </summary>
 /// <remarks>The package's own basic tokenization differs from Hugging Face's on real text (checked against HF tokenizers on
 /// all-MiniLM-L6-v2's tokenizer.json): it drops symbols such as &lt; &gt; | = € and emoji instead of keeping them as words or
-/// punctuation, does not decompose accents before removing them, and does not treat tab/CR/LF as spaces. So that part is done
-/// here, by the rules of Hugging Face's BertNormalizer and BertPreTokenizer, and the package only maps words to word pieces.</remarks>
+/// punctuation, and does not treat tab/CR/LF as spaces. Its accent removal (RemoveNonSpacingMarks) decomposes with
+/// string.Normalize(FormD), which does nothing under the InvariantGlobalization this product runs with, so "é" would stay
+/// "é" (and become [UNK]) where Hugging Face gives "e". So that part is done here, by the rules of Hugging Face's
+/// BertNormalizer and BertPreTokenizer with our own canonical decomposition (<see cref="Text.Internal.CanonicalDecomposition"/>),
+/// and the package, created without basic tokenization (so without its normaliser), only maps words to word pieces.</remarks>
 public sealed class BertWordPiece
 {
     private readonly BertTokenizer _tokenizer;
@@ -68,7 +71,7 @@ public sealed class BertWordPiece
 
     /// <summary>Hugging Face's BERT normalisation and pre-tokenisation, returned as words joined by single spaces: control
     /// characters (category C*, except tab/CR/LF) and U+FFFD removed, whitespace (Zs, tab, CR, LF) made a space, CJK ideographs
-    /// set apart; when <paramref name="lowerCase"/>: accents stripped (NFD, non-spacing marks removed) and lower-cased; then
+    /// set apart; when <paramref name="lowerCase"/>: accents stripped (canonical decomposition, non-spacing marks removed) and lower-cased; then
     /// punctuation (ASCII !-/ :-@ [-` {-~ and Unicode P*) split into words of its own.</summary>
     internal static string Basic(string text, bool lowerCase)
     {
@@ -85,10 +88,7 @@ public sealed class BertWordPiece
         string s = clean.ToString();
         if (lowerCase)
         {
-            var stripped = new StringBuilder(s.Length);
-            foreach (var r in s.Normalize(NormalizationForm.FormD).EnumerateRunes())
-                if (Rune.GetUnicodeCategory(r) != UnicodeCategory.NonSpacingMark) stripped.Append(r.ToString());
-            s = stripped.ToString().ToLowerInvariant();
+            s = Text.Internal.CanonicalDecomposition.StripNonSpacingMarks(s).ToLowerInvariant();
         }
         var words = new StringBuilder(s.Length + 16);
         foreach (var r in s.EnumerateRunes())

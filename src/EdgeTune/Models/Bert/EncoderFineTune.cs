@@ -49,11 +49,23 @@ public sealed record EncoderFineTuneOptions
 
     /// <summary>Where the <see cref="Trainer"/> writes a line per step (null: nowhere).</summary>
     public IMetricsSink? Metrics { get; init; }
+
+    /// <summary>Restore the newest valid checkpoint under <see cref="TrainingOptions.OutputDir"/> (weights or adapter and
+    /// head, optimizer, schedule and data position) before training, as decoder fine-tuning's --resume does.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>The memory planner's estimate (<see cref="MemoryPlanner.Estimate(EncoderMemoryPlanRequest)"/>), reported by
+    /// the <see cref="Trainer"/> beside the measured peak.</summary>
+    public MemoryEstimate? PredictedMemory { get; init; }
 }
 
 /// <summary>What <see cref="EncoderFineTune.Run(BertEncoder, BertWordPiece, IReadOnlyList{TextPair}, EncoderFineTuneOptions, IProgress{TrainingStatus}?, CancellationToken)"/>
 /// leaves: the trainer's result, the adapter (LoRA; still applied to the encoder, unmerged) and the classification head.</summary>
-public sealed record EncoderFineTuneResult(TrainingResult Training, LoraAdapter? Adapter, Linear? Head);
+public sealed record EncoderFineTuneResult(TrainingResult Training, LoraAdapter? Adapter, Linear? Head)
+{
+    /// <summary>The checkpoint folder training resumed from (null: it started at step 0).</summary>
+    public string? ResumedFrom { get; init; }
+}
 
 /// <summary>
 /// The encoder fine-tuning recipes: LoRA or full fine-tuning of a <see cref="BertEncoder"/> for sentence embeddings
@@ -122,9 +134,18 @@ public static class EncoderFineTune
             Energy = options.Energy,
             PowerPolicies = options.PowerPolicies,
             Metrics = options.Metrics,
+            PredictedMemory = options.PredictedMemory,
         };
+        string? resumedFrom = null;
+        if (options.Resume)
+        {
+            if (options.Training.OutputDir is null) throw new ArgumentException("resuming needs TrainingOptions.OutputDir (where the checkpoints are)");
+            resumedFrom = trainer.Resume();
+            // rows the stopped run wrote after its checkpoint would otherwise appear twice
+            (options.Metrics as JsonlMetricsSink)?.TruncateAfterStep(resumedFrom is null ? null : trainer.State.Step);
+        }
         var result = trainer.Run(cancellationToken);
-        return new EncoderFineTuneResult(result, adapter, head);
+        return new EncoderFineTuneResult(result, adapter, head) { ResumedFrom = resumedFrom };
     }
 }
 

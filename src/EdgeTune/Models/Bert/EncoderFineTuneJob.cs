@@ -31,11 +31,29 @@ public sealed record EncoderJobOptions
 
     /// <summary>Meters to use instead of discovering this machine's (tests).</summary>
     public EnergyMeterSet? Meters { get; init; }
+
+    /// <summary>Continue from the newest valid checkpoint in <see cref="OutputDir"/> (checkpoints/), with the same model,
+    /// data and settings as the run that stopped.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>A memory budget: classification lowers the micro-batch (raising gradient accumulation) to fit, contrastive
+    /// training is refused when it does not fit (<see cref="MemoryPlanner.PlanEncoder"/>). Null: no budget.</summary>
+    public long? MaxMemoryBytes { get; init; }
 }
 
 /// <summary>What an encoder job measured and wrote. <see cref="Metric"/> names the held-out figure.</summary>
 public sealed record EncoderJobResult(TrainingResult Training, string Metric, double? Before, double? After, int TrainRows, int HeldOutRows,
-    long TrainableParameters, long TotalParameters, string SavedTo, string MetricsPath);
+    long TrainableParameters, long TotalParameters, string SavedTo, string MetricsPath)
+{
+    /// <summary>The memory planner's estimate for the settings trained with.</summary>
+    public MemoryEstimate? Predicted { get; init; }
+
+    /// <summary>What the planner changed to fit <see cref="EncoderJobOptions.MaxMemoryBytes"/>.</summary>
+    public IReadOnlyList<string> PlanChanges { get; init; } = [];
+
+    /// <summary>The checkpoint the run resumed from (null: started at step 0).</summary>
+    public string? ResumedFrom { get; init; }
+}
 
 /// <summary>
 /// The encoder fine-tuning job behind <c>edgetune finetune --task embed|classify</c>: loads the encoder, reads and splits
@@ -54,18 +72,35 @@ public static class EncoderFineTuneJob
         {
             Directory.CreateDirectory(options.OutputDir);
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
-            using var metrics = new JsonlMetricsSink(metricsPath, append: false);
+            using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume);
             var meters = options.Meters ?? EnergyMeterDiscovery.Discover(new EnergyDiscoveryOptions(Profile: options.DeviceProfile));
             var accountant = new EnergyAccountant(meters.Total, options: options.EnergyAccounting,
                 fallback: meters.Total.IsEstimate ? null : new CpuTimeEstimateMeter(options.DeviceProfile));
             var engine = options.Power.IsEmpty ? null
                 : PolicyEngine.Create(options.Power, meters, maxThreads: WorkerPool.Shared.Threads, joulesSpent: () => accountant.TotalJoules);
-            var recipe = options.Recipe with { Energy = accountant, PowerPolicies = engine, Metrics = metrics };
+            var recipe = options.Recipe with { Energy = accountant, PowerPolicies = engine, Metrics = metrics, Resume = options.Resume };
             int len = Math.Min(recipe.Training.SeqLen, encoder.Config.MaxPositions);
-            recipe = recipe with { Training = recipe.Training with { SeqLen = len } };
+            recipe = recipe with { Training = recipe.Training with { SeqLen = len, OutputDir = options.OutputDir } };
             var rng = new Rng(recipe.Training.Seed ^ 0x5EEDUL);
+            List<string> changes = [];
+            MemoryEstimate? predicted = null;
+            EncoderFineTuneOptions Planned(int classes)
+            {
+                var request = EncoderMemoryPlanRequest.From(encoder.Config, recipe, classes);
+                var (planned, estimate, fits, made, reason) = options.MaxMemoryBytes is long max
+                    ? MemoryPlanner.PlanEncoder(request, max) : (request, MemoryPlanner.Estimate(request), true, [], null);
+                if (!fits) throw new InsufficientMemoryException($"does not fit in {MemoryPlanner.Format(options.MaxMemoryBytes!.Value)}: {reason}");
+                changes.AddRange(made);
+                predicted = estimate;
+                return recipe with
+                {
+                    PredictedMemory = estimate,
+                    Training = recipe.Training with { MicroBatch = planned.MicroBatch, GradAccumulation = planned.GradAccumulation },
+                };
+            }
             if (recipe.Task == EncoderTask.Embed)
             {
+                recipe = Planned(2);
                 var pairs = Shuffle(EncoderData.ReadPairs(options.Data), rng);
                 var (train, held) = Split(pairs, options.HeldOut);
                 Func<double?> measure = () => held.Count < 2 ? null
@@ -74,13 +109,14 @@ public static class EncoderFineTuneJob
                 var result = EncoderFineTune.Run(encoder, tokenizer, train, recipe, progress, cancellationToken);
                 double? after = measure();
                 long trainable = Finish(encoder, tokenizer, result, options.OutputDir);
-                return new(result.Training, "MRR@10", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath);
+                return new(result.Training, "MRR@10", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath)
+                { Predicted = predicted, PlanChanges = changes, ResumedFrom = result.ResumedFrom };
             }
             else
             {
                 var (all, labels) = EncoderData.ReadLabeled(options.Data);
                 var (train, held) = Split(Shuffle(all, rng), options.HeldOut);
-                recipe = recipe with { Classes = labels.Count };
+                recipe = Planned(labels.Count) with { Classes = labels.Count };
                 double? before = null; // the head is new: there is no "before" to measure
                 var result = EncoderFineTune.Run(encoder, tokenizer, train, recipe, progress, cancellationToken);
                 double? after = held.Count == 0 ? null : Accuracy(encoder, tokenizer, result.Head!, held, len);
@@ -95,7 +131,8 @@ public static class EncoderFineTuneJob
                     w.WriteEndArray();
                 });
                 foreach (var p in result.Head!.Parameters) p.Dispose();
-                return new(result.Training, "accuracy", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath);
+                return new(result.Training, "accuracy", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath)
+                { Predicted = predicted, PlanChanges = changes, ResumedFrom = result.ResumedFrom };
             }
         }
     }

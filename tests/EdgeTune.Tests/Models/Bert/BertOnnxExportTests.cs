@@ -60,6 +60,25 @@ public sealed class BertOnnxExportTests(ITestOutputHelper output)
         Assert.True(minCos8 > 0.98 && minCos8 < 0.999999, $"int8 min cosine {minCos8}");
     }
 
+    /// <summary>The exported head follows the encoder's pooling: [CLS] with and without Normalize (arctic-embed's is [CLS] +
+    /// Normalize), on a random encoder with padding in the batch.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ClsPoolingIsExportedAsTheEncoderPools(bool normalize)
+    {
+        using var encoder = BertEncoder.CreateRandom(new BertConfig(MiniLmAssets.Encoder.Config.VocabSize, 24, 2, 3, 40, 64, 2), 13, std: 0.1f);
+        encoder.Pooling = new SentencePooling(PoolingMode.Cls, normalize);
+        var batch = MiniLmAssets.Tokenizer.EncodeBatch(Texts);
+        Assert.Contains(0, batch.AttentionMask);
+        float[][] ours = encoder.SentenceEmbeddings(batch);
+        using var dir = new EdgeTune.Tests.Formats.TempDir();
+        var (theirs, _) = Run(OnnxEncoderExporter.Export(encoder, dir.File("cls")).ModelPath, batch);
+        for (int i = 0; i < ours.Length; i++)
+            for (int d = 0; d < 24; d++) Assert.Equal(ours[i][d], theirs[i][d], 1e-5f);
+        Assert.Equal(normalize, Math.Abs(Dot(ours[0], ours[0]) - 1) < 1e-5);
+    }
+
     private static double Dot(float[] a, float[] b)
     {
         double s = 0;
