@@ -38,17 +38,18 @@ public sealed class EncryptedRunCommandsTests : IDisposable
     {
         string run = Path.Combine(_dir, "run"), key = Path.Combine(_dir, "run.key"), outside = Path.Combine(_dir, "out");
         Directory.CreateDirectory(outside);
-        var ft = Run("finetune", "--steps", "2", "--checkpoint-every", "0", "--eval-every", "0", "--canaries", "2", "--out", run, "--encrypt", "--key-file", key);
+        var ft = Run("finetune", "--steps", "2", "--checkpoint-every", "0", "--eval-every", "0", "--canaries", "2", "--method", "lora", "--out", run, "--encrypt", "--key-file", key);
         Assert.True(ft.Code == 0, ft.Err + ft.Out);
         string model = Path.Combine(run, "model"), adapter = Path.Combine(run, "adapter");
         Assert.True(EncryptedFile.IsEncrypted(Path.Combine(run, "canaries.json")));
         Assert.True(EncryptedFile.IsEncrypted(Path.Combine(adapter, "adapter_model.safetensors")));
 
         // audit: the adapter, its base and the canaries beside it, all decrypted with the key
-        var audit = Run("audit", "--adapter", adapter, "--key-file", key, "--seq-len", "32", "--candidates", "20");
+        string builtIn = Path.Combine(EdgeTune.Models.BuiltInModels.Stories260KFolder(), EdgeTune.Models.BuiltInModels.ModelFile);
+        var audit = Run("audit", "--model", builtIn, "--tokenizer", Path.Combine(EdgeTune.Models.BuiltInModels.Stories260KFolder(), EdgeTune.Models.BuiltInModels.TokenizerFile), "--adapter", adapter, "--key-file", key, "--seq-len", "32", "--candidates", "20");
         Assert.True(audit.Code == 0, audit.Err);
         Assert.Contains("canary exposure", audit.Out);
-        Assert.Equal(7, Run("audit", "--adapter", adapter, "--seq-len", "32", "--candidates", "20").Code);
+        Assert.Equal(7, Run("audit", "--model", builtIn, "--tokenizer", Path.Combine(EdgeTune.Models.BuiltInModels.Stories260KFolder(), EdgeTune.Models.BuiltInModels.TokenizerFile), "--adapter", adapter, "--seq-len", "32", "--candidates", "20").Code);
 
         // export, quantize, prune: an encrypted model in, plain files written outside the run folder
         string gguf = Path.Combine(outside, "m.gguf");
