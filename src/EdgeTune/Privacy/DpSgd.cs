@@ -88,7 +88,9 @@ public sealed class DpSgd
 
     /// <summary>One line for logs: C, σ, q, and ε so far.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"DP-SGD C={ClipNorm:G4} sigma={NoiseMultiplier:G4} q={SamplingRate:G4} (lot {LotSize} of {DatasetSize}), epsilon={Epsilon:G4} at delta={Delta:G3} after {Accountant.Rounds} steps (RDP, Poisson-sampling assumption)");
+        $"DP-SGD C={ClipNorm:G4} sigma={NoiseMultiplier:G4} q={SamplingRate:G4} (lot {LotSize} of {DatasetSize}), epsilon={Epsilon:G4} at delta={Delta:G3} after {Accountant.Rounds} steps (RDP, Poisson-sampling assumption), per-example gradients: {PerExampleDescription}");
+
+    private string PerExampleDescription => PerExample == DpPerExampleMode.Loop ? "loop" : GhostUnsupported is { } why ? $"loop (ghost clipping unsupported: {why})" : "ghost clipping";
 
     /// <summary>How per-example gradients are obtained. <see cref="DpPerExampleMode.Ghost"/> (the default) falls back to
     /// <see cref="DpPerExampleMode.Loop"/> for good when a trainable parameter is reached other than as a Linear weight

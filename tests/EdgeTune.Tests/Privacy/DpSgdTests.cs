@@ -229,6 +229,23 @@ public class DpSgdTests
         Assert.InRange(NoiseCalibration.EpsilonFor(dp.SamplingRate, dp.NoiseMultiplier, 500, 1e-5), 1.99, 2.0);
     }
 
+    [Theory]
+    [InlineData("ghost", "per-example gradients: ghost clipping")]
+    [InlineData("loop", "per-example gradients: loop")]
+    public void FinetuneChoosesThePerExampleMethod(string mode, string expected)
+    {
+        string dir = Directory.CreateTempSubdirectory("edgetune-dp-mode-").FullName;
+        try
+        {
+            var r = Cli.CliRunner.Run("finetune", "--method", "lora", "--steps", "2", "--checkpoint-every", "0", "--eval-every", "0", "--dp-noise", "1.0",
+                "--dp-per-example", mode, "--out", Path.Combine(dir, "run"));
+            Assert.True(r.Code == 0, r.Err + r.Out);
+            Assert.Contains(expected, r.Out + r.Err);
+            Assert.Equal(2, Cli.CliRunner.Run("finetune", "--dp-noise", "1.0", "--dp-per-example", "vectorised", "--out", Path.Combine(dir, "x")).Code);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     private sealed class ListSink : IMetricsSink
     {
         public List<TrainingStatus> Items { get; } = [];
