@@ -7,7 +7,7 @@ namespace EdgeTune.Bench;
 /// and, as its last line, one JSON object.</summary>
 public static class Program
 {
-    private static readonly IBenchSuite[] s_suites = [new GemmSuite(), new GemmTuneSuite(), new GenerateSuite(), new TrainSuite(), new QuantSuite(), new FlSuite(), new EncryptSuite()];
+    private static readonly IBenchSuite[] s_suites = [new GemmSuite(), new GemmTuneSuite(), new GenerateSuite(), new TrainSuite(), new QuantSuite(), new FlSuite(), new EncryptSuite(), new DpSuite()];
 
     /// <summary>Suites with their own argument handling (older entry points).</summary>
     private static readonly Dictionary<string, Func<string[], int>> s_raw = new()

@@ -7,8 +7,8 @@ namespace EdgeTune.Cli.Commands;
 /// Encryption at rest on the command line: <c>--encrypt</c> (commands that create a run folder) and one key source,
 /// <c>--key-file PATH</c> (32 raw bytes or base64; created, owner-only, when <c>--encrypt</c> names a file that does
 /// not exist), <c>--key-env VAR</c> (base64 of a 32-byte key), <c>--passphrase-env VAR</c> (a passphrase stretched with
-/// Argon2id and the run folder's salt) or <c>--key-store PATH</c> (a key file protected by the OS key store: Windows
-/// DPAPI; refused elsewhere). Every command that reads or writes run folders takes the key options; encrypted folders
+/// Argon2id and the run folder's salt) or <c>--key-store NAME</c> (the OS key store: a Windows DPAPI-protected key file,
+/// the Linux kernel keyring, the macOS Keychain; <see cref="StoredKeySource.ForPlatform"/>). Every command that reads or writes run folders takes the key options; encrypted folders
 /// are found by their encryption.json (<see cref="RunFiles"/>).
 /// </summary>
 public sealed class EncryptionCliOptions(bool writes)
@@ -25,7 +25,7 @@ public sealed class EncryptionCliOptions(bool writes)
     public Option<string?> PassphraseEnv { get; } = new("--passphrase-env") { Description = "Environment variable holding an encryption passphrase (stretched with Argon2id, one salt per run folder)" };
     public Option<string?> KeyStore { get; } = new("--key-store")
     {
-        Description = "Key file protected by the OS key store (Windows DPAPI, current user); with --encrypt a missing one is created",
+        Description = "Key kept by the OS key store under this name: Windows: a DPAPI-protected key file at this path; Linux: the kernel keyring user key edgetune:NAME; macOS: the Keychain item (service EdgeTune, account NAME). With --encrypt a missing one is created",
     };
 
     public void AddTo(Command command)
@@ -43,7 +43,7 @@ public sealed class EncryptionCliOptions(bool writes)
         bool existing = File.Exists(Path.Combine(runFolder, RunFiles.ManifestFile));
         var key = Load(parse, create: encrypt, error);
         if (key is null && encrypt)
-            throw new CliException(CliErrors.Usage, "--encrypt needs a key: --key-file PATH, --key-env VAR, --passphrase-env VAR or --key-store PATH");
+            throw new CliException(CliErrors.Usage, "--encrypt needs a key: --key-file PATH, --key-env VAR, --passphrase-env VAR or --key-store NAME");
         if (key is not null && !encrypt && !existing)
         {
             key.Dispose();
@@ -102,15 +102,25 @@ public sealed class EncryptionCliOptions(bool writes)
             if (string.IsNullOrEmpty(value)) throw new CliException(CliErrors.Usage, $"--passphrase-env: environment variable {pass} is not set or empty");
             return EncryptionKey.FromPassphrase(value);
         }
-        if (!OperatingSystem.IsWindows())
-            throw new CliException(CliErrors.Usage, "--key-store: the OS key store supported here is Windows DPAPI; on this system use --key-file, --key-env or --passphrase-env");
-        var source = KeySource.WindowsDpapi(store!);
-        if (!File.Exists(store) && create)
+        StoredKeySource source;
+        try { source = KeySource.OsKeyStore(store!); }
+        catch (PlatformNotSupportedException e) { throw new CliException(CliErrors.Usage, $"--key-store: {e.Message}"); }
+        try
         {
-            var key = source.CreateKey();
-            error.WriteLine($"created DPAPI-protected key {store}");
-            return key;
+            if (create && !source.Exists)
+            {
+                var key = source.CreateKey();
+                error.WriteLine($"created a new random key in the {source.Description}" + (OperatingSystem.IsLinux()
+                    ? " (the kernel keyring forgets it at reboot or when your last session ends: keep a copy, or the run cannot be read afterwards)"
+                    : ""));
+                return key;
+            }
+            return source.GetKey();
         }
-        return source.GetKey();
+        catch (PlatformNotSupportedException e) { throw new CliException(CliErrors.Usage, $"--key-store: {e.Message}"); }
+        catch (Exception e) when (e is KeyNotFoundException or IOException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new CliException(CliErrors.Encryption, $"--key-store: {e.Message}");
+        }
     }
 }

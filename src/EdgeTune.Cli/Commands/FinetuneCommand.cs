@@ -33,6 +33,12 @@ public static class FinetuneCommand
         var baseDtype = new Option<string?>("--base-dtype") { Description = "QLoRA: quantize the frozen base's projections to nf4, q4_0, q8_0 or int8 before LoRA (releases the float weights)" };
         var dpEpsilon = new Option<double?>("--dp-epsilon") { Description = "Differentially private LoRA fine-tuning (DP-SGD): the ε to reach at --dp-delta over the planned steps; the noise multiplier is calibrated to it (RDP accountant, Poisson-sampling assumption)" };
         var dpNoise = new Option<double?>("--dp-noise") { Description = "DP-SGD with this noise multiplier σ instead of a target ε (ε spent is reported)" };
+        var dpPerExample = new Option<string>("--dp-per-example")
+        {
+            Description = "How DP-SGD gets per-example gradients: ghost (one batched pass, per-example norms from the LoRA layers; fast, batched memory) or loop (one pass per example; least memory)",
+            DefaultValueFactory = _ => "ghost",
+        };
+        dpPerExample.AcceptOnlyFromAmong("ghost", "loop");
         var dpDelta = new Option<double>("--dp-delta") { Description = "δ of the DP guarantee (keep it below 1 / training sequences)", DefaultValueFactory = _ => 1e-5 };
         var dpClip = new Option<double>("--dp-clip") { Description = "DP-SGD per-example gradient clipping norm C", DefaultValueFactory = _ => 1.0 };
         var task = new Option<string?>("--task") { Description = "embed or classify: fine-tune a BERT/MiniLM sentence encoder (--model: its folder or .onnx) on pairs (.jsonl anchor/positive, query/document, instruction/output; or .tsv) or labelled texts (text/label); default: causal LM fine-tuning" };
@@ -40,7 +46,7 @@ public static class FinetuneCommand
         var canaries = new Option<int>("--canaries") { Description = "Insert this many random canaries (\"my code is d d d d d d\") into the training data, 5 copies each, and write them to canaries.json for `edgetune audit`", DefaultValueFactory = _ => 0 };
 
         var command = new Command("finetune", "Fine-tune a model (LoRA or full) on your own data, on this machine");
-        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpDelta, dpClip, canaries, task })
+        foreach (var o in new Option[] { model, tokenizer, data, method, rank, alpha, epochs, checkpointing, output, resume, maxMemory, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpDelta, dpClip, dpPerExample, canaries, task })
             command.Options.Add(o);
         training.AddTo(command);
         var power = new PowerPolicyCliOptions();
@@ -53,9 +59,13 @@ public static class FinetuneCommand
             var outp = parse.InvocationConfiguration.Output;
             if (parse.GetValue(task) is { } encoderTask)
             {
-                var decoderOnly = new Option[] { tokenizer, epochs, checkpointing, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, canaries };
+                var decoderOnly = new Option[] { tokenizer, epochs, checkpointing, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpPerExample, canaries };
                 if (decoderOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } extra)
                     throw new CliException(CliErrors.Usage, $"{extra.Name} does not apply to --task {encoderTask} (encoder fine-tuning)");
+                // The encoder job writes its folder with plain writers: refuse rather than leave plaintext where encryption was asked for.
+                var keyOptions = new Option[] { encryption.Encrypt, encryption.KeyFile, encryption.KeyEnv, encryption.PassphraseEnv, encryption.KeyStore };
+                if (keyOptions.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } enc)
+                    throw new CliException(CliErrors.Usage, $"{enc.Name}: encoder fine-tuning (--task {encoderTask}) does not encrypt its run folder; nothing was written. Encrypt decoder runs (no --task), or keep the encoder run on an encrypted volume");
                 return await FinetuneEncoder.RunAsync(parse, encoderTask, model, data, method, rank, alpha, output, resume, maxMemory, training, power, new ProgressLine(err).Show, ct).ConfigureAwait(false);
             }
             string? modelRef = parse.GetValue(model);
@@ -91,6 +101,7 @@ public static class FinetuneCommand
                 {
                     TargetEpsilon = parse.GetValue(dpEpsilon), NoiseMultiplier = parse.GetValue(dpNoise),
                     Delta = parse.GetValue(dpDelta), ClipNorm = parse.GetValue(dpClip),
+                    PerExample = parse.GetValue(dpPerExample) == "loop" ? EdgeTune.Privacy.DpPerExampleMode.Loop : EdgeTune.Privacy.DpPerExampleMode.Ghost,
                 };
                 try { dpOptions.Validate(); }
                 catch (ArgumentException e)

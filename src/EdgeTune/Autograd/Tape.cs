@@ -29,6 +29,11 @@ public sealed class Tape : IDisposable
     /// <summary>When false, no op is recorded (inference); outputs require no gradient.</summary>
     public bool IsRecording { get; set; } = true;
 
+    /// <summary>When set, Linear ops whose weight it names keep their input and output gradient for per-example
+    /// gradient norms instead of accumulating the weight's gradient (<see cref="PerExampleLinearGradients"/>);
+    /// checkpointed segments' inner tapes inherit it.</summary>
+    public PerExampleLinearGradients? PerExample { get; init; }
+
     /// <summary>Recorded ops awaiting backward.</summary>
     public int Count => _ops.Count;
 

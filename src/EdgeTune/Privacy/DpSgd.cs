@@ -12,10 +12,11 @@ namespace EdgeTune.Privacy;
 /// parameters together); the clipped gradients are summed, N(0, σ²C²) is added to every coordinate, and the sum is
 /// divided by the expected lot size L. The optimizer then steps on that gradient (post-processing: AdamW's state
 /// sees only privatized gradients).
-/// <para>Per-example gradients are obtained by running the tape forward and backward once per example (a batch of one
-/// row). This costs the same arithmetic as a batched pass (less parallelism) and never holds more than one example's
-/// gradient besides the running sum; for LoRA the sum is the size of the adapter. The "ghost clipping" identity
-/// (Goodfellow 2015; Li et al. 2021) would get the norms from one batched pass instead; it is not used.</para>
+/// <para>Per-example gradients (<see cref="PerExample"/>): by default "ghost clipping" — one batched forward and
+/// backward in which every trainable Linear weight (the LoRA A and B factors) keeps its input and output gradient
+/// (<see cref="PerExampleLinearGradients"/>); each example's norm comes from those, and the clipped sum is one
+/// reweighted product per weight, so no per-example gradient buffer exists. The fallback runs the tape once per
+/// example (a batch of one row), never holding more than one example's gradient besides the running sum.</para>
 /// <para>Accounting: <see cref="Accountant"/> is the RDP accountant of the Poisson-subsampled Gaussian mechanism at
 /// q = L / N. The trainer draws shuffled fixed-size batches (each example once per epoch), not Poisson samples; the
 /// figure is therefore the one commonly reported for such training (as TF Privacy's and Opacus' accountants do), not a
@@ -66,7 +67,7 @@ public sealed class DpSgd
         double q = (double)lotSize / datasetSize;
         double sigma = options.NoiseMultiplier ?? NoiseCalibration.NoiseMultiplierFor(options.TargetEpsilon!.Value, options.Delta, q, steps);
         ulong seed = options.NoiseSeed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
-        return new DpSgd(options.ClipNorm, sigma, lotSize, datasetSize, options.Delta, new Rng(seed));
+        return new DpSgd(options.ClipNorm, sigma, lotSize, datasetSize, options.Delta, new Rng(seed)) { PerExample = options.PerExample };
     }
 
     public double ClipNorm { get; }
@@ -87,13 +88,33 @@ public sealed class DpSgd
 
     /// <summary>One line for logs: C, σ, q, and ε so far.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"DP-SGD C={ClipNorm:G4} sigma={NoiseMultiplier:G4} q={SamplingRate:G4} (lot {LotSize} of {DatasetSize}), epsilon={Epsilon:G4} at delta={Delta:G3} after {Accountant.Rounds} steps (RDP, Poisson-sampling assumption)");
+        $"DP-SGD C={ClipNorm:G4} sigma={NoiseMultiplier:G4} q={SamplingRate:G4} (lot {LotSize} of {DatasetSize}), epsilon={Epsilon:G4} at delta={Delta:G3} after {Accountant.Rounds} steps (RDP, Poisson-sampling assumption), per-example gradients: {PerExampleDescription}");
+
+    private string PerExampleDescription => PerExample == DpPerExampleMode.Loop ? "loop" : GhostUnsupported is { } why ? $"loop (ghost clipping unsupported: {why})" : "ghost clipping";
+
+    /// <summary>How per-example gradients are obtained. <see cref="DpPerExampleMode.Ghost"/> (the default) falls back to
+    /// <see cref="DpPerExampleMode.Loop"/> for good when a trainable parameter is reached other than as a Linear weight
+    /// (a DoRA magnitude, a full fine-tune's embeddings or norms); <see cref="GhostUnsupported"/> then says so.</summary>
+    public DpPerExampleMode PerExample { get; init; } = DpPerExampleMode.Ghost;
+
+    /// <summary>How ghost clipping computes each weight's per-example norms (by cost unless set).</summary>
+    public PerExampleNormMethod NormMethod { get; init; } = PerExampleNormMethod.Auto;
+
+    /// <summary>Set once ghost clipping met a parameter it cannot see; later lots run the per-example loop.</summary>
+    public string? GhostUnsupported { get; private set; }
+
+    /// <summary>Bytes the last ghost pass kept (layer inputs and output gradients), for benchmarks.</summary>
+    public long LastCapturedBytes { get; private set; }
 
     /// <summary>
     /// The private gradient of one lot, written into the trainable parameters' gradients (which must be zero on entry):
-    /// each row of each micro-batch with at least one trained target is run alone (forward, backward), its gradient
-    /// clipped to C and added to the sum; rows with no trained target (padding rows) are skipped. Then noise and the
-    /// division by <see cref="LotSize"/>. Returns the mean of the examples' losses.
+    /// each row of each micro-batch with at least one trained target is one example, whose gradient is clipped to C
+    /// and added to the sum; rows with no trained target (padding rows) are skipped. Then noise and the division by
+    /// <see cref="LotSize"/>. Returns the mean loss over the lot's trained targets.
+    /// <para>Ghost mode runs each micro-batch forward and backward once with the Linear weights captured
+    /// (<see cref="PerExampleLinearGradients"/>): the model's loss must be the mean over the batch's trained targets
+    /// with rows that do not interact (as <see cref="Models.DecoderModel.Loss"/>), so example i's own gradient is the
+    /// batch's share of it times N/nᵢ (nᵢ its trained targets, N the batch's). Loop mode runs each example alone.</para>
     /// </summary>
     /// <exception cref="NonFiniteException">an example's loss or gradient is NaN/∞ (the sum is discarded).</exception>
     public double ComputeGradient(ITrainableModel model, IReadOnlyList<Parameter> trainable, IReadOnlyList<TrainingBatch> microBatches)
@@ -103,30 +124,87 @@ public sealed class DpSgd
         ArgumentNullException.ThrowIfNull(microBatches);
         Begin(trainable);
         double lossSum = 0;
-        int examples = 0;
+        long tokens = 0;
+        LastCapturedBytes = 0;
         foreach (var b in microBatches)
         {
-            int t = b.Time;
-            for (int r = 0; r < b.Batch; r++)
-            {
-                var targets = b.Targets.AsSpan(r * t, t);
-                if (!targets.ContainsAnyExcept(CrossEntropy.IgnoreIndex)) continue;
-                int[] tok = b.Tokens.AsSpan(r * t, t).ToArray(), tgt = targets.ToArray();
-                using (var tape = new Tape())
-                {
-                    var loss = model.Loss(tape, tok, tgt, 1, t);
-                    double l = loss.Item();
-                    if (!double.IsFinite(l)) throw new NonFiniteException("DP-SGD", $"loss of example {examples}", l);
-                    lossSum += l;
-                    tape.Backward(loss);
-                }
-                AddClipped(trainable);
-                examples++;
-            }
+            var counts = new int[b.Batch];
+            for (int r = 0; r < b.Batch; r++) counts[r] = b.Time - b.Targets.AsSpan(r * b.Time, b.Time).Count(CrossEntropy.IgnoreIndex);
+            long n = counts.Sum(c => (long)c);
+            if (n == 0) continue;
+            if (PerExample == DpPerExampleMode.Ghost && GhostUnsupported is null && GhostBatch(model, trainable, b, counts, n) is double l)
+                lossSum += l * n;
+            else
+                lossSum += LoopBatch(model, trainable, b, counts);
+            tokens += n;
         }
         Release(trainable);
-        return examples == 0 ? 0 : lossSum / examples;
+        return tokens == 0 ? 0 : lossSum / tokens;
     }
+
+    // Each example alone: forward, backward, clip into the sum. Returns Σ nᵢ·lossᵢ.
+    private double LoopBatch(ITrainableModel model, IReadOnlyList<Parameter> trainable, TrainingBatch b, int[] counts)
+    {
+        int t = b.Time;
+        double weighted = 0;
+        for (int r = 0; r < b.Batch; r++)
+        {
+            if (counts[r] == 0) continue;
+            int[] tok = b.Tokens.AsSpan(r * t, t).ToArray(), tgt = b.Targets.AsSpan(r * t, t).ToArray();
+            using (var tape = new Tape())
+            {
+                var loss = model.Loss(tape, tok, tgt, 1, t);
+                double l = loss.Item();
+                if (!double.IsFinite(l)) throw new NonFiniteException("DP-SGD", $"loss of example {LastExamples}", l);
+                weighted += l * counts[r];
+                tape.Backward(loss);
+            }
+            AddClipped(trainable);
+        }
+        return weighted;
+    }
+
+    // One batched pass with the Linear weights captured; null when a trainable parameter got a gradient the capture
+    // did not see (then nothing was added and every gradient is zero again). Returns the batch's mean loss.
+    private double? GhostBatch(ITrainableModel model, IReadOnlyList<Parameter> trainable, TrainingBatch b, int[] counts, long n)
+    {
+        using var capture = new PerExampleLinearGradients(trainable, b.Batch, b.Time, NormMethod);
+        double l;
+        using (var tape = new Tape { PerExample = capture })
+        {
+            var loss = model.Loss(tape, b.Tokens, b.Targets, b.Batch, b.Time);
+            l = loss.Item();
+            if (!double.IsFinite(l)) throw new NonFiniteException("DP-SGD", "loss of a micro-batch", l);
+            tape.Backward(loss);
+        }
+        LastCapturedBytes = Math.Max(LastCapturedBytes, capture.CapturedBytes);
+        foreach (var p in trainable)
+            if (p.Grad is { } g && !IsZero(g))
+            {
+                GhostUnsupported = $"parameter '{p.Name}' is not (only) a Linear weight";
+                foreach (var q in trainable) q.ZeroGrad();
+                return null;
+            }
+        double[] sq = capture.SquaredNorms();
+        var coef = new double[b.Batch];
+        for (int r = 0; r < b.Batch; r++)
+        {
+            if (counts[r] == 0) continue;
+            double share = (double)n / counts[r]; // example r's own gradient = share × its part of the batch gradient
+            double norm = Math.Sqrt(sq[r]) * share;
+            if (!double.IsFinite(norm)) throw new NonFiniteException("DP-SGD", $"per-example gradient norm of example {LastExamples}", norm);
+            coef[r] = (norm > ClipNorm ? ClipNorm / norm : 1.0) * share;
+            LastExamples++;
+            if (norm > ClipNorm) LastClipped++;
+        }
+        capture.AccumulateWeighted(coef);
+        AddToSum(trainable, 1.0);
+        return l;
+    }
+
+    private static bool IsZero(Tensor g) => g.DType == DType.F64
+        ? !g.ReadOnlySpan<double>().ContainsAnyExcept(0.0)
+        : !g.ReadOnlySpan<float>().ContainsAnyExcept(0f);
 
     /// <summary>Starts a lot: clears the running sum (sized to <paramref name="trainable"/>) and the counters.</summary>
     public void Begin(IReadOnlyList<Parameter> trainable)
@@ -156,18 +234,23 @@ public sealed class DpSgd
         }
         double norm = Math.Sqrt(sq);
         if (!double.IsFinite(norm)) throw new NonFiniteException("DP-SGD", "per-example gradient norm", norm);
-        double scale = norm > ClipNorm ? ClipNorm / norm : 1.0;
+        AddToSum(trainable, norm > ClipNorm ? ClipNorm / norm : 1.0);
+        LastExamples++;
+        if (norm > ClipNorm) LastClipped++;
+        return norm;
+    }
+
+    // sum += scale · gradient, then the gradients are zeroed.
+    private void AddToSum(IReadOnlyList<Parameter> trainable, double scale)
+    {
         for (int i = 0; i < trainable.Count; i++)
         {
-            var g = trainable[i].Grad!;
-            var sum = _sums[i];
+            if (trainable[i].Grad is not { } g) continue;
+            var sum = _sums![i];
             if (g.DType == DType.F64) { var s = g.ReadOnlySpan<double>(); for (int j = 0; j < s.Length; j++) sum[j] += scale * s[j]; }
             else { var s = g.ReadOnlySpan<float>(); for (int j = 0; j < s.Length; j++) sum[j] += scale * s[j]; }
             trainable[i].ZeroGrad();
         }
-        LastExamples++;
-        if (norm > ClipNorm) LastClipped++;
-        return norm;
     }
 
     /// <summary>Writes (sum + N(0, σ²C²) per coordinate) / <see cref="LotSize"/> into the parameters' gradients.</summary>

@@ -26,6 +26,9 @@ public sealed record DpSgdOptions
     /// for reproducible experiments, and keep it secret: whoever knows it can subtract the noise.</summary>
     public ulong? NoiseSeed { get; init; }
 
+    /// <summary>How per-example gradients are obtained (ghost clipping unless set).</summary>
+    public DpPerExampleMode PerExample { get; init; } = DpPerExampleMode.Ghost;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
     public DpSgdOptions Validate()
     {
@@ -40,4 +43,14 @@ public sealed record DpSgdOptions
         if (!(Delta > 0 && Delta < 1)) throw new ArgumentException(string.Create(c, $"DP-SGD: δ = {Delta} must be in (0, 1)"), nameof(Delta));
         return this;
     }
+}
+
+/// <summary>How <see cref="DpSgd"/> gets each example's clipped gradient.</summary>
+public enum DpPerExampleMode
+{
+    /// <summary>One batched pass; per-example norms from the Linear layers' inputs and output gradients.</summary>
+    Ghost,
+
+    /// <summary>One forward and backward per example.</summary>
+    Loop,
 }

@@ -33,6 +33,10 @@ public abstract class KeySource
     /// </summary>
     public static DpapiKeySource WindowsDpapi(string protectedKeyPath) => new(protectedKeyPath);
 
+    /// <summary>The running system's key store under <paramref name="name"/> (<see cref="StoredKeySource.ForPlatform"/>):
+    /// Windows DPAPI key file, Linux kernel keyring, macOS Keychain.</summary>
+    public static StoredKeySource OsKeyStore(string name) => StoredKeySource.ForPlatform(name);
+
     private sealed class Delegated(string description, Func<EncryptionKey> load) : KeySource
     {
         public override string Description => description;
@@ -46,7 +50,7 @@ public abstract class KeySource
 /// load it. Not available on other systems: there it throws <see cref="PlatformNotSupportedException"/>
 /// (use <see cref="KeySource.KeyFile"/> or <see cref="KeySource.Environment"/> instead).
 /// </summary>
-public sealed class DpapiKeySource(string protectedKeyPath) : KeySource
+public sealed class DpapiKeySource(string protectedKeyPath) : StoredKeySource
 {
     private static readonly byte[] Entropy = "EdgeTune ETENC1 DPAPI key"u8.ToArray();
 
@@ -54,24 +58,15 @@ public sealed class DpapiKeySource(string protectedKeyPath) : KeySource
 
     public override string Description => $"Windows DPAPI key file {ProtectedKeyPath}";
 
-    /// <summary>Generates a random key, stores it DPAPI-protected (fails if the file exists) and returns it.</summary>
-    public EncryptionKey CreateKey()
+    public override bool Exists => File.Exists(ProtectedKeyPath);
+
+    /// <summary>Writes the key DPAPI-protected (fails if the file exists).</summary>
+    protected override void Store(byte[] raw)
     {
         if (!OperatingSystem.IsWindows()) throw NotWindows();
-        var key = EncryptionKey.Generate();
-        try
-        {
-            byte[] raw = Convert.FromBase64String(key.ExportBase64());
-            try
-            {
-                byte[] blob = ProtectCurrentUser(raw);
-                using var fs = new FileStream(ProtectedKeyPath, FileMode.CreateNew, FileAccess.Write);
-                fs.Write(blob);
-            }
-            finally { CryptographicOperations.ZeroMemory(raw); }
-        }
-        catch { key.Dispose(); throw; }
-        return key;
+        byte[] blob = ProtectCurrentUser(raw);
+        using var fs = new FileStream(ProtectedKeyPath, FileMode.CreateNew, FileAccess.Write);
+        fs.Write(blob);
     }
 
     public override EncryptionKey GetKey()

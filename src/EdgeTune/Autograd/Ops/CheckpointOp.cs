@@ -27,6 +27,7 @@ public sealed class CheckpointOp : TapeOp
     private readonly Rng? _rng;
     private RngState _rngAtForward;
     private Variable _y = null!;
+    private PerExampleLinearGradients? _perExample;
 
     /// <param name="segment">Builds the segment on the given tape from its input.</param>
     /// <param name="x">The segment's input.</param>
@@ -48,7 +49,8 @@ public sealed class CheckpointOp : TapeOp
         bool xGrad = tape.IsRecording && _x.RequiresGrad;
         // When x requires a gradient the op is recorded anyway; otherwise record the inner forward to
         // learn whether a trainable parameter reaches the output.
-        using var inner = new Tape { IsRecording = tape.IsRecording && !xGrad };
+        _perExample = tape.PerExample;
+        using var inner = new Tape { IsRecording = tape.IsRecording && !xGrad, PerExample = tape.PerExample };
         var leaf = InnerLeaf(xGrad);
         if (_rng is not null) _rngAtForward = _rng.State;
         try
@@ -73,7 +75,7 @@ public sealed class CheckpointOp : TapeOp
         Tensor? dy = _y.Grad;
         if (dy is null) return;
         Tensor? dx = GradOf(_x);
-        using var inner = new Tape();
+        using var inner = new Tape { PerExample = _perExample };
         var leaf = InnerLeaf(dx is not null);
         RngState? later = _rng?.State;
         if (_rng is not null) _rng.State = _rngAtForward;

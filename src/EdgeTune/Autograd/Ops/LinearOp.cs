@@ -14,7 +14,8 @@ namespace EdgeTune.Autograd;
 /// F32 runs <see cref="Gemm"/> (ABt forward, AB for dx, AtB for dW); the weight may then also be a
 /// frozen F16 or BF16 tensor, widened as it is read. F64 runs <see cref="GemmReference"/>.
 /// Backward: dx += dy · W; dW += dyᵀ · x; db += Σ_rows dy — each only when that input requires a
-/// gradient. Saves nothing: it reads x and W again in backward.
+/// gradient. Saves nothing: it reads x and W again in backward. On a tape with
+/// <see cref="Tape.PerExample"/> naming W, backward hands x and dy to it instead of forming dW.
 /// </remarks>
 public sealed class LinearOp : TapeOp
 {
@@ -22,6 +23,7 @@ public sealed class LinearOp : TapeOp
     private readonly Variable? _b;
     private Variable _y = null!;
     private int _n, _in, _out;
+    private PerExampleLinearGradients? _perExample;
 
     public LinearOp(Variable x, Variable w, Variable? b = null) : base("Linear", x, w, b)
     {
@@ -52,6 +54,7 @@ public sealed class LinearOp : TapeOp
                 throw new ShapeException($"{Name}: bias '{_b.Name}' {_b.Value.ShapeString} must be [{_out}] for weight '{_w.Name}' {_w.Value.ShapeString}");
         }
         _n = RowCount(_x.Shape);
+        _perExample = NeedsBackward && tape.PerExample is { } pe && pe.Captures(_w) ? pe : null;
         int[] yShape = _x.Shape.ToArray();
         yShape[^1] = _out;
         _y = NewOutput(tape, _x.DType, yShape, "linear");
@@ -98,7 +101,8 @@ public sealed class LinearOp : TapeOp
     protected internal override void Backward()
     {
         Tensor dyT = _y.Grad!;
-        Tensor? dx = GradOf(_x), dw = GradOf(_w), db = GradOf(_b);
+        Tensor? dx = GradOf(_x), dw = _perExample is null ? GradOf(_w) : null, db = GradOf(_b);
+        _perExample?.Record(_w, _x.Value, dyT, _n, _in, _out);
         if (_x.DType == DType.F64)
         {
             var dy = dyT.ReadOnlySpan<double>();
