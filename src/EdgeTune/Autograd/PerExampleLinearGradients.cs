@@ -21,7 +21,7 @@ public enum PerExampleNormMethod
 /// <summary>
 /// Per-example gradients of linear weights without per-example gradient buffers ("ghost clipping", Goodfellow 2015;
 /// Li et al. 2021; the single-pass "book-keeping" form of Bu et al. 2023). Set on a <see cref="Tape"/>
-/// (<see cref="Tape.PerExample"/>): every <see cref="LinearOp"/> whose weight is one of <see cref="Weights"/> then
+/// (<see cref="Tape.PerExample"/>): every <see cref="LinearOp"/> (and <see cref="LowRankAddOp"/>, whose B is a linear weight) whose weight is one of <see cref="Weights"/> then
 /// keeps a copy of its input x and output gradient g (rows grouped by example: example i owns rows
 /// [i·T, (i+1)·T)) instead of accumulating dW. Example i's gradient of W is Σ_{t∈i} g_tᵀ x_t (summed over every use
 /// of W), so from the copies: <see cref="SquaredNorms"/> gives each example's ‖∂/∂θ‖² over all captured weights,
@@ -80,7 +80,7 @@ public sealed class PerExampleLinearGradients : IDisposable
 
     internal bool Captures(Variable w) => w.Parameter is { } p && w.RequiresGrad && _weights.Contains(p);
 
-    /// <summary>Called by <see cref="LinearOp"/>'s backward in place of dW += dyᵀ·x.</summary>
+    /// <summary>Called by <see cref="LinearOp"/>'s (and <see cref="LowRankAddOp"/>'s, for B) backward in place of dW += dyᵀ·x.</summary>
     internal void Record(Variable w, Tensor x, Tensor dy, int rows, int inFeatures, int outFeatures)
     {
         if (_spent) throw new InvalidOperationException("PerExampleLinearGradients: already accumulated; use a new one per pass");

@@ -9,7 +9,9 @@ namespace EdgeTune.Autograd;
 /// z = y + s·h·Bᵀ: an output y (…, out) plus a scaled rank-r product of h (…, r) and B [out, r] — LoRA's update
 /// added where it is made. One op instead of Scale, Linear and Add, so neither the (…, out) update nor its gradient
 /// exists on the tape. Backward: dy += dz; dh += s·dz·B; dB += s·dzᵀ·h, each only when that input needs it.
-/// F32 runs <see cref="Gemm"/>, F64 <see cref="GemmReference"/>. Keeps s·h (N×r) for dB.
+/// F32 runs <see cref="Gemm"/>, F64 <see cref="GemmReference"/>. Keeps s·h (N×r) for dB. B is a linear weight whose
+/// input is s·h: on a tape with <see cref="Tape.PerExample"/> naming B, backward hands s·h and dz to it instead of forming dB
+/// (DP-SGD's per-example clipping), as <see cref="LinearOp"/> does.
 /// </summary>
 public sealed class LowRankAddOp : TapeOp
 {
@@ -18,6 +20,7 @@ public sealed class LowRankAddOp : TapeOp
     private Variable _z = null!;
     private int _n, _r, _out;
     private Tensor? _hs;
+    private PerExampleLinearGradients? _perExample;
 
     public LowRankAddOp(Variable y, Variable h, Variable b, double scale) : base("LowRankAdd", y, h, b)
     {
@@ -38,6 +41,7 @@ public sealed class LowRankAddOp : TapeOp
             || !_h.Shape[..^1].SequenceEqual(_y.Shape[..^1]))
             throw new ShapeException($"{Name}: y '{_y.Name}' {_y.Value.ShapeString} and h '{_h.Name}' {_h.Value.ShapeString} must be (…, {_out}) and (…, {_r}) with the same leading dimensions for B '{_b.Name}' {_b.Value.ShapeString}");
         _n = checked((int)(_y.ElementCount / _out));
+        _perExample = NeedsBackward && tape.PerExample is { } pe && pe.Captures(_b) ? pe : null;
         _z = NewOutput(tape, _y.DType, _y.Shape, "lowrank_add");
         _hs = Tensor.Zeros(_y.DType, [_n, _r], "scaled_h");
         if (_y.DType == DType.F64)
@@ -58,7 +62,8 @@ public sealed class LowRankAddOp : TapeOp
     protected internal override void Backward()
     {
         if (_z.Grad is not { } dzT) return;
-        Tensor? dy = GradOf(_y), dh = GradOf(_h), db = GradOf(_b);
+        Tensor? dy = GradOf(_y), dh = GradOf(_h), db = _perExample is null ? GradOf(_b) : null;
+        _perExample?.Record(_b, _hs!, dzT, _n, _r, _out);
         if (_y.DType == DType.F64)
         {
             var dz = dzT.ReadOnlySpan<double>();
