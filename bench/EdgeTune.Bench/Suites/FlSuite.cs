@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using EdgeTune.Bench.Common;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
+using EdgeTune.Federated.Cluster;
 using EdgeTune.Federated.Server;
 using EdgeTune.Federated.Storage;
 using EdgeTune.Training;
@@ -186,20 +187,22 @@ public sealed class FlSuite : IBenchSuite
             LivenessTimeout = Liveness, RoundDeadline = TimeSpan.FromMinutes(5), RateLimitPerSecond = 1000, MaxUpdateNorm = 1e3,
         };
         var rows = new JsonArray();
-        using (var server = new FlServer(options, layout, new float[layout.TotalLength]))
+        var silo = new FlSiloOptions
         {
-            server.RoundCompleted += r =>
+            Server = options, Layout = layout,
+            ServerStarted = server => server.RoundCompleted += r =>
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"round {r.Round}: {r.Accepted}/{r.Selected} accepted, {r.Rejected} rejected, {r.Duration.TotalSeconds:F2} s ({r.ClosedBy}), server RSS {Environment.WorkingSet / 1e6:F0} MB"));
                 lock (rows) rows.Add(new JsonObject { ["round"] = r.Round, ["accepted"] = r.Accepted, ["seconds"] = Json.Number(r.Duration.TotalSeconds, 2), ["closed_by"] = r.ClosedBy });
-            };
-            var host = FlServerHost.StartAsync(server).GetAwaiter().GetResult();
-            Console.WriteLine("URL " + host.Url);
-            server.Completion.GetAwaiter().GetResult();
-            Console.In.ReadLine(); // the parent's "stop", or the end of its input
-            host.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
+            },
+        };
+        // one Orleans silo, as `edgetune fl serve` runs it: the coordinator grain runs the rounds, aggregator grains fold the updates
+        var host = FlServerHost.StartSiloAsync(silo).GetAwaiter().GetResult();
+        Console.WriteLine("URL " + host.Url);
+        host.Server.Completion.GetAwaiter().GetResult();
+        Console.In.ReadLine(); // the parent's "stop", or the end of its input
+        host.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Json.WriteLast(new JsonObject
         {
             ["rounds"] = rows, ["peak_rss_mb"] = Json.Number(ProcessMemory.PeakRssBytes() / 1e6, 1), ["peak_managed_mb"] = Json.Number(peakManaged / 1e6, 1),

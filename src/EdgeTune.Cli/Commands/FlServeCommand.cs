@@ -3,12 +3,14 @@ using System.Security.Cryptography;
 using EdgeTune.Adapters;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
+using EdgeTune.Federated.Cluster;
 using EdgeTune.Federated.Server;
 
 namespace EdgeTune.Cli.Commands;
 
-/// <summary><c>edgetune fl serve</c>: the coordinator. Runs the rounds, keeps all state in SQLite under --state (a
-/// restarted server continues), saves the global adapter (PEFT folder) after every round.</summary>
+/// <summary><c>edgetune fl serve</c>: the coordinator. One Orleans silo (localhost clustering) hosting the task's
+/// coordinator and aggregator grains behind the gRPC endpoint; runs the rounds, keeps all state in SQLite under --state
+/// (a restarted server continues), saves the global adapter (PEFT folder) after every round.</summary>
 public static class FlServeCommand
 {
     public static Command Create()
@@ -79,20 +81,25 @@ public static class FlServeCommand
                 SecureAggregation = parse.GetValue(secureAgg), SecAggThreshold = parse.GetValue(secAggThreshold), UpdateEncoding = parse.GetValue(compression) ?? "f32",
                 Fit = new FitInstructions { LocalSteps = parse.GetValue(localSteps), LearningRate = parse.GetValue(lr), BatchSize = parse.GetValue(batch), SequenceLength = seq },
             };
-            using var server = new FlServer(options, layout, AdapterVector.Read(adapter), evaluate);
-            server.RoundCompleted += r =>
+            // one Orleans silo (localhost clustering) whose coordinator grain runs the rounds on the SQLite state under --state
+            var silo = new FlSiloOptions
             {
-                lock (evalLock)
+                Server = options, Layout = layout, InitialGlobal = AdapterVector.Read(adapter), Evaluate = evaluate,
+                ServerStarted = server => server.RoundCompleted += r =>
                 {
-                    AdapterVector.Write(adapter, server.Global);
-                    AdapterFiles.Save(adapter, Path.Combine(server.StateFolder, "global"), parse.GetValue(model));
-                }
-                err.WriteLine(FlCommand.Describe(r));
+                    lock (evalLock)
+                    {
+                        AdapterVector.Write(adapter, server.Global);
+                        AdapterFiles.Save(adapter, Path.Combine(server.StateFolder, "global"), parse.GetValue(model));
+                    }
+                    err.WriteLine(FlCommand.Describe(r));
+                },
             };
-            await using var host = await FlServerHost.StartAsync(server, new FlHostOptions
+            await using var host = await FlServerHost.StartSiloAsync(silo, new FlHostOptions
             {
                 Address = parse.GetValue(address)!, Port = parse.GetValue(port), CertificatePath = parse.GetValue(cert), CertificatePassword = parse.GetValue(certPassword),
             }, ct).ConfigureAwait(false);
+            var server = host.Server;
             await outp.WriteLineAsync($"serving {layout.TotalLength:N0} adapter values at {host.Url} (state: {server.StateFolder}, global version {server.GlobalVersion})").ConfigureAwait(false);
             if (parse.GetValue(token) is null) await outp.WriteLineAsync($"enrolment token: {enrol}").ConfigureAwait(false);
             await server.Completion.WaitAsync(ct).ConfigureAwait(false);
