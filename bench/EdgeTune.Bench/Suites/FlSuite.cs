@@ -40,6 +40,7 @@ public sealed class FlSuite : IBenchSuite
     private sealed class SiloProcess(Process process)
     {
         public Process Process { get; } = process;
+        public int Pid { get; } = process.Id; // read by the memory sampler, which may outlive the Process object
         public TaskCompletionSource<string> Url { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public TaskCompletionSource Coordinator { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public long PeakRss; // VmHWM sampled from /proc while the process lives
@@ -61,7 +62,7 @@ public sealed class FlSuite : IBenchSuite
         using var sampler = new Timer(_ =>
         {
             foreach (var p in procs.ToArray())
-                if (!p.Killed && ReadHwm(p.Process.Id) is long hwm && hwm > Interlocked.Read(ref p.PeakRss)) Interlocked.Exchange(ref p.PeakRss, hwm);
+                if (!p.Killed && ReadHwm(p.Pid) is long hwm && hwm > Interlocked.Read(ref p.PeakRss)) Interlocked.Exchange(ref p.PeakRss, hwm);
         }, null, 0, 100);
         try
         {
