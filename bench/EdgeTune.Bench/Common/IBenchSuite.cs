@@ -9,12 +9,13 @@ public interface IBenchSuite
 }
 
 /// <summary>Options shared by all suites.</summary>
-public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, int? Clients = null)
+public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, int? Clients = null, int? Silos = null, bool KillSilo = false)
 {
     public static BenchOptions? Parse(ReadOnlySpan<string> args)
     {
         bool quick = false;
-        int? threads = null, batch = null, clients = null;
+        int? threads = null, batch = null, clients = null, silos = null;
+        bool kill = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -26,9 +27,12 @@ public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, i
                     batch = b; i++; break;
                 case "--clients" when i + 1 < args.Length && int.TryParse(args[i + 1], out int c) && c > 0:
                     clients = c; i++; break;
+                case "--silos" when i + 1 < args.Length && int.TryParse(args[i + 1], out int s) && s > 0:
+                    silos = s; i++; break;
+                case "--kill-silo": kill = true; break;
                 default: return null;
             }
         }
-        return new BenchOptions(quick, threads, batch, clients);
+        return new BenchOptions(quick, threads, batch, clients, silos, kill);
     }
 }

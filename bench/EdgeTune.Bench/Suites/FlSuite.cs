@@ -2,11 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using EdgeTune.Bench.Common;
-using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
 using EdgeTune.Federated.Server;
 using EdgeTune.Federated.Storage;
-using EdgeTune.Training;
 
 namespace EdgeTune.Bench.Suites;
 
@@ -14,126 +12,207 @@ namespace EdgeTune.Bench.Suites;
 /// Federated server under load: N virtual clients (<see cref="FlLoadClient"/>: the real gRPC protocol over loopback,
 /// random updates of the real size instead of training), 30% of them dropping out of each round (half before
 /// training, half mid-upload; they come back later and resume), several FedAvg rounds of a synthetic LoRA-sized update
-/// (rank-8 q/v adapters of a 576-wide, 30-layer model: 552,960 floats, 2.2 MB as f32). The server runs in a child
-/// process (same executable) so its peak RSS and managed heap are its own; it keeps serving until the clients are all
-/// done (a client that dropped out of the last round still hears "done"). Round time is the protocol's: uploads,
-/// validation, SQLite commits, aggregation, and the straggler wait (liveness timeout 2 s) when dropouts hold a round open.
-/// Afterwards the suite reads the server's state and checks every round against FedAvg recomputed from what the
-/// clients say was acknowledged: <c>lost</c> (acknowledged, not aggregated), <c>double_counted</c> (aggregated more
-/// than once) and the largest relative error of the new global.
+/// (rank-8 q/v adapters of a 576-wide, 30-layer model: 552,960 floats, 2.2 MB as f32). The server is S silo processes
+/// (EdgeTune.FlSilo: Orleans silos on loopback sharing one state folder; S = 1 is a lone silo as <c>fl serve</c> runs it),
+/// each measured on its own (peak RSS from /proc, VmHWM); the clients spread over every silo's endpoint. With
+/// <c>--kill-silo</c> (S ≥ 2) the silo running the coordinator grain is killed once a quarter of the clients have an
+/// update acknowledged: the coordinator reactivates on another silo and the clients move over. Round time is the
+/// protocol's: uploads, validation, SQLite commits, aggregation, and the straggler wait (liveness timeout 2 s) when
+/// dropouts hold a round open. Afterwards the suite reads the server's state and checks every round against FedAvg
+/// recomputed from what the clients say was acknowledged: <c>lost</c> (acknowledged, not aggregated),
+/// <c>double_counted</c> (aggregated more than once) and the largest relative error of the new global.
 /// </summary>
 public sealed class FlSuite : IBenchSuite
 {
-    private const string ChildVariable = "EDGETUNE_BENCH_FL_SERVER";
     private const string Token = "bench-token";
     private const int DefaultClients = 100;
     private const double Dropout = 0.3;
     private const ulong Seed = 1;
     private const double UpdateScale = 1e-3;
     private static readonly TimeSpan Liveness = TimeSpan.FromSeconds(2);
+    // rank-8 LoRA on q_proj and v_proj of 30 layers of width 576 (SmolLM2-135M-like): 120 tensors of 8×576 and 576×8
+    private const int Tensors = 120, Rank = 8, Width = 576;
+    private const int UpdateFloats = Tensors * Rank * Width;
 
     public string Name => "fl";
-    public string Description => "federated server: N loopback gRPC load clients (--clients N, default 100), 30% dropout, round time, server peak memory, lost/double-counted updates";
+    public string Description => "federated server: N loopback gRPC load clients (--clients N, default 100) on S silo processes (--silos S, default 1; --kill-silo kills the coordinator's), 30% dropout, round time, peak memory per silo, lost/double-counted updates";
 
-    /// <summary>Rank-8 LoRA on q_proj and v_proj of 30 layers of width 576 (SmolLM2-135M-like).</summary>
-    private static UpdateLayout Layout()
+    private sealed class SiloProcess(Process process)
     {
-        var tensors = new List<(string, int[])>();
-        for (int l = 0; l < 30; l++)
-            foreach (string p in new[] { "q_proj", "v_proj" })
-            {
-                tensors.Add(($"layers.{l}.{p}.lora_A.weight", [8, 576]));
-                tensors.Add(($"layers.{l}.{p}.lora_B.weight", [576, 8]));
-            }
-        return new UpdateLayout(tensors);
+        public Process Process { get; } = process;
+        public int Pid { get; } = process.Id; // read by the memory sampler, which may outlive the Process object
+        public TaskCompletionSource<string> Url { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Coordinator { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public long PeakRss; // VmHWM sampled from /proc while the process lives
+        public bool Killed;
     }
 
     public int Run(BenchOptions options)
     {
         int rounds = options.Quick ? 2 : 5;
         int clients = options.Clients ?? DefaultClients;
-        if (Environment.GetEnvironmentVariable(ChildVariable) is { Length: > 0 } folder) return RunServer(folder, rounds, clients);
-        var layout = Layout();
-        Console.WriteLine($"fl suite: {clients} load clients over loopback gRPC, dropout {Dropout:P0}, {rounds} rounds of FedAvg, update {layout.TotalLength:N0} floats ({layout.TotalLength * 4 / 1e6:F1} MB f32), " +
-            $"liveness timeout {Liveness.TotalSeconds} s; server in a child process; {Environment.ProcessorCount} processors (shared machine: wall-clock figures are noisy)");
+        int silos = options.Silos ?? 1;
+        bool kill = options.KillSilo;
+        if (kill && silos < 2) { Console.Error.WriteLine("fl bench: --kill-silo needs --silos 2 or more (someone must take over)"); return 2; }
+        Console.WriteLine($"fl suite: {clients} load clients over loopback gRPC on {silos} silo process(es){(kill ? ", the coordinator's silo killed mid-round" : "")}, dropout {Dropout:P0}, {rounds} rounds of FedAvg, " +
+            $"update {UpdateFloats:N0} floats ({UpdateFloats * 4 / 1e6:F1} MB f32), liveness timeout {Liveness.TotalSeconds} s; {Environment.ProcessorCount} processors (shared machine: wall-clock figures are noisy)");
         string state = Path.Combine(Path.GetTempPath(), "edgetune-bench-fl-" + Guid.NewGuid().ToString("N")[..8]);
-        string exe = Environment.ProcessPath ?? "dotnet";
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase)) psi.ArgumentList.Add(typeof(FlSuite).Assembly.Location);
-        psi.ArgumentList.Add("fl");
-        if (options.Quick) psi.ArgumentList.Add("--quick");
-        psi.ArgumentList.Add("--clients");
-        psi.ArgumentList.Add(clients.ToString(CultureInfo.InvariantCulture));
-        psi.Environment[ChildVariable] = state;
-        using var child = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {exe}");
+        var procs = new List<SiloProcess>();
+        var roundRows = new List<JsonObject>();
+        using var sampler = new Timer(_ =>
+        {
+            foreach (var p in procs.ToArray())
+                if (!p.Killed && ReadHwm(p.Pid) is long hwm && hwm > Interlocked.Read(ref p.PeakRss)) Interlocked.Exchange(ref p.PeakRss, hwm);
+        }, null, 0, 100);
         try
         {
-            // the child's lines are echoed as they come; its URL starts the clients, its last JSON line is kept
-            var url = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            string? serverJson = null;
-            var reader = new Thread(() =>
+            int[] siloPorts = Enumerable.Range(0, silos).Select(_ => FreePort()).ToArray();
+            for (int i = 0; i < silos; i++)
             {
-                while (child.StandardOutput.ReadLine() is { } line)
-                {
-                    if (line.StartsWith("URL ", StringComparison.Ordinal)) url.TrySetResult(line[4..]);
-                    else if (line.StartsWith('{')) serverJson = line;
-                    else Console.WriteLine("  " + line);
-                }
-                url.TrySetException(new InvalidOperationException($"fl bench: the server process ended (exit code {(child.WaitForExit(5000) ? child.ExitCode : -1)})"));
-            }) { IsBackground = true };
-            reader.Start();
+                var p = StartSilo(state, siloPorts[i], silos > 1 ? siloPorts[0] : null, clients, rounds, roundRows);
+                lock (procs) procs.Add(p);
+                if (i == 0) p.Url.Task.Wait(TimeSpan.FromSeconds(120)); // the primary first
+            }
+            var urls = procs.Select(p => new Uri(p.Url.Task.WaitAsync(TimeSpan.FromSeconds(120)).GetAwaiter().GetResult())).ToList();
+            int victim = silos > 1 ? 1 : 0;
+            if (silos > 1) PlaceCoordinator(urls[victim], procs[victim]); // not on the primary, which holds the loopback cluster's membership
 
             FlLoadReport report;
             var load = new FlLoadClient(new FlLoadOptions
             {
-                Servers = [new Uri(url.Task.GetAwaiter().GetResult())], Token = Token, Clients = clients, Dropout = Dropout,
-                DropoutSilence = Liveness * 2, Seed = Seed, UpdateScale = UpdateScale, RetryFor = TimeSpan.FromMinutes(2),
+                Servers = urls, Token = Token, Clients = clients, Dropout = Dropout,
+                DropoutSilence = Liveness * 2, Seed = Seed, UpdateScale = UpdateScale, RetryFor = TimeSpan.FromMinutes(3),
             });
-            try { report = load.RunAsync().GetAwaiter().GetResult(); }
+            try
+            {
+                var run = load.RunAsync();
+                if (kill)
+                {
+                    while (load.AcknowledgedCount < clients / 4 && !run.IsCompleted) Thread.Sleep(10);
+                    procs[victim].Killed = true;
+                    procs[victim].Process.Kill(entireProcessTree: true);
+                    Console.WriteLine($"  killed silo {victim} (the coordinator's) after {load.AcknowledgedCount} acknowledged updates");
+                }
+                report = run.GetAwaiter().GetResult();
+            }
             finally { load.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
 
-            child.StandardInput.WriteLine("stop"); // every client has heard "done": the server may go
-            child.StandardInput.Close();
-            reader.Join();
-            child.WaitForExit();
-            if (child.ExitCode != 0 || serverJson is null) throw new InvalidOperationException($"fl bench: the server process failed (exit code {child.ExitCode})");
-            var server = JsonNode.Parse(serverJson)!.AsObject();
-            var check = Check(state, layout, report);
+            foreach (var p in procs.Where(p => !p.Killed))
+            {
+                p.Process.StandardInput.WriteLine("stop"); // every client has heard "done": the silos may go
+                p.Process.StandardInput.Close();
+            }
+            foreach (var p in procs.Where(p => !p.Killed))
+                if (!p.Process.WaitForExit(120_000) || p.Process.ExitCode != 0) throw new InvalidOperationException($"fl bench: a silo process failed or hung");
+            var check = Check(state, report);
 
             int accepted = report.Acknowledged.Count;
-            var roundSeconds = server["rounds"]!.AsArray().Select(r => (double)r!["seconds"]!).ToList();
-            double meanRound = roundSeconds.Average(), updatesPerSecond = accepted / roundSeconds.Sum();
+            List<double> roundSeconds;
+            lock (roundRows) roundSeconds = roundRows.GroupBy(r => (int)r["round"]!).Select(g => (double)g.Last()["seconds"]!).ToList();
+            double meanRound = roundSeconds.Count > 0 ? roundSeconds.Average() : double.NaN, updatesPerSecond = accepted / roundSeconds.Sum();
+            var peaks = procs.Select(p => Interlocked.Read(ref p.PeakRss) / 1e6).ToList();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"clients: {accepted} updates acknowledged, {report.Dropouts} dropouts, {report.Rejections.Count} rejections; total {report.Elapsed.TotalSeconds:F1} s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"server: mean round {meanRound:F2} s, {updatesPerSecond:F2} accepted updates/s, peak RSS {(double)server["peak_rss_mb"]!:F0} MB, peak managed heap {(double)server["peak_managed_mb"]!:F0} MB"));
+                $"server: mean round {meanRound:F2} s, {updatesPerSecond:F2} accepted updates/s, peak RSS per silo {string.Join(", ", peaks.Select(p => p.ToString("F0", CultureInfo.InvariantCulture)))} MB"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"check: lost {check.Lost}, double counted {check.DoubleCounted}, largest relative error of a new global vs FedAvg recomputed from the acknowledged updates {check.MaxRelativeError:E2}"));
             foreach (var r in report.Rejections.Take(5)) Console.WriteLine("  rejected: " + r);
             var root = new JsonObject
             {
-                ["suite"] = "fl", ["clients"] = clients, ["silos"] = 1, ["dropout"] = Dropout, ["rounds"] = rounds, ["update_floats"] = layout.TotalLength,
+                ["suite"] = "fl", ["clients"] = clients, ["silos"] = silos, ["killed_silo"] = kill, ["dropout"] = Dropout, ["rounds"] = rounds, ["update_floats"] = UpdateFloats,
                 ["liveness_s"] = Liveness.TotalSeconds, ["accepted"] = accepted, ["dropouts"] = report.Dropouts, ["rejected"] = report.Rejections.Count,
                 ["total_s"] = Json.Number(report.Elapsed.TotalSeconds, 2), ["mean_round_s"] = Json.Number(meanRound, 2),
-                ["updates_per_s"] = Json.Number(updatesPerSecond, 2), ["peak_rss_mb"] = new JsonArray(Json.Number((double)server["peak_rss_mb"]!, 1)),
-                ["peak_managed_mb"] = Json.Number((double)server["peak_managed_mb"]!, 1),
+                ["updates_per_s"] = Json.Number(updatesPerSecond, 2), ["peak_rss_mb"] = new JsonArray(peaks.Select(p => (JsonNode?)Json.Number(p, 1)).ToArray()),
                 ["lost"] = check.Lost, ["double_counted"] = check.DoubleCounted, ["fedavg_max_rel_err"] = check.MaxRelativeError,
-                ["server_rounds"] = server["rounds"]!.DeepClone(),
             };
             Json.WriteLast(root);
             return check.Lost == 0 && check.DoubleCounted == 0 && check.MaxRelativeError <= 1e-6 ? 0 : 1;
         }
         finally
         {
-            if (!child.HasExited) child.Kill();
+            foreach (var p in procs)
+            {
+                if (!p.Process.HasExited) p.Process.Kill(entireProcessTree: true);
+                p.Process.Dispose();
+            }
             try { Directory.Delete(state, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>A silo process; its lines are echoed ("ROUND" lines are kept).</summary>
+    private static SiloProcess StartSilo(string state, int siloPort, int? primaryPort, int clients, int rounds, List<JsonObject> roundRows)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "EdgeTune.FlSilo.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(dll);
+        var args = new List<(string, object)>
+        {
+            ("--state", state), ("--token", Token), ("--silo-port", siloPort), ("--min-clients", clients), ("--quorum", clients / 2), ("--rounds", rounds),
+            ("--liveness", Liveness.TotalSeconds), ("--deadline", 300), ("--tensors", Tensors), ("--rows", Rank), ("--cols", Width),
+        };
+        if (primaryPort is int pp) args.Add(("--primary-port", pp));
+        foreach (var (k, v) in args)
+        {
+            psi.ArgumentList.Add(k);
+            psi.ArgumentList.Add(Convert.ToString(v, CultureInfo.InvariantCulture)!);
+        }
+        var silo = new SiloProcess(Process.Start(psi) ?? throw new InvalidOperationException("could not start the silo process"));
+        var reader = new Thread(() =>
+        {
+            while (silo.Process.StandardOutput.ReadLine() is { } line)
+            {
+                if (line.StartsWith("URL ", StringComparison.Ordinal)) silo.Url.TrySetResult(line[4..]);
+                else if (line == "COORDINATOR") silo.Coordinator.TrySetResult();
+                else if (line.StartsWith("ROUND ", StringComparison.Ordinal))
+                {
+                    var row = JsonNode.Parse(line[6..])!.AsObject();
+                    lock (roundRows) roundRows.Add(row);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  round {row["round"]}: {row["accepted"]} accepted, {(double)row["seconds"]!:F2} s ({row["closed_by"]})"));
+                }
+            }
+            silo.Url.TrySetException(new InvalidOperationException("fl bench: a silo process ended before serving"));
+        }) { IsBackground = true };
+        reader.Start();
+        return silo;
+    }
+
+    /// <summary>Starts the coordinator grain on <paramref name="silo"/>: its first call lands there (local placement).</summary>
+    private static void PlaceCoordinator(Uri url, SiloProcess silo)
+    {
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(url);
+        var rpc = new EdgeTune.Federated.Protocol.FederatedLearning.FederatedLearningClient(channel);
+        try { rpc.Heartbeat(new EdgeTune.Federated.Protocol.HeartbeatRequest(), new Grpc.Core.Metadata { { FlServer.ClientIdHeader, "bench" }, { FlServer.CredentialHeader, "none" } }); }
+        catch (Grpc.Core.RpcException) { } // unauthenticated, as expected: the call only wakes the coordinator
+        silo.Coordinator.Task.Wait(TimeSpan.FromSeconds(60));
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>A process's peak resident set (VmHWM) in bytes, or null when it cannot be read (gone, not Linux).</summary>
+    private static long? ReadHwm(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return null;
     }
 
     /// <summary>Compares the server's stored rounds with the clients' acknowledgements: each acknowledged upload must be
     /// stored exactly once, each round must have aggregated exactly its stored updates, and each new global must equal the
     /// previous one plus the example-weighted mean of the acknowledged deltas (recomputed here from their seeds, in double).</summary>
-    private static (int Lost, int DoubleCounted, double MaxRelativeError) Check(string folder, UpdateLayout layout, FlLoadReport report)
+    private static (int Lost, int DoubleCounted, double MaxRelativeError) Check(string folder, FlLoadReport report)
     {
         using var store = new FlStateStore(folder);
         int lost = 0, doubled = 0;
@@ -150,11 +229,11 @@ public sealed class FlSuite : IBenchSuite
             // the new global from the previous one and the acknowledged deltas
             var before = Floats(store.GetGlobal(round.GlobalVersion)!);
             var after = Floats(store.GetGlobal(round.ResultVersion!.Value)!);
-            var sum = new double[layout.TotalLength];
+            var sum = new double[UpdateFloats];
             double weight = 0;
             foreach (var a in acked)
             {
-                var d = FlLoadClient.Delta(Seed, a.ClientIndex, a.Round, checked((int)layout.TotalLength), UpdateScale);
+                var d = FlLoadClient.Delta(Seed, a.ClientIndex, a.Round, UpdateFloats, UpdateScale);
                 for (int i = 0; i < sum.Length; i++) sum[i] += a.NumExamples * (double)d[i];
                 weight += a.NumExamples;
             }
@@ -171,39 +250,4 @@ public sealed class FlSuite : IBenchSuite
     }
 
     private static float[] Floats(byte[] b) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(b).ToArray();
-
-    /// <summary>The child: serves the rounds, samples its own memory, prints its rounds, waits for the parent's "stop"
-    /// (every client has finished), then prints one JSON line.</summary>
-    private static int RunServer(string folder, int rounds, int clients)
-    {
-        var layout = Layout();
-        long peakManaged = 0;
-        using var sampler = new Timer(_ => { long m = GC.GetTotalMemory(false); if (m > Interlocked.Read(ref peakManaged)) Interlocked.Exchange(ref peakManaged, m); },
-            null, 0, 20);
-        var options = new FlServerOptions
-        {
-            StateFolder = folder, EnrolmentToken = Token, Rounds = rounds, MinClients = clients, MinQuorum = clients / 2,
-            LivenessTimeout = Liveness, RoundDeadline = TimeSpan.FromMinutes(5), RateLimitPerSecond = 1000, MaxUpdateNorm = 1e3,
-        };
-        var rows = new JsonArray();
-        using (var server = new FlServer(options, layout, new float[layout.TotalLength]))
-        {
-            server.RoundCompleted += r =>
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"round {r.Round}: {r.Accepted}/{r.Selected} accepted, {r.Rejected} rejected, {r.Duration.TotalSeconds:F2} s ({r.ClosedBy}), server RSS {Environment.WorkingSet / 1e6:F0} MB"));
-                lock (rows) rows.Add(new JsonObject { ["round"] = r.Round, ["accepted"] = r.Accepted, ["seconds"] = Json.Number(r.Duration.TotalSeconds, 2), ["closed_by"] = r.ClosedBy });
-            };
-            var host = FlServerHost.StartAsync(server).GetAwaiter().GetResult();
-            Console.WriteLine("URL " + host.Url);
-            server.Completion.GetAwaiter().GetResult();
-            Console.In.ReadLine(); // the parent's "stop", or the end of its input
-            host.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
-        Json.WriteLast(new JsonObject
-        {
-            ["rounds"] = rows, ["peak_rss_mb"] = Json.Number(ProcessMemory.PeakRssBytes() / 1e6, 1), ["peak_managed_mb"] = Json.Number(peakManaged / 1e6, 1),
-        });
-        return 0;
-    }
 }

@@ -3,12 +3,14 @@ using System.Security.Cryptography;
 using EdgeTune.Adapters;
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
+using EdgeTune.Federated.Cluster;
 using EdgeTune.Federated.Server;
 
 namespace EdgeTune.Cli.Commands;
 
-/// <summary><c>edgetune fl serve</c>: the coordinator. Runs the rounds, keeps all state in SQLite under --state (a
-/// restarted server continues), saves the global adapter (PEFT folder) after every round.</summary>
+/// <summary><c>edgetune fl serve</c>: the coordinator. One Orleans silo (localhost clustering) hosting the task's
+/// coordinator and aggregator grains behind the gRPC endpoint; runs the rounds, keeps all state in SQLite under --state
+/// (a restarted server continues), saves the global adapter (PEFT folder) after every round.</summary>
 public static class FlServeCommand
 {
     public static Command Create()
@@ -43,9 +45,11 @@ public static class FlServeCommand
         var secureAgg = FlCommand.SecureAgg();
         var secAggThreshold = FlCommand.SecAggThreshold();
         var liveness = new Option<double>("--liveness") { Description = "Seconds without a call after which a selected client counts as a straggler", DefaultValueFactory = _ => 30 };
+        var siloPort = new Option<int>("--silo-port") { Description = "Orleans silo-to-silo port (0: a free one)", DefaultValueFactory = _ => 0 };
+        var primarySilo = new Option<int?>("--primary-silo-port") { Description = "Join the loopback cluster whose primary silo listens on this port (the primary gives its own --silo-port); every silo must share --state" };
         var linger = new Option<double>("--linger") { Description = "Seconds to keep serving after the last round so clients hear it is done", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "Coordinate federated LoRA rounds over gRPC");
-        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, secureAgg, secAggThreshold, liveness, linger })
+        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, secureAgg, secAggThreshold, liveness, siloPort, primarySilo, linger })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -79,20 +83,35 @@ public static class FlServeCommand
                 SecureAggregation = parse.GetValue(secureAgg), SecAggThreshold = parse.GetValue(secAggThreshold), UpdateEncoding = parse.GetValue(compression) ?? "f32",
                 Fit = new FitInstructions { LocalSteps = parse.GetValue(localSteps), LearningRate = parse.GetValue(lr), BatchSize = parse.GetValue(batch), SequenceLength = seq },
             };
-            using var server = new FlServer(options, layout, AdapterVector.Read(adapter), evaluate);
-            server.RoundCompleted += r =>
+            // one Orleans silo (localhost clustering) whose coordinator grain runs the rounds on the SQLite state under --state
+            var silo = new FlSiloOptions
             {
-                lock (evalLock)
+                Server = options, Layout = layout, InitialGlobal = AdapterVector.Read(adapter), Evaluate = evaluate,
+                SiloPort = parse.GetValue(siloPort), PrimarySiloPort = parse.GetValue(primarySilo),
+                ServerStarted = server => server.RoundCompleted += r =>
                 {
-                    AdapterVector.Write(adapter, server.Global);
-                    AdapterFiles.Save(adapter, Path.Combine(server.StateFolder, "global"), parse.GetValue(model));
-                }
-                err.WriteLine(FlCommand.Describe(r));
+                    lock (evalLock)
+                    {
+                        AdapterVector.Write(adapter, server.Global);
+                        AdapterFiles.Save(adapter, Path.Combine(server.StateFolder, "global"), parse.GetValue(model));
+                    }
+                    err.WriteLine(FlCommand.Describe(r));
+                },
             };
-            await using var host = await FlServerHost.StartAsync(server, new FlHostOptions
+            await using var host = await FlServerHost.StartSiloAsync(silo, new FlHostOptions
             {
                 Address = parse.GetValue(address)!, Port = parse.GetValue(port), CertificatePath = parse.GetValue(cert), CertificatePassword = parse.GetValue(certPassword),
             }, ct).ConfigureAwait(false);
+            if (parse.GetValue(primarySilo) is int primary)
+            {
+                // one silo of several: the coordinator runs on whichever silo first served a call, and moves when that one dies
+                await outp.WriteLineAsync($"silo of the cluster whose primary is at silo port {primary}, serving at {host.Url} (shared state: {options.StateFolder}); Ctrl+C stops it").ConfigureAwait(false);
+                if (parse.GetValue(token) is null) await outp.WriteLineAsync($"enrolment token: {enrol} (give every silo the same --token)").ConfigureAwait(false);
+                try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
+                catch (OperationCanceledException) { }
+                return 0;
+            }
+            var server = host.Server;
             await outp.WriteLineAsync($"serving {layout.TotalLength:N0} adapter values at {host.Url} (state: {server.StateFolder}, global version {server.GlobalVersion})").ConfigureAwait(false);
             if (parse.GetValue(token) is null) await outp.WriteLineAsync($"enrolment token: {enrol}").ConfigureAwait(false);
             await server.Completion.WaitAsync(ct).ConfigureAwait(false);

@@ -78,6 +78,8 @@ public abstract class AdaptiveServerStrategy : IStreamingAggregator
         public int Count => _sum.Count;
         public long RetainedBytes => _sum.RetainedBytes + 4L * _global.Length;
         public void Add(ClientUpdate update) => _sum.Add(update);
+        public PartialSum Partial() => _sum.Partial();
+        public void Merge(PartialSum partial) => _sum.Merge(partial);
 
         public float[] Complete()
         {

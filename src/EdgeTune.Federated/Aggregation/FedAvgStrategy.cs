@@ -31,5 +31,7 @@ public class FedAvgStrategy : IStreamingAggregator
         public long RetainedBytes => _sum.RetainedBytes + 4L * _global.Length;
         public void Add(ClientUpdate update) => _sum.Add(update);
         public float[] Complete() => RoundChecks.Apply(_global, _sum.TakeMean());
+        public PartialSum Partial() => _sum.Partial();
+        public void Merge(PartialSum partial) => _sum.Merge(partial);
     }
 }

@@ -1,3 +1,5 @@
+using Orleans;
+
 namespace EdgeTune.Federated.Aggregation;
 
 /// <summary>
@@ -36,4 +38,16 @@ public interface IRoundAggregation
     /// <summary>The next global vector; applies cross-round state changes (server optimizer step, DP accounting).
     /// Throws when no update was added. Call once.</summary>
     float[] Complete();
+
+    /// <summary>The running sum so far, as a partial sum another aggregation of the same round can <see cref="Merge"/>
+    /// (a shard of the round's clients hands it to the one that completes the round). The sum is copied.</summary>
+    PartialSum Partial();
+
+    /// <summary>Adds a shard's partial sum, as if its updates had been added here one by one.</summary>
+    void Merge(PartialSum partial);
 }
+
+/// <summary>A shard's running sum of a round: Σ wᵢ·f(δᵢ) (f: the strategy's per-update step, e.g. DP clipping), Σ wᵢ, the
+/// number of updates and how many of them the per-update step changed (clipped).</summary>
+[GenerateSerializer]
+public sealed record PartialSum([property: Id(0)] double[] Sum, [property: Id(1)] double Weight, [property: Id(2)] int Count, [property: Id(3)] int Clipped = 0);

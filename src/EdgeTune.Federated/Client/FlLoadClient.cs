@@ -114,6 +114,9 @@ public sealed class FlLoadClient : IAsyncDisposable
         return d;
     }
 
+    /// <summary>Updates acknowledged as accepted so far (while <see cref="RunAsync"/> runs: progress, e.g. to fail a server mid-round).</summary>
+    public int AcknowledgedCount => _acks.Count;
+
     /// <summary>Runs every virtual client until the server says all rounds are done.</summary>
     public async Task<FlLoadReport> RunAsync(CancellationToken ct = default)
     {

@@ -85,6 +85,14 @@ public sealed class DifferentialPrivacyStrategy : IStreamingAggregator
             if (clipped) _clipped++;
         }
 
+        public PartialSum Partial() => _sum.Partial(_clipped);
+
+        public void Merge(PartialSum partial)
+        {
+            _sum.Merge(partial);
+            _clipped += partial.Clipped;
+        }
+
         public float[] Complete()
         {
             if (_sum.Count == 0) throw new ArgumentException($"{owner.Name}: round {round} has no client updates to aggregate");

@@ -4,23 +4,24 @@ using Grpc.Core;
 namespace EdgeTune.Federated.Server;
 
 /// <summary>
-/// The gRPC face of a <see cref="FlServer"/>: authenticates every call but Enrol from its metadata, maps
+/// The gRPC face of the federated server (<see cref="IFlService"/>: a <see cref="FlServer"/> in this process, or the
+/// coordinator grain on Orleans): authenticates every call but Enrol from its metadata, maps
 /// <see cref="FlRejectedException"/> to its status, and turns any other failure into Internal (logged through
 /// <see cref="FlServerHost.Errors"/>) so that nothing a client sends brings the server down.
 /// </summary>
-internal sealed class FlGrpcService(FlServer server, Action<Exception>? onError) : FederatedLearning.FederatedLearningBase
+internal sealed class FlGrpcService(IFlService server, Action<Exception>? onError) : FederatedLearning.FederatedLearningBase
 {
     public override Task<EnrolReply> Enrol(EnrolRequest request, ServerCallContext context) =>
-        Guard(() => Task.FromResult(server.Enrol(request.Token, request.DisplayName, request.NumExamples, context.Peer ?? "")));
+        Guard(() => server.EnrolAsync(request.Token, request.DisplayName, request.NumExamples, context.Peer ?? ""));
 
     public override Task<TaskReply> GetTask(GetTaskRequest request, ServerCallContext context) =>
-        Guard(() => Task.FromResult(server.GetTask(Auth(context))));
+        Guard(async () => await server.GetTaskAsync(await Auth(context).ConfigureAwait(false)).ConfigureAwait(false));
 
     public override Task DownloadGlobal(DownloadRequest request, IServerStreamWriter<DataChunk> responseStream, ServerCallContext context) =>
         Guard(async () =>
         {
-            Auth(context);
-            var bytes = server.GlobalBytesShared(request.GlobalVersion); // read-only and shared: chunks wrap it, nothing is copied
+            await Auth(context).ConfigureAwait(false);
+            var bytes = await server.GlobalBytesAsync(request.GlobalVersion).ConfigureAwait(false); // read-only and shared: chunks wrap it, nothing is copied
             for (int offset = 0; offset < bytes.Length || offset == 0; offset += FlServer.MaxChunkBytes)
             {
                 int n = Math.Min(FlServer.MaxChunkBytes, bytes.Length - offset);
@@ -36,46 +37,46 @@ internal sealed class FlGrpcService(FlServer server, Action<Exception>? onError)
     public override Task<UploadReply> UploadUpdate(IAsyncStreamReader<UploadMessage> requestStream, ServerCallContext context) =>
         Guard(async () =>
         {
-            string client = Auth(context);
+            string client = await Auth(context).ConfigureAwait(false);
             if (!await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false) || requestStream.Current.KindCase != UploadMessage.KindOneofCase.Header)
                 throw new FlRejectedException(StatusCode.InvalidArgument, "an upload starts with its header");
             var header = requestStream.Current.Header;
-            var state = server.BeginUpload(client, header);
+            var state = await server.BeginUploadAsync(client, header).ConfigureAwait(false);
             while (state.Status == UploadStatus.Incomplete && await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
             {
                 var m = requestStream.Current;
                 if (m.KindCase != UploadMessage.KindOneofCase.Chunk) throw new FlRejectedException(StatusCode.InvalidArgument, "only chunks may follow the header");
-                state = server.AppendChunk(client, header.UploadId, m.Chunk.Offset, m.Chunk.Data.Span);
+                state = await server.AppendChunkAsync(client, header.UploadId, m.Chunk.Offset, m.Chunk.Data.Memory).ConfigureAwait(false);
             }
-            if (state.Status == UploadStatus.Accepted) server.Tick();
+            if (state.Status == UploadStatus.Accepted) await server.TickAsync().ConfigureAwait(false);
             return state;
         });
 
     public override Task<QueryUploadReply> QueryUpload(QueryUploadRequest request, ServerCallContext context) =>
-        Guard(() => Task.FromResult(server.QueryUpload(Auth(context), request.UploadId)));
+        Guard(async () => await server.QueryUploadAsync(await Auth(context).ConfigureAwait(false), request.UploadId).ConfigureAwait(false));
 
     public override Task<Ack> ReportEval(EvalReport request, ServerCallContext context) =>
-        Guard(() =>
+        Guard(async () =>
         {
-            server.ReportEval(Auth(context), request);
-            return Task.FromResult(new Ack { Ok = true });
+            await server.ReportEvalAsync(await Auth(context).ConfigureAwait(false), request).ConfigureAwait(false);
+            return new Ack { Ok = true };
         });
 
     public override Task<HeartbeatReply> Heartbeat(HeartbeatRequest request, ServerCallContext context) =>
-        Guard(() => Task.FromResult(server.Heartbeat(Auth(context))));
+        Guard(async () => await server.HeartbeatAsync(await Auth(context).ConfigureAwait(false)).ConfigureAwait(false));
 
     public override Task<Ack> SendSecAgg(SecAggMessage request, ServerCallContext context) =>
-        Guard(() =>
+        Guard(async () =>
         {
-            server.SendSecAgg(Auth(context), request);
-            return Task.FromResult(new Ack { Ok = true });
+            await server.SendSecAggAsync(await Auth(context).ConfigureAwait(false), request).ConfigureAwait(false);
+            return new Ack { Ok = true };
         });
 
     public override Task<FetchSecAggReply> FetchSecAgg(FetchSecAggRequest request, ServerCallContext context) =>
-        Guard(() => Task.FromResult(server.FetchSecAgg(Auth(context), request)));
+        Guard(async () => await server.FetchSecAggAsync(await Auth(context).ConfigureAwait(false), request).ConfigureAwait(false));
 
-    private string Auth(ServerCallContext context) =>
-        server.Authenticate(context.RequestHeaders.GetValue(FlServer.ClientIdHeader), context.RequestHeaders.GetValue(FlServer.CredentialHeader));
+    private Task<string> Auth(ServerCallContext context) =>
+        server.AuthenticateAsync(context.RequestHeaders.GetValue(FlServer.ClientIdHeader), context.RequestHeaders.GetValue(FlServer.CredentialHeader));
 
     private async Task<T> Guard<T>(Func<Task<T>> body)
     {

@@ -4,6 +4,7 @@ using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Diagnostics;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
+using EdgeTune.Federated.Server.Sharding;
 using EdgeTune.Federated.Storage;
 using EdgeTune.Federated.UpdateCompression;
 using Grpc.Core;
@@ -275,14 +276,13 @@ public sealed partial class FlServer
         float[] next;
         int count;
         double lossSum = 0, lossWeight = 0;
-        if (_strategy is IStreamingAggregator)
+        if (_shards is not null)
         {
-            // the updates were folded in as they were accepted: only the running sum is in memory
-            var stream = StreamLocked(round.Round);
-            _stream = null;
-            (count, lossSum, lossWeight) = (stream.Count, _streamLossSum, _streamLossWeight);
+            // the updates were folded into the shards as they were accepted: only the partial sums are in memory
             var aggregation = FederatedTelemetry.StartChild(FederatedTelemetry.AggregateSpanName, _roundSpan);
-            next = stream.Complete();
+            var merged = MergeShardsLocked(round.Round, ref lossSum, ref lossWeight);
+            count = merged.Count;
+            next = merged.Complete();
             FederatedTelemetry.Stop(aggregation);
         }
         else
@@ -337,51 +337,67 @@ public sealed partial class FlServer
         if (metrics.TryGetValue("train_loss", out double l)) { sum += l * Math.Max(1, numExamples); weight += Math.Max(1, numExamples); }
     }
 
-    /// <summary>Folds a just-accepted update into the open round's running aggregation (streaming strategies). An update
-    /// the strategy refuses drops the running aggregation: the round's close rebuilds it from the store and reports the
-    /// error there, as when every update was aggregated at the close.</summary>
+    /// <summary>Folds a just-accepted update into its shard's running sum (streaming strategies). An update the strategy
+    /// refuses, or a shard that cannot be reached, leaves it out of the shards: the round's close folds it from the store
+    /// (and reports the strategy's error there), as when every update was aggregated at the close.</summary>
     private void FoldAcceptedLocked(StoredUpload u, float[] delta)
     {
-        if (_strategy is not IStreamingAggregator) return;
-        try
-        {
-            if (_stream is { } s && s.Round == u.Round && s.Count == _store.AcceptedCount(u.Round) - 1)
-            {
-                s.Add(new ClientUpdate(u.ClientId, delta, u.NumExamples));
-                var metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(u.MetricsJson, Json) ?? [];
-                AddLoss(metrics, u.NumExamples, ref _streamLossSum, ref _streamLossWeight);
-            }
-            else StreamLocked(u.Round); // (re)built from the store, this update included
-        }
-        catch (ArgumentException) { _stream = null; }
+        if (_shards is null) return;
+        var metrics = JsonSerializer.Deserialize<Dictionary<string, double>>(u.MetricsJson, Json) ?? [];
+        bool hasLoss = metrics.TryGetValue("train_loss", out double loss);
+        try { _shards.Fold(u.Round, new ShardUpdate(u.UploadId, u.ClientId, u.NumExamples, delta, loss, hasLoss)); }
+        catch (Exception e) when (e is ArgumentException or ShardUnavailableException) { }
     }
 
-    /// <summary>The running aggregation of <paramref name="round"/>; rebuilt from the stored updates (decoded one at a
-    /// time) when there is none, e.g. after a restart, or when it does not hold every accepted update.</summary>
-    private IRoundAggregation StreamLocked(int round)
+    /// <summary>
+    /// The round's aggregation at its close: every shard's partial sum is merged when each upload id in it is an accepted
+    /// update of the round not yet counted (the store decides what was accepted; a partial that disagrees is dropped
+    /// whole); accepted updates no partial holds (a shard lost with its process, a restart, a refused fold) are decoded
+    /// from the store and added one at a time. So each accepted update is counted exactly once.
+    /// </summary>
+    private IRoundAggregation MergeShardsLocked(int round, ref double lossSum, ref double lossWeight)
     {
-        if (_stream is { } s && s.Round == round && s.Count == _store.AcceptedCount(round)) return s;
-        _stream = null;
-        var fresh = ((IStreamingAggregator)_strategy).Begin(round, _global);
-        double lossSum = 0, lossWeight = 0;
-        foreach (string id in _store.UpdateIds(round))
+        var merged = ((IStreamingAggregator)_strategy).Begin(round, _global);
+        var accepted = _store.UpdateIds(round);
+        var pending = new HashSet<string>(accepted, StringComparer.Ordinal);
+        IReadOnlyList<ShardPartial> partials;
+        try { partials = _shards!.Collect(round); }
+        catch (ShardUnavailableException) { partials = []; }
+        int fromShards = 0;
+        foreach (var p in partials)
         {
+            if (p.Round != round || p.UploadIds.Length != p.Sum.Count || !p.UploadIds.All(pending.Contains)
+                || p.UploadIds.Distinct(StringComparer.Ordinal).Count() != p.UploadIds.Length) continue;
+            merged.Merge(p.Sum);
+            pending.ExceptWith(p.UploadIds);
+            (lossSum, lossWeight) = (lossSum + p.LossSum, lossWeight + p.LossWeight);
+            fromShards += p.UploadIds.Length;
+        }
+        var delta = _deltaBuffer ??= new float[Layout.TotalLength];
+        foreach (string id in accepted)
+        {
+            if (!pending.Contains(id)) continue;
             var stored = _store.GetUpdate(id)!;
-            var delta = _deltaBuffer ??= new float[Layout.TotalLength];
             UpdateCodec.DecodeInto(stored.Payload, delta);
-            fresh.Add(new ClientUpdate(stored.ClientId, delta, stored.NumExamples));
+            merged.Add(new ClientUpdate(stored.ClientId, delta, stored.NumExamples));
             AddLoss(JsonSerializer.Deserialize<Dictionary<string, double>>(stored.MetricsJson, Json) ?? [], stored.NumExamples, ref lossSum, ref lossWeight);
         }
-        (_stream, _streamLossSum, _streamLossWeight) = (fresh, lossSum, lossWeight);
-        return fresh;
+        (LastCloseFromShards, LastCloseFromStore) = (fromShards, pending.Count);
+        return merged;
     }
 
-    /// <summary>Bytes held by the open round's running aggregation (0 when there is none): O(model), whatever the
-    /// number of accepted updates. For tests and diagnostics.</summary>
-    internal long AggregationRetainedBytes { get { lock (_lock) return _stream?.RetainedBytes ?? 0; } }
+    /// <summary>Of the last closed round's updates: how many came in the shards' partial sums, how many were folded from
+    /// the store at the close (diagnostics and tests).</summary>
+    internal int LastCloseFromShards { get; private set; }
 
-    /// <summary>Updates folded into the open round's running aggregation so far.</summary>
-    internal int AggregationCount { get { lock (_lock) return _stream?.Count ?? 0; } }
+    internal int LastCloseFromStore { get; private set; }
+
+    /// <summary>Bytes held by the open round's running aggregation (0 when there is none): O(model) per shard, whatever
+    /// the number of accepted updates. For tests and diagnostics.</summary>
+    internal long AggregationRetainedBytes { get { lock (_lock) return _shards?.RetainedBytes ?? 0; } }
+
+    /// <summary>Updates folded into the shards so far in the open round.</summary>
+    internal int AggregationCount { get { lock (_lock) return _shards?.Folded ?? 0; } }
 
     /// <summary>One transaction: the next global version, the closed round with its result, the strategy's state; then the
     /// in-memory global follows.</summary>

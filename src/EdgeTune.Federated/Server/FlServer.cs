@@ -6,6 +6,7 @@ using EdgeTune.Federated.Diagnostics;
 using EdgeTune.Federated.Privacy;
 using EdgeTune.Federated.Protocol;
 using EdgeTune.Federated.Server.Internal;
+using EdgeTune.Federated.Server.Sharding;
 using EdgeTune.Federated.Storage;
 using EdgeTune.Federated.Validation;
 using Grpc.Core;
@@ -46,8 +47,7 @@ public sealed partial class FlServer : IDisposable
     private int _ticking;
     private bool _disposed;
     private System.Diagnostics.Activity? _roundSpan; // the closing round's span, from aggregation to the end of Tick
-    private IRoundAggregation? _stream; // the open round's running aggregation (streaming strategies); rebuilt from the store when lost
-    private double _streamLossSum, _streamLossWeight;
+    private readonly IRoundShards? _shards; // where the open round's accepted updates are folded (streaming strategies); null otherwise
     private byte[]? _payloadBuffer; // a completed upload's bytes while it is checked and accepted (reused: uploads finish under the lock)
     private float[]? _deltaBuffer;  // its decoded vector (reused likewise)
     private byte[]? _globalBytes;   // the latest global version's bytes, shared by every download (never written after it is made)
@@ -60,6 +60,15 @@ public sealed partial class FlServer : IDisposable
     public FlServer(FlServerOptions options, UpdateLayout layout, ReadOnlySpan<float> initialGlobal,
         Func<float[], IReadOnlyDictionary<string, double>>? evaluate = null, IAggregationStrategy? strategy = null,
         FederatedTelemetry? telemetry = null)
+        : this(options, layout, initialGlobal, evaluate, strategy, telemetry, shards: null)
+    {
+    }
+
+    /// <param name="shards">Makes the shards that fold a round's accepted updates from the streaming strategy and the vector
+    /// length (default: one shard in this process; the Orleans coordinator passes aggregator grains).</param>
+    internal FlServer(FlServerOptions options, UpdateLayout layout, ReadOnlySpan<float> initialGlobal,
+        Func<float[], IReadOnlyDictionary<string, double>>? evaluate, IAggregationStrategy? strategy,
+        FederatedTelemetry? telemetry, Func<IStreamingAggregator, int, IRoundShards>? shards)
     {
         Telemetry = telemetry ?? FederatedTelemetry.Shared;
         ArgumentNullException.ThrowIfNull(options);
@@ -69,14 +78,9 @@ public sealed partial class FlServer : IDisposable
         if (initialGlobal.Length != layout.TotalLength)
             throw new ArgumentException($"FlServer: the initial global vector has {initialGlobal.Length} values; the layout needs {layout.TotalLength}", nameof(initialGlobal));
         _evaluate = evaluate;
-        _strategy = strategy ?? StrategyFactory.Create(options.Strategy, options.StrategyOptions);
-        if (options.DpNoiseMultiplier > 0)
-            _strategy = new DifferentialPrivacyStrategy(_strategy, new DifferentialPrivacyOptions
-            {
-                Mode = options.DpLocal ? DpMode.Local : DpMode.Central, ClipNorm = options.DpClipNorm, NoiseMultiplier = options.DpNoiseMultiplier,
-                SamplingRate = options.FractionFit, Delta = options.DpDelta,
-                Seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), // noise must not be predictable from the options
-            });
+        _strategy = CreateStrategy(options, strategy);
+        if (_strategy is IStreamingAggregator streaming)
+            _shards = shards?.Invoke(streaming, checked((int)layout.TotalLength)) ?? new LocalRoundShards(streaming, checked((int)layout.TotalLength));
         _validator = new UpdateValidator(layout, new UpdateLimits
         {
             MaxPayloadBytes = MaxUpdateBytes, MaxExamples = 1_000_000_000,
@@ -117,6 +121,21 @@ public sealed partial class FlServer : IDisposable
             throw;
         }
         _timer = new Timer(_ => Tick(), null, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
+    }
+
+    /// <summary>The strategy the options name (or <paramref name="strategy"/>), wrapped in differential privacy when the
+    /// options ask for it: what a server aggregates with, and what its aggregator shards fold with.</summary>
+    internal static IAggregationStrategy CreateStrategy(FlServerOptions options, IAggregationStrategy? strategy = null)
+    {
+        var s = strategy ?? StrategyFactory.Create(options.Strategy, options.StrategyOptions);
+        if (options.DpNoiseMultiplier > 0)
+            s = new DifferentialPrivacyStrategy(s, new DifferentialPrivacyOptions
+            {
+                Mode = options.DpLocal ? DpMode.Local : DpMode.Central, ClipNorm = options.DpClipNorm, NoiseMultiplier = options.DpNoiseMultiplier,
+                SamplingRate = options.FractionFit, Delta = options.DpDelta,
+                Seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), // noise must not be predictable from the options
+            });
+        return s;
     }
 
     public FlServerOptions Options { get; }

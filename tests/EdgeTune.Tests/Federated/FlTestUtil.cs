@@ -1,5 +1,6 @@
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Client;
+using EdgeTune.Federated.Cluster;
 using EdgeTune.Federated.Server;
 
 namespace EdgeTune.Tests.Federated;
@@ -19,19 +20,20 @@ internal sealed class ConstantTrainer(float value, long examples = 10) : ILocalT
     }
 }
 
-/// <summary>A loopback server on a temporary state folder, torn down with the test.</summary>
+/// <summary>A loopback server on a temporary state folder, torn down with the test: one Orleans silo (localhost clustering)
+/// whose coordinator grain runs the <see cref="FlServer"/>, as <c>edgetune fl serve</c> starts it.</summary>
 internal sealed class FlTestServer : IAsyncDisposable
 {
     public const string Token = "test-token";
     private readonly bool _ownsFolder;
 
-    private FlTestServer(string folder, bool ownsFolder, FlServer server, FlServerHost host)
+    private FlTestServer(string folder, bool ownsFolder, FlServerHost host)
     {
-        (Folder, _ownsFolder, Server, Host) = (folder, ownsFolder, server, host);
+        (Folder, _ownsFolder, Host) = (folder, ownsFolder, host);
     }
 
     public string Folder { get; }
-    public FlServer Server { get; private set; }
+    public FlServer Server => Host.Server;
     public FlServerHost Host { get; private set; }
     public Uri Url => Host.Url;
 
@@ -47,9 +49,8 @@ internal sealed class FlTestServer : IAsyncDisposable
     {
         bool owns = folder is null;
         folder ??= Path.Combine(Path.GetTempPath(), "edgetune-fl-" + Guid.NewGuid().ToString("N")[..10]);
-        var server = new FlServer((options ?? (f => Options(f)))(folder), layout, new float[layout.TotalLength]);
-        var host = await FlServerHost.StartAsync(server, new FlHostOptions { Port = port });
-        return new FlTestServer(folder, owns, server, host);
+        var host = await FlServerHost.StartSiloAsync(new FlSiloOptions { Server = (options ?? (f => Options(f)))(folder), Layout = layout }, new FlHostOptions { Port = port });
+        return new FlTestServer(folder, owns, host);
     }
 
     /// <summary>Kills the server (host stopped, state closed) and starts a new one on the same folder and port.</summary>
@@ -57,10 +58,8 @@ internal sealed class FlTestServer : IAsyncDisposable
     {
         int port = Url.Port;
         var layout = Server.Layout;
-        await Host.DisposeAsync();
-        Server.Dispose();
-        Server = new FlServer((options ?? (f => Options(f)))(Folder), layout, new float[layout.TotalLength]);
-        Host = await FlServerHost.StartAsync(Server, new FlHostOptions { Port = port });
+        await Host.DisposeAsync(); // stops the silo and closes the server's state
+        Host = await FlServerHost.StartSiloAsync(new FlSiloOptions { Server = (options ?? (f => Options(f)))(Folder), Layout = layout }, new FlHostOptions { Port = port });
     }
 
     public FlClient Client(ILocalTrainer trainer, int chunkBytes = FlServer.MaxChunkBytes) =>
@@ -69,7 +68,6 @@ internal sealed class FlTestServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Host.DisposeAsync();
-        Server.Dispose();
         if (_ownsFolder)
             try { Directory.Delete(Folder, recursive: true); } catch (IOException) { }
     }

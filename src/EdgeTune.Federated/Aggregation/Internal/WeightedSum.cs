@@ -43,6 +43,25 @@ internal sealed class WeightedSum(string strategy, int round, int length)
         Count++;
     }
 
+    /// <summary>A copy of the running sum as a partial sum.</summary>
+    public PartialSum Partial(int clipped = 0)
+    {
+        if (_completed) throw new InvalidOperationException($"{strategy}: round {round} is already complete");
+        return new PartialSum((double[])_sum.Clone(), TotalWeight, Count, clipped);
+    }
+
+    /// <summary>Adds another shard's partial sum of the same round.</summary>
+    public void Merge(PartialSum partial)
+    {
+        ArgumentNullException.ThrowIfNull(partial);
+        if (_completed) throw new InvalidOperationException($"{strategy}: round {round} is already complete");
+        if (partial.Sum.Length != _sum.Length) throw new ShapeException($"{strategy}: round {round}: a partial sum has {partial.Sum.Length} values; {_sum.Length} expected");
+        var s = _sum.AsSpan();
+        for (int i = 0; i < s.Length; i++) s[i] += partial.Sum[i];
+        TotalWeight += partial.Weight;
+        Count += partial.Count;
+    }
+
     /// <summary>The raw sum (for noise before the division); usable until <see cref="TakeMean"/>.</summary>
     public Span<double> Sum => _sum;
 

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using EdgeTune.Federated.Client;
+using EdgeTune.Federated.Protocol;
+using EdgeTune.Federated.Server;
+using EdgeTune.Federated.Storage;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace EdgeTune.Tests.Federated.Server;
+
+/// <summary>
+/// Three silo processes (EdgeTune.FlSilo, a loopback Orleans cluster) form one federated server; 300 load clients speak
+/// the real protocol to all three; the silo running the coordinator grain is killed mid-round. The coordinator
+/// reactivates on another silo from the shared state, clients retry against the other silos, the rounds close, and each
+/// new global equals the example-weighted FedAvg of the acknowledged updates, recomputed here from what the clients sent.
+/// </summary>
+public sealed class FlMultiSiloTests : IDisposable
+{
+    private const string Token = "multi-silo-token";
+    private const ulong Seed = 7;
+    private const double Scale = 1e-2;
+    private const int Clients = 300, Rounds = 2, Tensors = 2, Rows = 4, Cols = 16;
+    private readonly string _state = Path.Combine(Path.GetTempPath(), "edgetune-flsilos-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly List<Silo> _silos = [];
+
+    private sealed class Silo(Process process)
+    {
+        public Process Process { get; } = process;
+        public TaskCompletionSource<Uri> Url { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Coordinator { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public List<string> Lines { get; } = [];
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _silos)
+            try { if (!s.Process.HasExited) s.Process.Kill(entireProcessTree: true); s.Process.Dispose(); } catch (InvalidOperationException) { }
+        try { Directory.Delete(_state, recursive: true); } catch (IOException) { }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private Silo Start(int siloPort, int primaryPort)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardInput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "EdgeTune.FlSilo.dll"));
+        foreach (var (k, v) in new (string, object)[]
+        {
+            ("--state", _state), ("--token", Token), ("--silo-port", siloPort), ("--primary-port", primaryPort), ("--min-clients", Clients),
+            ("--quorum", Clients), ("--rounds", Rounds), ("--liveness", 30), ("--tensors", Tensors), ("--rows", Rows), ("--cols", Cols),
+        })
+        {
+            psi.ArgumentList.Add(k);
+            psi.ArgumentList.Add(Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture)!);
+        }
+        var silo = new Silo(Process.Start(psi)!);
+        _silos.Add(silo);
+        silo.Process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not { } line) { silo.Url.TrySetException(new InvalidOperationException("silo process ended: " + string.Join(" | ", silo.Lines))); return; }
+            lock (silo.Lines) silo.Lines.Add(line);
+            if (line.StartsWith("URL ", StringComparison.Ordinal)) silo.Url.TrySetResult(new Uri(line[4..]));
+            if (line == "COORDINATOR") silo.Coordinator.TrySetResult();
+        };
+        silo.Process.ErrorDataReceived += (_, e) => { if (e.Data is { } line) lock (silo.Lines) silo.Lines.Add("stderr: " + line); };
+        silo.Process.BeginOutputReadLine();
+        silo.Process.BeginErrorReadLine();
+        return silo;
+    }
+
+    [Fact]
+    public async Task ThreeSilosLoseNothingWhenTheCoordinatorsSiloIsKilledMidRound()
+    {
+        int[] siloPorts = [FreePort(), FreePort(), FreePort()];
+        var primary = Start(siloPorts[0], siloPorts[0]);
+        await primary.Url.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var others = new[] { Start(siloPorts[1], siloPorts[0]), Start(siloPorts[2], siloPorts[0]) };
+        var urls = new List<Uri> { await primary.Url.Task };
+        foreach (var s in others) urls.Add(await s.Url.Task.WaitAsync(TimeSpan.FromSeconds(60)));
+
+        // the first call reaches silo 1, so the coordinator grain starts there (local placement); the primary silo holds the
+        // development cluster's membership and must live
+        using (var channel = GrpcChannel.ForAddress(urls[1]))
+        {
+            var rpc = new FederatedLearning.FederatedLearningClient(channel);
+            var e = await Assert.ThrowsAsync<RpcException>(() => rpc.HeartbeatAsync(new HeartbeatRequest(),
+                new Metadata { { FlServer.ClientIdHeader, "nobody" }, { FlServer.CredentialHeader, "nothing" } }).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+        }
+        await others[0].Coordinator.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await using var load = new FlLoadClient(new FlLoadOptions
+        {
+            Servers = urls, Token = Token, Clients = Clients, Seed = Seed, UpdateScale = Scale, RetryFor = TimeSpan.FromMinutes(3), MaxConcurrentUploads = 32,
+        });
+        var run = load.RunAsync();
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        while (load.AcknowledgedCount < Clients / 3 && !run.IsCompleted && DateTime.UtcNow < until) await Task.Delay(20);
+        int ackedBeforeKill = load.AcknowledgedCount;
+        Assert.InRange(ackedBeforeKill, Clients / 3, Clients - 1); // mid-round 1
+        others[0].Process.Kill(entireProcessTree: true);
+
+        var report = await run.WaitAsync(TimeSpan.FromMinutes(5));
+        // the coordinator moved to a surviving silo
+        await Task.WhenAny(primary.Coordinator.Task, others[1].Coordinator.Task).WaitAsync(TimeSpan.FromSeconds(5));
+        foreach (var s in new[] { primary, others[1] })
+        {
+            await s.Process.StandardInput.WriteLineAsync("stop");
+            s.Process.StandardInput.Close();
+        }
+        foreach (var s in new[] { others[1], primary }) Assert.True(s.Process.WaitForExit(60_000), "a silo did not stop");
+
+        Assert.Empty(report.Rejections);
+        Assert.Equal(Clients * Rounds, report.Acknowledged.Count);
+        using var store = new FlStateStore(_state);
+        var closed = store.Rounds().Where(r => !r.Open).ToList();
+        Assert.Equal(Rounds, closed.Count);
+        int length = Tensors * Rows * Cols;
+        foreach (var round in closed)
+        {
+            var acked = report.Acknowledged.Where(a => a.Round == round.Round).ToList();
+            var stored = store.UpdateIds(round.Round);
+            Assert.Equal(acked.Select(a => a.UploadId).Order(), stored.Order()); // every acknowledged update stored once, nothing else
+            int aggregated = System.Text.Json.JsonDocument.Parse(round.MetricsJson!).RootElement.GetProperty("Accepted").GetInt32();
+            Assert.Equal(acked.Count, aggregated); // counted once each
+            // the new global: the previous one plus the example-weighted mean of the deltas the clients sent (in double)
+            var before = Floats(store.GetGlobal(round.GlobalVersion)!);
+            var after = Floats(store.GetGlobal(round.ResultVersion!.Value)!);
+            var sum = new double[length];
+            double weight = 0;
+            foreach (var a in acked)
+            {
+                var d = FlLoadClient.Delta(Seed, a.ClientIndex, a.Round, length, Scale);
+                for (int i = 0; i < length; i++) sum[i] += a.NumExamples * (double)d[i];
+                weight += a.NumExamples;
+            }
+            for (int i = 0; i < length; i++)
+            {
+                double expected = before[i] + sum[i] / weight;
+                Assert.True(Math.Abs(after[i] - expected) <= 1e-6 * Math.Max(Math.Abs(expected), 1e-3),
+                    $"round {round.Round}, value {i}: {after[i]} vs FedAvg {expected}");
+            }
+        }
+    }
+
+    private static float[] Floats(byte[] b) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(b).ToArray();
+}
