@@ -109,7 +109,7 @@ public class QuantGemmTests
     {
         var data = new TheoryData<QuantFormat, int>();
         foreach (var f in Enum.GetValues<QuantFormat>())
-            foreach (var p in new[] { IntDotPath.Avx2, IntDotPath.Vector128, IntDotPath.Scalar })
+            foreach (var p in new[] { IntDotPath.Avx512, IntDotPath.Avx2, IntDotPath.Vector128, IntDotPath.Scalar })
                 data.Add(f, (int)p);
         return data;
     }
@@ -125,7 +125,8 @@ public class QuantGemmTests
         var path = (IntDotPath)pathId;
         int bs = Math.Max(32, format.Info().BlockSize);
         ulong seed = 300;
-        var shapes = new List<(int, int, int)> { (1, 7, bs), (3, 33, 5 * bs), (4, 19, 2 * bs) };
+        // Block counts 1, 5, 2, 17 and 36: odd tails, one 16-block scale vector plus a tail, several (AVX-512 path).
+        var shapes = new List<(int, int, int)> { (1, 7, bs), (3, 33, 5 * bs), (4, 19, 2 * bs), (2, 9, 17 * bs), (1, 6, 36 * bs) };
         if (format == QuantFormat.Int8) shapes.Add((2, 5, 45));   // not a multiple of 32: fused float path
         foreach (var (m, n, k) in shapes)
         {
