@@ -35,11 +35,11 @@ public static unsafe class QuantGemv
                 for (int i = 0; i < m; i++)
                     QuantIntDot.QuantizeActivation(x.Slice(i * k, k), xq.AsSpan(i * k, k), xs.AsSpan(i * nb, nb));
             if (path == IntDotPath.Auto) path = QuantIntDot.Best;
-            // The AVX-512 kernels (Q8_0, Q4_0) read x also as int16 codes, padded scales and Q4_0's offsets.
+            // The AVX-512 kernels (Q8_0, Q4_0) read x's scales padded to 16-block groups and Q4_0's offsets.
             // (The row's widened scales live on the stack: rows up to 131,072 columns.)
             int nbp = QuantIntDot.PaddedBlocks(nb);
             bool wide = integer && path == IntDotPath.Avx512 && QuantIntDot.Avx512Supported && w.Format is QuantFormat.Q8_0 or QuantFormat.Q4_0 && nbp <= 4096;
-            var (x16, xd, xo) = wide ? job.WideBuffers(m * k, m * nbp) : (Array.Empty<short>(), Array.Empty<float>(), Array.Empty<float>());
+            var (xd, xo) = wide ? job.WideBuffers(m * nbp) : (Array.Empty<float>(), Array.Empty<float>());
             // Rows are handed out in groups of four; below ParallelBytes of weight the pool's hand-off costs more than it saves.
             long bytes = (long)n * w.RowBytes;
             int groups = (n + 3) / 4;
@@ -49,15 +49,14 @@ public static unsafe class QuantGemv
             fixed (float* py = y)
             fixed (sbyte* pq = xq)
             fixed (float* ps = xs)
-            fixed (short* p16 = x16)
             fixed (float* pd = xd)
             fixed (float* po = xo)
             {
                 if (wide)
                     for (int i = 0; i < m; i++)
-                        QuantIntDot.PrepareAvx512(pq + (nint)i * k, ps + (nint)i * nb, nb, p16 + (nint)i * k, pd + (nint)i * nbp, po + (nint)i * nbp);
+                        QuantIntDot.PrepareAvx512(pq + (nint)i * k, ps + (nint)i * nb, nb, pd + (nint)i * nbp, po + (nint)i * nbp);
                 job.X = px; job.W = pw; job.Y = py; job.Xq = pq; job.Xs = ps;
-                job.X16 = p16; job.Xd = pd; job.Xo = po; job.Wide = wide;
+                job.Xd = pd; job.Xo = po; job.Wide = wide;
                 job.M = m; job.N = n; job.K = k; job.RowBytes = w.RowBytes;
                 job.Format = w.Format; job.Accumulate = accumulate; job.Width = width; job.Integer = integer; job.Path = path; job.Tasks = tasks;
                 if (tasks == 1) job.Task(0);
@@ -76,7 +75,6 @@ public static unsafe class QuantGemv
         public float* X, Y, Xs, Xd, Xo;
         public byte* W;
         public sbyte* Xq;
-        public short* X16;
         public int M, N, K, RowBytes, Tasks;
         public QuantFormat Format;
         public bool Accumulate, Integer, Wide;
@@ -84,7 +82,6 @@ public static unsafe class QuantGemv
         public IntDotPath Path;
         private sbyte[] _xq = [];
         private float[] _xs = [];
-        private short[] _x16 = [];
         private float[] _xd = [], _xo = [];
 
         private Job() => Body = Task;
@@ -103,7 +100,6 @@ public static unsafe class QuantGemv
             j.X = j.Y = j.Xs = j.Xd = j.Xo = null;
             j.W = null;
             j.Xq = null;
-            j.X16 = null;
             t_idle = j;
         }
 
@@ -114,11 +110,10 @@ public static unsafe class QuantGemv
             return (_xq, _xs);
         }
 
-        public (short[] Q16, float[] D, float[] Offset) WideBuffers(int codes, int scales)
+        public (float[] D, float[] Offset) WideBuffers(int scales)
         {
-            if (_x16.Length < codes) _x16 = new short[codes];
             if (_xd.Length < scales) { _xd = new float[scales]; _xo = new float[scales]; }
-            return (_x16, _xd, _xo);
+            return (_xd, _xo);
         }
 
         public void Task(int t)
@@ -158,7 +153,7 @@ public static unsafe class QuantGemv
                 for (int i = 0; i < M; i++)
                 {
                     float s = q8
-                        ? QuantIntDot.DotQ8Avx512(row, nb, X16 + (nint)i * K, Xd + (nint)i * nbp, dw)
+                        ? QuantIntDot.DotQ8Avx512(row, nb, Xq + (nint)i * K, Xd + (nint)i * nbp, dw)
                         : QuantIntDot.DotQ4Avx512(row, nb, Xq + (nint)i * K, Xd + (nint)i * nbp, Xo + (nint)i * nbp, dw);
                     float* d = Y + (nint)i * N + j;
                     *d = Accumulate ? *d + s : s;

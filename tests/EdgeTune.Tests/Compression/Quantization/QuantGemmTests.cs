@@ -164,6 +164,35 @@ public class QuantGemmTests
         }
     }
 
+    /// <summary>The AVX-512 path widens a row's f16 block scales sixteen at a time (byte permutes for full groups of Q4_0
+    /// and Q8_0 blocks, gathers for the rest): every one of the 65,536 f16 patterns, Inf, NaN and subnormals included,
+    /// must come out as System.Half's own conversion, in full and partial groups of both block sizes.</summary>
+    [SkippableFact]
+    public unsafe void Avx512RowScalesConvertEveryHalfExactly()
+    {
+        Skip.IfNot(QuantIntDot.Avx512Supported, "this machine has no AVX-512 BW (the path is not used here)");
+        foreach (int stride in new[] { 18, 34 })
+            foreach (int blocks in new[] { 16, 21, 7 })
+            {
+                var row = new byte[blocks * stride];
+                var dw = new float[QuantIntDot.PaddedBlocks(blocks)];
+                for (int start = 0; start < 65536; start += blocks)
+                {
+                    for (int b = 0; b < blocks; b++) BitConverter.TryWriteBytes(row.AsSpan(b * stride, 2), (ushort)((start + b) & 0xFFFF));
+                    fixed (byte* pr = row)
+                    fixed (float* pd = dw)
+                        QuantIntDot.RowScales(pr, blocks, stride, pd);
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        float want = (float)BitConverter.UInt16BitsToHalf((ushort)((start + b) & 0xFFFF));
+                        Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(dw[b]) || float.IsNaN(want) && float.IsNaN(dw[b]),
+                            $"stride {stride}, half 0x{(start + b) & 0xFFFF:X4}: {dw[b]} vs {want}");
+                    }
+                    for (int b = blocks; b < dw.Length; b++) Assert.Equal(0f, dw[b]);
+                }
+            }
+    }
+
     [Fact]
     public void PublicEntriesUseTheDecodePathForSmallMAndAgreeWithThePackedPath()
     {

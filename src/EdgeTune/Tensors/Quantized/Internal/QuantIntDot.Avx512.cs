@@ -8,11 +8,10 @@ namespace EdgeTune.Tensors.Quantized.Internal;
 /// The AVX-512 (BW) decode dot for Q8_0 and Q4_0 rows, in the GGUF block layout as stored (no repack).
 /// Per row, the block scales are first widened from f16 sixteen at a time (<see cref="RowScales"/>:
 /// integer shifts, exact, Inf/NaN kept) into a small float buffer, so the inner loop does no scalar
-/// conversion. Q8_0: each block's 32 codes are sign-extended to int16 and multiplied with x (kept as
-/// int16 for this path) by vpmaddwd: 16 int32 lanes, converted and scaled by d_w·d_x with one FMA.
-/// Q4_0: two blocks per step; their 32 code bytes give 64 unsigned nibbles (0..15) in one 512-bit
-/// register, multiplied with 64 signed x codes by vpmaddubsw (pairs ≤ 2·15·127, no saturation) and
-/// vpmaddwd; the −8 offset is applied once per row as −Σ_b d_w(b)·8·d_x(b)·Σ_j q_x(b, j), with the
+/// conversion. Two blocks per step: 64 weight codes in one 512-bit register times 64 x codes by
+/// vpmaddubsw (unsigned × signed byte pairs summed to int16) and vpmaddwd (to int32), converted and
+/// scaled by [d_w·d_x ×8 | ×8] with one FMA. Q8_0: |w| against x carrying w's sign. Q4_0: the 32 code
+/// bytes give 64 unsigned nibbles (0..15), pairs ≤ 2·15·127; the −8 offset is applied once per row as −Σ_b d_w(b)·8·d_x(b)·Σ_j q_x(b, j), with the
 /// x block sums taken when x is quantized. Block products are exact integers in both, as in the
 /// other paths, so only the float summation order differs from <see cref="DotScalar{TC}"/>.
 /// </summary>
@@ -24,17 +23,15 @@ internal static unsafe partial class QuantIntDot
     /// <summary>Blocks rounded up to the 16-lane scale vectors (the length of the per-row scale buffers).</summary>
     public static int PaddedBlocks(int blocks) => (blocks + 15) & ~15;
 
-    /// <summary>The extra forms of a quantized activation row the AVX-512 path reads: q as int16 (Q8_0), d_x
-    /// padded with zeros to <see cref="PaddedBlocks"/>, and 8·d_x·Σq per block (Q4_0's offset; zero padded).</summary>
-    public static void PrepareAvx512(sbyte* q, float* d, int blocks, short* q16, float* dPadded, float* offset)
+    /// <summary>The extra forms of a quantized activation row the AVX-512 path reads: d_x padded with zeros to
+    /// <see cref="PaddedBlocks"/>, and 8·d_x·Σq per block (Q4_0's offset; zero padded).</summary>
+    public static void PrepareAvx512(sbyte* q, float* d, int blocks, float* dPadded, float* offset)
     {
         int padded = PaddedBlocks(blocks);
         for (int b = 0; b < blocks; b++)
         {
-            var v = Vector256.Load(q + b * Block);
-            var w = Avx512BW.ConvertToVector512Int16(v);
-            w.Store(q16 + b * Block);
-            // Σ of the 32 codes: vpmaddwd against ones, then a lane sum.
+            // Σ of the 32 codes: sign-extended to int16, vpmaddwd against ones, then a lane sum.
+            var w = Avx512BW.ConvertToVector512Int16(Vector256.Load(q + b * Block));
             int sum = Vector512.Sum(Avx512BW.MultiplyAddAdjacent(w, Vector512.Create((short)1)));
             dPadded[b] = d[b];
             offset[b] = 8f * d[b] * sum;
@@ -122,25 +119,32 @@ internal static unsafe partial class QuantIntDot
         return (mag.AsUInt32() | (h & Vector512.Create(0x8000u)) << 16).AsSingle();
     }
 
-    /// <summary>Σ_b dw[b]·d_x(b)·Σ_j w·x over a Q8_0 row (34-byte blocks), x as int16 codes.</summary>
-    public static float DotQ8Avx512(byte* row, int blocks, short* x16, float* dx, float* dw)
+    /// <summary>Σ_b dw[b]·d_x(b)·Σ_j w·x over a Q8_0 row (34-byte blocks), two blocks per step.</summary>
+    public static float DotQ8Avx512(byte* row, int blocks, sbyte* xq, float* dx, float* dw)
     {
         Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
         int b = 0;
-        for (; b + 2 <= blocks; b += 2)
+        for (; b + 4 <= blocks; b += 4)
         {
-            acc0 = Avx512F.FusedMultiplyAdd(BlockQ8(row, b, x16), Vector512.Create(dw[b] * dx[b]), acc0);
-            acc1 = Avx512F.FusedMultiplyAdd(BlockQ8(row, b + 1, x16), Vector512.Create(dw[b + 1] * dx[b + 1]), acc1);
+            acc0 = Avx512F.FusedMultiplyAdd(PairQ8(row, b, xq, true), PairScales(dw, dx, b), acc0);
+            acc1 = Avx512F.FusedMultiplyAdd(PairQ8(row, b + 2, xq, true), PairScales(dw, dx, b + 2), acc1);
         }
-        if (b < blocks) acc0 = Avx512F.FusedMultiplyAdd(BlockQ8(row, b, x16), Vector512.Create(dw[b] * dx[b]), acc0);
+        for (; b < blocks; b += 2)
+            acc0 = Avx512F.FusedMultiplyAdd(PairQ8(row, b, xq, b + 1 < blocks), PairScales(dw, dx, b), acc0);
         return Vector512.Sum(acc0 + acc1);
     }
 
+    /// <summary>Q8_0 blocks b and b+1 (b+1 only when <paramref name="two"/>) as in <see cref="PairQ4"/>: |w| (unsigned) times
+    /// x with w's sign moved onto it (vpmaddubsw pairs ≤ 2·128·127 &lt; 2¹⁵), then vpmaddwd; int32 lanes 0..7 block b, 8..15 b+1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> BlockQ8(byte* row, int b, short* x16)
+    private static Vector512<float> PairQ8(byte* row, int b, sbyte* xq, bool two)
     {
-        var w = Avx512BW.ConvertToVector512Int16(Vector256.Load((sbyte*)(row + b * 34 + 2)));
-        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(w, Vector512.Load(x16 + b * Block)));
+        sbyte* p = (sbyte*)(row + b * 34 + 2);
+        var w = Vector512.Create(Vector256.Load(p), two ? Vector256.Load(p + 34) : Vector256<sbyte>.Zero);
+        var x = two ? Vector512.Load(xq + b * Block) : Vector256.Load(xq + b * Block).ToVector512();
+        var signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -x, x);
+        var p16 = Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed);
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(p16, Vector512.Create((short)1)));
     }
 
     /// <summary>Σ_b dw[b]·d_x(b)·Σ_j (c−8)·x over a Q4_0 row (18-byte blocks), c the unsigned nibbles; the −8 part
