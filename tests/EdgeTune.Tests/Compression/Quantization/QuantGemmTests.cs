@@ -172,7 +172,7 @@ public class QuantGemmTests
     {
         Skip.IfNot(QuantIntDot.Avx512Supported, "this machine has no AVX-512 BW (the path is not used here)");
         foreach (int stride in new[] { 18, 34 })
-            foreach (int blocks in new[] { 16, 21, 7 })
+            foreach (int blocks in new[] { 16, 21, 7, 29 })
             {
                 var row = new byte[blocks * stride];
                 var dw = new float[QuantIntDot.PaddedBlocks(blocks)];
