@@ -12,7 +12,8 @@ internal enum IntDotPath { Auto, Avx512, Avx2, Vector128, Scalar }
 /// quantized to Q8 blocks of 32. A block's 32 products are summed exactly in int32, then scaled by
 /// d_w·d_x into a float accumulator. AVX2: |w| (u8) × sign-transferred x (s8) pairs summed to int16
 /// (no overflow: 2·128·127 &lt; 2¹⁵), then pairs of int16 to int32. Vector128 (SSE on x64, NEON on
-/// ARM64): widened int16 products summed to int32. Scalar: plain loops.
+/// ARM64): widened int16 products summed to int32. Scalar: plain loops. AVX-512 (Q8_0, Q4_0, driven
+/// by <see cref="QuantGemv"/> with per-row widened scales): QuantIntDot.Avx512.cs.
 /// </summary>
 internal static unsafe partial class QuantIntDot
 {
