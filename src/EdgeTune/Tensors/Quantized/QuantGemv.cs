@@ -35,6 +35,11 @@ public static unsafe class QuantGemv
                 for (int i = 0; i < m; i++)
                     QuantIntDot.QuantizeActivation(x.Slice(i * k, k), xq.AsSpan(i * k, k), xs.AsSpan(i * nb, nb));
             if (path == IntDotPath.Auto) path = QuantIntDot.Best;
+            // The AVX-512 kernels (Q8_0, Q4_0) read x's scales padded to 16-block groups and Q4_0's offsets.
+            // (The row's widened scales live on the stack: rows up to 131,072 columns.)
+            int nbp = QuantIntDot.PaddedBlocks(nb);
+            bool wide = integer && path == IntDotPath.Avx512 && QuantIntDot.Avx512Supported && w.Format is QuantFormat.Q8_0 or QuantFormat.Q4_0 && nbp <= 4096;
+            var (xd, xo) = wide ? job.WideBuffers(m * nbp) : (Array.Empty<float>(), Array.Empty<float>());
             // Rows are handed out in groups of four; below ParallelBytes of weight the pool's hand-off costs more than it saves.
             long bytes = (long)n * w.RowBytes;
             int groups = (n + 3) / 4;
@@ -44,8 +49,14 @@ public static unsafe class QuantGemv
             fixed (float* py = y)
             fixed (sbyte* pq = xq)
             fixed (float* ps = xs)
+            fixed (float* pd = xd)
+            fixed (float* po = xo)
             {
+                if (wide)
+                    for (int i = 0; i < m; i++)
+                        QuantIntDot.PrepareAvx512(pq + (nint)i * k, ps + (nint)i * nb, nb, pd + (nint)i * nbp, po + (nint)i * nbp);
                 job.X = px; job.W = pw; job.Y = py; job.Xq = pq; job.Xs = ps;
+                job.Xd = pd; job.Xo = po; job.Wide = wide;
                 job.M = m; job.N = n; job.K = k; job.RowBytes = w.RowBytes;
                 job.Format = w.Format; job.Accumulate = accumulate; job.Width = width; job.Integer = integer; job.Path = path; job.Tasks = tasks;
                 if (tasks == 1) job.Task(0);
@@ -61,16 +72,17 @@ public static unsafe class QuantGemv
         [ThreadStatic] private static Job? t_idle;
 
         public readonly Action<int> Body;
-        public float* X, Y, Xs;
+        public float* X, Y, Xs, Xd, Xo;
         public byte* W;
         public sbyte* Xq;
         public int M, N, K, RowBytes, Tasks;
         public QuantFormat Format;
-        public bool Accumulate, Integer;
+        public bool Accumulate, Integer, Wide;
         public SimdWidth Width;
         public IntDotPath Path;
         private sbyte[] _xq = [];
         private float[] _xs = [];
+        private float[] _xd = [], _xo = [];
 
         private Job() => Body = Task;
 
@@ -85,7 +97,7 @@ public static unsafe class QuantGemv
 
         public static void Return(Job j)
         {
-            j.X = j.Y = j.Xs = null;
+            j.X = j.Y = j.Xs = j.Xd = j.Xo = null;
             j.W = null;
             j.Xq = null;
             t_idle = j;
@@ -98,11 +110,22 @@ public static unsafe class QuantGemv
             return (_xq, _xs);
         }
 
+        public (float[] D, float[] Offset) WideBuffers(int scales)
+        {
+            if (_xd.Length < scales) { _xd = new float[scales]; _xo = new float[scales]; }
+            return (_xd, _xo);
+        }
+
         public void Task(int t)
         {
             int groups = (N + 3) / 4;
             int j0 = (int)((long)groups * t / Tasks) * 4, j1 = Math.Min(N, (int)((long)groups * (t + 1) / Tasks) * 4);
             int nb = K / QuantIntDot.Block;
+            if (Wide)
+            {
+                WideRows(j0, j1, nb);
+                return;
+            }
             for (int j = j0; j < j1; j++)
             {
                 byte* row = W + (nint)j * RowBytes;
@@ -111,6 +134,27 @@ public static unsafe class QuantGemv
                     float s = Integer
                         ? QuantIntDot.Dot(Format, row, K, Xq + (nint)i * K, Xs + (nint)i * nb, Path)
                         : FloatDot(row, X + (nint)i * K);
+                    float* d = Y + (nint)i * N + j;
+                    *d = Accumulate ? *d + s : s;
+                }
+            }
+        }
+
+        /// <summary>Rows [j0, j1) through the AVX-512 kernels: the row's f16 scales widened once, then one dot per row of x.</summary>
+        private void WideRows(int j0, int j1, int nb)
+        {
+            int nbp = QuantIntDot.PaddedBlocks(nb);
+            float* dw = stackalloc float[nbp];
+            bool q8 = Format == QuantFormat.Q8_0;
+            for (int j = j0; j < j1; j++)
+            {
+                byte* row = W + (nint)j * RowBytes;
+                QuantIntDot.RowScales(row, nb, q8 ? 34 : 18, dw);
+                for (int i = 0; i < M; i++)
+                {
+                    float s = q8
+                        ? QuantIntDot.DotQ8Avx512(row, nb, Xq + (nint)i * K, Xd + (nint)i * nbp, dw)
+                        : QuantIntDot.DotQ4Avx512(row, nb, Xq + (nint)i * K, Xd + (nint)i * nbp, Xo + (nint)i * nbp, dw);
                     float* d = Y + (nint)i * N + j;
                     *d = Accumulate ? *d + s : s;
                 }

@@ -109,7 +109,7 @@ public class QuantGemmTests
     {
         var data = new TheoryData<QuantFormat, int>();
         foreach (var f in Enum.GetValues<QuantFormat>())
-            foreach (var p in new[] { IntDotPath.Avx2, IntDotPath.Vector128, IntDotPath.Scalar })
+            foreach (var p in new[] { IntDotPath.Avx512, IntDotPath.Avx2, IntDotPath.Vector128, IntDotPath.Scalar })
                 data.Add(f, (int)p);
         return data;
     }
@@ -125,7 +125,8 @@ public class QuantGemmTests
         var path = (IntDotPath)pathId;
         int bs = Math.Max(32, format.Info().BlockSize);
         ulong seed = 300;
-        var shapes = new List<(int, int, int)> { (1, 7, bs), (3, 33, 5 * bs), (4, 19, 2 * bs) };
+        // Block counts 1, 5, 2, 17 and 36: odd tails, one 16-block scale vector plus a tail, several (AVX-512 path).
+        var shapes = new List<(int, int, int)> { (1, 7, bs), (3, 33, 5 * bs), (4, 19, 2 * bs), (2, 9, 17 * bs), (1, 6, 36 * bs) };
         if (format == QuantFormat.Int8) shapes.Add((2, 5, 45));   // not a multiple of 32: fused float path
         foreach (var (m, n, k) in shapes)
         {
@@ -161,6 +162,35 @@ public class QuantGemmTests
                 }
             }
         }
+    }
+
+    /// <summary>The AVX-512 path widens a row's f16 block scales sixteen at a time (byte permutes for full groups of Q4_0
+    /// and Q8_0 blocks, gathers for the rest): every one of the 65,536 f16 patterns, Inf, NaN and subnormals included,
+    /// must come out as System.Half's own conversion, in full and partial groups of both block sizes.</summary>
+    [SkippableFact]
+    public unsafe void Avx512RowScalesConvertEveryHalfExactly()
+    {
+        Skip.IfNot(QuantIntDot.Avx512Supported, "this machine has no AVX-512 BW (the path is not used here)");
+        foreach (int stride in new[] { 18, 34 })
+            foreach (int blocks in new[] { 16, 21, 7, 29 })
+            {
+                var row = new byte[blocks * stride];
+                var dw = new float[QuantIntDot.PaddedBlocks(blocks)];
+                for (int start = 0; start < 65536; start += blocks)
+                {
+                    for (int b = 0; b < blocks; b++) BitConverter.TryWriteBytes(row.AsSpan(b * stride, 2), (ushort)((start + b) & 0xFFFF));
+                    fixed (byte* pr = row)
+                    fixed (float* pd = dw)
+                        QuantIntDot.RowScales(pr, blocks, stride, pd);
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        float want = (float)BitConverter.UInt16BitsToHalf((ushort)((start + b) & 0xFFFF));
+                        Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(dw[b]) || float.IsNaN(want) && float.IsNaN(dw[b]),
+                            $"stride {stride}, half 0x{(start + b) & 0xFFFF:X4}: {dw[b]} vs {want}");
+                    }
+                    for (int b = blocks; b < dw.Length; b++) Assert.Equal(0f, dw[b]);
+                }
+            }
     }
 
     [Fact]

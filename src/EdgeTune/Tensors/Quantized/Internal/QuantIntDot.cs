@@ -5,21 +5,22 @@ using System.Runtime.Intrinsics.X86;
 namespace EdgeTune.Tensors.Quantized.Internal;
 
 /// <summary>Which integer dot implementation runs (tests force each one that the machine has).</summary>
-internal enum IntDotPath { Auto, Avx2, Vector128, Scalar }
+internal enum IntDotPath { Auto, Avx512, Avx2, Vector128, Scalar }
 
 /// <summary>
 /// Integer block dot products of a quantized weight row (Q8_0, Q4_0, Int8) against an activation row
 /// quantized to Q8 blocks of 32. A block's 32 products are summed exactly in int32, then scaled by
 /// d_w·d_x into a float accumulator. AVX2: |w| (u8) × sign-transferred x (s8) pairs summed to int16
 /// (no overflow: 2·128·127 &lt; 2¹⁵), then pairs of int16 to int32. Vector128 (SSE on x64, NEON on
-/// ARM64): widened int16 products summed to int32. Scalar: plain loops.
+/// ARM64): widened int16 products summed to int32. Scalar: plain loops. AVX-512 (Q8_0, Q4_0, driven
+/// by <see cref="QuantGemv"/> with per-row widened scales): QuantIntDot.Avx512.cs.
 /// </summary>
-internal static unsafe class QuantIntDot
+internal static unsafe partial class QuantIntDot
 {
     public const int Block = 32;
 
     public static IntDotPath Best { get; } =
-        Avx2.IsSupported ? IntDotPath.Avx2 : Vector128.IsHardwareAccelerated ? IntDotPath.Vector128 : IntDotPath.Scalar;
+        Avx512BW.IsSupported ? IntDotPath.Avx512 : Avx2.IsSupported ? IntDotPath.Avx2 : Vector128.IsHardwareAccelerated ? IntDotPath.Vector128 : IntDotPath.Scalar;
 
     /// <summary>Q8 blocks of an activation row: d = amax/127 (f32), q = round(x/d), ties away from zero.</summary>
     public static void QuantizeActivation(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> scales)
@@ -38,7 +39,8 @@ internal static unsafe class QuantIntDot
     /// <summary>Σ_b d_w(b)·d_x(b)·Σ_j q_w·q_x over the row's blocks (Int8: one d_w for the row).</summary>
     public static float Dot(QuantFormat format, byte* row, int cols, sbyte* xq, float* xs, IntDotPath path)
     {
-        bool avx2 = path == IntDotPath.Avx2 && Avx2.IsSupported, v128 = !avx2 && path != IntDotPath.Scalar;
+        // (Avx512 is served by QuantGemv's own kernels for Q8_0/Q4_0; here, and for Int8, it means the AVX2 dot.)
+        bool avx2 = path is IntDotPath.Avx2 or IntDotPath.Avx512 && Avx2.IsSupported, v128 = !avx2 && path != IntDotPath.Scalar;
         return format switch
         {
             QuantFormat.Q8_0 => avx2 ? DotAvx2<Q8Codes>(row, cols, xq, xs) : v128 ? DotV128<Q8Codes>(row, cols, xq, xs) : DotScalar<Q8Codes>(row, cols, xq, xs),

@@ -1,0 +1,193 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace EdgeTune.Tensors.Quantized.Internal;
+
+/// <summary>
+/// The AVX-512 (BW) decode dot for Q8_0 and Q4_0 rows, in the GGUF block layout as stored (no repack).
+/// Per row, the block scales are first widened from f16 sixteen at a time (<see cref="RowScales"/>:
+/// integer shifts, exact, Inf/NaN kept) into a small float buffer, so the inner loop does no scalar
+/// conversion. Two blocks per step: 64 weight codes in one 512-bit register times 64 x codes by
+/// vpmaddubsw (unsigned × signed byte pairs summed to int16) and vpmaddwd (to int32), converted and
+/// scaled by [d_w·d_x ×8 | ×8] with one FMA. Q8_0: |w| against x carrying w's sign. Q4_0: the 32 code
+/// bytes give 64 unsigned nibbles (0..15), pairs ≤ 2·15·127; the −8 offset is applied once per row as −Σ_b d_w(b)·8·d_x(b)·Σ_j q_x(b, j), with the
+/// x block sums taken when x is quantized. Block products are exact integers in both, as in the
+/// other paths, so only the float summation order differs from <see cref="DotScalar{TC}"/>.
+/// </summary>
+internal static unsafe partial class QuantIntDot
+{
+    /// <summary>Whether this machine runs <see cref="IntDotPath.Avx512"/>.</summary>
+    public static bool Avx512Supported => Avx512BW.IsSupported;
+
+    /// <summary>Blocks rounded up to the 16-lane scale vectors (the length of the per-row scale buffers).</summary>
+    public static int PaddedBlocks(int blocks) => (blocks + 15) & ~15;
+
+    /// <summary>The extra forms of a quantized activation row the AVX-512 path reads: d_x padded with zeros to
+    /// <see cref="PaddedBlocks"/>, and 8·d_x·Σq per block (Q4_0's offset; zero padded).</summary>
+    public static void PrepareAvx512(sbyte* q, float* d, int blocks, float* dPadded, float* offset)
+    {
+        int padded = PaddedBlocks(blocks);
+        for (int b = 0; b < blocks; b++)
+        {
+            // Σ of the 32 codes: sign-extended to int16, vpmaddwd against ones, then a lane sum.
+            var w = Avx512BW.ConvertToVector512Int16(Vector256.Load(q + b * Block));
+            int sum = Vector512.Sum(Avx512BW.MultiplyAddAdjacent(w, Vector512.Create((short)1)));
+            dPadded[b] = d[b];
+            offset[b] = 8f * d[b] * sum;
+        }
+        for (int b = blocks; b < padded; b++) dPadded[b] = offset[b] = 0;
+    }
+
+    /// <summary>dw[b] = the row's block scales as floats for b &lt; blocks, 0 up to <see cref="PaddedBlocks"/>
+    /// (<paramref name="stride"/>: bytes per block, the f16 scale first).</summary>
+    public static void RowScales(byte* row, int blocks, int stride, float* dw)
+    {
+        int b0 = 0;
+        if (stride == 18 && Avx512Vbmi.IsSupported && blocks >= 16)
+        {
+            // Q4_0: sixteen blocks are 288 bytes; the scales of blocks 0..7 lie in the first 128 (at 18·i), those of
+            // 8..15 in the 128 from byte 144, so one two-register byte permute (vpermt2b) per half collects them.
+            var idx = Vector512.Create((byte)0, 1, 18, 19, 36, 37, 54, 55, 72, 73, 90, 91, 108, 109, 126, 127,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            for (; b0 + 16 <= blocks; b0 += 16)
+            {
+                byte* p = row + (nint)b0 * 18;
+                var lo = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p), idx, Vector512.Load(p + 64)).GetLower().GetLower();
+                var hi = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 144), idx, Vector512.Load(p + 208)).GetLower().GetLower();
+                var h = Avx512F.ConvertToVector512UInt32(Vector256.Create(lo, hi).AsUInt16());
+                HalvesToSingles(h).Store(dw + b0);
+            }
+        }
+        else if (stride == 34 && Avx512Vbmi.IsSupported && blocks >= 16)
+        {
+            // Q8_0: sixteen blocks are 544 bytes; each 136-byte quarter holds four scales (at 34·i) in its first 128
+            // bytes. One vpermt2b per quarter puts its four halves at words 4q..4q+3; three selects merge the quarters.
+            Vector512<byte> i0 = s_q8Quarters[0], i1 = s_q8Quarters[1], i2 = s_q8Quarters[2], i3 = s_q8Quarters[3];
+            var m0 = Vector512.Create(ulong.MaxValue, 0, 0, 0, 0, 0, 0, 0).AsByte();
+            var m1 = Vector512.Create(0, ulong.MaxValue, 0, 0, 0, 0, 0, 0).AsByte();
+            var m2 = Vector512.Create(0, 0, ulong.MaxValue, 0, 0, 0, 0, 0).AsByte();
+            for (; b0 + 16 <= blocks; b0 += 16)
+            {
+                byte* p = row + (nint)b0 * 34;
+                var q0 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p), i0, Vector512.Load(p + 64));
+                var q1 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 136), i1, Vector512.Load(p + 200));
+                var q2 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 272), i2, Vector512.Load(p + 336));
+                var q3 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 408), i3, Vector512.Load(p + 472));
+                var all = Vector512.ConditionalSelect(m0, q0, Vector512.ConditionalSelect(m1, q1, Vector512.ConditionalSelect(m2, q2, q3)));
+                HalvesToSingles(Avx512F.ConvertToVector512UInt32(all.GetLower().AsUInt16())).Store(dw + b0);
+            }
+        }
+        // Otherwise (and the last partial group): 8-lane gathers of the dword at each block's start (its f16 scale
+        // in the low half; the upper half is masked off). Lanes past the row read the last block again and are zeroed.
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        for (; b0 < blocks; b0 += 16)
+        {
+            int* p = (int*)(row + (nint)b0 * stride);
+            var last = Vector256.Create(blocks - 1 - b0);
+            var g0 = Avx2.GatherVector256(p, Vector256.Min(lane, last) * stride, 1);
+            var g1 = blocks - b0 > 8 ? Avx2.GatherVector256(p, Vector256.Min(lane + Vector256.Create(8), last) * stride, 1) : Vector256<int>.Zero;
+            var f = HalvesToSingles(Vector512.Create(g0, g1).AsUInt32());
+            if (blocks - b0 < 16)
+                f = Vector512.ConditionalSelect(Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(blocks - b0)).AsSingle(), f, Vector512<float>.Zero);
+            f.Store(dw + b0);
+        }
+    }
+
+    /// <summary>vpermt2b indices placing the scale bytes of Q8_0 blocks 0..3 of a 128-byte window at bytes 8q..8q+7.</summary>
+    private static readonly Vector512<byte>[] s_q8Quarters = [Quarter(0), Quarter(1), Quarter(2), Quarter(3)];
+
+    private static Vector512<byte> Quarter(int q)
+    {
+        var idx = stackalloc byte[64];
+        for (int i = 0; i < 64; i++) idx[i] = 0;
+        for (int i = 0; i < 8; i++) idx[8 * q + i] = (byte)(34 * (i / 2) + i % 2);
+        return Vector512.Load(idx);
+    }
+
+    /// <summary>16 f16 bit patterns (the low halves of <paramref name="h"/>'s lanes) as floats, exactly: the 15 magnitude bits placed in a float's exponent/mantissa
+    /// and multiplied by 2^112 (subnormal halves land on normal floats exactly); exponent 31 (Inf/NaN) gets the
+    /// float's all-ones exponent; then the sign.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalvesToSingles(Vector512<uint> h)
+    {
+        var bits = (h & Vector512.Create(0x7FFFu)) << 13;
+        var special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u));
+        bits |= special & Vector512.Create(0x7F800000u);
+        var mag = bits.AsSingle() * Vector512.Create(5192296858534827628530496329220096f); // 2^112
+        return (mag.AsUInt32() | (h & Vector512.Create(0x8000u)) << 16).AsSingle();
+    }
+
+    /// <summary>Σ_b dw[b]·d_x(b)·Σ_j w·x over a Q8_0 row (34-byte blocks), two blocks per step.</summary>
+    public static float DotQ8Avx512(byte* row, int blocks, sbyte* xq, float* dx, float* dw)
+    {
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 4 <= blocks; b += 4)
+        {
+            acc0 = Avx512F.FusedMultiplyAdd(PairQ8(row, b, xq, true), PairScales(dw, dx, b), acc0);
+            acc1 = Avx512F.FusedMultiplyAdd(PairQ8(row, b + 2, xq, true), PairScales(dw, dx, b + 2), acc1);
+        }
+        for (; b < blocks; b += 2)
+            acc0 = Avx512F.FusedMultiplyAdd(PairQ8(row, b, xq, b + 1 < blocks), PairScales(dw, dx, b), acc0);
+        return Vector512.Sum(acc0 + acc1);
+    }
+
+    /// <summary>Q8_0 blocks b and b+1 (b+1 only when <paramref name="two"/>) as in <see cref="PairQ4"/>: |w| (unsigned) times
+    /// x with w's sign moved onto it (vpmaddubsw pairs ≤ 2·128·127 &lt; 2¹⁵), then vpmaddwd; int32 lanes 0..7 block b, 8..15 b+1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PairQ8(byte* row, int b, sbyte* xq, bool two)
+    {
+        sbyte* p = (sbyte*)(row + b * 34 + 2);
+        var w = Vector512.Create(Vector256.Load(p), two ? Vector256.Load(p + 34) : Vector256<sbyte>.Zero);
+        var x = two ? Vector512.Load(xq + b * Block) : Vector256.Load(xq + b * Block).ToVector512();
+        var signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -x, x);
+        var p16 = Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), signed);
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(p16, Vector512.Create((short)1)));
+    }
+
+    /// <summary>Σ_b dw[b]·d_x(b)·Σ_j (c−8)·x over a Q4_0 row (18-byte blocks), c the unsigned nibbles; the −8 part
+    /// through <paramref name="offset"/> (8·d_x·Σq per block, padded like <paramref name="dw"/>).</summary>
+    public static float DotQ4Avx512(byte* row, int blocks, sbyte* xq, float* dx, float* offset, float* dw)
+    {
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 4 <= blocks; b += 4)
+        {
+            acc0 = Avx512F.FusedMultiplyAdd(PairQ4(row, b, xq, true), PairScales(dw, dx, b), acc0);
+            acc1 = Avx512F.FusedMultiplyAdd(PairQ4(row, b + 2, xq, true), PairScales(dw, dx, b + 2), acc1);
+        }
+        for (; b < blocks; b += 2)
+            acc0 = Avx512F.FusedMultiplyAdd(PairQ4(row, b, xq, b + 1 < blocks), PairScales(dw, dx, b), acc0);
+        // The −8 offset of every code: Σ_b dw[b]·offset[b] (padding lanes are zero on both sides).
+        var corr = Vector512<float>.Zero;
+        for (int c = 0; c < blocks; c += 16)
+            corr = Avx512F.FusedMultiplyAdd(Vector512.Load(dw + c), Vector512.Load(offset + c), corr);
+        return Vector512.Sum(acc0 + acc1 - corr);
+    }
+
+    /// <summary>Blocks b and b+1 (b+1 only when <paramref name="two"/>; its lanes are zero otherwise): int32 lanes
+    /// 0..7 hold block b's partial sums of c·x, lanes 8..15 block b+1's, as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PairQ4(byte* row, int b, sbyte* xq, bool two)
+    {
+        byte* p = row + b * 18 + 2;
+        var c = Vector256.Create(Vector128.Load(p), two ? Vector128.Load(p + 18) : Vector128<byte>.Zero);
+        // 128-bit lanes [b lo, b+1 lo, b hi, b+1 hi] → [b lo, b hi, b+1 lo, b+1 hi]: x's element order.
+        var nib = Vector512.Create(c, Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte()) & Vector512.Create((byte)0x0F);
+        nib = Avx512F.Shuffle4x128(nib.AsUInt64(), nib.AsUInt64(), 0b11_01_10_00).AsByte();
+        var x = two ? Vector512.Load(xq + b * Block) : Vector256.Load(xq + b * Block).ToVector512();
+        var p16 = Avx512BW.MultiplyAddAdjacent(nib, x);
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(p16, Vector512.Create((short)1)));
+    }
+
+    /// <summary>[dw[b]·dx[b] ×8, dw[b+1]·dx[b+1] ×8] (both buffers padded, so b+1 may be a padding block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PairScales(float* dw, float* dx, int b)
+    {
+        var s = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<double>(dw + b)).AsSingle()
+              * Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<double>(dx + b)).AsSingle();
+        return Avx512F.PermuteVar16x32(s.ToVector256Unsafe().ToVector512Unsafe(), Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    }
+}
