@@ -52,9 +52,10 @@ public sealed class LowRankAddOp : TapeOp
         }
         else
         {
-            Elementwise.Copy(_y.Value.ReadOnlySpan<float>(), _z.Value.Span<float>());
+            // z = (s·h)·Bᵀ, then z += y: the add splits across the worker pool (a copy then an accumulating GEMM would not)
             TensorPrimitives.Multiply(_h.Value.ReadOnlySpan<float>(), (float)_scale, _hs.Span<float>());
-            Gemm.ABt(_hs.ReadOnlySpan<float>(), _b.Value.ReadOnlySpan<float>(), _z.Value.Span<float>(), _n, _r, _out, accumulate: true);
+            Gemm.ABt(_hs.ReadOnlySpan<float>(), _b.Value.ReadOnlySpan<float>(), _z.Value.Span<float>(), _n, _r, _out);
+            Elementwise.Add(_z.Value.ReadOnlySpan<float>(), _y.Value.ReadOnlySpan<float>(), _z.Value.Span<float>());
         }
         if (!NeedsBackward || !_b.RequiresGrad) { _hs.Dispose(); _hs = null; }
     }
