@@ -1,3 +1,4 @@
+using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using EdgeTune.Autograd.Internal;
 using EdgeTune.Tensors;
@@ -23,26 +24,23 @@ public sealed class AddOp : TapeOp
         OpChecks.SameDType(Name, a, b);
         OpChecks.SameShape(Name, a, b);
         _y = NewOutput(tape, a.DType, a.Shape, "add");
-        if (OpChecks.IsDouble(Name, a.DType))
-            TensorPrimitives.Add(a.Value.ReadOnlySpan<double>(), b.Value.ReadOnlySpan<double>(), _y.Value.Span<double>());
-        else Elementwise.Add(a.Value.ReadOnlySpan<float>(), b.Value.ReadOnlySpan<float>(), _y.Value.Span<float>()); // split across the pool when large
+        if (OpChecks.IsDouble(Name, a.DType)) Run<double>(); else Run<float>();
+
+        void Run<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+            TensorPrimitives.Add(a.Value.ReadOnlySpan<T>(), b.Value.ReadOnlySpan<T>(), _y.Value.Span<T>());
     }
 
     protected internal override void Backward()
     {
         Tensor dy = _y.Grad!;
-        // da += dy; db += dy
-        if (a.DType == DType.F64)
+        if (a.DType == DType.F64) Run<double>(); else Run<float>();
+
+        void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
         {
-            ReadOnlySpan<double> g = dy.ReadOnlySpan<double>();
-            if (GradOf(a) is { } da) TensorPrimitives.Add(da.Span<double>(), g, da.Span<double>());
-            if (GradOf(b) is { } db) TensorPrimitives.Add(db.Span<double>(), g, db.Span<double>());
-        }
-        else
-        {
-            ReadOnlySpan<float> g = dy.ReadOnlySpan<float>();
-            if (GradOf(a) is { } da) Elementwise.Add(da.Span<float>(), g, da.Span<float>());
-            if (GradOf(b) is { } db) Elementwise.Add(db.Span<float>(), g, db.Span<float>());
+            // da += dy; db += dy
+            ReadOnlySpan<T> g = dy.ReadOnlySpan<T>();
+            if (GradOf(a) is { } da) TensorPrimitives.Add(da.Span<T>(), g, da.Span<T>());
+            if (GradOf(b) is { } db) TensorPrimitives.Add(db.Span<T>(), g, db.Span<T>());
         }
     }
 }

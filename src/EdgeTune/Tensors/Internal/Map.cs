@@ -31,45 +31,9 @@ internal interface ITernaryOp
 /// overlap is not supported. Callers check lengths; the cores re-check the output length so they
 /// never write outside a buffer.
 /// </summary>
-internal static unsafe class Map
+internal static class Map
 {
-    /// <summary>Spans of at least this many elements are split across <see cref="WorkerPool.Shared"/> (256 KB of floats:
-    /// below it one thread streams the data faster than waking another). Training's activations are far above it;
-    /// a decode step's vectors are far below it, and take the allocation-free serial path.</summary>
-    public const int ParallelElements = 1 << 16;
-
-    /// <summary>[start, end) of part <paramref name="part"/> of <paramref name="parts"/> over n elements, cut at multiples of 64.</summary>
-    internal static (int Start, int End) Part(int n, int parts, int part)
-    {
-        long per = ((long)n + parts - 1) / parts;
-        per = (per + 63) & ~63L;
-        int start = (int)Math.Min(n, per * part), end = (int)Math.Min(n, per * (part + 1));
-        return (start, end);
-    }
-
-    /// <summary>How many parts a span of <paramref name="n"/> elements is split into (1: run it here).</summary>
-    internal static int Parts(int n) => n < ParallelElements ? 1 : Math.Min(WorkerPool.Shared.Threads, Math.Max(1, n / (ParallelElements / 2)));
-
     public static void Unary<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IUnaryOp
-    {
-        int parts = Parts(x.Length);
-        if (parts > 1)
-        {
-            Require(y.Length, x.Length);
-            fixed (float* px = x, py = y) UnaryParallel((nint)px, (nint)py, x.Length, parts, op);
-            return;
-        }
-        UnaryHere(x, y, op);
-    }
-
-    private static void UnaryParallel<TOp>(nint px, nint py, int n, int parts, TOp op) where TOp : struct, IUnaryOp =>
-        WorkerPool.Shared.Run(parts, part =>
-        {
-            var (s, e) = Part(n, parts, part);
-            UnaryHere(new ReadOnlySpan<float>((float*)px + s, e - s), new Span<float>((float*)py + s, e - s), op);
-        });
-
-    private static void UnaryHere<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IUnaryOp
     {
         switch (Simd.Width)
         {
@@ -81,26 +45,6 @@ internal static unsafe class Map
 
     public static void Binary<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, TOp op) where TOp : struct, IBinaryOp
     {
-        int parts = Parts(a.Length);
-        if (parts > 1)
-        {
-            Require(b.Length, a.Length);
-            Require(y.Length, a.Length);
-            fixed (float* pa = a, pb = b, py = y) BinaryParallel((nint)pa, (nint)pb, (nint)py, a.Length, parts, op);
-            return;
-        }
-        BinaryHere(a, b, y, op);
-    }
-
-    private static void BinaryParallel<TOp>(nint pa, nint pb, nint py, int n, int parts, TOp op) where TOp : struct, IBinaryOp =>
-        WorkerPool.Shared.Run(parts, part =>
-        {
-            var (s, e) = Part(n, parts, part);
-            BinaryHere(new ReadOnlySpan<float>((float*)pa + s, e - s), new ReadOnlySpan<float>((float*)pb + s, e - s), new Span<float>((float*)py + s, e - s), op);
-        });
-
-    private static void BinaryHere<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, TOp op) where TOp : struct, IBinaryOp
-    {
         switch (Simd.Width)
         {
             case SimdWidth.V512: Binary<V512, TOp>(a, b, y, op); break;
@@ -110,29 +54,6 @@ internal static unsafe class Map
     }
 
     public static void Ternary<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> y, TOp op)
-        where TOp : struct, ITernaryOp
-    {
-        int parts = Parts(a.Length);
-        if (parts > 1)
-        {
-            Require(b.Length, a.Length);
-            Require(c.Length, a.Length);
-            Require(y.Length, a.Length);
-            fixed (float* pa = a, pb = b, pc = c, py = y) TernaryParallel((nint)pa, (nint)pb, (nint)pc, (nint)py, a.Length, parts, op);
-            return;
-        }
-        TernaryHere(a, b, c, y, op);
-    }
-
-    private static void TernaryParallel<TOp>(nint pa, nint pb, nint pc, nint py, int n, int parts, TOp op) where TOp : struct, ITernaryOp =>
-        WorkerPool.Shared.Run(parts, part =>
-        {
-            var (s, e) = Part(n, parts, part);
-            TernaryHere(new ReadOnlySpan<float>((float*)pa + s, e - s), new ReadOnlySpan<float>((float*)pb + s, e - s),
-                new ReadOnlySpan<float>((float*)pc + s, e - s), new Span<float>((float*)py + s, e - s), op);
-        });
-
-    private static void TernaryHere<TOp>(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> y, TOp op)
         where TOp : struct, ITernaryOp
     {
         switch (Simd.Width)

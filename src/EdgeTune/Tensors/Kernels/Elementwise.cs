@@ -124,36 +124,12 @@ public static class Elementwise
         const string op = "Elementwise.SwiGluBackward";
         Same(op, g.Length, u.Length, dh.Length, "g", "u", "dh");
         Same(op, g.Length, dg.Length, du.Length, "g", "dg", "du");
-        if (Simd.Width == SimdWidth.Scalar) { ElementwiseReference.SwiGluBackward(g, u, dh, dg, du); return; }
-        int parts = Map.Parts(g.Length);
-        if (parts > 1)
-        {
-            unsafe
-            {
-                fixed (float* pg = g, pu = u, ph = dh, pdg = dg, pdu = du)
-                    SwiGluBackwardParallel((nint)pg, (nint)pu, (nint)ph, (nint)pdg, (nint)pdu, g.Length, parts);
-            }
-            return;
-        }
-        SwiGluBackwardHere(g, u, dh, dg, du);
-    }
-
-    private static unsafe void SwiGluBackwardParallel(nint pg, nint pu, nint ph, nint pdg, nint pdu, int n, int parts) =>
-        WorkerPool.Shared.Run(parts, part =>
-        {
-            var (s, e) = Map.Part(n, parts, part);
-            int len = e - s;
-            SwiGluBackwardHere(new ReadOnlySpan<float>((float*)pg + s, len), new ReadOnlySpan<float>((float*)pu + s, len),
-                new ReadOnlySpan<float>((float*)ph + s, len), new Span<float>((float*)pdg + s, len), new Span<float>((float*)pdu + s, len));
-        });
-
-    private static void SwiGluBackwardHere(ReadOnlySpan<float> g, ReadOnlySpan<float> u, ReadOnlySpan<float> dh, Span<float> dg, Span<float> du)
-    {
         switch (Simd.Width)
         {
             case SimdWidth.V512: SwiGluBackwardCore<V512>(g, u, dh, dg, du); break;
             case SimdWidth.V256: SwiGluBackwardCore<V256>(g, u, dh, dg, du); break;
-            default: SwiGluBackwardCore<V128>(g, u, dh, dg, du); break;
+            case SimdWidth.V128: SwiGluBackwardCore<V128>(g, u, dh, dg, du); break;
+            default: ElementwiseReference.SwiGluBackward(g, u, dh, dg, du); break;
         }
     }
 
