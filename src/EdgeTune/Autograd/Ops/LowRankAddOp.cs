@@ -52,7 +52,7 @@ public sealed class LowRankAddOp : TapeOp
         }
         else
         {
-            // z = (s·h)·Bᵀ, then z += y: the add splits across the worker pool (a copy then an accumulating GEMM would not)
+            // z = (s·h)·Bᵀ, then z += y (one pass over y, as a copy followed by an accumulating GEMM would also take)
             TensorPrimitives.Multiply(_h.Value.ReadOnlySpan<float>(), (float)_scale, _hs.Span<float>());
             Gemm.ABt(_hs.ReadOnlySpan<float>(), _b.Value.ReadOnlySpan<float>(), _z.Value.Span<float>(), _n, _r, _out);
             Elementwise.Add(_z.Value.ReadOnlySpan<float>(), _y.Value.ReadOnlySpan<float>(), _z.Value.Span<float>());
