@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Formats.Export;
 using EdgeTune.Tests.Formats;
@@ -13,19 +12,6 @@ namespace EdgeTune.Tests.Cli;
 
 public class ServeCommandTests
 {
-    /// <summary>Captures output lines and completes when the server announces its address.</summary>
-    private sealed class UrlWriter : StringWriter
-    {
-        public TaskCompletionSource<Uri> Url { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public override Task WriteLineAsync(string? value)
-        {
-            lock (this) base.WriteLine(value);
-            if (value is not null && Regex.Match(value, @" on (http://\S+) ") is { Success: true } m) Url.TrySetResult(new Uri(m.Groups[1].Value));
-            return Task.CompletedTask;
-        }
-    }
-
     [Fact]
     public async Task ServesAModelFolderWithNamedAdaptersUntilCancelled()
     {
@@ -38,7 +24,7 @@ public class ServeCommandTests
             ByteTokenizer.WriteMarker(modelDir);
             adapter = ChatTestKit.SaveRandomAdapter(model, dir.Path, "a", 101);
         }
-        var output = new UrlWriter();
+        var output = new ServeUrlWriter();
         var error = new StringWriter();
         var root = new RootCommand { ServeCommand.Create() };
         using var cts = new CancellationTokenSource();

@@ -14,6 +14,7 @@ using EdgeTune.Tests.Energy;
 using EdgeTune.Tests.Federated;
 using EdgeTune.Tests.Models;
 using EdgeTune.Training;
+using EdgeTune.Tests.Training;
 
 namespace EdgeTune.Tests.Diagnostics;
 
@@ -27,14 +28,6 @@ public sealed class TelemetryTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
     }
 
-    private static int[] Stream(int n, int vocab)
-    {
-        var rng = new Rng(77);
-        var s = new int[n];
-        for (int i = 0; i < n; i++) s[i] = i % 7 == 0 ? rng.NextInt(vocab) : (s[Math.Max(0, i - 1)] * 3 + 1) % vocab;
-        return s;
-    }
-
     [Fact]
     public void TrainingRecordsTheRunsTokensLossesEnergyAndSpans()
     {
@@ -42,7 +35,7 @@ public sealed class TelemetryTests : IDisposable
         using var metrics = new MetricRecorder(factory);
         using var spans = new SpanRecorder();
         using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
-        var data = Stream(400, 53);
+        var data = TrainingTestData.TokenStream(400, 53);
         var options = new TrainingOptions
         {
             Steps = 4, MicroBatch = 2, SeqLen = 8, GradAccumulation = 2, LearningRate = 3e-3, WarmupSteps = 1,

@@ -4,6 +4,7 @@ using EdgeTune.Models;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Models;
 using EdgeTune.Training;
+using EdgeTune.Tests.Training;
 
 namespace EdgeTune.Tests.Energy;
 
@@ -29,11 +30,6 @@ public sealed class TrainingPolicyTests : IDisposable
         public bool IsEstimate => estimate;
         public MeterAvailability Availability => MeterAvailability.Available;
         public double ReadJoules() => Joules;
-    }
-
-    private sealed class SyncProgress(Action<TrainingStatus> onReport) : IProgress<TrainingStatus>
-    {
-        public void Report(TrainingStatus value) => onReport(value);
     }
 
     private sealed class ListSink : IMetricsSink

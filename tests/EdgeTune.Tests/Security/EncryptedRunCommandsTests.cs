@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using EdgeTune.Cli.Commands;
 using EdgeTune.Security;
 using EdgeTune.Tests.Cli;
@@ -20,18 +19,6 @@ public sealed class EncryptedRunCommandsTests : IDisposable
     }
 
     private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
-
-    private sealed class UrlWriter : StringWriter
-    {
-        public TaskCompletionSource<Uri> Url { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public override Task WriteLineAsync(string? value)
-        {
-            lock (this) base.WriteLine(value);
-            if (value is not null && Regex.Match(value, @" on (http://\S+) ") is { Success: true } m) Url.TrySetResult(new Uri(m.Groups[1].Value));
-            return Task.CompletedTask;
-        }
-    }
 
     [Fact]
     public async Task ReadingCommandsOpenAnEncryptedRunWithItsKeyOnly()
@@ -74,7 +61,7 @@ public sealed class EncryptedRunCommandsTests : IDisposable
         Assert.Equal(7, Run("distill", "--teacher", model, "--data", EdgeTune.Models.BuiltInModels.DemoDataPath(), "--steps", "1", "--out", Path.Combine(_dir, "s2")).Code);
 
         // serve: the encrypted model and adapter, answering over loopback
-        var output = new UrlWriter();
+        var output = new ServeUrlWriter();
         var error = new StringWriter();
         var root = new RootCommand { ServeCommand.Create() };
         using var cts = new CancellationTokenSource();

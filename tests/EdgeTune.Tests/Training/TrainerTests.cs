@@ -15,19 +15,6 @@ public sealed class TrainerTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
     }
 
-    private sealed class SyncProgress(Action<TrainingStatus> onReport) : IProgress<TrainingStatus>
-    {
-        public void Report(TrainingStatus value) => onReport(value);
-    }
-
-    private static int[] Stream(int n, int vocab)
-    {
-        var rng = new Rng(77);
-        var s = new int[n];
-        for (int i = 0; i < n; i++) s[i] = i % 7 == 0 ? rng.NextInt(vocab) : (s[Math.Max(0, i - 1)] * 3 + 1) % vocab;
-        return s;
-    }
-
     private TrainingOptions Options(string sub) => new()
     {
         Steps = 8, MicroBatch = 2, SeqLen = 8, GradAccumulation = 2, LearningRate = 3e-3, WarmupSteps = 2,
@@ -37,7 +24,7 @@ public sealed class TrainerTests : IDisposable
     private static (DecoderModel Model, TokenStreamBatchSource Train, TokenStreamBatchSource Val) Setup()
     {
         var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
-        var data = Stream(400, 53);
+        var data = TrainingTestData.TokenStream(400, 53);
         return (model, new TokenStreamBatchSource(data[..300], shuffle: true, seed: 5), new TokenStreamBatchSource(data[300..]));
     }
 

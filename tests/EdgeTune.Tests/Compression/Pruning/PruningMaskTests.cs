@@ -7,19 +7,12 @@ using EdgeTune.Models.Llama;
 using EdgeTune.Tensors;
 using EdgeTune.Tests.Models;
 using EdgeTune.Training;
+using EdgeTune.Tests.Training;
 
 namespace EdgeTune.Tests.Compression.Pruning;
 
 public class PruningMaskTests
 {
-    private static int[] Stream(int n, int vocab)
-    {
-        var rng = new Rng(77);
-        var s = new int[n];
-        for (int i = 0; i < n; i++) s[i] = i % 7 == 0 ? rng.NextInt(vocab) : (s[Math.Max(0, i - 1)] * 3 + 1) % vocab;
-        return s;
-    }
-
     [Fact]
     public void FromZerosFindsExactlyTheZeroedWeightsOfProjectionsOnly()
     {
@@ -63,7 +56,7 @@ public class PruningMaskTests
     {
         using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
         var mask = WeightPruner.Prune(model, new PruningOptions { Sparsity = 0.5 });
-        var data = Stream(600, 53);
+        var data = TrainingTestData.TokenStream(600, 53);
         var options = new TrainingOptions { Steps = 30, MicroBatch = 4, SeqLen = 16, LearningRate = 1e-2, WarmupSteps = 2, WeightDecay = 0.1, EvalEvery = 1000, CheckpointEvery = 1000 };
         double before, after;
         using (var trainer = new Trainer(DelegateTrainableModel.For(model), new TokenStreamBatchSource(data, shuffle: true, seed: 5), options)
@@ -97,7 +90,7 @@ public class PruningMaskTests
         using var model = DecoderModel.CreateRandom(LlamaModelTests.SmallConfig(), seed: 21, std: 0.1f, trainable: true);
         var mask = WeightPruner.Prune(model, new PruningOptions { Sparsity = 0.5 });
         var options = new TrainingOptions { Steps = 3, MicroBatch = 2, SeqLen = 16, LearningRate = 1e-2, WarmupSteps = 0, EvalEvery = 1000, CheckpointEvery = 1000 };
-        using (var trainer = new Trainer(DelegateTrainableModel.For(model), new TokenStreamBatchSource(Stream(300, 53)), options)) trainer.Run();
+        using (var trainer = new Trainer(DelegateTrainableModel.For(model), new TokenStreamBatchSource(TrainingTestData.TokenStream(300, 53)), options)) trainer.Run();
         Assert.True(PruningMask.FromZeros(model.Parameters).PrunedCount < mask.PrunedCount / 10);
     }
 
@@ -109,7 +102,7 @@ public class PruningMaskTests
         PruningMask? captured = null;
         var (ab, st) = PruningMask.FixZeros(onCreated: m => captured = m);
         var options = new TrainingOptions { Steps = 5, MicroBatch = 2, SeqLen = 16, LearningRate = 1e-2, WarmupSteps = 0, EvalEvery = 1000, CheckpointEvery = 1000 };
-        using (var trainer = new Trainer(DelegateTrainableModel.For(model), new TokenStreamBatchSource(Stream(300, 53)), options) { AfterBackward = ab, AfterStep = st })
+        using (var trainer = new Trainer(DelegateTrainableModel.For(model), new TokenStreamBatchSource(TrainingTestData.TokenStream(300, 53)), options) { AfterBackward = ab, AfterStep = st })
             trainer.Run();
         Assert.NotNull(captured);
         Assert.Equal(expected.PrunedCount, captured!.PrunedCount);
