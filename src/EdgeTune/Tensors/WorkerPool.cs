@@ -20,7 +20,11 @@ public sealed class WorkerPool : IDisposable
     [ThreadStatic] private static int t_inside;
 
     private readonly Thread[] _threads;
-    private readonly CountdownEvent _done;
+    /// <summary>Workers still to check in for the current job; the caller waits on <see cref="_doneLock"/> for it to reach 0.
+    /// (Not a CountdownEvent: its event creates a lock object the first time a wait really blocks, so a warm kernel call
+    /// that happened to wait longer than the spin allocated 24 bytes.)</summary>
+    private int _pending;
+    private readonly object _doneLock = new();
     private readonly object _runLock = new();
     private readonly object _wake = new();
     private Action<int>? _body;
@@ -35,7 +39,6 @@ public sealed class WorkerPool : IDisposable
     {
         if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "a pool needs at least one thread");
         Threads = threads;
-        _done = new CountdownEvent(1);
         _threads = new Thread[threads - 1];
         for (int i = 0; i < _threads.Length; i++)
         {
@@ -93,17 +96,29 @@ public sealed class WorkerPool : IDisposable
             _next = 0;
             _error = null;
             // Every worker takes part in every job (those that find no item left just check in).
-            _done.Reset(_threads.Length);
+            Volatile.Write(ref _pending, _threads.Length);
             lock (_wake)
             {
                 _generation++;
                 if (_sleepers > 0) Monitor.PulseAll(_wake);
             }
             Work();
-            _done.Wait();
+            WaitForWorkers();
             _body = null;
             if (_error is { } e) throw new AggregateException("a worker failed", e);
         }
+    }
+
+    /// <summary>Spins as long as an idle worker would, then sleeps until the last worker checks in.</summary>
+    private void WaitForWorkers()
+    {
+        if (Volatile.Read(ref _pending) == 0) return;
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (Volatile.Read(ref _pending) > 0 && System.Diagnostics.Stopwatch.GetElapsedTime(start) < s_spin)
+            Thread.SpinWait(20);
+        if (Volatile.Read(ref _pending) == 0) return;
+        lock (_doneLock)
+            while (Volatile.Read(ref _pending) > 0) Monitor.Wait(_doneLock);
     }
 
     private void Work()
@@ -147,7 +162,8 @@ public sealed class WorkerPool : IDisposable
             if (_disposed) return;
             seen = g;
             Work();
-            _done.Signal();
+            if (Interlocked.Decrement(ref _pending) == 0)
+                lock (_doneLock) Monitor.PulseAll(_doneLock);
         }
     }
 

@@ -19,6 +19,39 @@ public class WorkerPoolTests
     }
 
     [Fact]
+    public void ACallerThatSleepsUntilASlowWorkerFinishesAllocatesNothing()
+    {
+        // The caller takes one item and waits until a worker has started the other; the worker then sleeps past the
+        // caller's spin, so the caller really blocks. The first such block used to allocate (a lazily made lock object).
+        using var pool = new WorkerPool(2);
+        int caller = Environment.CurrentManagedThreadId, started = 0, workerItems = 0;
+        Action<int> body = _ =>
+        {
+            if (Environment.CurrentManagedThreadId == caller)
+            {
+                var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                while (Volatile.Read(ref started) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds < 5)
+                    Thread.SpinWait(20);
+            }
+            else
+            {
+                Interlocked.Increment(ref workerItems);
+                Volatile.Write(ref started, 1);
+                Thread.Sleep(3);
+            }
+        };
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int r = 0; r < 3; r++)
+        {
+            Volatile.Write(ref started, 0);
+            pool.Run(2, body);
+        }
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(3, workerItems);
+        Assert.Equal(0, bytes);
+    }
+
+    [Fact]
     public void NestedRunExecutesInline()
     {
         using var pool = new WorkerPool(2);
