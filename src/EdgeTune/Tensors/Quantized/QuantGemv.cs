@@ -144,9 +144,26 @@ public static unsafe class QuantGemv
         private void WideRows(int j0, int j1, int nb)
         {
             int nbp = QuantIntDot.PaddedBlocks(nb);
-            float* dw = stackalloc float[nbp];
+            float* dw = stackalloc float[4 * nbp];
             bool q8 = Format == QuantFormat.Q8_0;
-            for (int j = j0; j < j1; j++)
+            int j = j0;
+            if (!q8)
+            {
+                // Q4_0: four rows at a time (x loaded once per block for all four, one reduction per row).
+                float* four = stackalloc float[4];
+                for (; j + 4 <= j1; j += 4)
+                {
+                    byte* row = W + (nint)j * RowBytes;
+                    for (int r = 0; r < 4; r++) QuantIntDot.RowScales(row + (nint)r * RowBytes, nb, 18, dw + r * nbp);
+                    for (int i = 0; i < M; i++)
+                    {
+                        QuantIntDot.DotQ4x4Avx512(row, RowBytes, nb, Xq + (nint)i * K, Xd + (nint)i * nbp, Xo + (nint)i * nbp, dw, nbp, four);
+                        float* d = Y + (nint)i * N + j;
+                        for (int r = 0; r < 4; r++) d[r] = Accumulate ? d[r] + four[r] : four[r];
+                    }
+                }
+            }
+            for (; j < j1; j++)
             {
                 byte* row = W + (nint)j * RowBytes;
                 QuantIntDot.RowScales(row, nb, q8 ? 34 : 18, dw);

@@ -167,6 +167,65 @@ internal static unsafe partial class QuantIntDot
         return Vector512.Sum(acc0 + acc1 - corr);
     }
 
+    /// <summary>
+    /// Four Q4_0 rows (<paramref name="row0"/> and the three after it, <paramref name="rowBytes"/> apart) against one
+    /// quantized x row: out[r] = Σ_b dw_r[b]·d_x(b)·Σ_j (c−8)·x. One block of all four rows per step: their 4×16 code
+    /// bytes fill one register (128-bit lane r = row r), so x's two 16-code halves are loaded once and broadcast, and
+    /// the int32 partial sums stay in lane r until one reduction per row at the end (the one-row kernel reduces every
+    /// row and loads x per row). <paramref name="dw4"/>: the four rows' widened scales, <paramref name="nbp"/> apart
+    /// (<see cref="RowScales"/>, zero padded); <paramref name="dx"/> and <paramref name="offset"/> as in
+    /// <see cref="DotQ4Avx512"/>. Block products are exact integers; only the float summation order differs.
+    /// </summary>
+    public static void DotQ4x4Avx512(byte* row0, int rowBytes, int blocks, sbyte* xq, float* dx, float* offset, float* dw4, int nbp, float* result)
+    {
+        byte* r0 = row0 + 2, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+        float* d0 = dw4, d1 = d0 + nbp, d2 = d1 + nbp, d3 = d2 + nbp;
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero, corr = Vector512<float>.Zero;
+        for (int b4 = 0; b4 < blocks; b4 += 4)
+        {
+            // Lanes (r, i) = row r, block b4+i: the raw scales, then times d_x; the −8 offsets summed on the way.
+            var dw = Vector512.Create(Vector256.Create(Vector128.Load(d0 + b4), Vector128.Load(d1 + b4)),
+                Vector256.Create(Vector128.Load(d2 + b4), Vector128.Load(d3 + b4)));
+            corr = Avx512F.FusedMultiplyAdd(dw, Vector512.Create(Vector128.Load(offset + b4)), corr);
+            var sc = dw * Vector512.Create(Vector128.Load(dx + b4));
+            int end = Math.Min(4, blocks - b4);
+            acc0 = Avx512F.FusedMultiplyAdd(Quad4(r0, r1, r2, r3, b4, xq), Avx512F.PermuteVar16x32(sc, s_lane0), acc0);
+            if (end > 1) acc1 = Avx512F.FusedMultiplyAdd(Quad4(r0, r1, r2, r3, b4 + 1, xq), Avx512F.PermuteVar16x32(sc, s_lane1), acc1);
+            if (end > 2) acc0 = Avx512F.FusedMultiplyAdd(Quad4(r0, r1, r2, r3, b4 + 2, xq), Avx512F.PermuteVar16x32(sc, s_lane2), acc0);
+            if (end > 3) acc1 = Avx512F.FusedMultiplyAdd(Quad4(r0, r1, r2, r3, b4 + 3, xq), Avx512F.PermuteVar16x32(sc, s_lane3), acc1);
+        }
+        var v = acc0 + acc1 - corr;
+        var lo = v.GetLower();
+        var hi = v.GetUpper();
+        result[0] = Vector128.Sum(lo.GetLower());
+        result[1] = Vector128.Sum(lo.GetUpper());
+        result[2] = Vector128.Sum(hi.GetLower());
+        result[3] = Vector128.Sum(hi.GetUpper());
+    }
+
+    // vpermps indices: block i of a four-block group, repeated over each row's four lanes.
+    private static readonly Vector512<int> s_lane0 = Vector512.Create(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+    private static readonly Vector512<int> s_lane1 = s_lane0 + Vector512<int>.One;
+    private static readonly Vector512<int> s_lane2 = s_lane1 + Vector512<int>.One;
+    private static readonly Vector512<int> s_lane3 = s_lane2 + Vector512<int>.One;
+
+    /// <summary>Block b of four Q4_0 rows (code pointers, past each block's scale): int32 lanes 4r..4r+3 hold row r's
+    /// partial sums of c·x, as floats. Byte j of a block holds element j (low nibble) and j+16 (high nibble).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Quad4(byte* r0, byte* r1, byte* r2, byte* r3, int b, sbyte* xq)
+    {
+        nint o = b * 18;
+        var c = Vector512.Create(Vector256.Create(Vector128.Load(r0 + o), Vector128.Load(r1 + o)),
+            Vector256.Create(Vector128.Load(r2 + o), Vector128.Load(r3 + o)));
+        var mask = Vector512.Create((byte)0x0F);
+        var lo = c & mask;
+        var hi = Vector512.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & mask;
+        var xl = Vector512.Create(Vector128.Load(xq + b * Block));
+        var xh = Vector512.Create(Vector128.Load(xq + b * Block + 16));
+        var p16 = Avx512BW.MultiplyAddAdjacent(lo, xl) + Avx512BW.MultiplyAddAdjacent(hi, xh);
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(p16, Vector512.Create((short)1)));
+    }
+
     /// <summary>Blocks b and b+1 (b+1 only when <paramref name="two"/>; its lanes are zero otherwise): int32 lanes
     /// 0..7 hold block b's partial sums of c·x, lanes 8..15 block b+1's, as floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
