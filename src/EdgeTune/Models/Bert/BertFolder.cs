@@ -104,7 +104,8 @@ public static class BertFolder
     public static void Save(BertEncoder encoder, BertWordPiece tokenizer, string dir) => Save(encoder, tokenizer, dir, Security.RunFiles.Plain);
 
     /// <summary>As <see cref="Save(BertEncoder, BertWordPiece, string)"/>, every file written through <paramref name="files"/>
-    /// (all of them encrypted when <paramref name="dir"/> is, or is inside, an encrypted run folder).</summary>
+    /// (all of them encrypted when <paramref name="files"/> are an encrypted run folder's, e.g. the folder itself or a
+    /// folder inside it).</summary>
     public static void Save(BertEncoder encoder, BertWordPiece tokenizer, string dir, Security.RunFiles files)
     {
         ArgumentNullException.ThrowIfNull(encoder);
