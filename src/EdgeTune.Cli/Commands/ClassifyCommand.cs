@@ -12,6 +12,7 @@ namespace EdgeTune.Cli.Commands;
 /// (<see cref="BertClassifier"/>). Texts come from repeated <c>--text</c> or from <c>--data</c> (.txt lines, or .jsonl /
 /// .tsv rows whose label, when given, is compared with the prediction). Output: a JSON line per text,
 /// <c>{"text":...,"label":...,"probabilities":{label: p, ...}}</c>, then the accuracy when the data had labels.
+/// A classifier in an encrypted run folder (<c>finetune --task classify --encrypt</c>) is read with the key options.
 /// </summary>
 public static class ClassifyCommand
 {
@@ -23,6 +24,8 @@ public static class ClassifyCommand
         var batch = new Option<int>("--batch") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
         var command = new Command("classify", "Label texts with a fine-tuned encoder classifier (from finetune --task classify): label and probabilities");
         foreach (var o in new Option[] { model, text, data, batch }) command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var given = parse.GetValue(text) ?? [];
@@ -31,7 +34,8 @@ public static class ClassifyCommand
             if (given.Length == 0 && dataPath is null) throw new CliException(CliErrors.Usage, "nothing to classify: give --text or --data");
             if (parse.GetValue(batch) <= 0) throw new CliException(CliErrors.Usage, "--batch must be positive");
             var rows = dataPath is null ? given.Select(t => (Text: t, Label: (string?)null)).ToList() : EncoderData.ReadTexts(dataPath);
-            using var classifier = BertClassifier.Load(parse.GetValue(model)!);
+            using var key = encryption.BindForReading(parse, parse.InvocationConfiguration.Error);
+            using var classifier = BertClassifier.Load(parse.GetValue(model)!, key);
             var predictions = await Task.Run(() => classifier.Predict(rows.Select(r => r.Text).ToList(), parse.GetValue(batch)), ct).ConfigureAwait(false);
             var outp = parse.InvocationConfiguration.Output;
             int labelled = 0, right = 0;

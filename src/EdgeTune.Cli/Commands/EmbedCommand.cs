@@ -8,10 +8,11 @@ using EdgeTune.Models.Bert;
 namespace EdgeTune.Cli.Commands;
 
 /// <summary>
-/// <c>edgetune embed</c>: sentence embeddings from a BERT encoder (<see cref="BertFolder.Load"/>: a sentence-transformers
+/// <c>edgetune embed</c>: sentence embeddings from a BERT encoder (<see cref="BertFolder.Load(string)"/>: a sentence-transformers
 /// folder, a folder with model.onnx + vocab.txt, or the .onnx file), through <see cref="BertEmbeddingGenerator"/>. Texts
 /// come from repeated <c>--text</c>, or one per line from <c>--file</c> or stdin. Output: one JSON line per text,
 /// <c>{"text":...,"embedding":[...]}</c> (<c>--format tsv</c>: the numbers tab-separated), to stdout or <c>--out</c>.
+/// An encoder in an encrypted run folder (<c>finetune --task embed --encrypt</c>) is read with the key options.
 /// </summary>
 public static class EmbedCommand
 {
@@ -28,6 +29,8 @@ public static class EmbedCommand
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens kept per text ([CLS] and [SEP] included); default 256 or the model's positions if fewer" };
         var command = new Command("embed", "Embed texts with a local sentence encoder (MiniLM, BERT, DistilBERT, arctic-embed): pooled as the model configures (mean or [CLS]) and normalised");
         foreach (var o in new Option[] { model, text, file, output, format, batch, maxLength }) command.Options.Add(o);
+        var encryption = new EncryptionCliOptions(writes: false);
+        encryption.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(text) is { Length: > 0 } && parse.GetValue(file) is not null)
@@ -35,7 +38,10 @@ public static class EmbedCommand
             if (parse.GetValue(batch) <= 0) throw new CliException(CliErrors.Usage, "--batch must be positive");
             var texts = Texts(parse.GetValue(text), parse.GetValue(file), input ?? Console.In);
             if (texts.Count == 0) throw new CliException(CliErrors.Input, "no text to embed (give --text, --file or lines on stdin)");
-            var (encoder, tokenizer) = BertFolder.Load(parse.GetValue(model)!);
+            string? outPath = parse.GetValue(output);
+            if (outPath is not null) EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
+            using var key = encryption.BindForReading(parse, parse.InvocationConfiguration.Error);
+            var (encoder, tokenizer) = BertFolder.Load(parse.GetValue(model)!, key);
             using (encoder)
             {
                 int max = parse.GetValue(maxLength) ?? Math.Min(256, encoder.Config.MaxPositions);
@@ -43,7 +49,6 @@ public static class EmbedCommand
                     throw new CliException(CliErrors.Usage, $"--max-length must lie in 2..{encoder.Config.MaxPositions} (the model's positions)");
                 using var generator = new BertEmbeddingGenerator(encoder, tokenizer, Path.GetFileName(Path.TrimEndingDirectorySeparator(parse.GetValue(model)!)), parse.GetValue(batch), max);
                 var embeddings = await generator.GenerateAsync(texts, cancellationToken: ct).ConfigureAwait(false);
-                string? outPath = parse.GetValue(output);
                 var writer = outPath is null ? parse.InvocationConfiguration.Output : new StreamWriter(outPath, false, new UTF8Encoding(false));
                 try
                 {

@@ -65,22 +65,19 @@ public static class ExportCommand
             }
             ModelOptions.ResolveAdapter(parse, adapter);
             EncryptionCliOptions.RefusePlainOutput(outPath, "--out");
-            if (fmt == "onnx" && adapterDir is null && IsEncoder(parse.GetValue(model)))
+            using var key = encryption.BindForReading(parse, stderr);
+            if (fmt == "onnx" && adapterDir is null && IsEncoder(parse.GetValue(model), key))
             {
                 string src = parse.GetValue(model)!;
-                var (encoder, _) = EdgeTune.Models.Bert.BertFolder.Load(src);
+                var (encoder, tokenizer) = EdgeTune.Models.Bert.BertFolder.Load(src, key);
                 using (encoder)
                 {
-                    string dir = File.Exists(src) ? Path.GetDirectoryName(Path.GetFullPath(src))! : src;
-                    var r = OnnxEncoderExporter.Export(encoder, outPath,
-                        new OnnxExportOptions(OnnxWeights(dt)),
-                        Path.Combine(dir, "vocab.txt"));
+                    var r = OnnxEncoderExporter.Export(encoder, outPath, new OnnxExportOptions(OnnxWeights(dt)), tokenizer);
                     await stderr.WriteLineAsync($"ONNX encoder graph: {r.Nodes} nodes, opset {r.Opset}, inputs input_ids, attention_mask, token_type_ids, outputs last_hidden_state, sentence_embedding").ConfigureAwait(false);
                     await WriteWritten(stdout, outPath, FolderBytes(outPath)).ConfigureAwait(false);
                 }
                 return 0;
             }
-            using var key = encryption.BindForReading(parse, stderr);
             var target = ParseDType(dt);
             // Merging needs float projections: quantized GGUF projections are widened on load (F16/BF16 ones when merged).
             var loadOptions = adapterDir is not null && fmt != "lora-gguf" ? new ModelLoadOptions(KeepQuantized: false) : null;
@@ -191,8 +188,9 @@ public static class ExportCommand
     private static long FolderBytes(string folder) =>
         Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
 
-    /// <summary>True for a BERT-style encoder (a folder or .onnx file with vocab.txt, whose config.json, if any, is a bert model).</summary>
-    private static bool IsEncoder(string? path)
+    /// <summary>True for a BERT-style encoder (a folder or .onnx file with vocab.txt, whose config.json, if any, is a bert model);
+    /// the config of an encoder in an encrypted run folder is read with <paramref name="key"/> (refused without it).</summary>
+    private static bool IsEncoder(string? path, EdgeTune.Security.EncryptionKey? key)
     {
         if (path is null) return false;
         string? dir = Directory.Exists(path) ? path : File.Exists(path) && path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? Path.GetDirectoryName(Path.GetFullPath(path)) : null;
@@ -201,7 +199,7 @@ public static class ExportCommand
         if (!File.Exists(config)) return true;
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(config));
+            using var doc = System.Text.Json.JsonDocument.Parse(EdgeTune.Security.RunFiles.ForReading(dir, key).ReadAllBytes(config));
             return doc.RootElement.TryGetProperty("model_type", out var t) && t.GetString() is "bert";
         }
         catch (System.Text.Json.JsonException) { return false; }

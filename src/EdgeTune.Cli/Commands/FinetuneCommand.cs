@@ -62,11 +62,7 @@ public static class FinetuneCommand
                 var decoderOnly = new Option[] { tokenizer, epochs, checkpointing, prompt, qat, qatActivations, baseDtype, dpEpsilon, dpNoise, dpPerExample, canaries };
                 if (decoderOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } extra)
                     throw new CliException(CliErrors.Usage, $"{extra.Name} does not apply to --task {encoderTask} (encoder fine-tuning)");
-                // The encoder job writes its folder with plain writers: refuse rather than leave plaintext where encryption was asked for.
-                var keyOptions = new Option[] { encryption.Encrypt, encryption.KeyFile, encryption.KeyEnv, encryption.PassphraseEnv, encryption.KeyStore };
-                if (keyOptions.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } enc)
-                    throw new CliException(CliErrors.Usage, $"{enc.Name}: encoder fine-tuning (--task {encoderTask}) does not encrypt its run folder; nothing was written. Encrypt decoder runs (no --task), or keep the encoder run on an encrypted volume");
-                return await FinetuneEncoder.RunAsync(parse, encoderTask, model, data, method, rank, alpha, output, resume, maxMemory, training, power, new ProgressLine(err).Show, ct).ConfigureAwait(false);
+                return await FinetuneEncoder.RunAsync(parse, encoderTask, model, data, method, rank, alpha, output, resume, maxMemory, training, power, encryption, new ProgressLine(err).Show, ct).ConfigureAwait(false);
             }
             string? modelRef = parse.GetValue(model);
             bool demo = modelRef is null;

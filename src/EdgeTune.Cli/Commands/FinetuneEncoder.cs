@@ -6,13 +6,14 @@ using EdgeTune.Training;
 
 namespace EdgeTune.Cli.Commands;
 
-/// <summary><c>edgetune finetune --task embed|classify</c>: binds the flags (training, LoRA, power policies and energy
-/// accounting) to <see cref="EncoderJobOptions"/> and prints what <see cref="EncoderFineTuneJob"/> measured and wrote.</summary>
+/// <summary><c>edgetune finetune --task embed|classify</c>: binds the flags (training, LoRA, power policies, energy
+/// accounting and encryption at rest) to <see cref="EncoderJobOptions"/> and prints what <see cref="EncoderFineTuneJob"/>
+/// measured and wrote.</summary>
 internal static class FinetuneEncoder
 {
     public static async Task<int> RunAsync(ParseResult parse, string task, Option<string?> model, Option<string?> data, Option<string?> method,
         Option<int> rank, Option<double?> alpha, Option<string> output, Option<bool> resume, Option<string?> maxMemory, TrainingCliOptions training, PowerPolicyCliOptions power,
-        Action<TrainingStatus> show, CancellationToken ct)
+        EncryptionCliOptions encryption, Action<TrainingStatus> show, CancellationToken ct)
     {
         string modelPath = parse.GetValue(model) ?? throw new CliException(CliErrors.Usage, $"--task {task} needs --model: the encoder's folder or .onnx file");
         string dataPath = parse.GetValue(data) ?? throw new CliException(CliErrors.Usage, $"--task {task} needs --data: a .jsonl or .tsv file");
@@ -29,8 +30,11 @@ internal static class FinetuneEncoder
             catch (FormatException e) { throw new CliException(CliErrors.Usage, $"--max-memory: {e.Message}"); }
         }
         var (policies, accounting, profile) = power.Bind(parse);
+        // after the usage checks, so that a refused command creates no key file and no run folder
+        using var key = encryption.BindForWriting(parse, parse.GetValue(output)!, parse.InvocationConfiguration.Error);
         var options = new EncoderJobOptions
         {
+            Encryption = key,
             Power = policies,
             EnergyAccounting = accounting,
             DeviceProfile = profile,
@@ -61,9 +65,11 @@ internal static class FinetuneEncoder
         await outp.WriteLineAsync(string.Create(c, $"stopped: {tr.Reason} at step {tr.LastStep}/{tr.TotalSteps}; loss {tr.Losses.FirstOrDefault():F4} -> {tr.Losses.LastOrDefault():F4}; trainable {result.TrainableParameters:N0} of {result.TotalParameters:N0} parameters")).ConfigureAwait(false);
         if (tr.Energy is { } energy) await outp.WriteLineAsync(FinetuneCommand.EnergySummary(energy)).ConfigureAwait(false);
         await outp.WriteLineAsync($"saved: {result.SavedTo}\nmetrics: {result.MetricsPath}").ConfigureAwait(false);
+        if (key is not null) await outp.WriteLineAsync($"encrypted: every file of {options.OutputDir} (AES-256-GCM; read it back with the same key option)").ConfigureAwait(false);
+        string keyHint = key is null ? "" : " <your key option>";
         await outp.WriteLineAsync(options.Recipe.Task == EncoderTask.Classify
-            ? $"try: edgetune classify --model {result.SavedTo} --text \"...\""
-            : $"try: edgetune embed --model {result.SavedTo} --text \"...\"").ConfigureAwait(false);
+            ? $"try: edgetune classify --model {result.SavedTo} --text \"...\"{keyHint}"
+            : $"try: edgetune embed --model {result.SavedTo} --text \"...\"{keyHint}").ConfigureAwait(false);
         return tr.Reason == TrainingStopReason.NonFinite ? 1 : tr.Reason == TrainingStopReason.Cancelled ? CliErrors.Cancelled : 0;
     }
 

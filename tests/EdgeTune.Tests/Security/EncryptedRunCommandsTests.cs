@@ -78,15 +78,4 @@ public sealed class EncryptedRunCommandsTests : IDisposable
         Assert.Equal(0, await serving.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(7, Run("serve", "--model", model, "--port", "0").Code);
     }
-
-    [Fact]
-    public void EncoderFineTuningRefusesEncryptionInsteadOfWritingPlaintext()
-    {
-        string key = Path.Combine(_dir, "k.key");
-        var r = Run("finetune", "--task", "embed", "--model", Path.Combine(_dir, "enc"), "--data", Path.Combine(_dir, "d.jsonl"), "--out", Path.Combine(_dir, "e"), "--encrypt", "--key-file", key);
-        Assert.Equal(2, r.Code);
-        Assert.Contains("does not encrypt", r.Err);
-        Assert.False(Directory.Exists(Path.Combine(_dir, "e")));
-        Assert.False(File.Exists(key));
-    }
 }

@@ -19,12 +19,12 @@ namespace EdgeTune.Formats.Export;
 /// <see cref="OnnxEncoderForward"/>; only the embeddings and the pooling head are written here.</remarks>
 public static class OnnxEncoderExporter
 {
-    public static OnnxExportResult Export(BertEncoder encoder, string outDir, OnnxExportOptions? options = null, string? vocabFile = null)
+    /// <param name="tokenizer">When given, its vocabulary is written beside the graph (vocab.txt), so the folder loads alone.</param>
+    public static OnnxExportResult Export(BertEncoder encoder, string outDir, OnnxExportOptions? options = null, BertWordPiece? tokenizer = null)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentException.ThrowIfNullOrEmpty(outDir);
         options ??= new OnnxExportOptions();
-        if (vocabFile is not null && !File.Exists(vocabFile)) throw new FileNotFoundException($"ONNX export: vocabulary '{vocabFile}' does not exist", vocabFile);
         var c = encoder.Config;
         var g = new OnnxModelBuilder("bert", options.Weights == OnnxWeightFormat.Int4 ? 21 : 17);
         var f = new OnnxForward(g, options.Weights);
@@ -71,7 +71,7 @@ public static class OnnxEncoderExporter
 
         string written = OnnxExporter.WriteFolder(outDir, g, tmp =>
         {
-            if (vocabFile is not null) File.Copy(vocabFile, Path.Combine(tmp, "vocab.txt"));
+            tokenizer?.SaveVocab(Path.Combine(tmp, "vocab.txt"));
         });
         return new OnnxExportResult(written, g.NodeCount, f.MaxWeightError, g.Opset);
     }

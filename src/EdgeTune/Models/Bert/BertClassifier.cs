@@ -11,7 +11,7 @@ public sealed record ClassPrediction(string Text, string Label, IReadOnlyList<(s
 
 /// <summary>
 /// Sequence classification with an encoder fine-tuned by <c>edgetune finetune --task classify</c>: the folder it wrote holds
-/// the encoder (<see cref="BertFolder.Load"/>), classifier.safetensors (the head "classifier" [classes, hidden] with bias, on
+/// the encoder (<see cref="BertFolder.Load(string)"/>), classifier.safetensors (the head "classifier" [classes, hidden] with bias, on
 /// the encoder's pooled, not normalised, output, as <see cref="EncoderLosses.ClassifierLogits"/> trains it) and labels.json
 /// (the label names in class order). The same forward as training, on non-recording tapes.
 /// </summary>
@@ -33,28 +33,36 @@ public sealed class BertClassifier : IDisposable
     /// <summary>Loads a classifier folder (see the type remarks).</summary>
     /// <exception cref="FileNotFoundException">The folder lacks classifier.safetensors or labels.json (or the encoder's files).</exception>
     /// <exception cref="CheckpointFormatException">The head or the labels do not fit the encoder or each other.</exception>
-    public static BertClassifier Load(string dir)
+    public static BertClassifier Load(string dir) => Load(dir, key: null);
+
+    /// <summary>As <see cref="Load(string)"/>; a classifier in an encrypted run folder (<see cref="Security.RunFiles"/>, from
+    /// <c>edgetune finetune --task classify --encrypt</c>) is read with <paramref name="key"/>, every file decrypted and
+    /// authenticated. A key is ignored for a plain folder.</summary>
+    /// <exception cref="Security.EncryptionKeyRequiredException">The folder is encrypted and <paramref name="key"/> is null.</exception>
+    /// <exception cref="Security.EncryptedFileException">A wrong key, or a file that was altered, truncated or swapped.</exception>
+    public static BertClassifier Load(string dir, Security.EncryptionKey? key)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
         if (!Directory.Exists(dir)) throw new FileNotFoundException($"classifier '{dir}' is not a folder (give the --out folder of `edgetune finetune --task classify`)", dir);
+        var files = Security.RunFiles.ForReading(dir, key);
         string headPath = Path.Combine(dir, "classifier.safetensors"), labelsPath = Path.Combine(dir, "labels.json");
         foreach (string f in (string[])[headPath, labelsPath])
             if (!File.Exists(f)) throw new FileNotFoundException($"no {Path.GetFileName(f)} in '{dir}': not a classifier written by `edgetune finetune --task classify`", f);
         List<string> labels;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(labelsPath));
+            using var doc = JsonDocument.Parse(files.ReadAllBytes(labelsPath));
             if (doc.RootElement.ValueKind != JsonValueKind.Array || doc.RootElement.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
                 throw new CheckpointFormatException(labelsPath, "labels.json must be a list of label names");
             labels = doc.RootElement.EnumerateArray().Select(e => e.GetString()!).ToList();
         }
         catch (JsonException e) { throw new CheckpointFormatException(labelsPath, $"not valid JSON: {e.Message}"); }
-        var (encoder, tokenizer) = BertFolder.Load(dir);
+        var (encoder, tokenizer) = BertFolder.Load(dir, files);
         try
         {
             int h = encoder.Config.HiddenSize;
             float[] w, b;
-            using (var file = SafeTensorsFile.Open(headPath))
+            using (var file = files.OpenSafeTensors(headPath))
             {
                 if (!file.Tensors.Any(t => t.Name == "classifier.weight") || !file.Tensors.Any(t => t.Name == "classifier.bias"))
                     throw new CheckpointFormatException(headPath, "classifier.weight and classifier.bias are needed");

@@ -5,7 +5,8 @@ namespace EdgeTune.Models.Bert;
 /// <summary>
 /// Microsoft.Extensions.AI's <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> over a local BERT encoder: each
 /// string becomes its normalised sentence embedding (<see cref="BertEncoder.SentenceEmbeddings"/>), computed in
-/// batches of <see cref="BatchSize"/> on this machine. The encoder and tokenizer belong to the caller.
+/// batches of <see cref="BatchSize"/> on this machine. The encoder and tokenizer belong to the caller; load them with
+/// <see cref="BertFolder.Load(string, Security.EncryptionKey?)"/>, which takes the key of an encrypted run folder.
 /// </summary>
 public sealed class BertEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>
 {

@@ -268,7 +268,7 @@ public enum PoolingMode
 /// <summary>A sentence-transformers head: the pooling mode, then L2 normalisation when a Normalize module follows.</summary>
 public sealed record SentencePooling(PoolingMode Mode, bool Normalize)
 {
-    /// <summary>Mean pooling then Normalize (all-MiniLM-L6-v2, and what <see cref="BertFolder.Save"/> writes by default).</summary>
+    /// <summary>Mean pooling then Normalize (all-MiniLM-L6-v2, and what <see cref="BertFolder.Save(BertEncoder, BertWordPiece, string)"/> writes by default).</summary>
     public static SentencePooling MeanNormalized { get; } = new(PoolingMode.Mean, true);
 
     /// <summary>[CLS] pooling then Normalize (Snowflake arctic-embed).</summary>

@@ -9,13 +9,13 @@ using EdgeTune.Tensors;
 namespace EdgeTune.Models.Bert;
 
 /// <summary>
-/// Encoders on disk. <see cref="Load"/> reads a sentence-transformers style folder (config.json + model.safetensors,
+/// Encoders on disk. <see cref="Load(string)"/> reads a sentence-transformers style folder (config.json + model.safetensors,
 /// vocab.txt, optional modules.json / 1_Pooling/config.json / tokenizer_config.json), a folder holding an ONNX export
 /// (model.onnx or onnx/model.onnx beside vocab.txt), or a model.onnx file with vocab.txt beside it. BERT, MiniLM and
 /// arctic-embed checkpoints use BERT's names; DistilBERT's (model_type "distilbert": dim, n_layers, n_heads, hidden_dim)
 /// are mapped by <see cref="BertNames"/>. The pooling (mean or [CLS], then Normalize or not) comes from 1_Pooling and
-/// modules.json. <see cref="Save"/> writes the sentence-transformers layout with the encoder's pooling and F32 weights
-/// under the transformers names, which <see cref="Load"/> and sentence-transformers read back.
+/// modules.json. <see cref="Save(BertEncoder, BertWordPiece, string)"/> writes the sentence-transformers layout with the encoder's pooling and F32 weights
+/// under the transformers names, which <see cref="Load(string)"/> and sentence-transformers read back.
 /// </summary>
 public static class BertFolder
 {
@@ -25,9 +25,26 @@ public static class BertFolder
     /// <summary>The encoder and its tokenizer at <paramref name="path"/> (see the type remarks).</summary>
     /// <exception cref="FileNotFoundException">Neither weights nor vocab.txt are where the layout puts them.</exception>
     /// <exception cref="CheckpointFormatException">A file is malformed, or the folder pools other than by the mean.</exception>
-    public static (BertEncoder Encoder, BertWordPiece Tokenizer) Load(string path)
+    /// <exception cref="Security.EncryptionKeyRequiredException">The folder is inside an encrypted run folder (use the overload with its key).</exception>
+    public static (BertEncoder Encoder, BertWordPiece Tokenizer) Load(string path) => Load(path, key: null);
+
+    /// <summary>As <see cref="Load(string)"/>; an encoder inside an encrypted run folder (<see cref="Security.RunFiles"/>, e.g.
+    /// the --out of <c>edgetune finetune --task embed --encrypt</c>) is read with <paramref name="key"/>: every file decrypted
+    /// and authenticated, the weights decrypted into memory. A key is ignored for a plain folder.</summary>
+    /// <exception cref="Security.EncryptionKeyRequiredException">The folder is encrypted and <paramref name="key"/> is null.</exception>
+    /// <exception cref="Security.EncryptedFileException">A wrong key, or a file that was altered, truncated or swapped.</exception>
+    public static (BertEncoder Encoder, BertWordPiece Tokenizer) Load(string path, Security.EncryptionKey? key)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"encoder '{path}' is neither a folder nor a file", path);
+        return Load(path, Security.RunFiles.ForReading(path, key));
+    }
+
+    /// <summary>As <see cref="Load(string)"/>, every file read through <paramref name="files"/>.</summary>
+    public static (BertEncoder Encoder, BertWordPiece Tokenizer) Load(string path, Security.RunFiles files)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(files);
         string dir, onnx;
         if (File.Exists(path))
         {
@@ -44,16 +61,17 @@ public static class BertFolder
 
         string vocab = Path.Combine(dir, "vocab.txt");
         if (!File.Exists(vocab)) throw new FileNotFoundException($"no vocab.txt in '{dir}' (a BERT encoder needs its WordPiece vocabulary)", vocab);
-        var pooling = ReadPooling(dir);
+        var pooling = ReadPooling(dir, files);
         string configPath = Path.Combine(dir, "config.json");
-        int? heads = File.Exists(configPath) ? ReadConfig(configPath).Heads : null;
-        var tokenizer = BertWordPiece.FromVocab(vocab, LowerCase(dir));
+        int? heads = File.Exists(configPath) ? ReadConfig(configPath, files).Heads : null;
+        BertWordPiece tokenizer;
+        using (var vocabStream = files.OpenRead(vocab)) tokenizer = BertWordPiece.FromVocab(vocabStream, LowerCase(dir, files));
 
         string safetensors = Path.Combine(dir, "model.safetensors");
         if (File.Exists(safetensors) && File.Exists(configPath))
         {
-            var config = ReadConfig(configPath);
-            using var file = SafeTensorsFile.Open(safetensors);
+            var config = ReadConfig(configPath, files);
+            using var file = files.OpenSafeTensors(safetensors);
             var parameters = new Dictionary<string, float[]>(StringComparer.Ordinal);
             foreach (var info in file.Tensors)
             {
@@ -67,7 +85,7 @@ public static class BertFolder
         }
         if (onnx.Length == 0)
             throw new FileNotFoundException($"no encoder weights in '{dir}': expected config.json + model.safetensors, or model.onnx", Path.Combine(dir, "model.safetensors"));
-        var graph = OnnxGraph.Read(onnx);
+        var graph = OnnxGraph.Parse(files.ReadAllBytes(onnx), onnx);
         try
         {
             var encoder = BertOnnx.Load(graph, heads ?? DefaultOnnxHeads);
@@ -83,11 +101,17 @@ public static class BertFolder
     /// tokenizer_config.json, modules.json, 1_Pooling/config.json (the encoder's <see cref="BertEncoder.Pooling"/>) and,
     /// when it normalises, 2_Normalize/.
     /// </summary>
-    public static void Save(BertEncoder encoder, BertWordPiece tokenizer, string dir)
+    public static void Save(BertEncoder encoder, BertWordPiece tokenizer, string dir) => Save(encoder, tokenizer, dir, Security.RunFiles.Plain);
+
+    /// <summary>As <see cref="Save(BertEncoder, BertWordPiece, string)"/>, every file written through <paramref name="files"/>
+    /// (all of them encrypted when <paramref name="files"/> are an encrypted run folder's, e.g. the folder itself or a
+    /// folder inside it).</summary>
+    public static void Save(BertEncoder encoder, BertWordPiece tokenizer, string dir, Security.RunFiles files)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentException.ThrowIfNullOrEmpty(dir);
+        ArgumentNullException.ThrowIfNull(files);
         var c = encoder.Config;
         var projections = encoder.Projections().Where(p => p.Layer is not Nn.Linear).Select(p => p.Path).ToList();
         if (projections.Count > 0)
@@ -95,10 +119,10 @@ public static class BertFolder
         Directory.CreateDirectory(dir);
         Directory.CreateDirectory(Path.Combine(dir, "1_Pooling"));
         if (encoder.Pooling.Normalize) Directory.CreateDirectory(Path.Combine(dir, "2_Normalize"));
-        SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"),
+        SafeTensorsWriter.Write(files, Path.Combine(dir, "model.safetensors"),
             encoder.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)), new Dictionary<string, string> { ["format"] = "pt" });
-        tokenizer.SaveVocab(Path.Combine(dir, "vocab.txt"));
-        WriteJson(Path.Combine(dir, "config.json"), w =>
+        tokenizer.SaveVocab(Path.Combine(dir, "vocab.txt"), files);
+        WriteJson(files, Path.Combine(dir, "config.json"), w =>
         {
             w.WriteStartArray("architectures"); w.WriteStringValue("BertModel"); w.WriteEndArray();
             w.WriteString("model_type", "bert");
@@ -113,12 +137,12 @@ public static class BertFolder
             w.WriteString("hidden_act", "gelu");
             w.WriteString("torch_dtype", "float32");
         });
-        WriteJson(Path.Combine(dir, "tokenizer_config.json"), w =>
+        WriteJson(files, Path.Combine(dir, "tokenizer_config.json"), w =>
         {
             w.WriteBoolean("do_lower_case", tokenizer.LowerCase);
             w.WriteString("tokenizer_class", "BertTokenizer");
         });
-        WriteJson(Path.Combine(dir, "1_Pooling", "config.json"), w =>
+        WriteJson(files, Path.Combine(dir, "1_Pooling", "config.json"), w =>
         {
             w.WriteNumber("word_embedding_dimension", c.HiddenSize);
             w.WriteBoolean("pooling_mode_cls_token", encoder.Pooling.Mode == PoolingMode.Cls);
@@ -130,7 +154,7 @@ public static class BertFolder
         {
             ("", "sentence_transformers.models.Transformer"), ("1_Pooling", "sentence_transformers.models.Pooling"), ("2_Normalize", "sentence_transformers.models.Normalize"),
         }[..(encoder.Pooling.Normalize ? 3 : 2)];
-        AtomicFile.Write(Path.Combine(dir, "modules.json"), fs =>
+        files.Write(Path.Combine(dir, "modules.json"), fs =>
         {
             using var w = new Utf8JsonWriter(fs, new JsonWriterOptions { Indented = true });
             w.WriteStartArray();
@@ -147,7 +171,7 @@ public static class BertFolder
         });
     }
 
-    private static void WriteJson(string path, Action<Utf8JsonWriter> body) => AtomicFile.Write(path, fs =>
+    private static void WriteJson(Security.RunFiles files, string path, Action<Utf8JsonWriter> body) => files.Write(path, fs =>
     {
         using var w = new Utf8JsonWriter(fs, new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
@@ -157,9 +181,9 @@ public static class BertFolder
 
     /// <summary>A transformers BertConfig (config.json), or a DistilBertConfig (model_type "distilbert": dim, n_layers,
     /// n_heads, hidden_dim, activation; no token types, so one; LayerNorm eps 1e-12 as DistilBERT fixes it).</summary>
-    private static BertConfig ReadConfig(string path)
+    private static BertConfig ReadConfig(string path, Security.RunFiles files)
     {
-        using var doc = Parse(path);
+        using var doc = Parse(path, files);
         var r = doc.RootElement;
         int Int(string key) => r.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int n) ? n
             : throw new CheckpointFormatException(path, $"'{key}' is missing or not an integer");
@@ -183,13 +207,13 @@ public static class BertFolder
     /// <summary>The folder's sentence-transformers head: exactly one of pooling_mode_mean_tokens / pooling_mode_cls_token in
     /// 1_Pooling/config.json (other modes are refused), normalised when modules.json lists a Normalize module. Without
     /// 1_Pooling: the mean; without modules.json: normalised (all-MiniLM-L6-v2's head, what an ONNX folder is taken to be).</summary>
-    private static SentencePooling ReadPooling(string dir)
+    private static SentencePooling ReadPooling(string dir, Security.RunFiles files)
     {
         var mode = PoolingMode.Mean;
         string pooling = Path.Combine(dir, "1_Pooling", "config.json");
         if (File.Exists(pooling))
         {
-            using var doc = Parse(pooling);
+            using var doc = Parse(pooling, files);
             var on = doc.RootElement.EnumerateObject()
                 .Where(p => p.Name.StartsWith("pooling_mode_", StringComparison.Ordinal) && p.Value.ValueKind == JsonValueKind.True).Select(p => p.Name).ToList();
             if (on.FirstOrDefault(n => n is not ("pooling_mode_mean_tokens" or "pooling_mode_cls_token")) is { } other)
@@ -202,7 +226,7 @@ public static class BertFolder
         string modules = Path.Combine(dir, "modules.json");
         if (File.Exists(modules))
         {
-            using var doc = Parse(modules);
+            using var doc = Parse(modules, files);
             if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new CheckpointFormatException(modules, "modules.json is not a list of modules");
             normalize = doc.RootElement.EnumerateArray().Any(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("type", out var t)
                 && t.ValueKind == JsonValueKind.String && t.GetString()!.EndsWith(".Normalize", StringComparison.Ordinal));
@@ -210,17 +234,17 @@ public static class BertFolder
         return new SentencePooling(mode, normalize);
     }
 
-    private static bool LowerCase(string dir)
+    private static bool LowerCase(string dir, Security.RunFiles files)
     {
         string path = Path.Combine(dir, "tokenizer_config.json");
         if (!File.Exists(path)) return true;
-        using var doc = Parse(path);
+        using var doc = Parse(path, files);
         return !doc.RootElement.TryGetProperty("do_lower_case", out var v) || v.ValueKind != JsonValueKind.False;
     }
 
-    private static JsonDocument Parse(string path)
+    private static JsonDocument Parse(string path, Security.RunFiles files)
     {
-        try { return JsonDocument.Parse(File.ReadAllBytes(path)); }
+        try { return JsonDocument.Parse(files.ReadAllBytes(path)); }
         catch (JsonException e) { throw new CheckpointFormatException(path, $"not valid JSON: {e.Message}"); }
     }
 }

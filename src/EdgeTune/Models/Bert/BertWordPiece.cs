@@ -42,7 +42,14 @@ public sealed class BertWordPiece
     public bool LowerCase { get; }
 
     /// <summary>Writes the vocabulary this tokenizer was made from (vocab.txt, byte for byte).</summary>
-    public void SaveVocab(string path) => Formats.Internal.AtomicFile.Write(path, fs => fs.Write(_vocab));
+    public void SaveVocab(string path) => SaveVocab(path, Security.RunFiles.Plain);
+
+    /// <summary>Writes the vocabulary through <paramref name="files"/> (encrypted in an encrypted run folder).</summary>
+    public void SaveVocab(string path, Security.RunFiles files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        files.WriteAllBytes(path, _vocab);
+    }
 
     /// <inheritdoc cref="FromVocab(Stream, bool)"/>
     public static BertWordPiece FromVocab(string vocabPath, bool lowerCase = true)

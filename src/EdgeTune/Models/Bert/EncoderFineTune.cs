@@ -50,6 +50,10 @@ public sealed record EncoderFineTuneOptions
     /// <summary>Where the <see cref="Trainer"/> writes a line per step (null: nowhere).</summary>
     public IMetricsSink? Metrics { get; init; }
 
+    /// <summary>How the <see cref="Trainer"/> writes and reads checkpoints (<see cref="Trainer.Files"/>): plain by default,
+    /// or the run folder's <see cref="Security.RunFiles"/> (encrypted checkpoints in an encrypted run folder).</summary>
+    public Security.RunFiles Files { get; init; } = Security.RunFiles.Plain;
+
     /// <summary>Restore the newest valid checkpoint under <see cref="TrainingOptions.OutputDir"/> (weights or adapter and
     /// head, optimizer, schedule and data position) before training, as decoder fine-tuning's --resume does.</summary>
     public bool Resume { get; init; }
@@ -135,6 +139,7 @@ public static class EncoderFineTune
             PowerPolicies = options.PowerPolicies,
             Metrics = options.Metrics,
             PredictedMemory = options.PredictedMemory,
+            Files = options.Files,
         };
         string? resumedFrom = null;
         if (options.Resume)

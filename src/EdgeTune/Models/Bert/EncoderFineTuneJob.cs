@@ -8,7 +8,7 @@ using EdgeTune.Training;
 
 namespace EdgeTune.Models.Bert;
 
-/// <summary>What <see cref="EncoderFineTuneJob.Run"/> does: the encoder (<see cref="BertFolder.Load"/>), the data
+/// <summary>What <see cref="EncoderFineTuneJob.Run"/> does: the encoder (<see cref="BertFolder.Load(string)"/>), the data
 /// (<see cref="EncoderData"/>), the recipe and where the fine-tuned encoder goes.</summary>
 public sealed record EncoderJobOptions
 {
@@ -36,6 +36,12 @@ public sealed record EncoderJobOptions
     /// data and settings as the run that stopped.</summary>
     public bool Resume { get; init; }
 
+    /// <summary>Encrypt the run folder (<see cref="OutputDir"/>) with this key, or read it with it when it is already
+    /// encrypted (<see cref="Security.RunFiles"/>): the saved encoder, the head and labels, the checkpoints and the metrics are
+    /// all written encrypted. It also opens <see cref="Model"/> when that is inside an encrypted run folder. Null: plain,
+    /// and an encrypted folder is refused before anything is read or written.</summary>
+    public Security.EncryptionKey? Encryption { get; init; }
+
     /// <summary>A memory budget: classification lowers the micro-batch (raising gradient accumulation) to fit, contrastive
     /// training is refused when it does not fit (<see cref="MemoryPlanner.PlanEncoder"/>). Null: no budget.</summary>
     public long? MaxMemoryBytes { get; init; }
@@ -59,7 +65,7 @@ public sealed record EncoderJobResult(TrainingResult Training, string Metric, do
 /// The encoder fine-tuning job behind <c>edgetune finetune --task embed|classify</c>: loads the encoder, reads and splits
 /// the data, measures the held-out figure, trains (<see cref="EncoderFineTune"/>, with this machine's energy meters,
 /// the power policies asked for and a metrics.jsonl line per step), measures again, merges LoRA into the
-/// weights and saves a sentence-transformers folder (<see cref="BertFolder.Save"/>; classification adds
+/// weights and saves a sentence-transformers folder (<see cref="BertFolder.Save(BertEncoder, BertWordPiece, string)"/>; classification adds
 /// classifier.safetensors and labels.json) that <c>edgetune embed</c> loads.
 /// </summary>
 public static class EncoderFineTuneJob
@@ -67,18 +73,21 @@ public static class EncoderFineTuneJob
     public static EncoderJobResult Run(EncoderJobOptions options, IProgress<TrainingStatus>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var (encoder, tokenizer) = BertFolder.Load(options.Model);
+        // An encrypted folder without its key, a wrong key, or a key for a folder of plain outputs is refused here,
+        // before anything is loaded or written.
+        var files = Security.RunFiles.ForWriting(options.OutputDir, options.Encryption);
+        var (encoder, tokenizer) = BertFolder.Load(options.Model, options.Encryption);
         using (encoder)
         {
             Directory.CreateDirectory(options.OutputDir);
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
-            using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume);
+            using var metrics = new JsonlMetricsSink(metricsPath, append: options.Resume, files);
             var meters = options.Meters ?? EnergyMeterDiscovery.Discover(new EnergyDiscoveryOptions(Profile: options.DeviceProfile));
             var accountant = new EnergyAccountant(meters.Total, options: options.EnergyAccounting,
                 fallback: meters.Total.IsEstimate ? null : new CpuTimeEstimateMeter(options.DeviceProfile));
             var engine = options.Power.IsEmpty ? null
                 : PolicyEngine.Create(options.Power, meters, maxThreads: WorkerPool.Shared.Threads, joulesSpent: () => accountant.TotalJoules);
-            var recipe = options.Recipe with { Energy = accountant, PowerPolicies = engine, Metrics = metrics, Resume = options.Resume };
+            var recipe = options.Recipe with { Energy = accountant, PowerPolicies = engine, Metrics = metrics, Resume = options.Resume, Files = files };
             int len = Math.Min(recipe.Training.SeqLen, encoder.Config.MaxPositions);
             recipe = recipe with { Training = recipe.Training with { SeqLen = len, OutputDir = options.OutputDir } };
             var rng = new Rng(recipe.Training.Seed ^ 0x5EEDUL);
@@ -108,7 +117,7 @@ public static class EncoderFineTuneJob
                 double? before = measure();
                 var result = EncoderFineTune.Run(encoder, tokenizer, train, recipe, progress, cancellationToken);
                 double? after = measure();
-                long trainable = Finish(encoder, tokenizer, result, options.OutputDir);
+                long trainable = Finish(encoder, tokenizer, result, options.OutputDir, files);
                 return new(result.Training, "MRR@10", before, after, train.Count, held.Count, trainable, encoder.Parameters.Sum(p => p.ElementCount), options.OutputDir, metricsPath)
                 { Predicted = predicted, PlanChanges = changes, ResumedFrom = result.ResumedFrom };
             }
@@ -120,10 +129,10 @@ public static class EncoderFineTuneJob
                 double? before = null; // the head is new: there is no "before" to measure
                 var result = EncoderFineTune.Run(encoder, tokenizer, train, recipe, progress, cancellationToken);
                 double? after = held.Count == 0 ? null : Accuracy(encoder, tokenizer, result.Head!, held, len);
-                long trainable = Finish(encoder, tokenizer, result, options.OutputDir);
-                Formats.SafeTensorsWriter.Write(Path.Combine(options.OutputDir, "classifier.safetensors"),
+                long trainable = Finish(encoder, tokenizer, result, options.OutputDir, files);
+                Formats.SafeTensorsWriter.Write(files, Path.Combine(options.OutputDir, "classifier.safetensors"),
                     result.Head!.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)));
-                AtomicFile.Write(Path.Combine(options.OutputDir, "labels.json"), fs =>
+                files.Write(Path.Combine(options.OutputDir, "labels.json"), fs =>
                 {
                     using var w = new Utf8JsonWriter(fs);
                     w.WriteStartArray();
@@ -157,7 +166,7 @@ public static class EncoderFineTuneJob
         return examples.Count == 0 ? 0 : (double)right / examples.Count;
     }
 
-    private static long Finish(BertEncoder encoder, BertWordPiece tokenizer, EncoderFineTuneResult result, string dir)
+    private static long Finish(BertEncoder encoder, BertWordPiece tokenizer, EncoderFineTuneResult result, string dir, Security.RunFiles files)
     {
         long trainable = result.Adapter?.ParameterCount ?? encoder.Parameters.Where(p => p.Trainable).Sum(p => p.ElementCount);
         if (result.Adapter is { } a)
@@ -165,7 +174,7 @@ public static class EncoderFineTuneJob
             a.Merge();
             a.Dispose();
         }
-        BertFolder.Save(encoder, tokenizer, dir);
+        BertFolder.Save(encoder, tokenizer, dir, files);
         return trainable + (result.Head?.Parameters.Sum(p => p.ElementCount) ?? 0);
     }
 
