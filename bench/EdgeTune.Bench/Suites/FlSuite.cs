@@ -43,7 +43,9 @@ public sealed class FlSuite : IBenchSuite
         public int Pid { get; } = process.Id; // read by the memory sampler, which may outlive the Process object
         public TaskCompletionSource<string> Url { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public TaskCompletionSource Coordinator { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<string> Exit { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously); // its last line: peak RSS, GC figures
         public long PeakRss; // VmHWM sampled from /proc while the process lives
+        public long CpuTicks; // user + system time (clock ticks) sampled from /proc while the process lives
         public bool Killed;
     }
 
@@ -56,13 +58,18 @@ public sealed class FlSuite : IBenchSuite
         if (kill && silos < 2) { Console.Error.WriteLine("fl bench: --kill-silo needs --silos 2 or more (someone must take over)"); return 2; }
         Console.WriteLine($"fl suite: {clients} load clients over loopback gRPC on {silos} silo process(es){(kill ? ", the coordinator's silo killed mid-round" : "")}, dropout {Dropout:P0}, {rounds} rounds of FedAvg, " +
             $"update {UpdateFloats:N0} floats ({UpdateFloats * 4 / 1e6:F1} MB f32), liveness timeout {Liveness.TotalSeconds} s; {Environment.ProcessorCount} processors (shared machine: wall-clock figures are noisy)");
+        string loadBefore = LoadAverage();
         string state = Path.Combine(Path.GetTempPath(), "edgetune-bench-fl-" + Guid.NewGuid().ToString("N")[..8]);
         var procs = new List<SiloProcess>();
         var roundRows = new List<JsonObject>();
         using var sampler = new Timer(_ =>
         {
             foreach (var p in procs.ToArray())
-                if (!p.Killed && ReadHwm(p.Pid) is long hwm && hwm > Interlocked.Read(ref p.PeakRss)) Interlocked.Exchange(ref p.PeakRss, hwm);
+            {
+                if (p.Killed) continue;
+                if (ReadHwm(p.Pid) is long hwm && hwm > Interlocked.Read(ref p.PeakRss)) Interlocked.Exchange(ref p.PeakRss, hwm);
+                if (ReadCpuTicks(p.Pid) is long ticks && ticks > Interlocked.Read(ref p.CpuTicks)) Interlocked.Exchange(ref p.CpuTicks, ticks);
+            }
         }, null, 0, 100);
         try
         {
@@ -105,16 +112,23 @@ public sealed class FlSuite : IBenchSuite
             foreach (var p in procs.Where(p => !p.Killed))
                 if (!p.Process.WaitForExit(120_000) || p.Process.ExitCode != 0) throw new InvalidOperationException($"fl bench: a silo process failed or hung");
             var check = Check(state, report);
+            foreach (var (p, i) in procs.Select((p, i) => (p, i)).Where(x => !x.p.Killed))
+                if (p.Exit.Task.Wait(TimeSpan.FromSeconds(5))) Console.WriteLine($"  silo {i} at exit: {p.Exit.Task.Result}");
 
             int accepted = report.Acknowledged.Count;
             List<double> roundSeconds;
             lock (roundRows) roundSeconds = roundRows.GroupBy(r => (int)r["round"]!).Select(g => (double)g.Last()["seconds"]!).ToList();
             double meanRound = roundSeconds.Count > 0 ? roundSeconds.Average() : double.NaN, updatesPerSecond = accepted / roundSeconds.Sum();
             var peaks = procs.Select(p => Interlocked.Read(ref p.PeakRss) / 1e6).ToList();
+            var cpu = procs.Select(p => Interlocked.Read(ref p.CpuTicks) / (double)ClockTicksPerSecond).ToList();
+            double clientCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+            string loadAfter = LoadAverage();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"clients: {accepted} updates acknowledged, {report.Dropouts} dropouts, {report.Rejections.Count} rejections; total {report.Elapsed.TotalSeconds:F1} s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"server: mean round {meanRound:F2} s, {updatesPerSecond:F2} accepted updates/s, peak RSS per silo {string.Join(", ", peaks.Select(p => p.ToString("F0", CultureInfo.InvariantCulture)))} MB"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"cpu: {string.Join(", ", cpu.Select(c => c.ToString("F1", CultureInfo.InvariantCulture)))} s per silo ({cpu.Sum() * 1000 / Math.Max(1, accepted):F0} ms per accepted update), {clientCpu:F1} s in this process (the load clients); load average {loadBefore} before, {loadAfter} after"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"check: lost {check.Lost}, double counted {check.DoubleCounted}, largest relative error of a new global vs FedAvg recomputed from the acknowledged updates {check.MaxRelativeError:E2}"));
             foreach (var r in report.Rejections.Take(5)) Console.WriteLine("  rejected: " + r);
@@ -124,6 +138,8 @@ public sealed class FlSuite : IBenchSuite
                 ["liveness_s"] = Liveness.TotalSeconds, ["accepted"] = accepted, ["dropouts"] = report.Dropouts, ["rejected"] = report.Rejections.Count,
                 ["total_s"] = Json.Number(report.Elapsed.TotalSeconds, 2), ["mean_round_s"] = Json.Number(meanRound, 2),
                 ["updates_per_s"] = Json.Number(updatesPerSecond, 2), ["peak_rss_mb"] = new JsonArray(peaks.Select(p => (JsonNode?)Json.Number(p, 1)).ToArray()),
+                ["cpu_s"] = new JsonArray(cpu.Select(c => (JsonNode?)Json.Number(c, 1)).ToArray()), ["client_cpu_s"] = Json.Number(clientCpu, 1),
+                ["load_avg"] = new JsonArray(loadBefore, loadAfter),
                 ["lost"] = check.Lost, ["double_counted"] = check.DoubleCounted, ["fedavg_max_rel_err"] = check.MaxRelativeError,
             };
             Json.WriteLast(root);
@@ -164,6 +180,7 @@ public sealed class FlSuite : IBenchSuite
             {
                 if (line.StartsWith("URL ", StringComparison.Ordinal)) silo.Url.TrySetResult(line[4..]);
                 else if (line == "COORDINATOR") silo.Coordinator.TrySetResult();
+                else if (line.StartsWith('{')) silo.Exit.TrySetResult(line);
                 else if (line.StartsWith("ROUND ", StringComparison.Ordinal))
                 {
                     var row = JsonNode.Parse(line[6..])!.AsObject();
@@ -207,6 +224,30 @@ public sealed class FlSuite : IBenchSuite
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
         return null;
+    }
+
+    /// <summary>A process's user + system CPU time in clock ticks (/proc/PID/stat fields 14 and 15), or null when it cannot be read.</summary>
+    private static long? ReadCpuTicks(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // after "pid (comm) ": field 3 is fields[0]
+            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { return null; }
+    }
+
+    /// <summary>USER_HZ, the unit of /proc CPU times: 100 on every Linux the project runs on.</summary>
+    private const int ClockTicksPerSecond = 100;
+
+    /// <summary>The 1-minute load average (/proc/loadavg), "?" where it cannot be read: the machine is shared, so every
+    /// wall-clock figure goes with it.</summary>
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "?"; }
+        catch (UnauthorizedAccessException) { return "?"; }
     }
 
     /// <summary>Compares the server's stored rounds with the clients' acknowledgements: each acknowledged upload must be

@@ -11,6 +11,13 @@ namespace EdgeTune.Federated.Server;
 /// </summary>
 internal sealed class FlGrpcService(IFlService server, Action<Exception>? onError) : FederatedLearning.FederatedLearningBase
 {
+    /// <summary>Global downloads streaming at once; later ones wait for a slot before writing. Each download in flight holds
+    /// a serialised chunk (up to 1 MiB) in the transport's output buffer until the client's flow-control window takes it,
+    /// so without this bound a round start where N clients download together held N MiB (about 1 GB at N = 1,000).</summary>
+    internal const int DownloadsInFlight = 8;
+
+    private readonly SemaphoreSlim _downloads = new(DownloadsInFlight);
+
     public override Task<EnrolReply> Enrol(EnrolRequest request, ServerCallContext context) =>
         Guard(() => server.EnrolAsync(request.Token, request.DisplayName, request.NumExamples, context.Peer ?? ""));
 
@@ -21,16 +28,21 @@ internal sealed class FlGrpcService(IFlService server, Action<Exception>? onErro
         Guard(async () =>
         {
             await Auth(context).ConfigureAwait(false);
-            var bytes = await server.GlobalBytesAsync(request.GlobalVersion).ConfigureAwait(false); // read-only and shared: chunks wrap it, nothing is copied
-            for (int offset = 0; offset < bytes.Length || offset == 0; offset += FlServer.MaxChunkBytes)
+            await _downloads.WaitAsync(context.CancellationToken).ConfigureAwait(false);
+            try
             {
-                int n = Math.Min(FlServer.MaxChunkBytes, bytes.Length - offset);
-                await responseStream.WriteAsync(new DataChunk
+                var bytes = await server.GlobalBytesAsync(request.GlobalVersion).ConfigureAwait(false); // read-only and shared: chunks wrap it, nothing is copied
+                for (int offset = 0; offset < bytes.Length || offset == 0; offset += FlServer.MaxChunkBytes)
                 {
-                    Offset = offset, TotalBytes = bytes.Length, Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(bytes.Slice(offset, n)),
-                }, context.CancellationToken).ConfigureAwait(false);
-                if (bytes.Length == 0) break;
+                    int n = Math.Min(FlServer.MaxChunkBytes, bytes.Length - offset);
+                    await responseStream.WriteAsync(new DataChunk
+                    {
+                        Offset = offset, TotalBytes = bytes.Length, Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(bytes.Slice(offset, n)),
+                    }, context.CancellationToken).ConfigureAwait(false);
+                    if (bytes.Length == 0) break;
+                }
             }
+            finally { _downloads.Release(); }
             return 0;
         });
 

@@ -237,13 +237,13 @@ public sealed partial class FlServer : IDisposable
                 return IsFinished()
                     ? new TaskReply { Kind = TaskKind.Done, GlobalVersion = _version, Message = $"all {Options.Rounds} rounds are done" }
                     : Wait($"waiting for {Options.MinClients} enrolled clients ({_store.ClientCount()} so far)");
-            if (_store.HasUpdate(round.Round, clientId)) return Wait($"your update for round {round.Round} is in; waiting for the round to close");
+            if (_store.HasUpdate(round.Round, clientId)) return WaitIdle($"your update for round {round.Round} is in; waiting for the round to close");
             // once the roster is fixed nobody (re)starts the round: a retrained client could not join the masks
             if (Options.SecureAggregation && SecAggPastAdvertise(round)) return Wait($"round {round.Round}'s secure aggregation is under way");
             if (!_store.IsAssigned(round.Round, clientId))
             {
-                if (Occupied(round) >= round.Target) return Wait($"round {round.Round} has all the clients it needs");
-                if (!Sampled(round, clientId)) return Wait($"not drawn for round {round.Round}");
+                if (Occupied(round) >= round.Target) return WaitIdle($"round {round.Round} has all the clients it needs");
+                if (!Sampled(round, clientId)) return WaitIdle($"not drawn for round {round.Round}");
                 _store.Assign(round.Round, clientId);
             }
             var fit = _strategy.ConfigureFit(round.Round, Options.Fit with { Seed = RoundSeed(round.Round) });
@@ -359,7 +359,17 @@ public sealed partial class FlServer : IDisposable
 
     // ---------------- helpers ----------------
 
-    private static TaskReply Wait(string why) => new() { Kind = TaskKind.Wait, RetryAfterSeconds = 0.5, Message = why };
+    private static TaskReply Wait(string why, double retryAfterSeconds = 0.5) => new() { Kind = TaskKind.Wait, RetryAfterSeconds = retryAfterSeconds, Message = why };
+
+    /// <summary>Polls a second, all clients together, that the server asks of clients with nothing to do in the open round.</summary>
+    internal const double IdlePollsPerSecond = 200;
+
+    /// <summary>A wait for a client with nothing to do in the open round (its update is in, or it has no place): it is told to
+    /// come back after clients / <see cref="IdlePollsPerSecond"/> seconds (0.5 s to 5 s), so their polls cost the server about
+    /// the same whatever the fleet's size. At 0.5 s for everyone, 1,000 clients whose updates were in made 2,000 calls a second
+    /// to the coordinator while the round's uploads waited behind them. Such a client is not a straggler: its liveness does not
+    /// count, and it hears of the next round at its next poll.</summary>
+    private TaskReply WaitIdle(string why) => Wait(why, Math.Clamp(_clients.Count / IdlePollsPerSecond, 0.5, 5));
 
     /// <summary>
     /// Client sampling: each client is drawn for a round independently with probability <see cref="FlServerOptions.FractionFit"/>

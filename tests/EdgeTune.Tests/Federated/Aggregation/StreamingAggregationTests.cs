@@ -22,6 +22,25 @@ public class StreamingAggregationTests
 
     private static List<T> Shuffled<T>(IReadOnlyList<T> items, Random random) => items.OrderBy(_ => random.Next()).ToList();
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(1003)] // vector blocks and a tail
+    public void TheRunningSumIsBitForBitTheScalarSum(int length)
+    {
+        var updates = RandomUpdates(5, length, 11);
+        var sum = new EdgeTune.Federated.Aggregation.Internal.WeightedSum("test", 1, length);
+        var reference = new double[length];
+        foreach (var u in updates)
+        {
+            double w = u.NumExamples * 0.37;
+            sum.AddRaw(u.Delta, w);
+            for (int i = 0; i < length; i++) reference[i] += w * u.Delta[i];
+        }
+        Assert.Equal(reference, sum.Sum.ToArray());
+        Assert.Equal(updates.Sum(u => u.NumExamples * 0.37), sum.TotalWeight, 9);
+    }
+
     public static TheoryData<string> MeanStrategies => new() { "fedavg", "fedprox", "fedadam", "fedyogi" };
 
     [Theory]

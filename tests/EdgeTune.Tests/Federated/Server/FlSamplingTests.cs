@@ -31,6 +31,26 @@ public sealed class FlSamplingTests : IDisposable
     }
 
     [Fact]
+    public void Clients_with_nothing_to_do_poll_less_often_as_the_fleet_grows()
+    {
+        var layout = FlTestServer.Layout();
+        var options = FlTestServer.Options(Path.Combine(_dir, "state"), minClients: 2) with { FractionFit = 0.3 };
+        using var server = new FlServer(options, layout, new float[layout.TotalLength]);
+        var first = server.Enrol(FlTestServer.Token, "c0", 10, "peer0");
+        var beforeRound = server.GetTask(server.Authenticate(first.ClientId, first.Credential));
+        Assert.Equal(TaskKind.Wait, beforeRound.Kind);           // waiting for a second client: asked again soon
+        Assert.Equal(0.5, beforeRound.RetryAfterSeconds);
+
+        const int Fleet = 500;
+        var enrolled = new[] { first }.Concat(Enumerable.Range(1, Fleet - 1).Select(i => server.Enrol(FlTestServer.Token, $"c{i}", 10, $"peer{i}"))).ToList();
+        var replies = enrolled.Select(e => server.GetTask(server.Authenticate(e.ClientId, e.Credential))).ToList();
+        var idle = replies.Where(r => r.Kind == TaskKind.Wait).ToList();
+        Assert.NotEmpty(idle);                                    // not drawn, or no place left
+        Assert.Contains(replies, r => r.Kind == TaskKind.Train);
+        Assert.All(idle, r => Assert.Equal(Fleet / FlServer.IdlePollsPerSecond, r.RetryAfterSeconds, 9)); // 2.5 s, not 0.5 s
+    }
+
+    [Fact]
     public void The_draw_is_a_seeded_Bernoulli_trial_per_client()
     {
         var clients = Enumerable.Range(0, 20_000).Select(i => $"client-{i}").ToList();
