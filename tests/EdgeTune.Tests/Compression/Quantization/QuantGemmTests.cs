@@ -193,6 +193,53 @@ public class QuantGemmTests
             }
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int mprotect(nint addr, nuint length, int prot);
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int munmap(nint addr, nuint length);
+
+    /// <summary>A row that ends exactly where an unreadable page begins: widening its scales and the four-row Q4_0 dot
+    /// must not touch a byte past it (a read there would kill the process, so this test fails by crashing).</summary>
+    [SkippableFact]
+    public unsafe void Avx512DecodeReadsNothingPastTheLastRow()
+    {
+        Skip.IfNot(QuantIntDot.Avx512Supported, "this machine has no AVX-512 BW (the path is not used here)");
+        Skip.IfNot(OperatingSystem.IsLinux(), "the guard page is made with Linux mmap/mprotect");
+        const int page = 4096;
+        nint mem = mmap(0, 2 * page, 3 /* read|write */, 0x22 /* private|anonymous */, -1, 0);
+        Assert.True(mem != -1, "mmap failed");
+        try
+        {
+            Assert.Equal(0, mprotect(mem + page, page, 0));
+            byte* end = (byte*)mem + page;
+            foreach (int stride in new[] { 18, 34 })
+                foreach (int blocks in new[] { 1, 2, 7, 18, 21, 48 })
+                {
+                    byte* row = end - blocks * stride;
+                    new Span<byte>(row, blocks * stride).Fill(0x11);
+                    var dw = new float[4 * QuantIntDot.PaddedBlocks(blocks)];
+                    fixed (float* pd = dw) QuantIntDot.RowScales(row, blocks, stride, pd);
+                    Assert.Equal((float)BitConverter.UInt16BitsToHalf(0x1111), dw[blocks - 1]);
+                    if (stride != 18) continue;
+                    // Four rows, the last ending at the guard page.
+                    int rowBytes = blocks * 18, nbp = QuantIntDot.PaddedBlocks(blocks);
+                    byte* first = end - 4 * rowBytes;
+                    new Span<byte>(first, 4 * rowBytes).Fill(0x11);
+                    var xq = new sbyte[blocks * 32]; var dx = new float[nbp]; var off = new float[nbp]; var res = new float[4];
+                    fixed (float* pd = dw)
+                    {
+                        for (int r = 0; r < 4; r++) QuantIntDot.RowScales(first + r * rowBytes, blocks, 18, pd + r * nbp);
+                        fixed (sbyte* px = xq) fixed (float* pdx = dx) fixed (float* po = off) fixed (float* pr = res)
+                            QuantIntDot.DotQ4x4Avx512(first, rowBytes, blocks, px, pdx, po, pd, nbp, pr);
+                    }
+                    Assert.All(res, v => Assert.Equal(0f, v));
+                }
+        }
+        finally { munmap(mem, 2 * page); }
+    }
+
     [Fact]
     public void PublicEntriesUseTheDecodePathForSmallMAndAgreeWithThePackedPath()
     {

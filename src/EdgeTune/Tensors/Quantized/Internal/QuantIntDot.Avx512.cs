@@ -44,23 +44,25 @@ internal static unsafe partial class QuantIntDot
     public static void RowScales(byte* row, int blocks, int stride, float* dw)
     {
         int b0 = 0;
-        if (stride == 18 && Avx512Vbmi.IsSupported && blocks >= 16)
+        if (stride == 18 && Avx512Vbmi.IsSupported)
         {
             // Q4_0: sixteen blocks are 288 bytes; the scales of blocks 0..7 lie in the first 128 (at 18·i), those of
             // 8..15 in the 128 from byte 144, so one two-register byte permute (vpermt2b) per half collects them.
+            // A last partial group loads only the row's bytes (masked loads: no read past the row, zeros beyond it).
             var idx = Vector512.Create((byte)0, 1, 18, 19, 36, 37, 54, 55, 72, 73, 90, 91, 108, 109, 126, 127,
                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-            for (; b0 + 16 <= blocks; b0 += 16)
+            for (; b0 < blocks; b0 += 16)
             {
                 byte* p = row + (nint)b0 * 18;
-                var lo = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p), idx, Vector512.Load(p + 64)).GetLower().GetLower();
-                var hi = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 144), idx, Vector512.Load(p + 208)).GetLower().GetLower();
+                int valid = (blocks - b0) * 18;
+                var lo = Avx512Vbmi.PermuteVar64x8x2(LoadUpTo(p, valid), idx, LoadUpTo(p + 64, valid - 64)).GetLower().GetLower();
+                var hi = Avx512Vbmi.PermuteVar64x8x2(LoadUpTo(p + 144, valid - 144), idx, LoadUpTo(p + 208, valid - 208)).GetLower().GetLower();
                 var h = Avx512F.ConvertToVector512UInt32(Vector256.Create(lo, hi).AsUInt16());
                 HalvesToSingles(h).Store(dw + b0);
             }
         }
-        else if (stride == 34 && Avx512Vbmi.IsSupported && blocks >= 16)
+        else if (stride == 34 && Avx512Vbmi.IsSupported)
         {
             // Q8_0: sixteen blocks are 544 bytes; each 136-byte quarter holds four scales (at 34·i) in its first 128
             // bytes. One vpermt2b per quarter puts its four halves at words 4q..4q+3; three selects merge the quarters.
@@ -68,18 +70,19 @@ internal static unsafe partial class QuantIntDot
             var m0 = Vector512.Create(ulong.MaxValue, 0, 0, 0, 0, 0, 0, 0).AsByte();
             var m1 = Vector512.Create(0, ulong.MaxValue, 0, 0, 0, 0, 0, 0).AsByte();
             var m2 = Vector512.Create(0, 0, ulong.MaxValue, 0, 0, 0, 0, 0).AsByte();
-            for (; b0 + 16 <= blocks; b0 += 16)
+            for (; b0 < blocks; b0 += 16)
             {
                 byte* p = row + (nint)b0 * 34;
-                var q0 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p), i0, Vector512.Load(p + 64));
-                var q1 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 136), i1, Vector512.Load(p + 200));
-                var q2 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 272), i2, Vector512.Load(p + 336));
-                var q3 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(p + 408), i3, Vector512.Load(p + 472));
+                int v = (blocks - b0) * 34;
+                var q0 = Avx512Vbmi.PermuteVar64x8x2(LoadUpTo(p, v), i0, LoadUpTo(p + 64, v - 64));
+                var q1 = Avx512Vbmi.PermuteVar64x8x2(LoadUpTo(p + 136, v - 136), i1, LoadUpTo(p + 200, v - 200));
+                var q2 = Avx512Vbmi.PermuteVar64x8x2(LoadUpTo(p + 272, v - 272), i2, LoadUpTo(p + 336, v - 336));
+                var q3 = Avx512Vbmi.PermuteVar64x8x2(LoadUpTo(p + 408, v - 408), i3, LoadUpTo(p + 472, v - 472));
                 var all = Vector512.ConditionalSelect(m0, q0, Vector512.ConditionalSelect(m1, q1, Vector512.ConditionalSelect(m2, q2, q3)));
                 HalvesToSingles(Avx512F.ConvertToVector512UInt32(all.GetLower().AsUInt16())).Store(dw + b0);
             }
         }
-        // Otherwise (and the last partial group): 8-lane gathers of the dword at each block's start (its f16 scale
+        // Otherwise (no VBMI): 8-lane gathers of the dword at each block's start (its f16 scale
         // in the low half; the upper half is masked off). Lanes past the row read the last block again and are zeroed.
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         for (; b0 < blocks; b0 += 16)
@@ -94,6 +97,21 @@ internal static unsafe partial class QuantIntDot
             f.Store(dw + b0);
         }
     }
+
+    /// <summary>The <paramref name="valid"/> bytes from <paramref name="p"/> that belong to the row (all 64 when
+    /// valid ≥ 64, none when ≤ 0), zeros elsewhere; masked-off bytes are not read, so nothing past the row is touched.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> LoadUpTo(byte* p, int valid)
+    {
+        if (valid >= 64) return Vector512.Load(p);
+        if (valid <= 0) return Vector512<byte>.Zero;
+        var mask = Vector512.LessThan(s_byteIndex, Vector512.Create((byte)valid));
+        return Avx512BW.MaskLoad(p, mask, Vector512<byte>.Zero);
+    }
+
+    private static readonly Vector512<byte> s_byteIndex = Vector512.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
 
     /// <summary>vpermt2b indices placing the scale bytes of Q8_0 blocks 0..3 of a 128-byte window at bytes 8q..8q+7.</summary>
     private static readonly Vector512<byte>[] s_q8Quarters = [Quarter(0), Quarter(1), Quarter(2), Quarter(3)];
