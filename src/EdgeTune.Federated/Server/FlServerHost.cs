@@ -83,6 +83,7 @@ public sealed class FlServerHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(silo);
         silo.Validate();
+        if (silo.ClusterConnectionString is { } connection) PgClustering.CheckReachable(connection);
         var services = new FlSiloServices(silo);
         int siloPort = silo.SiloPort > 0 ? silo.SiloPort : FreePort(), gatewayPort = silo.GatewayPort > 0 ? silo.GatewayPort : FreePort();
         var app = Build(options ?? new FlHostOptions(), builder =>
@@ -91,7 +92,8 @@ public sealed class FlServerHost : IAsyncDisposable
             builder.UseOrleans(o =>
             {
                 var primary = silo.PrimarySiloPort is int p ? new IPEndPoint(IPAddress.Loopback, p) : null;
-                o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
+                if (silo.ClusterConnectionString is { } cs) o.UsePostgresClustering(cs, silo.SiloAddress, siloPort, gatewayPort, "edgetune-fl", "edgetune-fl-" + silo.Task);
+                else o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
                 o.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = TimeSpan.FromSeconds(30));
                 // a silo that stops answering is declared dead within seconds, so its grains move on promptly
                 o.Configure<ClusterMembershipOptions>(m =>
