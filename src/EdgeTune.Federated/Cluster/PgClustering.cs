@@ -12,7 +12,7 @@ namespace EdgeTune.Federated.Cluster;
 internal static class PgClustering
 {
     /// <summary>Opens one connection, so that an unreachable database is reported before the silo starts, as an
-    /// <see cref="InvalidOperationException"/> that names host and port.</summary>
+    /// <see cref="FlDatabaseUnreachableException"/> that names host and port.</summary>
     public static void CheckReachable(string connectionString)
     {
         using var db = new PgDatabase(connectionString);

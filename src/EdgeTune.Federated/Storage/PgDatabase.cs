@@ -24,14 +24,14 @@ internal sealed class PgDatabase : IDisposable
     /// <summary>"PostgreSQL at host:port (database 'd')", for messages.</summary>
     public string Where { get; }
 
-    /// <summary>An open pooled connection; a server that cannot be reached is an <see cref="InvalidOperationException"/>
+    /// <summary>An open pooled connection; a server that cannot be reached is an <see cref="FlDatabaseUnreachableException"/>
     /// naming host and port.</summary>
     public NpgsqlConnection Open()
     {
         try { return _source.OpenConnection(); }
         catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
         {
-            throw new InvalidOperationException($"cannot reach {Where}: {Reason(e)}", e);
+            throw new FlDatabaseUnreachableException($"cannot reach {Where}: {Reason(e)}", e);
         }
     }
 
@@ -40,7 +40,7 @@ internal sealed class PgDatabase : IDisposable
         try { return await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false); }
         catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
         {
-            throw new InvalidOperationException($"cannot reach {Where}: {Reason(e)}", e);
+            throw new FlDatabaseUnreachableException($"cannot reach {Where}: {Reason(e)}", e);
         }
     }
 

@@ -34,7 +34,7 @@ public sealed class PgStateStoreTests : StateStoreContract
     public void AnUnreachableDatabaseIsNamedInTheError()
     {
         int port = FreePort(); // nothing listens there
-        var e = Assert.Throws<InvalidOperationException>(() => new PgStateStore($"Host=127.0.0.1;Port={port};Username=nobody;Database=nothing;Timeout=3", "x", Dir));
+        var e = Assert.Throws<FlDatabaseUnreachableException>(() => new PgStateStore($"Host=127.0.0.1;Port={port};Username=nobody;Database=nothing;Timeout=3", "x", Dir));
         Assert.Contains($"cannot reach PostgreSQL at 127.0.0.1:{port} (database 'nothing')", e.Message);
     }
 
