@@ -76,8 +76,10 @@ public sealed class FlServerHost : IAsyncDisposable
     /// <summary>
     /// Starts one Orleans silo with localhost clustering (a cluster of one, in this process) hosting the task's coordinator
     /// and aggregator grains, and the gRPC endpoint in front of them. The coordinator keeps the task's state in the SQLite
-    /// store of <see cref="FlServerOptions.StateFolder"/>, as a single-process server does. Disposing the host stops the
-    /// silo and closes the server.
+    /// store of <see cref="FlServerOptions.StateFolder"/>, as a single-process server does. With
+    /// <see cref="FlSiloOptions.ClusterConnectionString"/>, membership and state are in PostgreSQL instead (an unreachable
+    /// database throws <see cref="Storage.FlDatabaseUnreachableException"/> before the silo starts). Disposing the host
+    /// stops the silo and closes the server.
     /// </summary>
     public static async Task<FlServerHost> StartSiloAsync(FlSiloOptions silo, FlHostOptions? options = null, CancellationToken cancellationToken = default)
     {
