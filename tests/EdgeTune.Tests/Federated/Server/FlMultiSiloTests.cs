@@ -19,6 +19,7 @@ namespace EdgeTune.Tests.Federated.Server;
 /// the coordinator runs on another), and PostgreSQL membership and state (<c>EDGETUNE_TEST_POSTGRES</c>; each silo has
 /// its own local folder, and the killed silo is the first one started, which also runs the coordinator).
 /// </summary>
+[Collection(nameof(ClusterProcesses))]
 public sealed class FlMultiSiloTests : IDisposable
 {
     private const string Token = "multi-silo-token";
@@ -104,9 +105,25 @@ public sealed class FlMultiSiloTests : IDisposable
         await RunKillingAsync(silos, victim: 0, () => new PgStateStore(cs, _task, Path.Combine(_state, "check")));
     }
 
+    /// <summary>The run, with the silos' last lines in the failure message.</summary>
+    private async Task RunKillingAsync(IReadOnlyList<Silo> silos, int victim, Func<IFlStateStore> openState)
+    {
+        try { await RunKillingCoreAsync(silos, victim, openState); }
+        catch (Exception e)
+        {
+            var logs = silos.Select((s, i) =>
+            {
+                lock (s.Lines)
+                    return $"silo {i} (exited: {s.Process.HasExited}): " + string.Join(" | ", s.Lines.Where(l => !l.StartsWith("stderr:", StringComparison.Ordinal)).TakeLast(6))
+                        + " || first stderr: " + string.Join(" | ", s.Lines.Where(l => l.StartsWith("stderr:", StringComparison.Ordinal)).Take(8));
+            });
+            throw new Xunit.Sdk.XunitException(e.GetType().Name + ": " + e.Message + "\n" + string.Join("\n", logs));
+        }
+    }
+
     /// <summary>Starts the coordinator on silo <paramref name="victim"/>, runs the clients, kills that silo once a third of
     /// round 1 is acknowledged, stops the others at the end and checks the stored rounds against what the clients sent.</summary>
-    private async Task RunKillingAsync(IReadOnlyList<Silo> silos, int victim, Func<IFlStateStore> openState)
+    private async Task RunKillingCoreAsync(IReadOnlyList<Silo> silos, int victim, Func<IFlStateStore> openState)
     {
         var urls = new List<Uri>();
         foreach (var s in silos) urls.Add(await s.Url.Task);
@@ -178,3 +195,9 @@ public sealed class FlMultiSiloTests : IDisposable
 
     private static float[] Floats(byte[] b) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(b).ToArray();
 }
+
+/// <summary>Tests that start several silo processes and hundreds of clients run alone: their failure detection works on
+/// 1-2 s probe timeouts, and in a full parallel run on 2 cores both multi-silo tests failed (a survivor silo exited, a
+/// run did not finish in 5 minutes) where each passes on its own.</summary>
+[CollectionDefinition(nameof(ClusterProcesses), DisableParallelization = true)]
+public sealed class ClusterProcesses;
