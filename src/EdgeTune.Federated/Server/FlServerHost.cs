@@ -97,12 +97,13 @@ public sealed class FlServerHost : IAsyncDisposable
                 if (silo.ClusterConnectionString is { } cs) o.UsePostgresClustering(cs, silo.SiloAddress, siloPort, gatewayPort, "edgetune-fl", "edgetune-fl-" + silo.Task);
                 else o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
                 o.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = TimeSpan.FromSeconds(30));
-                // a silo that stops answering is declared dead within seconds, so its grains move on promptly
+                // a silo that stops answering is declared dead within seconds, so its grains move on promptly; two votes, so
+                // that one peer's missed probes (a silo busy taking over clients) do not kill a live silo
                 o.Configure<ClusterMembershipOptions>(m =>
                 {
-                    m.ProbeTimeout = TimeSpan.FromSeconds(1);
-                    m.NumMissedProbesLimit = 2;
-                    m.NumVotesForDeathDeclaration = 1;
+                    m.ProbeTimeout = TimeSpan.FromSeconds(2);
+                    m.NumMissedProbesLimit = 3;
+                    m.NumVotesForDeathDeclaration = 2;
                     m.TableRefreshTimeout = TimeSpan.FromSeconds(2);
                     m.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
                 });
