@@ -224,7 +224,11 @@ public sealed partial class FlServer
             Rejected = _store.Rejections(round.Round).Count, Duration = TimeSpan.FromSeconds(now - round.StartedAt),
             ClosedBy = "secagg-failed", Failure = reason,
         };
-        _store.CompleteRound(round.Round, _version, vector: null, JsonSerializer.Serialize(result, Json), strategyState: null);
+        using (var tx = _store.Begin())
+        {
+            _store.CloseRound(round.Round, _version, JsonSerializer.Serialize(result, Json), tx);
+            tx.Commit();
+        }
         _sa = null;
         return result;
     }
