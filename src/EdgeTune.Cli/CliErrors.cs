@@ -23,7 +23,8 @@ public static class CliErrors
     public const int Input = 3;
     /// <summary>A model, checkpoint, adapter or tokenizer that is malformed or not supported.</summary>
     public const int Model = 4;
-    /// <summary>The network: the Hugging Face Hub (offline, unreachable, not found, unauthorized) or a federated server.</summary>
+    /// <summary>The network: the Hugging Face Hub (offline, unreachable, not found, unauthorized), a federated server, or the
+    /// PostgreSQL server of a federated cluster.</summary>
     public const int Network = 5;
     /// <summary>Resources: the memory budget cannot be met, or the disk is full.</summary>
     public const int Resources = 6;
@@ -41,7 +42,7 @@ public static class CliErrors
           2    usage: unknown, missing or conflicting flags, bad values
           3    input: a missing or unreadable path, data with no usable rows
           4    model or format: a malformed or unsupported model, checkpoint, adapter or tokenizer
-          5    network: the Hugging Face Hub (offline, unreachable, unknown or gated repository), a federated server
+          5    network: the Hugging Face Hub (offline, unreachable, unknown or gated repository), a federated server or its database
           6    resources: the memory budget cannot be met, disk full
           7    encryption: an encrypted run folder without its key, a wrong key, a tampered or truncated encrypted file
           130  interrupted (Ctrl+C)
@@ -111,7 +112,7 @@ public static class CliErrors
             CliException c => c.ExitCode,
             EdgeTune.Security.EncryptedFileException or EdgeTune.Security.EncryptionKeyRequiredException => Encryption,
             HubException or HttpRequestException or System.Net.Sockets.SocketException or Grpc.Core.RpcException
-                or EdgeTune.Federated.Server.FlRejectedException => Network,
+                or EdgeTune.Federated.Server.FlRejectedException or EdgeTune.Federated.Storage.FlDatabaseUnreachableException => Network,
             InsufficientMemoryException or OutOfMemoryException => Resources,
             IOException io when IsDiskFull(io) => Resources,
             CheckpointFormatException or EdgeTune.Text.ChatTemplateException => Model,

@@ -7,6 +7,8 @@ using EdgeTune.Federated.Server;
 // One silo of a federated server (a process of a loopback cluster, or alone). Arguments as "--name value" pairs:
 //   --state DIR (shared by every silo of the cluster)  --token T  --port P (gRPC, 0: free)  --silo-port S (0: free)
 //   --primary-port PP (the primary silo's port; the primary gives its own --silo-port; omit for a lone silo)
+//   --cluster "<Npgsql connection string>" (instead of --primary-port: membership and state in PostgreSQL; --state is
+//   then only the local folder of uploads in progress)  --task NAME (the task, default "default")
 //   --min-clients N  --quorum Q  --rounds R  --liveness SECONDS  --deadline SECONDS
 //   --tensors K --rows A --cols B: K LoRA-like tensors alternating [A, B] and [B, A]
 // Prints "URL <url>" once serving, "COORDINATOR" when the task's coordinator starts in this process, "ROUND <json>"
@@ -30,6 +32,7 @@ var output = TextWriter.Synchronized(Console.Out);
 var silo = new FlSiloOptions
 {
     Server = server, Layout = layout, SiloPort = Int("--silo-port", 0), PrimarySiloPort = a.ContainsKey("--primary-port") ? Int("--primary-port", 0) : null,
+    ClusterConnectionString = a.TryGetValue("--cluster", out var cluster) ? cluster : null, Task = Get("--task", "default"),
     ServerStarted = s =>
     {
         output.WriteLine("COORDINATOR");

@@ -8,7 +8,7 @@ using EdgeTune.Federated.Server;
 
 namespace EdgeTune.Cli.Commands;
 
-/// <summary><c>edgetune fl serve</c>: the coordinator. One Orleans silo (localhost clustering) hosting the task's
+/// <summary><c>edgetune fl serve</c>: the coordinator. One Orleans silo (localhost clustering; with --cluster, membership and state in PostgreSQL) hosting the task's
 /// coordinator and aggregator grains behind the gRPC endpoint; runs the rounds, keeps all state in SQLite under --state
 /// (a restarted server continues), saves the global adapter (PEFT folder) after every round.</summary>
 public static class FlServeCommand
@@ -47,9 +47,11 @@ public static class FlServeCommand
         var liveness = new Option<double>("--liveness") { Description = "Seconds without a call after which a selected client counts as a straggler", DefaultValueFactory = _ => 30 };
         var siloPort = new Option<int>("--silo-port") { Description = "Orleans silo-to-silo port (0: a free one)", DefaultValueFactory = _ => 0 };
         var primarySilo = new Option<int?>("--primary-silo-port") { Description = "Join the loopback cluster whose primary silo listens on this port (the primary gives its own --silo-port); every silo must share --state" };
+        var cluster = new Option<string?>("--cluster") { Description = "Npgsql connection string of the PostgreSQL database the cluster shares (membership and state; every silo gives the same one, on any machine; no primary). --state is then only a local folder for uploads in progress" };
+        var siloAddress = new Option<string>("--silo-address") { Description = "With --cluster: the IP address other silos reach this one at", DefaultValueFactory = _ => "127.0.0.1" };
         var linger = new Option<double>("--linger") { Description = "Seconds to keep serving after the last round so clients hear it is done", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "Coordinate federated LoRA rounds over gRPC");
-        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, secureAgg, secAggThreshold, liveness, siloPort, primarySilo, linger })
+        foreach (var o in new Option[] { model, tokenizer, rank, alpha, rounds, minClients, quorum, fraction, deadline, strategy, mu, localSteps, lr, batch, seqLen, state, token, address, port, cert, certPassword, maxNorm, validation, compression, dpNoise, dpClip, dpLocal, secureAgg, secAggThreshold, liveness, siloPort, primarySilo, cluster, siloAddress, linger })
             command.Options.Add(o);
         command.SetAction(async (parse, ct) =>
         {
@@ -88,6 +90,7 @@ public static class FlServeCommand
             {
                 Server = options, Layout = layout, InitialGlobal = AdapterVector.Read(adapter), Evaluate = evaluate,
                 SiloPort = parse.GetValue(siloPort), PrimarySiloPort = parse.GetValue(primarySilo),
+                ClusterConnectionString = parse.GetValue(cluster), SiloAddress = parse.GetValue(siloAddress)!,
                 ServerStarted = server => server.RoundCompleted += r =>
                 {
                     lock (evalLock)
@@ -102,10 +105,12 @@ public static class FlServeCommand
             {
                 Address = parse.GetValue(address)!, Port = parse.GetValue(port), CertificatePath = parse.GetValue(cert), CertificatePassword = parse.GetValue(certPassword),
             }, ct).ConfigureAwait(false);
-            if (parse.GetValue(primarySilo) is int primary)
+            if (parse.GetValue(primarySilo) is not null || parse.GetValue(cluster) is not null)
             {
                 // one silo of several: the coordinator runs on whichever silo first served a call, and moves when that one dies
-                await outp.WriteLineAsync($"silo of the cluster whose primary is at silo port {primary}, serving at {host.Url} (shared state: {options.StateFolder}); Ctrl+C stops it").ConfigureAwait(false);
+                string where = parse.GetValue(primarySilo) is int primary ? $"the cluster whose primary is at silo port {primary}, serving at {host.Url} (shared state: {options.StateFolder})"
+                    : $"the PostgreSQL cluster, serving at {host.Url} (state in the database; uploads in progress under {options.StateFolder})";
+                await outp.WriteLineAsync($"silo of {where}; Ctrl+C stops it").ConfigureAwait(false);
                 if (parse.GetValue(token) is null) await outp.WriteLineAsync($"enrolment token: {enrol} (give every silo the same --token)").ConfigureAwait(false);
                 try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
                 catch (OperationCanceledException) { }

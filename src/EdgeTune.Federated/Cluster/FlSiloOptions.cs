@@ -1,6 +1,7 @@
 using EdgeTune.Federated.Aggregation;
 using EdgeTune.Federated.Server;
 using EdgeTune.Federated.Server.Sharding;
+using EdgeTune.Federated.Storage;
 using Grpc.Core;
 using Orleans;
 
@@ -43,14 +44,29 @@ public sealed record FlSiloOptions
     /// </summary>
     public int? PrimarySiloPort { get; init; }
 
+    /// <summary>
+    /// Null: see <see cref="PrimarySiloPort"/>. Otherwise an Npgsql connection string: the silos that give the same one form
+    /// one cluster, on any machines. Orleans membership is kept in that database (<see cref="PgMembershipTable"/>: any silo
+    /// may die, there is no primary) and so is the task's state (<see cref="Storage.PgStateStore"/>); the local
+    /// <see cref="FlServerOptions.StateFolder"/> then only holds part files of uploads in progress.
+    /// </summary>
+    public string? ClusterConnectionString { get; init; }
+
+    /// <summary>The address other silos reach this one at (with <see cref="ClusterConnectionString"/>; default loopback,
+    /// which suits silos on one machine).</summary>
+    public string SiloAddress { get; init; } = "127.0.0.1";
+
     /// <summary>Whether this silo is alone (not part of a cluster of several processes).</summary>
-    internal bool Standalone => PrimarySiloPort is null;
+    internal bool Standalone => PrimarySiloPort is null && ClusterConnectionString is null;
 
     internal FlSiloOptions Validate()
     {
         Server.Validate();
         if (AggregatorShards is < 1 or > 1024) throw new ArgumentException($"silo options: AggregatorShards = {AggregatorShards} is invalid; must be in [1, 1024]", nameof(AggregatorShards));
         if (string.IsNullOrWhiteSpace(Task) || Task.Contains('/')) throw new ArgumentException($"silo options: Task = '{Task}' is invalid; a name without '/' is required", nameof(Task));
+        if (PrimarySiloPort is not null && ClusterConnectionString is not null)
+            throw new ArgumentException("silo options: give either PrimarySiloPort (one machine, development clustering) or ClusterConnectionString (PostgreSQL), not both", nameof(ClusterConnectionString));
+        if (!System.Net.IPAddress.TryParse(SiloAddress, out _)) throw new ArgumentException($"silo options: SiloAddress = '{SiloAddress}' is not an IP address", nameof(SiloAddress));
         if (InitialGlobal is not null && InitialGlobal.Length != Layout.TotalLength)
             throw new ArgumentException($"silo options: the initial global vector has {InitialGlobal.Length} values; the layout needs {Layout.TotalLength}", nameof(InitialGlobal));
         return this;
@@ -89,8 +105,17 @@ internal sealed class FlSiloServices(FlSiloOptions options) : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_server is null)
             {
-                _server = made = new FlServer(options.Server, options.Layout, options.InitialGlobal ?? new float[options.Layout.TotalLength], options.Evaluate,
-                    strategy: null, telemetry: null, shards: (_, _) => new GrainRoundShards(grains, task, options.AggregatorShards));
+                try
+                {
+                    _server = made = new FlServer(options.Server, options.Layout, options.InitialGlobal ?? new float[options.Layout.TotalLength], options.Evaluate,
+                        strategy: null, telemetry: null, shards: (_, _) => new GrainRoundShards(grains, task, options.AggregatorShards),
+                        store: options.ClusterConnectionString is { } cs ? () => new PgStateStore(cs, task, options.Server.StateFolder) : null);
+                }
+                catch (TimeoutException e)
+                {
+                    // the previous coordinator's server still holds the state (its silo is going): the client retries
+                    throw new FlRejectedException(StatusCode.Unavailable, "the coordinator is moving; retry (" + e.Message + ")");
+                }
             }
         }
         if (made is not null) options.ServerStarted?.Invoke(made);

@@ -224,11 +224,7 @@ public sealed partial class FlServer
             Rejected = _store.Rejections(round.Round).Count, Duration = TimeSpan.FromSeconds(now - round.StartedAt),
             ClosedBy = "secagg-failed", Failure = reason,
         };
-        using (var tx = _store.Begin())
-        {
-            _store.CloseRound(round.Round, _version, JsonSerializer.Serialize(result, Json), tx);
-            tx.Commit();
-        }
+        _store.CompleteRound(round.Round, _version, vector: null, JsonSerializer.Serialize(result, Json), strategyState: null);
         _sa = null;
         return result;
     }

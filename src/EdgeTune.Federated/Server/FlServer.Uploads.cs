@@ -408,13 +408,7 @@ public sealed partial class FlServer
     /// in-memory global follows.</summary>
     private void CommitRound(StoredRound round, float[] next, FlRoundResult result)
     {
-        using (var tx = _store.Begin())
-        {
-            _store.AddGlobal(_version + 1, round.Round, VectorBytes.ToBytes(next), tx);
-            _store.CloseRound(round.Round, _version + 1, JsonSerializer.Serialize(result, Json), tx);
-            if (_strategy.SaveState() is { } state) _store.SetMeta("strategy_state", state, tx);
-            tx.Commit();
-        }
+        _store.CompleteRound(round.Round, _version + 1, VectorBytes.ToBytes(next), JsonSerializer.Serialize(result, Json), _strategy.SaveState());
         _version++;
         _global = next;
         _globalBytes = null;

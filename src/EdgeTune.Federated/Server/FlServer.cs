@@ -33,7 +33,7 @@ public sealed partial class FlServer : IDisposable
 
     private readonly Lock _lock = new();
     private readonly Lock _evalLock = new();
-    private readonly FlStateStore _store;
+    private readonly IFlStateStore _store;
     private readonly IAggregationStrategy _strategy;
     private readonly UpdateValidator _validator;
     private readonly Func<float[], IReadOnlyDictionary<string, double>>? _evaluate;
@@ -66,9 +66,10 @@ public sealed partial class FlServer : IDisposable
 
     /// <param name="shards">Makes the shards that fold a round's accepted updates from the streaming strategy and the vector
     /// length (default: one shard in this process; the Orleans coordinator passes aggregator grains).</param>
+    /// <param name="store">Opens the state store (default: SQLite in <see cref="FlServerOptions.StateFolder"/>).</param>
     internal FlServer(FlServerOptions options, UpdateLayout layout, ReadOnlySpan<float> initialGlobal,
         Func<float[], IReadOnlyDictionary<string, double>>? evaluate, IAggregationStrategy? strategy,
-        FederatedTelemetry? telemetry, Func<IStreamingAggregator, int, IRoundShards>? shards)
+        FederatedTelemetry? telemetry, Func<IStreamingAggregator, int, IRoundShards>? shards, Func<IFlStateStore>? store = null)
     {
         Telemetry = telemetry ?? FederatedTelemetry.Shared;
         ArgumentNullException.ThrowIfNull(options);
@@ -87,12 +88,12 @@ public sealed partial class FlServer : IDisposable
             MaxL2Norm = options.MaxUpdateNorm > 0 ? options.MaxUpdateNorm : double.PositiveInfinity,
         });
         _limiter = new RateLimiter(options.RateLimitPerSecond, options.RateLimitPerSecond * 4);
-        _store = new FlStateStore(options.StateFolder);
+        _store = store?.Invoke() ?? new FlStateStore(options.StateFolder);
         try
         {
             string layoutJson = LayoutJson(layout);
             if (_store.GetMetaString("layout") is { } saved && saved != layoutJson)
-                throw new InvalidOperationException($"FlServer: the state in '{_store.Folder}' belongs to a different adapter layout");
+                throw new InvalidOperationException($"FlServer: the state in '{_store.Location}' belongs to a different adapter layout");
             if (_store.LatestGlobalVersion() is long v)
             {
                 _version = v;
@@ -102,10 +103,7 @@ public sealed partial class FlServer : IDisposable
             else
             {
                 _global = initialGlobal.ToArray();
-                using var tx = _store.Begin();
-                _store.SetMeta("layout", layoutJson, tx);
-                _store.AddGlobal(0, 0, VectorBytes.ToBytes(_global), tx);
-                tx.Commit();
+                _store.InitGlobal(layoutJson, VectorBytes.ToBytes(_global));
             }
             // clients selected before a restart get a full liveness period to come back
             if (_store.LatestRound() is { Open: true } open)

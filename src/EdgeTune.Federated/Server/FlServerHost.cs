@@ -76,13 +76,16 @@ public sealed class FlServerHost : IAsyncDisposable
     /// <summary>
     /// Starts one Orleans silo with localhost clustering (a cluster of one, in this process) hosting the task's coordinator
     /// and aggregator grains, and the gRPC endpoint in front of them. The coordinator keeps the task's state in the SQLite
-    /// store of <see cref="FlServerOptions.StateFolder"/>, as a single-process server does. Disposing the host stops the
-    /// silo and closes the server.
+    /// store of <see cref="FlServerOptions.StateFolder"/>, as a single-process server does. With
+    /// <see cref="FlSiloOptions.ClusterConnectionString"/>, membership and state are in PostgreSQL instead (an unreachable
+    /// database throws <see cref="Storage.FlDatabaseUnreachableException"/> before the silo starts). Disposing the host
+    /// stops the silo and closes the server.
     /// </summary>
     public static async Task<FlServerHost> StartSiloAsync(FlSiloOptions silo, FlHostOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(silo);
         silo.Validate();
+        if (silo.ClusterConnectionString is { } connection) PgClustering.CheckReachable(connection);
         var services = new FlSiloServices(silo);
         int siloPort = silo.SiloPort > 0 ? silo.SiloPort : FreePort(), gatewayPort = silo.GatewayPort > 0 ? silo.GatewayPort : FreePort();
         var app = Build(options ?? new FlHostOptions(), builder =>
@@ -91,14 +94,16 @@ public sealed class FlServerHost : IAsyncDisposable
             builder.UseOrleans(o =>
             {
                 var primary = silo.PrimarySiloPort is int p ? new IPEndPoint(IPAddress.Loopback, p) : null;
-                o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
+                if (silo.ClusterConnectionString is { } cs) o.UsePostgresClustering(cs, silo.SiloAddress, siloPort, gatewayPort, "edgetune-fl", "edgetune-fl-" + silo.Task);
+                else o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
                 o.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = TimeSpan.FromSeconds(30));
-                // a silo that stops answering is declared dead within seconds, so its grains move on promptly
+                // a silo that stops answering is declared dead within seconds, so its grains move on promptly; two votes, so
+                // that one peer's missed probes (a silo busy taking over clients) do not kill a live silo
                 o.Configure<ClusterMembershipOptions>(m =>
                 {
-                    m.ProbeTimeout = TimeSpan.FromSeconds(1);
-                    m.NumMissedProbesLimit = 2;
-                    m.NumVotesForDeathDeclaration = 1;
+                    m.ProbeTimeout = TimeSpan.FromSeconds(2);
+                    m.NumMissedProbesLimit = 3;
+                    m.NumVotesForDeathDeclaration = 2;
                     m.TableRefreshTimeout = TimeSpan.FromSeconds(2);
                     m.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
                 });

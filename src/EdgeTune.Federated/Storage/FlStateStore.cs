@@ -26,7 +26,7 @@ public sealed record StoredUpdate(string UploadId, string ClientId, long NumExam
 /// state) is one transaction, so a server killed at any point restarts consistent. Not thread-safe: the server
 /// serialises calls.
 /// </summary>
-public sealed class FlStateStore : IDisposable
+public sealed class FlStateStore : IFlStateStore
 {
     private readonly SqliteConnection _db;
 
@@ -318,6 +318,29 @@ public sealed class FlStateStore : IDisposable
         using var cmd = Command(sql, tx, args);
         var v = cmd.ExecuteScalar();
         return v is DBNull ? null : v;
+    }
+
+    // ---- IFlStateStore: the multi-row writes as one transaction each ----
+
+    public string Location => Folder;
+
+    void IFlStateStore.AddRound(StoredRound r) => AddRound(r);
+
+    public void InitGlobal(string layoutJson, byte[] vector)
+    {
+        using var tx = Begin();
+        SetMeta("layout", layoutJson, tx);
+        AddGlobal(0, 0, vector, tx);
+        tx.Commit();
+    }
+
+    public void CompleteRound(int round, long version, byte[]? vector, string metricsJson, byte[]? strategyState)
+    {
+        using var tx = Begin();
+        if (vector is not null) AddGlobal(version, round, vector, tx);
+        CloseRound(round, version, metricsJson, tx);
+        if (strategyState is not null) SetMeta("strategy_state", strategyState, tx);
+        tx.Commit();
     }
 
     public void Dispose()

@@ -52,6 +52,26 @@ public sealed class FlCommandTests : IDisposable
         Assert.True(double.IsFinite(doc.RootElement.GetProperty("final_ppl").GetDouble()));
     }
 
+    [SkippableFact]
+    public void ServeWithAnUnreachableClusterDatabaseSaysWhichOneInOneLine()
+    {
+        string model = TestAssets.Require("stories260K/stories260K.bin");
+        string tok = TestAssets.Require("stories260K/tok512.bin");
+        int port = FreePort(); // nothing listens there
+        var (code, _, err) = Run("fl", "serve", "--model", model, "--tokenizer", tok, "--state", Path.Combine(_dir, "state"), "--port", "0",
+            "--cluster", $"Host=127.0.0.1;Port={port};Username=edgetune;Database=fl;Timeout=3");
+        Assert.Equal(EdgeTune.Cli.CliErrors.Network, code);
+        Assert.Contains($"cannot reach PostgreSQL at 127.0.0.1:{port} (database 'fl')", err);
+        Assert.DoesNotContain("   at ", err); // no stack trace
+    }
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
     [Fact]
     public void UnknownStrategyIsRefused()
     {
