@@ -5,6 +5,7 @@ using Npgsql;
 using Orleans;
 using Orleans.Configuration;
 using Orleans.Runtime;
+using static EdgeTune.Federated.Storage.PgSql;
 
 namespace EdgeTune.Federated.Cluster;
 
@@ -168,21 +169,6 @@ internal sealed class PgMembershipTable(PgDatabase db, IOptions<ClusterOptions> 
             int comma = p.LastIndexOf(',');
             return Tuple.Create(SiloAddress.FromParsableString(p[..comma]), new DateTime(long.Parse(p[(comma + 1)..], CultureInfo.InvariantCulture), DateTimeKind.Utc));
         }).ToList();
-
-    private static NpgsqlParameter P<T>(T value) => new NpgsqlParameter<T> { TypedValue = value };
-
-    private static NpgsqlCommand Command(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params NpgsqlParameter[] args)
-    {
-        var cmd = new NpgsqlCommand(sql, c, tx);
-        cmd.Parameters.AddRange(args);
-        return cmd;
-    }
-
-    private static int Exec(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params NpgsqlParameter[] args)
-    {
-        using var cmd = Command(c, tx, sql, args);
-        return cmd.ExecuteNonQuery();
-    }
 
     public void Dispose() => db.Dispose();
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Npgsql;
+using static EdgeTune.Federated.Storage.PgSql;
 
 namespace EdgeTune.Federated.Storage;
 
@@ -102,7 +103,7 @@ public sealed class PgStateStore : IFlStateStore
     public string? GetMetaString(string key) => GetMeta(key) is { } b ? System.Text.Encoding.UTF8.GetString(b) : null;
 
     private void SetMeta(NpgsqlConnection c, NpgsqlTransaction tx, string key, byte[] value) =>
-        Exec(c, tx, $"INSERT INTO {_s}.meta(key, value) VALUES($1, $2) ON CONFLICT(key) DO UPDATE SET value=excluded.value", P(key), P(value));
+        PgSql.Exec(c, tx, $"INSERT INTO {_s}.meta(key, value) VALUES($1, $2) ON CONFLICT(key) DO UPDATE SET value=excluded.value", P(key), P(value));
 
     public void InitGlobal(string layoutJson, byte[] vector)
     {
@@ -149,7 +150,7 @@ public sealed class PgStateStore : IFlStateStore
         using var c = _db.Open();
         using var tx = c.BeginTransaction();
         if (vector is not null) AddGlobal(c, tx, version, round, vector);
-        Exec(c, tx, $"UPDATE {_s}.rounds SET open=false, result_version=$1, metrics=$2 WHERE round=$3", P(version), P(metricsJson), P(round));
+        PgSql.Exec(c, tx, $"UPDATE {_s}.rounds SET open=false, result_version=$1, metrics=$2 WHERE round=$3", P(version), P(metricsJson), P(round));
         if (strategyState is not null) SetMeta(c, tx, "strategy_state", strategyState);
         tx.Commit();
     }
@@ -187,8 +188,8 @@ public sealed class PgStateStore : IFlStateStore
         using var c = _db.Open();
         using var tx = c.BeginTransaction();
         if (uploadId is not null)
-            Exec(c, tx, $"UPDATE {_s}.uploads SET status='rejected', reason=$1 WHERE upload_id=$2 AND status<>'accepted'", P(reason), P(uploadId));
-        Exec(c, tx, $"INSERT INTO {_s}.rejections(upload_id, client_id, round, reason, at) VALUES($1, $2, $3, $4, $5)",
+            PgSql.Exec(c, tx, $"UPDATE {_s}.uploads SET status='rejected', reason=$1 WHERE upload_id=$2 AND status<>'accepted'", P(reason), P(uploadId));
+        PgSql.Exec(c, tx, $"INSERT INTO {_s}.rejections(upload_id, client_id, round, reason, at) VALUES($1, $2, $3, $4, $5)",
             P(uploadId), P(clientId), P(round), P(reason), P(FlStateStore.Now()));
         tx.Commit();
     }
@@ -211,13 +212,13 @@ public sealed class PgStateStore : IFlStateStore
         payload.CopyTo(_payload);
         using var c = _db.Open();
         using var tx = c.BeginTransaction();
-        int added = Exec(c, tx, $"""
+        int added = PgSql.Exec(c, tx, $"""
             INSERT INTO {_s}.updates(upload_id, round, client_id, num_examples, encoding, payload, metrics, accepted_at)
             VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
             """, P(u.UploadId), P(u.Round), P(u.ClientId), P(u.NumExamples), P(u.Encoding), P(new ReadOnlyMemory<byte>(_payload, 0, payload.Length)),
             P(u.MetricsJson), P(FlStateStore.Now()));
         if (added == 0) return false; // the client already has an update in this round (the transaction rolls back)
-        Exec(c, tx, $"UPDATE {_s}.uploads SET status='accepted', reason=NULL WHERE upload_id=$1", P(u.UploadId));
+        PgSql.Exec(c, tx, $"UPDATE {_s}.uploads SET status='accepted', reason=NULL WHERE upload_id=$1", P(u.UploadId));
         tx.Commit();
         return true;
     }
@@ -241,7 +242,7 @@ public sealed class PgStateStore : IFlStateStore
     // ---- global versions ----
 
     private void AddGlobal(NpgsqlConnection c, NpgsqlTransaction tx, long version, int round, byte[] vector) =>
-        Exec(c, tx, $"INSERT INTO {_s}.globals(version, round, vector, created_at) VALUES($1, $2, $3, $4)", P(version), P(round), P(vector), P(FlStateStore.Now()));
+        PgSql.Exec(c, tx, $"INSERT INTO {_s}.globals(version, round, vector, created_at) VALUES($1, $2, $3, $4)", P(version), P(round), P(vector), P(FlStateStore.Now()));
 
     public byte[]? GetGlobal(long version) => Scalar($"SELECT vector FROM {_s}.globals WHERE version=$1", P(version)) as byte[];
 
@@ -266,27 +267,12 @@ public sealed class PgStateStore : IFlStateStore
         Query($"SELECT sender, recipient, payload FROM {_s}.secagg WHERE round=$1 AND stage=$2 AND (recipient=$3 OR recipient='*') ORDER BY id",
             r => (r.GetString(0), r.GetString(1), (byte[])r[2]), P(round), P(stage), P(to));
 
-    // ---- plumbing: positional parameters ($1, $2, ...), typed so that nulls carry their type ----
-
-    private static NpgsqlParameter P<T>(T value) => new NpgsqlParameter<T> { TypedValue = value };
-
-    private static NpgsqlCommand Command(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, NpgsqlParameter[] args)
-    {
-        var cmd = new NpgsqlCommand(sql, c, tx);
-        cmd.Parameters.AddRange(args);
-        return cmd;
-    }
-
-    private static int Exec(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params NpgsqlParameter[] args)
-    {
-        using var cmd = Command(c, tx, sql, args);
-        return cmd.ExecuteNonQuery();
-    }
+    // ---- plumbing (P, Command and the connection-level Exec: PgSql) ----
 
     private int Exec(string sql, params NpgsqlParameter[] args)
     {
         using var c = _db.Open();
-        return Exec(c, null, sql, args);
+        return PgSql.Exec(c, null, sql, args);
     }
 
     private object? Scalar(string sql, params NpgsqlParameter[] args)
