@@ -28,7 +28,7 @@ public static class Program
             Console.Error.WriteLine("usage: EdgeTune.Bench <suite> [options]");
             foreach (var s in s_suites) Console.Error.WriteLine($"  {s.Name,-10} {s.Description}");
             foreach (var name in s_raw.Keys) Console.Error.WriteLine($"  {name}");
-            Console.Error.WriteLine("options: --quick (fewer repetitions), --threads N (only that thread count), --batch N (train: micro-batch), --clients N (fl: load clients), --silos S and --kill-silo (fl: silo processes, one killed mid-round)");
+            Console.Error.WriteLine("options: --quick (fewer repetitions), --threads N (only that thread count), --batch N (train: micro-batch), --clients N (fl: load clients), --silos S and --kill-silo (fl: silo processes, one killed mid-round), --cluster \"<Npgsql connection string>\" (fl: membership and state in PostgreSQL)");
             return 2;
         }
         var options = BenchOptions.Parse(args.AsSpan(1));

@@ -9,13 +9,14 @@ public interface IBenchSuite
 }
 
 /// <summary>Options shared by all suites.</summary>
-public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, int? Clients = null, int? Silos = null, bool KillSilo = false)
+public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, int? Clients = null, int? Silos = null, bool KillSilo = false, string? Cluster = null)
 {
     public static BenchOptions? Parse(ReadOnlySpan<string> args)
     {
         bool quick = false;
         int? threads = null, batch = null, clients = null, silos = null;
         bool kill = false;
+        string? cluster = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -30,9 +31,11 @@ public sealed record BenchOptions(bool Quick, int? Threads, int? Batch = null, i
                 case "--silos" when i + 1 < args.Length && int.TryParse(args[i + 1], out int s) && s > 0:
                     silos = s; i++; break;
                 case "--kill-silo": kill = true; break;
+                case "--cluster" when i + 1 < args.Length && args[i + 1].Length > 0:
+                    cluster = args[i + 1]; i++; break;
                 default: return null;
             }
         }
-        return new BenchOptions(quick, threads, batch, clients, silos, kill);
+        return new BenchOptions(quick, threads, batch, clients, silos, kill, cluster);
     }
 }

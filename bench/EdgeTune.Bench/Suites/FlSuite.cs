@@ -20,7 +20,10 @@ namespace EdgeTune.Bench.Suites;
 /// protocol's: uploads, validation, SQLite commits, aggregation, and the straggler wait (liveness timeout 2 s) when
 /// dropouts hold a round open. Afterwards the suite reads the server's state and checks every round against FedAvg
 /// recomputed from what the clients say was acknowledged: <c>lost</c> (acknowledged, not aggregated),
-/// <c>double_counted</c> (aggregated more than once) and the largest relative error of the new global.
+/// <c>double_counted</c> (aggregated more than once) and the largest relative error of the new global. With
+/// <c>--cluster "&lt;Npgsql connection string&gt;"</c> the silos form the cluster as <c>fl serve --cluster</c> does: membership
+/// and state in PostgreSQL (a fresh task, dropped afterwards), no primary silo, each silo with its own local folder; the
+/// first silo started runs the coordinator and is the one killed.
 /// </summary>
 public sealed class FlSuite : IBenchSuite
 {
@@ -55,9 +58,12 @@ public sealed class FlSuite : IBenchSuite
         int clients = options.Clients ?? DefaultClients;
         int silos = options.Silos ?? 1;
         bool kill = options.KillSilo;
+        string? cluster = options.Cluster;
+        string task = "bench" + Guid.NewGuid().ToString("N")[..10];
         if (kill && silos < 2) { Console.Error.WriteLine("fl bench: --kill-silo needs --silos 2 or more (someone must take over)"); return 2; }
         Console.WriteLine($"fl suite: {clients} load clients over loopback gRPC on {silos} silo process(es){(kill ? ", the coordinator's silo killed mid-round" : "")}, dropout {Dropout:P0}, {rounds} rounds of FedAvg, " +
-            $"update {UpdateFloats:N0} floats ({UpdateFloats * 4 / 1e6:F1} MB f32), liveness timeout {Liveness.TotalSeconds} s; {Environment.ProcessorCount} processors (shared machine: wall-clock figures are noisy)");
+            $"update {UpdateFloats:N0} floats ({UpdateFloats * 4 / 1e6:F1} MB f32), liveness timeout {Liveness.TotalSeconds} s; {Environment.ProcessorCount} processors (shared machine: wall-clock figures are noisy)" +
+            (cluster is null ? "; SQLite state shared by the silos" : "; membership and state in PostgreSQL"));
         string loadBefore = LoadAverage();
         string state = Path.Combine(Path.GetTempPath(), "edgetune-bench-fl-" + Guid.NewGuid().ToString("N")[..8]);
         var procs = new List<SiloProcess>();
@@ -76,13 +82,15 @@ public sealed class FlSuite : IBenchSuite
             int[] siloPorts = Enumerable.Range(0, silos).Select(_ => FreePort()).ToArray();
             for (int i = 0; i < silos; i++)
             {
-                var p = StartSilo(state, siloPorts[i], silos > 1 ? siloPorts[0] : null, clients, rounds, roundRows);
+                var p = cluster is null ? StartSilo(state, siloPorts[i], ("--primary-port", silos > 1 ? siloPorts[0] : null), task, clients, rounds, roundRows)
+                    : StartSilo(Path.Combine(state, "silo" + i), siloPorts[i], ("--cluster", cluster), task, clients, rounds, roundRows);
                 lock (procs) procs.Add(p);
-                if (i == 0) p.Url.Task.Wait(TimeSpan.FromSeconds(120)); // the primary first
+                if (i == 0) p.Url.Task.Wait(TimeSpan.FromSeconds(120)); // the primary (or the first member) first
             }
             var urls = procs.Select(p => new Uri(p.Url.Task.WaitAsync(TimeSpan.FromSeconds(120)).GetAwaiter().GetResult())).ToList();
-            int victim = silos > 1 ? 1 : 0;
-            if (silos > 1) PlaceCoordinator(urls[victim], procs[victim]); // not on the primary, which holds the loopback cluster's membership
+            // loopback clustering: not on the primary, which holds the cluster's membership; PostgreSQL: any silo may die
+            int victim = silos > 1 && cluster is null ? 1 : 0;
+            if (silos > 1) PlaceCoordinator(urls[victim], procs[victim]);
 
             FlLoadReport report;
             var load = new FlLoadClient(new FlLoadOptions
@@ -111,7 +119,7 @@ public sealed class FlSuite : IBenchSuite
             }
             foreach (var p in procs.Where(p => !p.Killed))
                 if (!p.Process.WaitForExit(120_000) || p.Process.ExitCode != 0) throw new InvalidOperationException($"fl bench: a silo process failed or hung");
-            var check = Check(state, report);
+            var check = Check(() => cluster is null ? new FlStateStore(state) : new PgStateStore(cluster, task, Path.Combine(state, "check")), report);
             foreach (var (p, i) in procs.Select((p, i) => (p, i)).Where(x => !x.p.Killed))
                 if (p.Exit.Task.Wait(TimeSpan.FromSeconds(5))) Console.WriteLine($"  silo {i} at exit: {p.Exit.Task.Result}");
 
@@ -134,7 +142,7 @@ public sealed class FlSuite : IBenchSuite
             foreach (var r in report.Rejections.Take(5)) Console.WriteLine("  rejected: " + r);
             var root = new JsonObject
             {
-                ["suite"] = "fl", ["clients"] = clients, ["silos"] = silos, ["killed_silo"] = kill, ["dropout"] = Dropout, ["rounds"] = rounds, ["update_floats"] = UpdateFloats,
+                ["suite"] = "fl", ["clients"] = clients, ["silos"] = silos, ["killed_silo"] = kill, ["state"] = cluster is null ? "sqlite" : "postgresql", ["dropout"] = Dropout, ["rounds"] = rounds, ["update_floats"] = UpdateFloats,
                 ["liveness_s"] = Liveness.TotalSeconds, ["accepted"] = accepted, ["dropouts"] = report.Dropouts, ["rejected"] = report.Rejections.Count,
                 ["total_s"] = Json.Number(report.Elapsed.TotalSeconds, 2), ["mean_round_s"] = Json.Number(meanRound, 2),
                 ["updates_per_s"] = Json.Number(updatesPerSecond, 2), ["peak_rss_mb"] = new JsonArray(peaks.Select(p => (JsonNode?)Json.Number(p, 1)).ToArray()),
@@ -153,11 +161,31 @@ public sealed class FlSuite : IBenchSuite
                 p.Process.Dispose();
             }
             try { Directory.Delete(state, recursive: true); } catch (IOException) { }
+            if (cluster is not null) DropTask(cluster, task);
         }
     }
 
+    /// <summary>Removes what the run left in PostgreSQL: the task's schema and its cluster's membership rows.</summary>
+    private static void DropTask(string connectionString, string task)
+    {
+        try
+        {
+            using var c = new Npgsql.NpgsqlConnection(connectionString);
+            c.Open();
+            using (var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"edgetune_fl_{task}\" CASCADE", c)) drop.ExecuteNonQuery();
+            foreach (var table in new[] { "edgetune_membership", "edgetune_membership_version" })
+            {
+                using var delete = new Npgsql.NpgsqlCommand($"DELETE FROM {table} WHERE cluster_id = $1", c);
+                delete.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = "edgetune-fl-" + task });
+                delete.ExecuteNonQuery();
+            }
+        }
+        catch (Npgsql.NpgsqlException e) { Console.Error.WriteLine($"fl bench: could not drop the task's rows in PostgreSQL: {e.Message}"); }
+    }
+
     /// <summary>A silo process; its lines are echoed ("ROUND" lines are kept).</summary>
-    private static SiloProcess StartSilo(string state, int siloPort, int? primaryPort, int clients, int rounds, List<JsonObject> roundRows)
+    /// <param name="cluster">("--primary-port", port or null for a lone silo) or ("--cluster", connection string).</param>
+    private static SiloProcess StartSilo(string state, int siloPort, (string Option, object? Value) cluster, string task, int clients, int rounds, List<JsonObject> roundRows)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "EdgeTune.FlSilo.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
@@ -165,9 +193,9 @@ public sealed class FlSuite : IBenchSuite
         var args = new List<(string, object)>
         {
             ("--state", state), ("--token", Token), ("--silo-port", siloPort), ("--min-clients", clients), ("--quorum", clients / 2), ("--rounds", rounds),
-            ("--liveness", Liveness.TotalSeconds), ("--deadline", 300), ("--tensors", Tensors), ("--rows", Rank), ("--cols", Width),
+            ("--liveness", Liveness.TotalSeconds), ("--deadline", 300), ("--tensors", Tensors), ("--rows", Rank), ("--cols", Width), ("--task", task),
         };
-        if (primaryPort is int pp) args.Add(("--primary-port", pp));
+        if (cluster.Value is { } value) args.Add((cluster.Option, value));
         foreach (var (k, v) in args)
         {
             psi.ArgumentList.Add(k);
@@ -253,9 +281,9 @@ public sealed class FlSuite : IBenchSuite
     /// <summary>Compares the server's stored rounds with the clients' acknowledgements: each acknowledged upload must be
     /// stored exactly once, each round must have aggregated exactly its stored updates, and each new global must equal the
     /// previous one plus the example-weighted mean of the acknowledged deltas (recomputed here from their seeds, in double).</summary>
-    private static (int Lost, int DoubleCounted, double MaxRelativeError) Check(string folder, FlLoadReport report)
+    private static (int Lost, int DoubleCounted, double MaxRelativeError) Check(Func<IFlStateStore> open, FlLoadReport report)
     {
-        using var store = new FlStateStore(folder);
+        using var store = open();
         int lost = 0, doubled = 0;
         double maxRel = 0;
         var ackedByRound = report.Acknowledged.GroupBy(a => a.Round).ToDictionary(g => g.Key, g => g.ToList());

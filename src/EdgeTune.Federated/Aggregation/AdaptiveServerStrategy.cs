@@ -89,19 +89,20 @@ public abstract class AdaptiveServerStrategy : IStreamingAggregator
         }
     }
 
-    /// <summary>Magic, version, steps, length, then m and v as little-endian doubles.</summary>
+    /// <summary>Magic, version, steps, length, then m and v as little-endian doubles; length 0 before the first step (so
+    /// that a server can put a fresh strategy back as it was when a round's close fails).</summary>
     public byte[]? SaveState()
     {
-        if (_m is null || _v is null) return null;
-        var bytes = new byte[4 + 4 + 8 + 4 + 16L * _m.Length];
+        int n = _m?.Length ?? 0;
+        var bytes = new byte[4 + 4 + 8 + 4 + 16L * n];
         var s = bytes.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(s, Magic);
         BinaryPrimitives.WriteInt32LittleEndian(s[4..], Version);
         BinaryPrimitives.WriteInt64LittleEndian(s[8..], Steps);
-        BinaryPrimitives.WriteInt32LittleEndian(s[16..], _m.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(s[16..], n);
         int o = 20;
-        foreach (double x in _m) { BinaryPrimitives.WriteDoubleLittleEndian(s[o..], x); o += 8; }
-        foreach (double x in _v) { BinaryPrimitives.WriteDoubleLittleEndian(s[o..], x); o += 8; }
+        foreach (double x in _m ?? []) { BinaryPrimitives.WriteDoubleLittleEndian(s[o..], x); o += 8; }
+        foreach (double x in _v ?? []) { BinaryPrimitives.WriteDoubleLittleEndian(s[o..], x); o += 8; }
         return bytes;
     }
 
@@ -122,6 +123,6 @@ public abstract class AdaptiveServerStrategy : IStreamingAggregator
         int o = 20;
         for (int i = 0; i < n; i++, o += 8) m[i] = BinaryPrimitives.ReadDoubleLittleEndian(s[o..]);
         for (int i = 0; i < n; i++, o += 8) v[i] = BinaryPrimitives.ReadDoubleLittleEndian(s[o..]);
-        _m = m; _v = v; Steps = steps;
+        (_m, _v, Steps) = n == 0 ? (null, null, steps) : (m, v, steps); // no values: before the first step
     }
 }

@@ -47,7 +47,8 @@ public interface IAggregationStrategy
         return sums.ToDictionary(kv => kv.Key, kv => weights[kv.Key] > 0 ? kv.Value / weights[kv.Key] : double.NaN);
     }
 
-    /// <summary>State to persist after each round (null when stateless).</summary>
+    /// <summary>State to persist after each round (null when stateless). A stateful strategy returns its state also before
+    /// its first round: the server takes it before each close and puts it back when the close fails in the store.</summary>
     byte[]? SaveState() => null;
 
     /// <summary>Restores what <see cref="SaveState"/> returned.</summary>

@@ -132,23 +132,46 @@ public sealed class FlLoadClient : IAsyncDisposable
         public string? ClientId { get; set; }
         public string? Credential { get; set; }
         public (int Round, UploadHeader Header)? Pending { get; set; } // an upload cut by a dropout, resumed when the client comes back
+        public volatile string Phase = "start"; // what the client is waiting for (diagnostics of a run that does not finish)
 
         public Metadata Auth() => new() { { FlServer.ClientIdHeader, ClientId! }, { FlServer.CredentialHeader, Credential! } };
     }
 
+    private readonly ConcurrentDictionary<int, Virtual> _virtuals = new();
+
+    /// <summary>Where each client that has not finished stands (phase and endpoint), grouped: what a run that does not
+    /// finish is waiting for.</summary>
+    public string DescribeUnfinished() => string.Join("; ", _virtuals.Values.Where(v => v.Phase != "done")
+        .GroupBy(v => (v.Phase, v.Endpoint)).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} × {g.Key.Phase} @ endpoint {g.Key.Endpoint}"));
+
     private async Task RunClientAsync(int index, CancellationToken ct)
     {
         var v = new Virtual(index, index % _rpcs.Length);
+        _virtuals[index] = v;
+        try { await RunClientCoreAsync(v, ct).ConfigureAwait(false); }
+        catch (Exception e)
+        {
+            v.Phase = $"failed in '{v.Phase}': {e.GetType().Name}: {e.Message}";
+            throw;
+        }
+    }
+
+    private async Task RunClientCoreAsync(Virtual v, CancellationToken ct)
+    {
+        int index = v.Index;
         var dropRng = new Rng(Mix(_options.Seed, (ulong)index, 0xD209));
         long examples = NumExamples(_options.Seed, index);
+        v.Phase = "enrol";
         var enrol = await Call(v, rpc => rpc.EnrolAsync(new EnrolRequest { Token = _options.Token, DisplayName = $"load-{index}", NumExamples = examples },
             cancellationToken: ct).ResponseAsync, ct).ConfigureAwait(false);
         (v.ClientId, v.Credential) = (enrol.ClientId, enrol.Credential);
         while (true)
         {
             ct.ThrowIfCancellationRequested();
+            v.Phase = "get-task";
             var task = await Call(v, rpc => rpc.GetTaskAsync(new GetTaskRequest(), v.Auth(), cancellationToken: ct).ResponseAsync, ct).ConfigureAwait(false);
-            if (task.Kind == TaskKind.Done) return;
+            if (task.Kind == TaskKind.Done) { v.Phase = "done"; return; }
+            v.Phase = $"task {task.Kind} round {task.Round}";
             if (task.Kind != TaskKind.Train)
             {
                 await Task.Delay(TimeSpan.FromSeconds(Math.Clamp(task.RetryAfterSeconds, 0.05, 10)), ct).ConfigureAwait(false);
@@ -184,6 +207,7 @@ public sealed class FlLoadClient : IAsyncDisposable
     private async Task DownloadAsync(Virtual v, TaskReply task, CancellationToken ct)
     {
         long expected = 4L * task.Layout.Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+        v.Phase = $"download v{task.GlobalVersion}";
         await Call(v, async rpc =>
         {
             using var call = rpc.DownloadGlobal(new DownloadRequest { GlobalVersion = task.GlobalVersion }, v.Auth(), cancellationToken: ct);
@@ -203,6 +227,7 @@ public sealed class FlLoadClient : IAsyncDisposable
     private async Task UploadAsync(Virtual v, TaskReply task, long examples, bool cutAfterHalf, CancellationToken ct)
     {
         int length = checked((int)task.Layout.Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)));
+        v.Phase = $"upload slot round {task.Round}";
         while (!await _uploads.WaitAsync(_options.HeartbeatInterval, ct).ConfigureAwait(false))
             try { await _rpcs[v.Endpoint].HeartbeatAsync(new HeartbeatRequest { Round = task.Round }, v.Auth(), cancellationToken: ct).ResponseAsync.ConfigureAwait(false); }
             catch (RpcException) { } // a missed heartbeat is not fatal
@@ -222,6 +247,7 @@ public sealed class FlLoadClient : IAsyncDisposable
                     long offset = 0;
                     try
                     {
+                        v.Phase = $"query upload round {task.Round}";
                         var state = await rpc.QueryUploadAsync(new QueryUploadRequest { UploadId = header.UploadId }, v.Auth(), cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
                         if (state.Status != UploadStatus.Incomplete) { Finish(v, task, header, state.Status, state.Reason); return; }
                         offset = state.BytesReceived;
@@ -231,6 +257,7 @@ public sealed class FlLoadClient : IAsyncDisposable
                     using var cut = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     using var call = rpc.UploadUpdate(v.Auth(), cancellationToken: cut.Token);
                     bool answered = false;
+                    v.Phase = $"send from {offset} round {task.Round}";
                     try
                     {
                         await call.RequestStream.WriteAsync(new UploadMessage { Header = header }, cut.Token).ConfigureAwait(false);
@@ -259,6 +286,7 @@ public sealed class FlLoadClient : IAsyncDisposable
                         try { await call.ResponseAsync.ConfigureAwait(false); } catch (RpcException) { }
                         return;
                     }
+                    v.Phase = $"upload reply round {task.Round}";
                     if (!answered) await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                     var reply = await call.ResponseAsync.ConfigureAwait(false);
                     if (reply.Status != UploadStatus.Incomplete) { Finish(v, task, header, reply.Status, reply.Reason); return; }
@@ -266,6 +294,7 @@ public sealed class FlLoadClient : IAsyncDisposable
                 catch (RpcException e) when (Transient(e.StatusCode) && DateTime.UtcNow < deadline && !ct.IsCancellationRequested)
                 {
                     v.Endpoint = (v.Endpoint + 1) % _rpcs.Length;
+                    v.Phase = $"upload retry ({e.StatusCode}) round {task.Round}";
                     await Task.Delay(200, ct).ConfigureAwait(false);
                 }
             }

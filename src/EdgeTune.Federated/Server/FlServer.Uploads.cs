@@ -114,7 +114,10 @@ public sealed partial class FlServer
                 // them again; bytes that come back wrong fail the digest, so the upload is refused, never accepted. A process
                 // kill loses nothing (the bytes are in the page cache). An fsync per 1 MiB chunk cost 5-50 ms inside the
                 // coordinator's turn, which every other call of the task waits for.
-                using (var part = File.OpenHandle(_store.PartPath(uploadId), FileMode.Open, FileAccess.Write, FileShare.None))
+                // OpenOrCreate: the part file may be missing where the upload's record is not (a coordinator that moved to
+                // another machine of a PostgreSQL cluster, whose part files stayed in the dead silo's folder: the server then
+                // holds 0 bytes, says so, and the client sends the update again from its start)
+                using (var part = File.OpenHandle(_store.PartPath(uploadId), FileMode.OpenOrCreate, FileAccess.Write, FileShare.None))
                     RandomAccess.Write(part, fresh, have);
                 have += fresh.Length;
             }
@@ -241,6 +244,13 @@ public sealed partial class FlServer
             lock (_lock) if (!_disposed && IsFinished()) _done.TrySetResult();
         }
         catch (ObjectDisposedException) { }
+        catch (Exception e) when (e is System.Data.Common.DbException or IOException or TimeoutException)
+        {
+            // the store failed (a PostgreSQL restart, a dropped connection, a full disk): nothing of the close was committed
+            // and the strategy's state was put back, so the next tick (100 ms later) tries again; the server stays up
+            Volatile.Write(ref _closeFailures, _closeFailures + 1);
+            CloseFailed?.Invoke(e);
+        }
         finally
         {
             if (_roundSpan is not null) // the round's version is stored, but the server stopped (or failed) before the end of Tick
@@ -251,6 +261,14 @@ public sealed partial class FlServer
             Volatile.Write(ref _ticking, 0);
         }
     }
+
+    private int _closeFailures;
+
+    /// <summary>Round closes that failed in the store and were retried (diagnostics and tests).</summary>
+    internal int CloseFailures => Volatile.Read(ref _closeFailures);
+
+    /// <summary>Raised when a round's close fails in the state store (it is retried on the next tick): for the host's log.</summary>
+    public event Action<Exception>? CloseFailed;
 
     private FlRoundResult? TryCompleteLocked()
     {
@@ -276,6 +294,19 @@ public sealed partial class FlServer
             }
         }
         if (closedBy is null) return null;
+        // a close that fails before its commit leaves the store as it was; the strategy's state (server optimiser moments,
+        // privacy accountant) is put back too, so that the retry does not advance it twice
+        byte[]? strategyBefore = _strategy.SaveState();
+        try { return CloseLocked(round, closedBy, now, accepted, assigned); }
+        catch
+        {
+            if (strategyBefore is not null) _strategy.LoadState(strategyBefore);
+            throw;
+        }
+    }
+
+    private FlRoundResult CloseLocked(StoredRound round, string closedBy, double now, int accepted, IReadOnlyList<(string ClientId, double AssignedAt)> assigned)
+    {
         _roundSpan = FederatedTelemetry.StartRound(round.Round, DateTimeOffset.FromUnixTimeMilliseconds((long)(round.StartedAt * 1000)));
 
         float[] next;

@@ -97,11 +97,13 @@ public sealed class FlServerHost : IAsyncDisposable
                 if (silo.ClusterConnectionString is { } cs) o.UsePostgresClustering(cs, silo.SiloAddress, siloPort, gatewayPort, "edgetune-fl", "edgetune-fl-" + silo.Task);
                 else o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
                 o.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = TimeSpan.FromSeconds(30));
-                // a silo that stops answering is declared dead within seconds, so its grains move on promptly; two votes, so
-                // that one peer's missed probes (a silo busy taking over clients) do not kill a live silo
+                // a silo that stops answering is declared dead after 3 missed probes of 5 s (Orleans' defaults), so its grains
+                // move on within about 15 s; two votes where three or more silos live. Probes of 2 s declared live silos dead on
+                // a loaded 2-core machine (3 silos, 300 clients and PostgreSQL): a silo stalled for 6 s by the others was voted
+                // dead by the one peer left after the kill, and stopped itself
                 o.Configure<ClusterMembershipOptions>(m =>
                 {
-                    m.ProbeTimeout = TimeSpan.FromSeconds(2);
+                    m.ProbeTimeout = TimeSpan.FromSeconds(5);
                     m.NumMissedProbesLimit = 3;
                     m.NumVotesForDeathDeclaration = 2;
                     m.TableRefreshTimeout = TimeSpan.FromSeconds(2);

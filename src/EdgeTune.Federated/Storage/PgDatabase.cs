@@ -51,14 +51,23 @@ internal sealed class PgDatabase : IDisposable
         return inner.Message;
     }
 
-    /// <summary>Runs DDL (CREATE ... IF NOT EXISTS) in a transaction holding a database-wide advisory lock, so silos that
-    /// start together do not race on the catalog (PostgreSQL's IF NOT EXISTS is not safe against concurrent creators).</summary>
+    /// <summary>Runs DDL (CREATE ... IF NOT EXISTS; our own statements separated by ';', none inside a literal) in a
+    /// transaction holding a database-wide advisory lock, so silos that start together do not race on the catalog
+    /// (PostgreSQL's IF NOT EXISTS is not safe against concurrent creators).
+    /// <para>One command per statement: Npgsql writes the second and later statements of a multi-statement command
+    /// asynchronously even on its synchronous API, and that write waits for a thread-pool thread. In a silo taking over
+    /// 300 clients after a kill, the thread-pool queue held it for 30 s: the server never received the DDL, the command
+    /// timed out and the coordinator's activation failed (seen with pg_stat_activity: "idle in transaction", ClientRead).</para></summary>
     public void CreateSchema(string ddl)
     {
         using var c = Open();
         using var tx = c.BeginTransaction();
         using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(7146202501)", c, tx)) lockCmd.ExecuteNonQuery();
-        using (var cmd = new NpgsqlCommand(ddl, c, tx)) cmd.ExecuteNonQuery();
+        foreach (var statement in ddl.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            using var cmd = new NpgsqlCommand(statement, c, tx);
+            cmd.ExecuteNonQuery();
+        }
         tx.Commit();
     }
 
