@@ -59,6 +59,8 @@ internal sealed class FlGrpcService(IFlService server, Action<Exception>? onErro
                 var m = requestStream.Current;
                 if (m.KindCase != UploadMessage.KindOneofCase.Chunk) throw new FlRejectedException(StatusCode.InvalidArgument, "only chunks may follow the header");
                 state = await server.AppendChunkAsync(client, header.UploadId, m.Chunk.Offset, m.Chunk.Data.Memory).ConfigureAwait(false);
+                // a chunk past what the server holds was not taken: answer now with where the client must resume
+                if (state.Status == UploadStatus.Incomplete && state.BytesReceived < m.Chunk.Offset) break;
             }
             if (state.Status == UploadStatus.Accepted) await server.TickAsync().ConfigureAwait(false);
             return state;

@@ -82,8 +82,10 @@ public sealed partial class FlServer
         return f.Exists ? f.Length : 0;
     }
 
-    /// <summary>Appends a chunk at <paramref name="offset"/> (bytes the server already holds are skipped; a gap is an
-    /// error). When the upload is complete it is finished at once.</summary>
+    /// <summary>Appends a chunk at <paramref name="offset"/> (bytes the server already holds are skipped). A chunk beyond what
+    /// the server holds is not taken: the reply says Incomplete with the bytes it holds, where the client resumes (the server
+    /// lost the tail it had said it held: a coordinator that moved to another machine, a part file cut by a crash). When the
+    /// upload is complete it is finished at once.</summary>
     public UploadReply AppendChunk(string clientId, string uploadId, long offset, ReadOnlySpan<byte> data)
     {
         if (data.Length > MaxChunkBytes) throw new FlRejectedException(StatusCode.InvalidArgument, $"chunk of {data.Length} bytes exceeds {MaxChunkBytes}");
@@ -94,7 +96,7 @@ public sealed partial class FlServer
             if (u.Status != "receiving") return StateOf(u);
             _lastSeen[clientId] = FlStateStore.Now(); // a client sending its update is alive, however long the upload takes
             long have = PartLength(uploadId);
-            if (offset > have) throw new FlRejectedException(StatusCode.OutOfRange, $"chunk at offset {offset} leaves a gap (the server holds {have} bytes)");
+            if (offset > have) return new UploadReply { Status = UploadStatus.Incomplete, BytesReceived = have };
             if (offset < 0) throw new FlRejectedException(StatusCode.OutOfRange, $"negative offset {offset}");
             long skip = have - offset;
             if (skip < data.Length)

@@ -127,6 +127,9 @@ public sealed class FlStreamingAggregationTests : IDisposable
         Assert.Equal(UploadStatus.Incomplete, server.AppendChunk(ids[0], header.UploadId, 0, payload.AsSpan(0, 100)).Status);
         File.Delete(Directory.GetFiles(_folder, "*.part", SearchOption.AllDirectories).Single());
 
+        // the client, still streaming, sends its next chunk: not taken, the reply says where to resume
+        var next = server.AppendChunk(ids[0], header.UploadId, 100, payload.AsSpan(100, 100));
+        Assert.Equal((UploadStatus.Incomplete, 0L), (next.Status, next.BytesReceived));
         var state = server.QueryUpload(ids[0], header.UploadId);
         Assert.Equal((UploadStatus.Incomplete, 0L), (state.Status, state.BytesReceived));
         Assert.Equal(UploadStatus.Accepted, server.AppendChunk(ids[0], header.UploadId, 0, payload).Status);
