@@ -91,14 +91,24 @@ public static class FlServeCommand
                 Server = options, Layout = layout, InitialGlobal = AdapterVector.Read(adapter), Evaluate = evaluate,
                 SiloPort = parse.GetValue(siloPort), PrimarySiloPort = parse.GetValue(primarySilo),
                 ClusterConnectionString = parse.GetValue(cluster), SiloAddress = parse.GetValue(siloAddress)!,
-                ServerStarted = server => server.RoundCompleted += r =>
+                ServerStarted = server =>
                 {
-                    lock (evalLock)
+                    string? lastFailure = null; // the store failure last reported (the close is retried every 100 ms while it lasts)
+                    server.RoundCompleted += r =>
                     {
-                        AdapterVector.Write(adapter, server.Global);
-                        AdapterFiles.Save(adapter, Path.Combine(server.StateFolder, "global"), parse.GetValue(model));
-                    }
-                    err.WriteLine(FlCommand.Describe(r));
+                        Volatile.Write(ref lastFailure, null);
+                        lock (evalLock)
+                        {
+                            AdapterVector.Write(adapter, server.Global);
+                            AdapterFiles.Save(adapter, Path.Combine(server.StateFolder, "global"), parse.GetValue(model));
+                        }
+                        err.WriteLine(FlCommand.Describe(r));
+                    };
+                    server.CloseFailed += e =>
+                    {
+                        string what = e.GetType().Name + ": " + e.Message;
+                        if (Interlocked.Exchange(ref lastFailure, what) != what) err.WriteLine($"fl serve: closing the round failed in the state store ({what}); retrying");
+                    };
                 },
             };
             await using var host = await FlServerHost.StartSiloAsync(silo, new FlHostOptions
