@@ -40,6 +40,10 @@ public static unsafe class QuantGemv
             int nbp = QuantIntDot.PaddedBlocks(nb);
             bool wide = integer && path == IntDotPath.Avx512 && QuantIntDot.Avx512Supported && w.Format is QuantFormat.Q8_0 or QuantFormat.Q4_0 && nbp <= 4096;
             var (xd, xo) = wide ? job.WideBuffers(m * nbp) : (Array.Empty<float>(), Array.Empty<float>());
+            // Q4_0 with VBMI: four rows at a time straight from the GGUF blocks, x regrouped (QuantIntDot.DotQ4x4Vbmi).
+            bool vbmi = wide && w.Format == QuantFormat.Q4_0 && QuantIntDot.Q4VbmiSupported;
+            int xrBytes = QuantIntDot.RegroupedBytes(nb);
+            var xr = vbmi ? job.RegroupBuffer(m * xrBytes) : Array.Empty<sbyte>();
             // Rows are handed out in groups of four; below ParallelBytes of weight the pool's hand-off costs more than it saves.
             long bytes = (long)n * w.RowBytes;
             int groups = (n + 3) / 4;
@@ -51,12 +55,16 @@ public static unsafe class QuantGemv
             fixed (float* ps = xs)
             fixed (float* pd = xd)
             fixed (float* po = xo)
+            fixed (sbyte* pr = xr)
             {
                 if (wide)
                     for (int i = 0; i < m; i++)
+                    {
                         QuantIntDot.PrepareAvx512(pq + (nint)i * k, ps + (nint)i * nb, nb, pd + (nint)i * nbp, po + (nint)i * nbp);
+                        if (vbmi) QuantIntDot.RegroupActivation(pq + (nint)i * k, nb, pr + (nint)i * xrBytes);
+                    }
                 job.X = px; job.W = pw; job.Y = py; job.Xq = pq; job.Xs = ps;
-                job.Xd = pd; job.Xo = po; job.Wide = wide;
+                job.Xd = pd; job.Xo = po; job.Wide = wide; job.Xr = vbmi ? pr : null; job.XrBytes = xrBytes;
                 job.M = m; job.N = n; job.K = k; job.RowBytes = w.RowBytes;
                 job.Format = w.Format; job.Accumulate = accumulate; job.Width = width; job.Integer = integer; job.Path = path; job.Tasks = tasks;
                 if (tasks == 1) job.Task(0);
@@ -74,8 +82,8 @@ public static unsafe class QuantGemv
         public readonly Action<int> Body;
         public float* X, Y, Xs, Xd, Xo;
         public byte* W;
-        public sbyte* Xq;
-        public int M, N, K, RowBytes, Tasks;
+        public sbyte* Xq, Xr;
+        public int M, N, K, RowBytes, Tasks, XrBytes;
         public QuantFormat Format;
         public bool Accumulate, Integer, Wide;
         public SimdWidth Width;
@@ -83,6 +91,7 @@ public static unsafe class QuantGemv
         private sbyte[] _xq = [];
         private float[] _xs = [];
         private float[] _xd = [], _xo = [];
+        private sbyte[] _xr = [];
 
         private Job() => Body = Task;
 
@@ -99,7 +108,7 @@ public static unsafe class QuantGemv
         {
             j.X = j.Y = j.Xs = j.Xd = j.Xo = null;
             j.W = null;
-            j.Xq = null;
+            j.Xq = j.Xr = null;
             t_idle = j;
         }
 
@@ -108,6 +117,12 @@ public static unsafe class QuantGemv
             if (_xq.Length < codes) _xq = new sbyte[codes];
             if (_xs.Length < scales) _xs = new float[scales];
             return (_xq, _xs);
+        }
+
+        public sbyte[] RegroupBuffer(int bytes)
+        {
+            if (_xr.Length < bytes) _xr = new sbyte[bytes];
+            return _xr;
         }
 
         public (float[] D, float[] Offset) WideBuffers(int scales)
@@ -147,7 +162,23 @@ public static unsafe class QuantGemv
             float* dw = stackalloc float[4 * nbp];
             bool q8 = Format == QuantFormat.Q8_0;
             int j = j0;
-            if (!q8)
+            if (!q8 && Xr != null)
+            {
+                // Q4_0, VBMI: four rows at a time, scales taken inside the kernel (no per-row scale pass).
+                float* four = stackalloc float[4];
+                for (; j + 4 <= j1; j += 4)
+                {
+                    byte* row = W + (nint)j * RowBytes;
+                    if (j + 4 < j1) Prefetch(row + 4 * (nint)RowBytes, 4 * RowBytes);
+                    for (int i = 0; i < M; i++)
+                    {
+                        QuantIntDot.DotQ4x4Vbmi(row, RowBytes, nb, Xr + (nint)i * XrBytes, Xd + (nint)i * nbp, Xo + (nint)i * nbp, four);
+                        float* d = Y + (nint)i * N + j;
+                        for (int r = 0; r < 4; r++) d[r] = Accumulate ? d[r] + four[r] : four[r];
+                    }
+                }
+            }
+            else if (!q8)
             {
                 // Q4_0: four rows at a time (x loaded once per block for all four, one reduction per row).
                 float* four = stackalloc float[4];

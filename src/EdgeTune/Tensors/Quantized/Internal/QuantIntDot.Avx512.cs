@@ -221,6 +221,138 @@ internal static unsafe partial class QuantIntDot
         result[3] = Vector128.Sum(hi.GetUpper());
     }
 
+    /// <summary>Whether the four-row Q4_0 kernel that reads the GGUF blocks with byte permutes (<see cref="DotQ4x4Vbmi"/>) runs here.</summary>
+    public static bool Q4VbmiSupported => Avx512BW.IsSupported && Avx512Vbmi.IsSupported;
+
+    /// <summary>Bytes of the regrouped x that <see cref="DotQ4x4Vbmi"/> reads: 128 per group of four blocks (the last group zero padded).</summary>
+    public static int RegroupedBytes(int blocks) => (blocks + 3) / 4 * 4 * Block;
+
+    /// <summary>x's codes regrouped for <see cref="DotQ4x4Vbmi"/>: per group of four blocks, the first halves
+    /// (elements 0..15) of the four blocks, then their second halves (16..31); blocks past the row are zeros.</summary>
+    public static void RegroupActivation(sbyte* q, int blocks, sbyte* dst)
+    {
+        int padded = (blocks + 3) / 4 * 4;
+        for (int b = 0; b < padded; b++)
+        {
+            sbyte* g = dst + (nint)(b / 4) * 4 * Block + b % 4 * 16;
+            var lo = b < blocks ? Vector128.Load(q + b * Block) : Vector128<sbyte>.Zero;
+            var hi = b < blocks ? Vector128.Load(q + b * Block + 16) : Vector128<sbyte>.Zero;
+            lo.Store(g);
+            hi.Store(g + 64);
+        }
+    }
+
+    /// <summary>
+    /// Four Q4_0 rows (<paramref name="row0"/> and the three after it, <paramref name="rowBytes"/> apart, GGUF blocks as
+    /// stored) against one quantized x row: out[r] = Σ_b d_w(r, b)·d_x(b)·Σ_j (c−8)·x, as <see cref="DotQ4x4Avx512"/>
+    /// but with no per-row scale pass. Per row and group of four blocks (72 bytes) two loads cover the group (bytes
+    /// [0, 64) and [8, 72)); one two-register byte permute (vpermt2b) packs the group's 64 code bytes into one
+    /// register (block i in 128-bit lane i), and one per pair of rows collects the f16 scales of four blocks of both
+    /// rows, widened for all four rows at once (<see cref="HalvesToSingles"/>, exact). x comes regrouped
+    /// (<see cref="RegroupActivation"/>) so that its first and second halves of the four blocks are two plain loads.
+    /// The last, partial group is read with masked loads (zeros past the row: no byte after the last row is touched).
+    /// <paramref name="dx"/>, <paramref name="offset"/>: as in <see cref="DotQ4Avx512"/> (padded to 16 blocks).
+    /// Block products are exact integers; only the float summation order differs from <see cref="DotScalar{TC}"/>.
+    /// </summary>
+    public static void DotQ4x4Vbmi(byte* row0, int rowBytes, int blocks, sbyte* xr, float* dx, float* offset, float* result)
+    {
+        byte* r0 = row0, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0, corr = acc0;
+        int b = 0;
+        for (; b + 4 <= blocks; b += 4)
+        {
+            nint o = (nint)b * 18;
+            Q4Group(Vector512.Load(r0 + o), Vector512.Load(r0 + o + 8), Vector512.Load(r1 + o), Vector512.Load(r1 + o + 8),
+                Vector512.Load(r2 + o), Vector512.Load(r2 + o + 8), Vector512.Load(r3 + o), Vector512.Load(r3 + o + 8),
+                xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
+        }
+        if (b < blocks)
+        {
+            nint o = (nint)b * 18;
+            int v = (blocks - b) * 18;
+            Q4Group(LoadUpTo(r0 + o, v), LoadUpTo(r0 + o + 8, v - 8), LoadUpTo(r1 + o, v), LoadUpTo(r1 + o + 8, v - 8),
+                LoadUpTo(r2 + o, v), LoadUpTo(r2 + o + 8, v - 8), LoadUpTo(r3 + o, v), LoadUpTo(r3 + o + 8, v - 8),
+                xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
+        }
+        // corr's 128-bit lane r holds row r's −8 offsets.
+        result[0] = Vector512.Sum(acc0) - Vector128.Sum(corr.GetLower().GetLower());
+        result[1] = Vector512.Sum(acc1) - Vector128.Sum(corr.GetLower().GetUpper());
+        result[2] = Vector512.Sum(acc2) - Vector128.Sum(corr.GetUpper().GetLower());
+        result[3] = Vector512.Sum(acc3) - Vector128.Sum(corr.GetUpper().GetUpper());
+    }
+
+    /// <summary>One group of four blocks of four rows (a_r: the group's bytes [0, 64) of row r, b_r: [8, 72)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q4Group(Vector512<byte> a0, Vector512<byte> b0, Vector512<byte> a1, Vector512<byte> b1,
+        Vector512<byte> a2, Vector512<byte> b2, Vector512<byte> a3, Vector512<byte> b3, sbyte* xr, float* dx, float* offset,
+        ref Vector512<float> acc0, ref Vector512<float> acc1, ref Vector512<float> acc2, ref Vector512<float> acc3, ref Vector512<float> corr)
+    {
+        // Scales: dword lane 4r+i holds the f16 of row r, block i in its low half (the upper half is ignored).
+        var s01 = Avx512Vbmi.PermuteVar64x8x2(a0, s_q4Scales01, a1);
+        var s23 = Avx512Vbmi.PermuteVar64x8x2(a2, s_q4Scales23, a3);
+        var dw = HalvesToSingles(Vector512.Create(s01.GetLower(), s23.GetUpper()).AsUInt32());
+        corr = Avx512F.FusedMultiplyAdd(dw, Vector512.Create(Vector128.Load(offset)), corr);
+        var sc = dw * Vector512.Create(Vector128.Load(dx));
+        var xl = Vector512.Load(xr);
+        var xh = Vector512.Load(xr + 64);
+        acc0 = Avx512F.FusedMultiplyAdd(Codes4(a0, b0, xl, xh), Avx512F.PermuteVar16x32(sc, s_row0), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Codes4(a1, b1, xl, xh), Avx512F.PermuteVar16x32(sc, s_row1), acc1);
+        acc2 = Avx512F.FusedMultiplyAdd(Codes4(a2, b2, xl, xh), Avx512F.PermuteVar16x32(sc, s_row2), acc2);
+        acc3 = Avx512F.FusedMultiplyAdd(Codes4(a3, b3, xl, xh), Avx512F.PermuteVar16x32(sc, s_row3), acc3);
+    }
+
+    /// <summary>One row's four blocks: int32 lanes 4i..4i+3 hold block i's partial sums of c·x, as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Codes4(Vector512<byte> a, Vector512<byte> b, Vector512<sbyte> xl, Vector512<sbyte> xh)
+    {
+        var c = Avx512Vbmi.PermuteVar64x8x2(a, s_q4Codes, b);
+        var mask = Vector512.Create((byte)0x0F);
+        var lo = c & mask;
+        var hi = Vector512.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & mask;
+        // Pairs ≤ 2·15·127 each, so the two int16 sums stay below 2¹⁵.
+        var p16 = Avx512BW.MultiplyAddAdjacent(lo, xl) + Avx512BW.MultiplyAddAdjacent(hi, xh);
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(p16, Vector512.Create((short)1)));
+    }
+
+    /// <summary>vpermt2b indices over a group's bytes [0, 64) ++ [8, 72): byte 16i+j = code byte j of block i (group byte 18i+2+j).</summary>
+    private static readonly Vector512<byte> s_q4Codes = Q4CodeIndex();
+
+    /// <summary>vpermt2b indices over rows (p, q)'s bytes [0, 64): dword lane 4·p'+i (p' the row's place in the pair, lanes
+    /// 0..7 for rows 0/1, 8..15 for rows 2/3) gets that row's block-i scale bytes 18i, 18i+1.</summary>
+    private static readonly Vector512<byte> s_q4Scales01 = Q4ScaleIndex(0), s_q4Scales23 = Q4ScaleIndex(8);
+
+    // vpermps indices: row r's scale of block i (lane 4r+i) over block i's four lanes.
+    private static readonly Vector512<int> s_row0 = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    private static readonly Vector512<int> s_row1 = s_row0 + Vector512.Create(4);
+    private static readonly Vector512<int> s_row2 = s_row1 + Vector512.Create(4);
+    private static readonly Vector512<int> s_row3 = s_row2 + Vector512.Create(4);
+
+    private static Vector512<byte> Q4CodeIndex()
+    {
+        var idx = stackalloc byte[64];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 16; j++)
+            {
+                int k = 18 * i + 2 + j;
+                idx[16 * i + j] = (byte)(k < 64 ? k : 64 + k - 8);
+            }
+        return Vector512.Load(idx);
+    }
+
+    private static Vector512<byte> Q4ScaleIndex(int firstLane)
+    {
+        var idx = stackalloc byte[64];
+        for (int i = 0; i < 64; i++) idx[i] = 0;
+        for (int p = 0; p < 2; p++)
+            for (int i = 0; i < 4; i++)
+            {
+                int lane = firstLane + 4 * p + i;
+                idx[4 * lane] = (byte)(64 * p + 18 * i);
+                idx[4 * lane + 1] = (byte)(64 * p + 18 * i + 1);
+            }
+        return Vector512.Load(idx);
+    }
+
     // vpermps indices: block i of a four-block group, repeated over each row's four lanes.
     private static readonly Vector512<int> s_lane0 = Vector512.Create(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
     private static readonly Vector512<int> s_lane1 = s_lane0 + Vector512<int>.One;
