@@ -193,6 +193,28 @@ public class QuantGemmTests
             }
     }
 
+    /// <summary>The VBMI Q4_0 kernel widens f16 scales from the upper halves of dwords: every one of the 65,536 patterns
+    /// (Inf, NaN, subnormals) must come out as System.Half's conversion, whatever the lower halves hold.</summary>
+    [SkippableFact]
+    public void UpperHalvesToSinglesConvertsEveryHalfExactly()
+    {
+        Skip.IfNot(QuantIntDot.Q4VbmiSupported, "this machine has no AVX-512 VBMI (the kernel is not used here)");
+        var rng = new Random(5);
+        var lanes = new int[16];
+        for (int start = 0; start < 65536; start += 16)
+        {
+            for (int i = 0; i < 16; i++) lanes[i] = (start + i) << 16 | rng.Next(0, 65536);
+            var got = QuantIntDot.UpperHalvesToSingles(System.Runtime.Intrinsics.Vector512.Create(lanes));
+            for (int i = 0; i < 16; i++)
+            {
+                float want = (float)BitConverter.UInt16BitsToHalf((ushort)(start + i));
+                float g = got[i];
+                Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(g) || float.IsNaN(want) && float.IsNaN(g),
+                    $"half 0x{start + i:X4}: {g} vs {want}");
+            }
+        }
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]

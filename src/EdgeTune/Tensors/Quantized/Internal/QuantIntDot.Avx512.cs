@@ -245,33 +245,50 @@ internal static unsafe partial class QuantIntDot
     /// <summary>
     /// Four Q4_0 rows (<paramref name="row0"/> and the three after it, <paramref name="rowBytes"/> apart, GGUF blocks as
     /// stored) against one quantized x row: out[r] = Σ_b d_w(r, b)·d_x(b)·Σ_j (c−8)·x, as <see cref="DotQ4x4Avx512"/>
-    /// but with no per-row scale pass. Per row and group of four blocks (72 bytes) two loads cover the group (bytes
-    /// [0, 64) and [8, 72)); one two-register byte permute (vpermt2b) packs the group's 64 code bytes into one
-    /// register (block i in 128-bit lane i), and one per pair of rows collects the f16 scales of four blocks of both
-    /// rows, widened for all four rows at once (<see cref="HalvesToSingles"/>, exact). x comes regrouped
-    /// (<see cref="RegroupActivation"/>) so that its first and second halves of the four blocks are two plain loads.
-    /// The last, partial group is read with masked loads (zeros past the row: no byte after the last row is touched).
-    /// <paramref name="dx"/>, <paramref name="offset"/>: as in <see cref="DotQ4Avx512"/> (padded to 16 blocks).
-    /// Block products are exact integers; only the float summation order differs from <see cref="DotScalar{TC}"/>.
+    /// but with no per-row scale pass. A row's eight blocks (144 bytes) are read with three loads ([0, 64), [64, 128),
+    /// [128, 144)); per four blocks one two-register byte permute (vpermt2b) packs their 64 code bytes into one register
+    /// (block i in 128-bit lane i), and one per pair of rows collects the f16 scales of four blocks of both rows, which
+    /// are widened for all four rows at once (<see cref="UpperHalvesToSingles"/>, exact). x comes regrouped
+    /// (<see cref="RegroupActivation"/>) so that the first and second halves of four blocks are two plain loads. The
+    /// last blocks (fewer than eight) go four at a time with masked loads of [0, 64) and [8, 72) (zeros past the row: no
+    /// byte after the last row is touched). <paramref name="dx"/>, <paramref name="offset"/>: as in
+    /// <see cref="DotQ4Avx512"/> (padded to 16 blocks). Block products are exact integers; only the float summation
+    /// order differs from <see cref="DotScalar{TC}"/>.
     /// </summary>
     public static void DotQ4x4Vbmi(byte* row0, int rowBytes, int blocks, sbyte* xr, float* dx, float* offset, float* result)
     {
         byte* r0 = row0, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
         Vector512<float> acc0 = Vector512<float>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0, corr = acc0;
+        // The permute indices, loaded once (the loop keeps them in registers).
+        Vector512<byte> codesA = s_q4CodesA, codesB = s_q4CodesB, codesT = s_q4CodesTail;
+        Vector512<byte> sc01 = s_q4Scales01, sc23 = s_q4Scales23, sc01B = s_q4Scales01B, sc23B = s_q4Scales23B;
         int b = 0;
-        for (; b + 4 <= blocks; b += 4)
+        for (; b + 8 <= blocks; b += 8)
         {
             nint o = (nint)b * 18;
-            Q4Group(Vector512.Load(r0 + o), Vector512.Load(r0 + o + 8), Vector512.Load(r1 + o), Vector512.Load(r1 + o + 8),
-                Vector512.Load(r2 + o), Vector512.Load(r2 + o + 8), Vector512.Load(r3 + o), Vector512.Load(r3 + o + 8),
+            var l00 = Vector512.Load(r0 + o); var l01 = Vector512.Load(r0 + o + 64); var l02 = Vector128.Load(r0 + o + 128).ToVector256Unsafe().ToVector512Unsafe();
+            var l10 = Vector512.Load(r1 + o); var l11 = Vector512.Load(r1 + o + 64); var l12 = Vector128.Load(r1 + o + 128).ToVector256Unsafe().ToVector512Unsafe();
+            var l20 = Vector512.Load(r2 + o); var l21 = Vector512.Load(r2 + o + 64); var l22 = Vector128.Load(r2 + o + 128).ToVector256Unsafe().ToVector512Unsafe();
+            var l30 = Vector512.Load(r3 + o); var l31 = Vector512.Load(r3 + o + 64); var l32 = Vector128.Load(r3 + o + 128).ToVector256Unsafe().ToVector512Unsafe();
+            // Blocks b..b+3: bytes [0, 72) of each row, in [0, 64) ++ [64, 128).
+            Q4Group(Avx512Vbmi.PermuteVar64x8x2(l00, codesA, l01), Avx512Vbmi.PermuteVar64x8x2(l10, codesA, l11),
+                Avx512Vbmi.PermuteVar64x8x2(l20, codesA, l21), Avx512Vbmi.PermuteVar64x8x2(l30, codesA, l31),
+                Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30),
                 xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
+            // Blocks b+4..b+7: bytes [72, 144), in [64, 128) ++ [128, 144).
+            Q4Group(Avx512Vbmi.PermuteVar64x8x2(l01, codesB, l02), Avx512Vbmi.PermuteVar64x8x2(l11, codesB, l12),
+                Avx512Vbmi.PermuteVar64x8x2(l21, codesB, l22), Avx512Vbmi.PermuteVar64x8x2(l31, codesB, l32),
+                Avx512Vbmi.PermuteVar64x8x2(l01, sc01B, l11), Avx512Vbmi.PermuteVar64x8x2(l21, sc23B, l31),
+                xr + (nint)(b + 4) * Block, dx + b + 4, offset + b + 4, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
-        if (b < blocks)
+        for (; b < blocks; b += 4)
         {
             nint o = (nint)b * 18;
             int v = (blocks - b) * 18;
-            Q4Group(LoadUpTo(r0 + o, v), LoadUpTo(r0 + o + 8, v - 8), LoadUpTo(r1 + o, v), LoadUpTo(r1 + o + 8, v - 8),
-                LoadUpTo(r2 + o, v), LoadUpTo(r2 + o + 8, v - 8), LoadUpTo(r3 + o, v), LoadUpTo(r3 + o + 8, v - 8),
+            var l00 = LoadUpTo(r0 + o, v); var l10 = LoadUpTo(r1 + o, v); var l20 = LoadUpTo(r2 + o, v); var l30 = LoadUpTo(r3 + o, v);
+            Q4Group(Avx512Vbmi.PermuteVar64x8x2(l00, codesT, LoadUpTo(r0 + o + 8, v - 8)), Avx512Vbmi.PermuteVar64x8x2(l10, codesT, LoadUpTo(r1 + o + 8, v - 8)),
+                Avx512Vbmi.PermuteVar64x8x2(l20, codesT, LoadUpTo(r2 + o + 8, v - 8)), Avx512Vbmi.PermuteVar64x8x2(l30, codesT, LoadUpTo(r3 + o + 8, v - 8)),
+                Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30),
                 xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
         // corr's 128-bit lane r holds row r's −8 offsets.
@@ -281,31 +298,44 @@ internal static unsafe partial class QuantIntDot
         result[3] = Vector512.Sum(acc3) - Vector128.Sum(corr.GetUpper().GetUpper());
     }
 
-    /// <summary>One group of four blocks of four rows (a_r: the group's bytes [0, 64) of row r, b_r: [8, 72)).</summary>
+    /// <summary>One group of four blocks of four rows: c_r, row r's 64 code bytes (block i in 128-bit lane i); s01, s23:
+    /// the scales of rows 0/1 and 2/3, f16 in the upper half of dword lane 4r+i (lanes 0..7 of s01, 8..15 of s23).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q4Group(Vector512<byte> a0, Vector512<byte> b0, Vector512<byte> a1, Vector512<byte> b1,
-        Vector512<byte> a2, Vector512<byte> b2, Vector512<byte> a3, Vector512<byte> b3, sbyte* xr, float* dx, float* offset,
+    private static void Q4Group(Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3,
+        Vector512<byte> s01, Vector512<byte> s23, sbyte* xr, float* dx, float* offset,
         ref Vector512<float> acc0, ref Vector512<float> acc1, ref Vector512<float> acc2, ref Vector512<float> acc3, ref Vector512<float> corr)
     {
-        // Scales: dword lane 4r+i holds the f16 of row r, block i in its low half (the upper half is ignored).
-        var s01 = Avx512Vbmi.PermuteVar64x8x2(a0, s_q4Scales01, a1);
-        var s23 = Avx512Vbmi.PermuteVar64x8x2(a2, s_q4Scales23, a3);
-        var dw = HalvesToSingles(Vector512.Create(s01.GetLower(), s23.GetUpper()).AsUInt32());
-        corr = Avx512F.FusedMultiplyAdd(dw, Vector512.Create(Vector128.Load(offset)), corr);
-        var sc = dw * Vector512.Create(Vector128.Load(dx));
+        var dw = UpperHalvesToSingles(Vector512.ConditionalSelect(s_lower256, s01, s23).AsInt32());
+        corr = Avx512F.FusedMultiplyAdd(dw, Avx512F.BroadcastVector128ToVector512(offset), corr);
+        var sc = dw * Avx512F.BroadcastVector128ToVector512(dx);
         var xl = Vector512.Load(xr);
         var xh = Vector512.Load(xr + 64);
-        acc0 = Avx512F.FusedMultiplyAdd(Codes4(a0, b0, xl, xh), Avx512F.PermuteVar16x32(sc, s_row0), acc0);
-        acc1 = Avx512F.FusedMultiplyAdd(Codes4(a1, b1, xl, xh), Avx512F.PermuteVar16x32(sc, s_row1), acc1);
-        acc2 = Avx512F.FusedMultiplyAdd(Codes4(a2, b2, xl, xh), Avx512F.PermuteVar16x32(sc, s_row2), acc2);
-        acc3 = Avx512F.FusedMultiplyAdd(Codes4(a3, b3, xl, xh), Avx512F.PermuteVar16x32(sc, s_row3), acc3);
+        acc0 = Avx512F.FusedMultiplyAdd(Codes4(c0, xl, xh), Avx512F.PermuteVar16x32(sc, s_row0), acc0);
+        acc1 = Avx512F.FusedMultiplyAdd(Codes4(c1, xl, xh), Avx512F.PermuteVar16x32(sc, s_row1), acc1);
+        acc2 = Avx512F.FusedMultiplyAdd(Codes4(c2, xl, xh), Avx512F.PermuteVar16x32(sc, s_row2), acc2);
+        acc3 = Avx512F.FusedMultiplyAdd(Codes4(c3, xl, xh), Avx512F.PermuteVar16x32(sc, s_row3), acc3);
     }
 
-    /// <summary>One row's four blocks: int32 lanes 4i..4i+3 hold block i's partial sums of c·x, as floats.</summary>
+    /// <summary>The f16 bit patterns in the upper halves of <paramref name="h"/>'s lanes as floats, exactly (lower halves
+    /// ignored): an arithmetic shift by 3 puts the sign in place and the 15 magnitude bits in a float's exponent/mantissa
+    /// (the mask clears the sign's copies and the lower half), times 2^112 as in <see cref="HalvesToSingles"/>; exponent 31
+    /// (Inf/NaN) then gets the float's all-ones exponent.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Codes4(Vector512<byte> a, Vector512<byte> b, Vector512<sbyte> xl, Vector512<sbyte> xh)
+    internal static Vector512<float> UpperHalvesToSingles(Vector512<int> h)
     {
-        var c = Avx512Vbmi.PermuteVar64x8x2(a, s_q4Codes, b);
+        var bits = Vector512.ShiftRightArithmetic(h, 3) & Vector512.Create(unchecked((int)0x8FFFE000));
+        var special = Vector512.Equals(bits & Vector512.Create(0x0F800000), Vector512.Create(0x0F800000));
+        var f = bits.AsSingle() * Vector512.Create(5192296858534827628530496329220096f); // 2^112
+        return (f.AsInt32() | special & Vector512.Create(0x7F800000)).AsSingle();
+    }
+
+    private static readonly Vector512<byte> s_lower256 = Vector512.Create(Vector256<byte>.AllBitsSet, Vector256<byte>.Zero);
+
+    /// <summary>One row's four blocks (code bytes, block i in 128-bit lane i): int32 lanes 4i..4i+3 hold block i's
+    /// partial sums of c·x, as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Codes4(Vector512<byte> c, Vector512<sbyte> xl, Vector512<sbyte> xh)
+    {
         var mask = Vector512.Create((byte)0x0F);
         var lo = c & mask;
         var hi = Vector512.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & mask;
@@ -314,32 +344,27 @@ internal static unsafe partial class QuantIntDot
         return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(p16, Vector512.Create((short)1)));
     }
 
-    /// <summary>vpermt2b indices over a group's bytes [0, 64) ++ [8, 72): byte 16i+j = code byte j of block i (group byte 18i+2+j).</summary>
-    private static readonly Vector512<byte> s_q4Codes = Q4CodeIndex();
-
-    /// <summary>vpermt2b indices over rows (p, q)'s bytes [0, 64): dword lane 4·p'+i (p' the row's place in the pair, lanes
-    /// 0..7 for rows 0/1, 8..15 for rows 2/3) gets that row's block-i scale bytes 18i, 18i+1.</summary>
-    private static readonly Vector512<byte> s_q4Scales01 = Q4ScaleIndex(0), s_q4Scales23 = Q4ScaleIndex(8);
-
-    // vpermps indices: row r's scale of block i (lane 4r+i) over block i's four lanes.
-    private static readonly Vector512<int> s_row0 = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    private static readonly Vector512<int> s_row1 = s_row0 + Vector512.Create(4);
-    private static readonly Vector512<int> s_row2 = s_row1 + Vector512.Create(4);
-    private static readonly Vector512<int> s_row3 = s_row2 + Vector512.Create(4);
-
-    private static Vector512<byte> Q4CodeIndex()
+    /// <summary>vpermt2b indices: byte 16i+j = code byte j of block i, that is window byte start+18i+2+j, where the
+    /// first register holds window bytes [0, 64) and the second those from <paramref name="second"/> on (the 8-block
+    /// step: 64; the tail, which reads [0, 64) and [8, 72): 8).</summary>
+    private static Vector512<byte> Q4CodeIndex(int start, int second)
     {
         var idx = stackalloc byte[64];
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 16; j++)
             {
-                int k = 18 * i + 2 + j;
-                idx[16 * i + j] = (byte)(k < 64 ? k : 64 + k - 8);
+                int k = start + 18 * i + 2 + j;
+                idx[16 * i + j] = (byte)(k < 64 ? k : 64 + k - second);
             }
         return Vector512.Load(idx);
     }
 
-    private static Vector512<byte> Q4ScaleIndex(int firstLane)
+    private static readonly Vector512<byte> s_q4CodesA = Q4CodeIndex(0, 64), s_q4CodesB = Q4CodeIndex(8, 64), s_q4CodesTail = Q4CodeIndex(0, 8);
+
+    /// <summary>vpermt2b indices over two rows' 64-byte windows: dword lane <paramref name="firstLane"/> + 4p + i (p the
+    /// row's place in the pair) gets that row's block-i scale bytes (window bytes <paramref name="start"/> + 18i, +1) in
+    /// its upper half.</summary>
+    private static Vector512<byte> Q4ScaleIndex(int firstLane, int start)
     {
         var idx = stackalloc byte[64];
         for (int i = 0; i < 64; i++) idx[i] = 0;
@@ -347,11 +372,20 @@ internal static unsafe partial class QuantIntDot
             for (int i = 0; i < 4; i++)
             {
                 int lane = firstLane + 4 * p + i;
-                idx[4 * lane] = (byte)(64 * p + 18 * i);
-                idx[4 * lane + 1] = (byte)(64 * p + 18 * i + 1);
+                idx[4 * lane + 2] = (byte)(64 * p + start + 18 * i);
+                idx[4 * lane + 3] = (byte)(64 * p + start + 18 * i + 1);
             }
         return Vector512.Load(idx);
     }
+
+    private static readonly Vector512<byte> s_q4Scales01 = Q4ScaleIndex(0, 0), s_q4Scales23 = Q4ScaleIndex(8, 0),
+        s_q4Scales01B = Q4ScaleIndex(0, 8), s_q4Scales23B = Q4ScaleIndex(8, 8);
+
+    // vpermps indices: row r's scale of block i (lane 4r+i) over block i's four lanes.
+    private static readonly Vector512<int> s_row0 = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    private static readonly Vector512<int> s_row1 = s_row0 + Vector512.Create(4);
+    private static readonly Vector512<int> s_row2 = s_row1 + Vector512.Create(4);
+    private static readonly Vector512<int> s_row3 = s_row2 + Vector512.Create(4);
 
     // vpermps indices: block i of a four-block group, repeated over each row's four lanes.
     private static readonly Vector512<int> s_lane0 = Vector512.Create(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
