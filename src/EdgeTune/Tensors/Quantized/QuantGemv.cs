@@ -80,6 +80,7 @@ public static unsafe class QuantGemv
         [ThreadStatic] private static Job? t_idle;
 
         public readonly Action<int> Body;
+        private static readonly int s_pfd = int.Parse(Environment.GetEnvironmentVariable("Q4PFD") ?? "1");
         public float* X, Y, Xs, Xd, Xo;
         public byte* W;
         public sbyte* Xq, Xr;
@@ -169,10 +170,10 @@ public static unsafe class QuantGemv
                 for (; j + 4 <= j1; j += 4)
                 {
                     byte* row = W + (nint)j * RowBytes;
-                    if (j + 4 < j1) Prefetch(row + 4 * (nint)RowBytes, 4 * RowBytes);
+                    if (s_pfd > 0) Prefetch(row + 4 * s_pfd * (nint)RowBytes, 4 * RowBytes);
                     for (int i = 0; i < M; i++)
                     {
-                        QuantIntDot.DotQ4x4Vbmi(row, RowBytes, nb, Xr + (nint)i * XrBytes, Xd + (nint)i * nbp, Xo + (nint)i * nbp, four);
+                        QuantIntDot.DotQ4x4Vbmi(row, RowBytes, nb, Xr + (nint)i * XrBytes, Xd + (nint)i * nbp, Xo + (nint)i * nbp, four, (nint)(N - j) * RowBytes);
                         float* d = Y + (nint)i * N + j;
                         for (int r = 0; r < 4; r++) d[r] = Accumulate ? d[r] + four[r] : four[r];
                     }

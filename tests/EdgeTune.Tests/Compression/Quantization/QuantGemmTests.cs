@@ -261,7 +261,7 @@ public class QuantGemmTests
                     var xr = new sbyte[QuantIntDot.RegroupedBytes(blocks)];
                     res[0] = 1;
                     fixed (sbyte* pxr = xr) fixed (float* pdx = dx) fixed (float* po = off) fixed (float* pr = res)
-                        QuantIntDot.DotQ4x4Vbmi(first, rowBytes, blocks, pxr, pdx, po, pr);
+                        QuantIntDot.DotQ4x4Vbmi(first, rowBytes, blocks, pxr, pdx, po, pr, 4 * rowBytes);
                     Assert.All(res, v => Assert.Equal(0f, v));
                 }
         }
@@ -270,7 +270,9 @@ public class QuantGemmTests
 
     /// <summary>The four-row VBMI Q4_0 kernel against the scalar integer dot, row by row: random code bytes and finite f16
     /// scales of both signs (subnormals included), x quantized from random floats, block counts with every tail (1..3
-    /// blocks past a group of four) and rows that are not a multiple of four apart (the rows of a larger matrix).</summary>
+    /// blocks past a group of four) and rows that are not a multiple of four apart (the rows of a larger matrix). With
+    /// the bytes after the four rows declared readable the tail reads into the next row, whose scales may be Inf or NaN
+    /// (the last row here): nothing of it may reach the result.</summary>
     [SkippableFact]
     public unsafe void Q4VbmiKernelMatchesTheScalarDot()
     {
@@ -279,15 +281,16 @@ public class QuantGemmTests
         foreach (int blocks in new[] { 1, 2, 3, 4, 5, 7, 18, 21, 48 })
         {
             int rowBytes = blocks * 18, k = blocks * 32, nbp = QuantIntDot.PaddedBlocks(blocks);
-            // Five rows: the kernel reads rows 0..3, or 1..4 (an odd start).
-            var w = new byte[5 * rowBytes];
+            // Six rows: the kernel reads rows 0..3, or 1..4 (an odd start); row 5 only lies after them.
+            var w = new byte[6 * rowBytes];
             rng.NextBytes(w);
-            for (int r = 0; r < 5; r++)
+            for (int r = 0; r < 6; r++)
                 for (int b = 0; b < blocks; b++)
                 {
-                    // A finite f16 (exponent below 31), random sign; some subnormal.
+                    // A finite f16 (exponent below 31), random sign; some subnormal. Row 5: Inf or NaN.
                     ushort h = (ushort)rng.Next(0, 0x7C00);
                     if (rng.Next(8) == 0) h &= 0x03FF;
+                    if (r == 5) h = (ushort)(0x7C00 | (b % 2 == 0 ? 0 : 0x0200));
                     if (rng.Next(2) == 0) h |= 0x8000;
                     BitConverter.TryWriteBytes(w.AsSpan(r * rowBytes + b * 18, 2), h);
                 }
@@ -302,9 +305,9 @@ public class QuantGemmTests
             {
                 QuantIntDot.PrepareAvx512(pq, ps, blocks, pdx, po);
                 QuantIntDot.RegroupActivation(pq, blocks, pxr);
-                foreach (int first in new[] { 0, 1 })
+                foreach (var (first, readable) in new[] { (0, 0), (1, 0), (0, 6 * rowBytes), (1, 5 * rowBytes) })
                 {
-                    QuantIntDot.DotQ4x4Vbmi(pw + first * rowBytes, rowBytes, blocks, pxr, pdx, po, pg);
+                    QuantIntDot.DotQ4x4Vbmi(pw + first * rowBytes, rowBytes, blocks, pxr, pdx, po, pg, readable);
                     for (int r = 0; r < 4; r++)
                     {
                         byte* row = pw + (first + r) * rowBytes;
@@ -322,7 +325,7 @@ public class QuantGemmTests
                             }
                             mag += dw * xs[b] * s;
                         }
-                        Assert.True(Math.Abs(got[r] - want) <= 1e-5 * mag + 1e-30, $"blocks {blocks}, row {first + r}: {got[r]} vs scalar {want} (magnitude {mag})");
+                        Assert.True(Math.Abs(got[r] - want) <= 1e-5 * mag + 1e-30, $"blocks {blocks}, row {first + r}, readable {readable}: {got[r]} vs scalar {want} (magnitude {mag})");
                     }
                 }
             }

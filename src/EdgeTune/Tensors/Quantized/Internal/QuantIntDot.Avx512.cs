@@ -255,7 +255,7 @@ internal static unsafe partial class QuantIntDot
     /// <see cref="DotQ4Avx512"/> (padded to 16 blocks). Block products are exact integers; only the float summation
     /// order differs from <see cref="DotScalar{TC}"/>.
     /// </summary>
-    public static void DotQ4x4Vbmi(byte* row0, int rowBytes, int blocks, sbyte* xr, float* dx, float* offset, float* result)
+    public static void DotQ4x4Vbmi(byte* row0, int rowBytes, int blocks, sbyte* xr, float* dx, float* offset, float* result, nint readable = 0)
     {
         byte* r0 = row0, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
         Vector512<float> acc0 = Vector512<float>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0, corr = acc0;
@@ -281,6 +281,24 @@ internal static unsafe partial class QuantIntDot
                 Avx512Vbmi.PermuteVar64x8x2(l01, sc01B, l11), Avx512Vbmi.PermuteVar64x8x2(l21, sc23B, l31),
                 xr + (nint)(b + 4) * Block, dx + b + 4, offset + b + 4, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
+        // The last blocks, four at a time. Where the matrix goes on after row 3 (readable), plain loads may run into the next
+        // row: its bytes meet zeros in x, and the scales of blocks past the row are cleared (a stray Inf would give NaN).
+        for (; b + 4 <= blocks || b < blocks && 3 * (nint)rowBytes + b * 18 + 72 <= readable; b += 4)
+        {
+            nint o = (nint)b * 18;
+            var l00 = Vector512.Load(r0 + o); var l10 = Vector512.Load(r1 + o); var l20 = Vector512.Load(r2 + o); var l30 = Vector512.Load(r3 + o);
+            var s01 = Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10);
+            var s23 = Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30);
+            if (b + 4 > blocks)
+            {
+                var keep = Vector512.LessThan(s_blockOfLane, Vector512.Create(blocks - b)).AsByte();
+                s01 &= keep;
+                s23 &= keep;
+            }
+            Q4Group(Avx512Vbmi.PermuteVar64x8x2(l00, codesT, Vector512.Load(r0 + o + 8)), Avx512Vbmi.PermuteVar64x8x2(l10, codesT, Vector512.Load(r1 + o + 8)),
+                Avx512Vbmi.PermuteVar64x8x2(l20, codesT, Vector512.Load(r2 + o + 8)), Avx512Vbmi.PermuteVar64x8x2(l30, codesT, Vector512.Load(r3 + o + 8)),
+                s01, s23, xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
+        }
         for (; b < blocks; b += 4)
         {
             nint o = (nint)b * 18;
@@ -291,12 +309,26 @@ internal static unsafe partial class QuantIntDot
                 Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30),
                 xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
-        // corr's 128-bit lane r holds row r's −8 offsets.
-        result[0] = Vector512.Sum(acc0) - Vector128.Sum(corr.GetLower().GetLower());
-        result[1] = Vector512.Sum(acc1) - Vector128.Sum(corr.GetLower().GetUpper());
-        result[2] = Vector512.Sum(acc2) - Vector128.Sum(corr.GetUpper().GetLower());
-        result[3] = Vector512.Sum(acc3) - Vector128.Sum(corr.GetUpper().GetUpper());
+        // Each accumulator folded to 128 bits, less corr's 128-bit lane r (row r's −8 offsets), then the four summed
+        // across with two rounds of pairwise adds: result[r] = Σ acc_r − Σ corr lane r.
+        var c = corr.GetLower();
+        var cu = corr.GetUpper();
+        var f0 = Fold(acc0) - c.GetLower();
+        var f1 = Fold(acc1) - c.GetUpper();
+        var f2 = Fold(acc2) - cu.GetLower();
+        var f3 = Fold(acc3) - cu.GetUpper();
+        Sse3.HorizontalAdd(Sse3.HorizontalAdd(f0, f1), Sse3.HorizontalAdd(f2, f3)).Store(result);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Fold(Vector512<float> v)
+    {
+        var h = v.GetLower() + v.GetUpper();
+        return h.GetLower() + h.GetUpper();
+    }
+
+    /// <summary>Dword lane 4p+i of a scale vector belongs to block i of its group.</summary>
+    private static readonly Vector512<int> s_blockOfLane = Vector512.Create(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
 
     /// <summary>One group of four blocks of four rows: c_r, row r's 64 code bytes (block i in 128-bit lane i); s01, s23:
     /// the scales of rows 0/1 and 2/3, f16 in the upper half of dword lane 4r+i (lanes 0..7 of s01, 8..15 of s23).</summary>
