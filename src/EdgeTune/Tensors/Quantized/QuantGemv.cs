@@ -80,7 +80,6 @@ public static unsafe class QuantGemv
         [ThreadStatic] private static Job? t_idle;
 
         public readonly Action<int> Body;
-        private static readonly int s_pfd = int.Parse(Environment.GetEnvironmentVariable("Q4PFD") ?? "1");
         public float* X, Y, Xs, Xd, Xo;
         public byte* W;
         public sbyte* Xq, Xr;
@@ -170,7 +169,9 @@ public static unsafe class QuantGemv
                 for (; j + 4 <= j1; j += 4)
                 {
                     byte* row = W + (nint)j * RowBytes;
-                    if (s_pfd > 0) Prefetch(row + 4 * s_pfd * (nint)RowBytes, 4 * RowBytes);
+                    // The next four rows asked for in one burst now (measured: without it decode is ~25% slower; spreading
+                    // the same prefetches over the kernel's steps, or asking further ahead, was no better or worse).
+                    if (j + 4 < j1) Prefetch(row + 4 * (nint)RowBytes, 4 * RowBytes);
                     for (int i = 0; i < M; i++)
                     {
                         QuantIntDot.DotQ4x4Vbmi(row, RowBytes, nb, Xr + (nint)i * XrBytes, Xd + (nint)i * nbp, Xo + (nint)i * nbp, four, (nint)(N - j) * RowBytes);

@@ -273,31 +273,36 @@ internal static unsafe partial class QuantIntDot
             // Blocks b..b+3: bytes [0, 72) of each row, in [0, 64) ++ [64, 128).
             Q4Group(Avx512Vbmi.PermuteVar64x8x2(l00, codesA, l01), Avx512Vbmi.PermuteVar64x8x2(l10, codesA, l11),
                 Avx512Vbmi.PermuteVar64x8x2(l20, codesA, l21), Avx512Vbmi.PermuteVar64x8x2(l30, codesA, l31),
-                Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30),
+                Scales(Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30)),
                 xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
             // Blocks b+4..b+7: bytes [72, 144), in [64, 128) ++ [128, 144).
             Q4Group(Avx512Vbmi.PermuteVar64x8x2(l01, codesB, l02), Avx512Vbmi.PermuteVar64x8x2(l11, codesB, l12),
                 Avx512Vbmi.PermuteVar64x8x2(l21, codesB, l22), Avx512Vbmi.PermuteVar64x8x2(l31, codesB, l32),
-                Avx512Vbmi.PermuteVar64x8x2(l01, sc01B, l11), Avx512Vbmi.PermuteVar64x8x2(l21, sc23B, l31),
+                Scales(Avx512Vbmi.PermuteVar64x8x2(l01, sc01B, l11), Avx512Vbmi.PermuteVar64x8x2(l21, sc23B, l31)),
                 xr + (nint)(b + 4) * Block, dx + b + 4, offset + b + 4, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
-        // The last blocks, four at a time. Where the matrix goes on after row 3 (readable), plain loads may run into the next
-        // row: its bytes meet zeros in x, and the scales of blocks past the row are cleared (a stray Inf would give NaN).
+        // The last blocks: four at a time, and a last one or two blocks of all four rows in two registers (PairTail). Where
+        // the matrix goes on after row 3 (readable), plain loads may run into the next row: its bytes meet zeros in x, and
+        // the scales of blocks past the row are cleared (a stray Inf would give NaN).
+        Vector512<float> tail01 = Vector512<float>.Zero, tail23 = tail01;
+        if (blocks - b is 1 or 2)
+        {
+            nint o = (nint)b * 18;
+            bool plain = 3 * (nint)rowBytes + o + 64 <= readable;
+            int v = (blocks - b) * 18;
+            PairTail(plain ? Vector512.Load(r0 + o) : LoadUpTo(r0 + o, v), plain ? Vector512.Load(r1 + o) : LoadUpTo(r1 + o, v),
+                plain ? Vector512.Load(r2 + o) : LoadUpTo(r2 + o, v), plain ? Vector512.Load(r3 + o) : LoadUpTo(r3 + o, v),
+                blocks - b, xr + (nint)b * Block, dx + b, offset + b, out tail01, out tail23, ref corr);
+            b = blocks;
+        }
         for (; b + 4 <= blocks || b < blocks && 3 * (nint)rowBytes + b * 18 + 72 <= readable; b += 4)
         {
             nint o = (nint)b * 18;
             var l00 = Vector512.Load(r0 + o); var l10 = Vector512.Load(r1 + o); var l20 = Vector512.Load(r2 + o); var l30 = Vector512.Load(r3 + o);
-            var s01 = Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10);
-            var s23 = Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30);
-            if (b + 4 > blocks)
-            {
-                var keep = Vector512.LessThan(s_blockOfLane, Vector512.Create(blocks - b)).AsByte();
-                s01 &= keep;
-                s23 &= keep;
-            }
+            var dw = Scales(Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30), blocks - b);
             Q4Group(Avx512Vbmi.PermuteVar64x8x2(l00, codesT, Vector512.Load(r0 + o + 8)), Avx512Vbmi.PermuteVar64x8x2(l10, codesT, Vector512.Load(r1 + o + 8)),
                 Avx512Vbmi.PermuteVar64x8x2(l20, codesT, Vector512.Load(r2 + o + 8)), Avx512Vbmi.PermuteVar64x8x2(l30, codesT, Vector512.Load(r3 + o + 8)),
-                s01, s23, xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
+                dw, xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
         for (; b < blocks; b += 4)
         {
@@ -306,38 +311,74 @@ internal static unsafe partial class QuantIntDot
             var l00 = LoadUpTo(r0 + o, v); var l10 = LoadUpTo(r1 + o, v); var l20 = LoadUpTo(r2 + o, v); var l30 = LoadUpTo(r3 + o, v);
             Q4Group(Avx512Vbmi.PermuteVar64x8x2(l00, codesT, LoadUpTo(r0 + o + 8, v - 8)), Avx512Vbmi.PermuteVar64x8x2(l10, codesT, LoadUpTo(r1 + o + 8, v - 8)),
                 Avx512Vbmi.PermuteVar64x8x2(l20, codesT, LoadUpTo(r2 + o + 8, v - 8)), Avx512Vbmi.PermuteVar64x8x2(l30, codesT, LoadUpTo(r3 + o + 8, v - 8)),
-                Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30),
+                Scales(Avx512Vbmi.PermuteVar64x8x2(l00, sc01, l10), Avx512Vbmi.PermuteVar64x8x2(l20, sc23, l30)),
                 xr + (nint)b * Block, dx + b, offset + b, ref acc0, ref acc1, ref acc2, ref acc3, ref corr);
         }
         // Each accumulator folded to 128 bits, less corr's 128-bit lane r (row r's −8 offsets), then the four summed
         // across with two rounds of pairwise adds: result[r] = Σ acc_r − Σ corr lane r.
         var c = corr.GetLower();
         var cu = corr.GetUpper();
-        var f0 = Fold(acc0) - c.GetLower();
-        var f1 = Fold(acc1) - c.GetUpper();
-        var f2 = Fold(acc2) - cu.GetLower();
-        var f3 = Fold(acc3) - cu.GetUpper();
+        var f0 = Fold(acc0) + Fold(tail01.GetLower()) - c.GetLower();
+        var f1 = Fold(acc1) + Fold(tail01.GetUpper()) - c.GetUpper();
+        var f2 = Fold(acc2) + Fold(tail23.GetLower()) - cu.GetLower();
+        var f3 = Fold(acc3) + Fold(tail23.GetUpper()) - cu.GetUpper();
         Sse3.HorizontalAdd(Sse3.HorizontalAdd(f0, f1), Sse3.HorizontalAdd(f2, f3)).Store(result);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Fold(Vector512<float> v)
+    private static Vector128<float> Fold(Vector512<float> v) => Fold(v.GetLower() + v.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Fold(Vector256<float> v) => v.GetLower() + v.GetUpper();
+
+    /// <summary>The last <paramref name="count"/> (1 or 2) blocks of four rows (l_r: 64 bytes from the first of them in
+    /// row r): rows 0 and 1 share one code register ([r0 b, r0 b+1, r1 b, r1 b+1] in its 128-bit lanes), rows 2 and 3
+    /// another, so the two blocks cost half a four-block group. x's halves of blocks b, b+1 are broadcast from the
+    /// regrouped row. Out: row 0's partial sums in the lower 256 bits of <paramref name="t01"/>, row 1's in the upper,
+    /// likewise <paramref name="t23"/>; the −8 offsets go to <paramref name="corr"/> as in <see cref="Q4Group"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PairTail(Vector512<byte> l0, Vector512<byte> l1, Vector512<byte> l2, Vector512<byte> l3, int count,
+        sbyte* xr, float* dx, float* offset, out Vector512<float> t01, out Vector512<float> t23, ref Vector512<float> corr)
     {
-        var h = v.GetLower() + v.GetUpper();
-        return h.GetLower() + h.GetUpper();
+        var dw = Scales(Avx512Vbmi.PermuteVar64x8x2(l0, s_q4Scales01, l1), Avx512Vbmi.PermuteVar64x8x2(l2, s_q4Scales23, l3), count);
+        corr = Avx512F.FusedMultiplyAdd(dw, Avx512F.BroadcastVector128ToVector512(offset), corr);
+        var sc = dw * Avx512F.BroadcastVector128ToVector512(dx);
+        // (Avx512F.BroadcastVector256ToVector512 on the same bytes, reinterpreted, gave wrong sums once optimized (.NET 10,
+        // right under MinOpts), so the broadcast is spelled as a 256-bit load and Create.)
+        var xl = Vector512.Create(Vector256.Load(xr));
+        var xh = Vector512.Create(Vector256.Load(xr + 64));
+        t01 = Codes4(Avx512Vbmi.PermuteVar64x8x2(l0, s_pairCodes, l1), xl, xh) * Avx512F.PermuteVar16x32(sc, s_pair01);
+        t23 = Codes4(Avx512Vbmi.PermuteVar64x8x2(l2, s_pairCodes, l3), xl, xh) * Avx512F.PermuteVar16x32(sc, s_pair23);
     }
+
+    /// <summary>vpermt2b indices over two rows' 64-byte windows: 128-bit lane 2p+i = code bytes of block i of row p
+    /// (window bytes 18i+2 .. 18i+17).</summary>
+    private static readonly Vector512<byte> s_pairCodes = PairCodeIndex();
+
+    private static Vector512<byte> PairCodeIndex()
+    {
+        var idx = stackalloc byte[64];
+        for (int p = 0; p < 2; p++)
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 16; j++)
+                    idx[16 * (2 * p + i) + j] = (byte)(64 * p + 18 * i + 2 + j);
+        return Vector512.Load(idx);
+    }
+
+    // vpermps indices for PairTail: lane 2p+i (row p of the pair, block i) gets the scale at lane 4r+i, r = p (+2).
+    private static readonly Vector512<int> s_pair01 = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 4, 4, 4, 4, 5, 5, 5, 5);
+    private static readonly Vector512<int> s_pair23 = s_pair01 + Vector512.Create(8);
 
     /// <summary>Dword lane 4p+i of a scale vector belongs to block i of its group.</summary>
     private static readonly Vector512<int> s_blockOfLane = Vector512.Create(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
 
-    /// <summary>One group of four blocks of four rows: c_r, row r's 64 code bytes (block i in 128-bit lane i); s01, s23:
-    /// the scales of rows 0/1 and 2/3, f16 in the upper half of dword lane 4r+i (lanes 0..7 of s01, 8..15 of s23).</summary>
+    /// <summary>One group of four blocks of four rows: c_r, row r's 64 code bytes (block i in 128-bit lane i); dw: the
+    /// scales, lane 4r+i = row r, block i (<see cref="Scales"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Q4Group(Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3,
-        Vector512<byte> s01, Vector512<byte> s23, sbyte* xr, float* dx, float* offset,
+        Vector512<float> dw, sbyte* xr, float* dx, float* offset,
         ref Vector512<float> acc0, ref Vector512<float> acc1, ref Vector512<float> acc2, ref Vector512<float> acc3, ref Vector512<float> corr)
     {
-        var dw = UpperHalvesToSingles(Vector512.ConditionalSelect(s_lower256, s01, s23).AsInt32());
         corr = Avx512F.FusedMultiplyAdd(dw, Avx512F.BroadcastVector128ToVector512(offset), corr);
         var sc = dw * Avx512F.BroadcastVector128ToVector512(dx);
         var xl = Vector512.Load(xr);
@@ -346,6 +387,16 @@ internal static unsafe partial class QuantIntDot
         acc1 = Avx512F.FusedMultiplyAdd(Codes4(c1, xl, xh), Avx512F.PermuteVar16x32(sc, s_row1), acc1);
         acc2 = Avx512F.FusedMultiplyAdd(Codes4(c2, xl, xh), Avx512F.PermuteVar16x32(sc, s_row2), acc2);
         acc3 = Avx512F.FusedMultiplyAdd(Codes4(c3, xl, xh), Avx512F.PermuteVar16x32(sc, s_row3), acc3);
+    }
+
+    /// <summary>The scales of a group as floats, lane 4r+i = row r, block i, from s01 and s23 (the f16 of rows 0/1 and 2/3
+    /// in the upper half of dword lane 4r+i: lanes 0..7 of s01, 8..15 of s23); lanes of blocks at or past
+    /// <paramref name="count"/> are cleared (past the row they hold the next row's bytes or zeros).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scales(Vector512<byte> s01, Vector512<byte> s23, int count = 4)
+    {
+        var dw = UpperHalvesToSingles(Vector512.ConditionalSelect(s_lower256, s01, s23).AsInt32());
+        return count >= 4 ? dw : Vector512.ConditionalSelect(Vector512.LessThan(s_blockOfLane, Vector512.Create(count)).AsSingle(), dw, Vector512<float>.Zero);
     }
 
     /// <summary>The f16 bit patterns in the upper halves of <paramref name="h"/>'s lanes as floats, exactly (lower halves
