@@ -305,9 +305,19 @@ public class QuantGemmTests
             {
                 QuantIntDot.PrepareAvx512(pq, ps, blocks, pdx, po);
                 QuantIntDot.RegroupActivation(pq, blocks, pxr);
-                foreach (var (first, readable) in new[] { (0, 0), (1, 0), (0, 6 * rowBytes), (1, 5 * rowBytes) })
+                // (0, -1): the four-row kernel without VBMI (per-row widened scales), which machines without it use.
+                foreach (var (first, readable) in new[] { (0, 0), (1, 0), (0, 6 * rowBytes), (1, 5 * rowBytes), (1, -1) })
                 {
-                    QuantIntDot.DotQ4x4Vbmi(pw + first * rowBytes, rowBytes, blocks, pxr, pdx, po, pg, readable);
+                    if (readable >= 0) QuantIntDot.DotQ4x4Vbmi(pw + first * rowBytes, rowBytes, blocks, pxr, pdx, po, pg, readable);
+                    else
+                    {
+                        var dw = new float[4 * nbp];
+                        fixed (float* pd = dw)
+                        {
+                            for (int r = 0; r < 4; r++) QuantIntDot.RowScales(pw + (first + r) * rowBytes, blocks, 18, pd + r * nbp);
+                            QuantIntDot.DotQ4x4Avx512(pw + first * rowBytes, rowBytes, blocks, pq, pdx, po, pd, nbp, pg);
+                        }
+                    }
                     for (int r = 0; r < 4; r++)
                     {
                         byte* row = pw + (first + r) * rowBytes;
