@@ -395,7 +395,8 @@ internal static unsafe partial class QuantIntDot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Scales(Vector512<byte> s01, Vector512<byte> s23, int count = 4)
     {
-        var dw = UpperHalvesToSingles(Vector512.ConditionalSelect(s_lower256, s01, s23).AsInt32());
+        // 128-bit lanes 0, 1 of s01 and 2, 3 of s23 (one vshufi64x2).
+        var dw = UpperHalvesToSingles(Avx512F.Shuffle4x128(s01.AsInt32(), s23.AsInt32(), 0b11_10_01_00));
         return count >= 4 ? dw : Vector512.ConditionalSelect(Vector512.LessThan(s_blockOfLane, Vector512.Create(count)).AsSingle(), dw, Vector512<float>.Zero);
     }
 
@@ -412,7 +413,6 @@ internal static unsafe partial class QuantIntDot
         return (f.AsInt32() | special & Vector512.Create(0x7F800000)).AsSingle();
     }
 
-    private static readonly Vector512<byte> s_lower256 = Vector512.Create(Vector256<byte>.AllBitsSet, Vector256<byte>.Zero);
 
     /// <summary>One row's four blocks (code bytes, block i in 128-bit lane i): int32 lanes 4i..4i+3 hold block i's
     /// partial sums of c·x, as floats.</summary>
