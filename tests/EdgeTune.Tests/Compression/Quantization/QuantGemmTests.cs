@@ -193,6 +193,28 @@ public class QuantGemmTests
             }
     }
 
+    /// <summary>The VBMI Q4_0 kernel widens f16 scales from the upper halves of dwords: every one of the 65,536 patterns
+    /// (Inf, NaN, subnormals) must come out as System.Half's conversion, whatever the lower halves hold.</summary>
+    [SkippableFact]
+    public void UpperHalvesToSinglesConvertsEveryHalfExactly()
+    {
+        Skip.IfNot(QuantIntDot.Q4VbmiSupported, "this machine has no AVX-512 VBMI (the kernel is not used here)");
+        var rng = new Random(5);
+        var lanes = new int[16];
+        for (int start = 0; start < 65536; start += 16)
+        {
+            for (int i = 0; i < 16; i++) lanes[i] = (start + i) << 16 | rng.Next(0, 65536);
+            var got = QuantIntDot.UpperHalvesToSingles(System.Runtime.Intrinsics.Vector512.Create(lanes));
+            for (int i = 0; i < 16; i++)
+            {
+                float want = (float)BitConverter.UInt16BitsToHalf((ushort)(start + i));
+                float g = got[i];
+                Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(g) || float.IsNaN(want) && float.IsNaN(g),
+                    $"half 0x{start + i:X4}: {g} vs {want}");
+            }
+        }
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
@@ -235,9 +257,89 @@ public class QuantGemmTests
                             QuantIntDot.DotQ4x4Avx512(first, rowBytes, blocks, px, pdx, po, pd, nbp, pr);
                     }
                     Assert.All(res, v => Assert.Equal(0f, v));
+                    if (!QuantIntDot.Q4VbmiSupported) continue;
+                    var xr = new sbyte[QuantIntDot.RegroupedBytes(blocks)];
+                    res[0] = 1;
+                    fixed (sbyte* pxr = xr) fixed (float* pdx = dx) fixed (float* po = off) fixed (float* pr = res)
+                        QuantIntDot.DotQ4x4Vbmi(first, rowBytes, blocks, pxr, pdx, po, pr, 4 * rowBytes);
+                    Assert.All(res, v => Assert.Equal(0f, v));
                 }
         }
         finally { munmap(mem, 2 * page); }
+    }
+
+    /// <summary>The four-row VBMI Q4_0 kernel against the scalar integer dot, row by row: random code bytes and finite f16
+    /// scales of both signs (subnormals included), x quantized from random floats, block counts with every tail (1..3
+    /// blocks past a group of four) and rows that are not a multiple of four apart (the rows of a larger matrix). With
+    /// the bytes after the four rows declared readable the tail reads into the next row, whose scales may be Inf or NaN
+    /// (the last row here): nothing of it may reach the result.</summary>
+    [SkippableFact]
+    public unsafe void Q4VbmiKernelMatchesTheScalarDot()
+    {
+        Skip.IfNot(QuantIntDot.Q4VbmiSupported, "this machine has no AVX-512 VBMI (the kernel is not used here)");
+        var rng = new Random(17);
+        foreach (int blocks in new[] { 1, 2, 3, 4, 5, 7, 18, 21, 48 })
+        {
+            int rowBytes = blocks * 18, k = blocks * 32, nbp = QuantIntDot.PaddedBlocks(blocks);
+            // Six rows: the kernel reads rows 0..3, or 1..4 (an odd start); row 5 only lies after them.
+            var w = new byte[6 * rowBytes];
+            rng.NextBytes(w);
+            for (int r = 0; r < 6; r++)
+                for (int b = 0; b < blocks; b++)
+                {
+                    // A finite f16 (exponent below 31), random sign; some subnormal. Row 5: Inf or NaN.
+                    ushort h = (ushort)rng.Next(0, 0x7C00);
+                    if (rng.Next(8) == 0) h &= 0x03FF;
+                    if (r == 5) h = (ushort)(0x7C00 | (b % 2 == 0 ? 0 : 0x0200));
+                    if (rng.Next(2) == 0) h |= 0x8000;
+                    BitConverter.TryWriteBytes(w.AsSpan(r * rowBytes + b * 18, 2), h);
+                }
+            var x = new float[k];
+            for (int i = 0; i < k; i++) x[i] = (float)(rng.NextDouble() * 2 - 1) * (i % 7 + 1);
+            var xq = new sbyte[k]; var xs = new float[blocks];
+            QuantIntDot.QuantizeActivation(x, xq, xs);
+            var dx = new float[nbp]; var off = new float[nbp]; var xr = new sbyte[QuantIntDot.RegroupedBytes(blocks)];
+            var got = new float[4];
+            fixed (byte* pw = w) fixed (sbyte* pq = xq) fixed (float* ps = xs) fixed (float* pdx = dx) fixed (float* po = off)
+            fixed (sbyte* pxr = xr) fixed (float* pg = got)
+            {
+                QuantIntDot.PrepareAvx512(pq, ps, blocks, pdx, po);
+                QuantIntDot.RegroupActivation(pq, blocks, pxr);
+                // (0, -1): the four-row kernel without VBMI (per-row widened scales), which machines without it use.
+                foreach (var (first, readable) in new[] { (0, 0), (1, 0), (0, 6 * rowBytes), (1, 5 * rowBytes), (1, -1) })
+                {
+                    if (readable >= 0) QuantIntDot.DotQ4x4Vbmi(pw + first * rowBytes, rowBytes, blocks, pxr, pdx, po, pg, readable);
+                    else
+                    {
+                        var dw = new float[4 * nbp];
+                        fixed (float* pd = dw)
+                        {
+                            for (int r = 0; r < 4; r++) QuantIntDot.RowScales(pw + (first + r) * rowBytes, blocks, 18, pd + r * nbp);
+                            QuantIntDot.DotQ4x4Avx512(pw + first * rowBytes, rowBytes, blocks, pq, pdx, po, pd, nbp, pg);
+                        }
+                    }
+                    for (int r = 0; r < 4; r++)
+                    {
+                        byte* row = pw + (first + r) * rowBytes;
+                        float want = QuantIntDot.Dot(QuantFormat.Q4_0, row, k, pq, ps, IntDotPath.Scalar);
+                        // Magnitude for the float-order tolerance: Σ_b |d_w·d_x|·Σ|(c−8)·x|.
+                        double mag = 0;
+                        for (int b = 0; b < blocks; b++)
+                        {
+                            double dw = Math.Abs((double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(w, (first + r) * rowBytes + b * 18)));
+                            long s = 0;
+                            for (int j = 0; j < 16; j++)
+                            {
+                                int c = row[b * 18 + 2 + j];
+                                s += Math.Abs(((c & 15) - 8) * xq[b * 32 + j]) + Math.Abs(((c >> 4) - 8) * xq[b * 32 + 16 + j]);
+                            }
+                            mag += dw * xs[b] * s;
+                        }
+                        Assert.True(Math.Abs(got[r] - want) <= 1e-5 * mag + 1e-30, $"blocks {blocks}, row {first + r}, readable {readable}: {got[r]} vs scalar {want} (magnitude {mag})");
+                    }
+                }
+            }
+        }
     }
 
     [Fact]
