@@ -299,7 +299,7 @@ public sealed partial class FlServer
         // a close that fails before its commit leaves the store as it was; the strategy's state (server optimiser moments,
         // privacy accountant) is put back too, so that the retry does not advance it twice
         byte[]? strategyBefore = _strategy.SaveState();
-        try { return CloseLocked(round, closedBy, now, accepted, assigned); }
+        try { return CloseLocked(round, closedBy, now, assigned); }
         catch
         {
             if (strategyBefore is not null) _strategy.LoadState(strategyBefore);
@@ -307,7 +307,7 @@ public sealed partial class FlServer
         }
     }
 
-    private FlRoundResult CloseLocked(StoredRound round, string closedBy, double now, int accepted, IReadOnlyList<(string ClientId, double AssignedAt)> assigned)
+    private FlRoundResult CloseLocked(StoredRound round, string closedBy, double now, IReadOnlyList<(string ClientId, double AssignedAt)> assigned)
     {
         _roundSpan = FederatedTelemetry.StartRound(round.Round, DateTimeOffset.FromUnixTimeMilliseconds((long)(round.StartedAt * 1000)));
 
