@@ -168,19 +168,11 @@ public sealed class FlSuite : IBenchSuite
     /// <summary>Removes what the run left in PostgreSQL: the task's schema and its cluster's membership rows.</summary>
     private static void DropTask(string connectionString, string task)
     {
-        try
+        try { EdgeTune.Federated.Cluster.PgClustering.DeleteTask(connectionString, task); }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or EdgeTune.Federated.Storage.FlDatabaseUnreachableException)
         {
-            using var c = new Npgsql.NpgsqlConnection(connectionString);
-            c.Open();
-            using (var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"edgetune_fl_{task}\" CASCADE", c)) drop.ExecuteNonQuery();
-            foreach (var table in new[] { "edgetune_membership", "edgetune_membership_version" })
-            {
-                using var delete = new Npgsql.NpgsqlCommand($"DELETE FROM {table} WHERE cluster_id = $1", c);
-                delete.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = "edgetune-fl-" + task });
-                delete.ExecuteNonQuery();
-            }
+            Console.Error.WriteLine($"fl bench: could not drop the task's rows in PostgreSQL: {e.Message}");
         }
-        catch (Npgsql.NpgsqlException e) { Console.Error.WriteLine($"fl bench: could not drop the task's rows in PostgreSQL: {e.Message}"); }
     }
 
     /// <summary>A silo process; its lines are echoed ("ROUND" lines are kept).</summary>

@@ -94,8 +94,8 @@ public sealed class FlServerHost : IAsyncDisposable
             builder.UseOrleans(o =>
             {
                 var primary = silo.PrimarySiloPort is int p ? new IPEndPoint(IPAddress.Loopback, p) : null;
-                if (silo.ClusterConnectionString is { } cs) o.UsePostgresClustering(cs, silo.SiloAddress, siloPort, gatewayPort, "edgetune-fl", "edgetune-fl-" + silo.Task);
-                else o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: "edgetune-fl-" + silo.Task);
+                if (silo.ClusterConnectionString is { } cs) o.UsePostgresClustering(cs, silo.SiloAddress, siloPort, gatewayPort, "edgetune-fl", PgClustering.ClusterId(silo.Task));
+                else o.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "edgetune-fl", clusterId: PgClustering.ClusterId(silo.Task));
                 o.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = TimeSpan.FromSeconds(30));
                 // a silo that stops answering is declared dead after 3 missed probes of 5 s (Orleans' defaults), so its grains
                 // move on within about 15 s; two votes where three or more silos live. Probes of 2 s declared live silos dead on

@@ -24,6 +24,9 @@ public sealed class PgStateStore : IFlStateStore
     private readonly string _s;
     private byte[] _payload = [];
 
+    /// <summary>The schema that holds a task's state.</summary>
+    internal static string SchemaOf(string task) => "edgetune_fl_" + task;
+
     /// <param name="connectionString">An Npgsql connection string.</param>
     /// <param name="task">The federated task (its schema is <c>edgetune_fl_&lt;task&gt;</c>).</param>
     /// <param name="folder">A local folder for part files of uploads in progress (created when missing).</param>
@@ -32,7 +35,7 @@ public sealed class PgStateStore : IFlStateStore
     {
         ArgumentException.ThrowIfNullOrEmpty(task);
         ArgumentException.ThrowIfNullOrEmpty(folder);
-        string schema = "edgetune_fl_" + task;
+        string schema = SchemaOf(task);
         if (System.Text.Encoding.UTF8.GetByteCount(schema) > 63) throw new ArgumentException($"task name '{task}' is too long for a PostgreSQL schema name (at most 51 bytes)", nameof(task));
         Folder = Path.GetFullPath(folder);
         Directory.CreateDirectory(Path.Combine(Folder, "uploads"));

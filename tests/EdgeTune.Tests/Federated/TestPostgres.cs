@@ -22,21 +22,9 @@ public static class TestPostgres
     /// <summary>A fresh name for a task or a cluster (letters and digits).</summary>
     public static string UniqueName(string prefix) => prefix + Guid.NewGuid().ToString("N")[..12];
 
-    /// <summary>Drops a task's schema (the state of a <see cref="EdgeTune.Federated.Storage.PgStateStore"/>) and the membership
-    /// rows of its silos' cluster ("edgetune-fl-" + task, as <c>fl serve --cluster</c> names it).</summary>
+    /// <summary>Drops a task's state schema and its silos' cluster membership rows.</summary>
     public static void DropTask(string task)
     {
-        if (ConnectionString is null) return;
-        using var c = new NpgsqlConnection(ConnectionString);
-        c.Open();
-        using (var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS \"edgetune_fl_{task}\" CASCADE", c)) drop.ExecuteNonQuery();
-        using (var exists = new NpgsqlCommand("SELECT to_regclass('edgetune_membership') IS NOT NULL AND to_regclass('edgetune_membership_version') IS NOT NULL", c))
-            if (exists.ExecuteScalar() is not true) return;
-        foreach (var table in new[] { "edgetune_membership", "edgetune_membership_version" })
-        {
-            using var delete = new NpgsqlCommand($"DELETE FROM {table} WHERE cluster_id = $1", c);
-            delete.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "edgetune-fl-" + task });
-            delete.ExecuteNonQuery();
-        }
+        if (ConnectionString is not null) EdgeTune.Federated.Cluster.PgClustering.DeleteTask(ConnectionString, task);
     }
 }
